@@ -1,0 +1,62 @@
+"""The one place analyzers are found: every Analyzer subclass with a `name` in a module of this package.
+
+Adding an analyzer means adding its module (and its test); nothing else is edited.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from functools import lru_cache
+
+import analyzers
+from analyzers.base import Analyzer
+
+_INFRASTRUCTURE_MODULES = {"base", "registry"}
+
+
+@lru_cache(maxsize=1)
+def all_analyzers() -> dict[str, type[Analyzer]]:
+    """Every registered analyzer class by name (imports are cheap: models load in `load()`)."""
+    found: dict[str, type[Analyzer]] = {}
+    for info in pkgutil.iter_modules(analyzers.__path__):
+        if info.name in _INFRASTRUCTURE_MODULES or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"analyzers.{info.name}")
+        for obj in vars(module).values():
+            if (
+                isinstance(obj, type)
+                and issubclass(obj, Analyzer)
+                and obj.__module__ == module.__name__
+                and getattr(obj, "name", None)
+            ):
+                if obj.name in found:
+                    raise RuntimeError(f"two analyzers are named {obj.name!r}")
+                found[obj.name] = obj
+    return found
+
+
+def enabled_analyzers(names: list[str]) -> dict[str, type[Analyzer]]:
+    """The analyzers named in settings, failing loudly on a name nobody registered.
+
+    `auto` stands for every registered analyzer whose optional dependencies are installed; `-name` removes
+    one (e.g. `auto,-faces`).
+    """
+    registry = all_analyzers()
+    if "auto" in names:
+        removed = {n[1:] for n in names if n.startswith("-")}
+        extra = [n for n in names if n != "auto" and not n.startswith("-")]
+        names = [n for n, c in registry.items() if c.available() and n not in removed]
+        names += [n for n in extra if n not in names]
+    unknown = [n for n in names if n not in registry]
+    if unknown:
+        raise ValueError(f"unknown analyzers {unknown}; registered: {sorted(registry)}")
+    return {n: registry[n] for n in names}
+
+
+def groups(names: list[str]) -> dict[str, list[type[Analyzer]]]:
+    """Enabled analyzers by processor group."""
+    out: dict[str, list[type[Analyzer]]] = {}
+    for cls in enabled_analyzers(names).values():
+        out.setdefault(cls.group, []).append(cls)
+    return out

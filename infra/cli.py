@@ -1,0 +1,308 @@
+"""The `reelscope` command line: analyze, push, status, results, up, down, serve, process, bench."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+import urllib.error
+from pathlib import Path
+from typing import Any
+
+from infra.settings import Settings, get_settings
+
+TERMINAL = ("complete", "degraded", "failed")
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+
+
+def _token(settings: Settings) -> str | None:
+    return settings.api_token.get_secret_value() if settings.api_token else None
+
+
+def fetch(settings: Settings, path: str) -> Any:
+    """GET from the running stack's API (the store's owner in embedded mode); None on 404."""
+    from infra.stack import api_url, http_json
+
+    try:
+        return http_json(f"{api_url(settings)}{path}", timeout=10, token=_token(settings))
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise
+
+
+def read_store(settings: Settings, what: str, video_id: str) -> Any:
+    """Status or reconstruction: through the API when the stack runs, else straight from the store."""
+    try:
+        if what == "status":
+            return fetch(settings, f"/videos/{video_id}")
+        return fetch(settings, f"/videos/{video_id}/reconstruction")
+    except urllib.error.URLError:
+        from sinks.store import Store
+
+        store = Store(settings)
+        try:
+            return store.video(video_id) if what == "status" else store.reconstruction(video_id)
+        finally:
+            store.close()
+
+
+async def _push(settings: Settings, paths: list[str], metadata: dict[str, Any]) -> list[str]:
+    from producers.publisher import push, request_for_path
+    from stream_processors.transport import make_producer, start_with_backoff
+
+    producer = make_producer(settings)
+    if not await start_with_backoff(producer, "push", asyncio.Event()):
+        raise RuntimeError("broker unreachable")
+    try:
+        ids = []
+        for path in paths:
+            request = request_for_path(path, metadata=metadata)
+            await push(producer, settings, request)
+            ids.append(request.video_id)
+        return ids
+    finally:
+        await producer.stop()
+
+
+def cmd_push(settings: Settings, args: argparse.Namespace) -> int:
+    for video_id in asyncio.run(_push(settings, args.videos, json.loads(args.metadata or "{}"))):
+        print(video_id)
+    return 0
+
+
+def wait_and_show(settings: Settings, video_ids: list[str], timeout_s: float) -> dict[str, dict[str, Any]]:
+    """Poll the API with progress bars per video and analyzer until every video is finished."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    docs: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + timeout_s
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=not sys.stdout.isatty(),
+    ) as bars:
+        tasks: dict[tuple[str, str], Any] = {}
+        while len(docs) < len(video_ids) and time.monotonic() < deadline:
+            for video_id in video_ids:
+                if video_id in docs:
+                    continue
+                status = fetch(settings, f"/videos/{video_id}")
+                if status is None:
+                    continue
+                for name, p in status.get("progress", {}).items():
+                    key = (video_id, name)
+                    if key not in tasks:
+                        tasks[key] = bars.add_task(f"{video_id[:28]} {name}", total=p["expected"])
+                    bars.update(tasks[key], completed=p["received"], total=p["expected"])
+                if status["status"] in TERMINAL:
+                    doc = fetch(settings, f"/videos/{video_id}/reconstruction")
+                    if doc is not None:
+                        docs[video_id] = doc
+            time.sleep(0.25)
+    return docs
+
+
+def summary_lines(doc: dict[str, Any]) -> list[str]:
+    """A readable summary of one reconstruction."""
+    lines = [
+        f"{doc['video_id']}: {doc['status'].upper()}" + (f" - {doc['error']}" if doc.get("error") else "")
+    ]
+    if doc["status"] == "failed":
+        return lines
+    media = doc.get("media", {})
+    lines.append(
+        f"  duration {doc['duration_s']:.2f} s from {doc['start_s']:.3f} s, "
+        f"{media.get('width')}x{media.get('height')}, video={media.get('video_codec')}, "
+        f"audio={media.get('audio_codec')}"
+    )
+    cuts = ", ".join(f"{c['time_s']:.2f}s" for c in doc.get("cuts", [])) or "none"
+    lines.append(f"  shots {len(doc['shots'])}; hard cuts: {cuts}")
+    for t in doc.get("transitions", []):
+        lines.append(f"  transition {t['kind']} {t['start_s']:.2f}-{t['end_s']:.2f} s")
+    loud = doc.get("summaries", {}).get("loudness")
+    if loud:
+        spans = ", ".join(f"{s['start_s']:.1f}-{s['end_s']:.1f}s" for s in loud["silences"]) or "none"
+        lines.append(f"  audio level {loud['mean_rms_dbfs']} dBFS; silence: {spans}")
+    transcript = doc.get("summaries", {}).get("transcription")
+    if transcript and transcript.get("text"):
+        lines.append(f"  transcript: {transcript['text'][:300]}")
+    for name, state in doc["analyzers"].items():
+        lines.append(
+            f"  {name:<14} {state['state']:<15} {state['received']}/{state['expected']} "
+            f"[{state['model']}, {state['provenance']}]"
+        )
+    lines += [f"  warning: {w}" for w in doc.get("warnings", [])]
+    lines.append(f"  segments: {len(doc['segments'])} x {doc['segment_s']} s")
+    return lines
+
+
+def cmd_analyze(settings: Settings, args: argparse.Namespace) -> int:
+    from infra.stack import down, up
+
+    if args.sample:
+        from infra.sample_media import sample_clip
+
+        args.videos.append(str(sample_clip(settings.state_dir / "samples" / "sample.mp4")))
+    if not args.videos:
+        print("nothing to analyze: name videos or pass --sample", file=sys.stderr)
+        return 2
+    info = up(settings)
+    try:
+        video_ids = asyncio.run(_push(settings, args.videos, json.loads(args.metadata or "{}")))
+        docs = wait_and_show(settings, video_ids, args.timeout)
+    finally:
+        if info.started and not args.keep:
+            down(settings)
+    out_dir = settings.state_dir / "reconstructions"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failed = False
+    for path, video_id in zip(args.videos, video_ids, strict=True):
+        doc = docs.get(video_id) or {
+            "video_id": video_id,
+            "status": "failed",
+            "error": f"no result within {args.timeout:.0f} s",
+        }
+        failed |= doc["status"] == "failed"
+        target = out_dir / f"{video_id}.json"
+        if args.json:
+            target = Path(args.json) / f"{video_id}.json" if len(args.videos) > 1 else Path(args.json)
+            target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(doc, indent=2))
+        print(f"{path}:")
+        print("\n".join(summary_lines(doc)) if "analyzers" in doc else f"  FAILED - {doc['error']}")
+        print(f"  reconstruction: {target}")
+    return 1 if failed else 0
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    row = read_store(settings, "status", args.video_id)
+    if row is None:
+        print(f"unknown video {args.video_id}", file=sys.stderr)
+        return 2
+    print(json.dumps(row, indent=2, default=str))
+    return 0
+
+
+def cmd_results(settings: Settings, args: argparse.Namespace) -> int:
+    doc = read_store(settings, "reconstruction", args.video_id)
+    if doc is None:
+        print(f"no reconstruction for {args.video_id}", file=sys.stderr)
+        return 2
+    print(json.dumps(doc, indent=2))
+    return 0
+
+
+def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    from infra.stack import up
+
+    info = up(settings, processes_per_group=args.processes)
+    print(f"stack ready at {info.api_url}; started: {', '.join(info.started) or 'nothing (already running)'}")
+    return 0
+
+
+def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
+    from infra.stack import down
+
+    print(f"stopped: {', '.join(down(settings)) or 'nothing was running'}")
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from infra.services import serve
+
+    _setup_logging(settings)
+    asyncio.run(serve(settings))
+    return 0
+
+
+def cmd_process(settings: Settings, args: argparse.Namespace) -> int:
+    from infra.stack import run_dir
+    from stream_processors.runtime import GroupProcessor, install_signal_handlers
+
+    _setup_logging(settings)
+    name = args.name or f"group-{args.group}-{os.getpid()}"
+
+    async def main() -> None:
+        processor = GroupProcessor(settings, args.group)
+        install_signal_handlers(processor.stop)
+        ready_file = run_dir(settings) / f"{name}.ready"
+
+        async def announce() -> None:
+            await processor.ready.wait()
+            ready_file.write_text(str(os.getpid()))
+
+        announcer = asyncio.create_task(announce())
+        try:
+            await processor.run()
+        finally:
+            announcer.cancel()
+            ready_file.unlink(missing_ok=True)
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
+    from infra.bench import run_bench
+
+    return run_bench(settings, args)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="reelscope", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("analyze", help="analyze videos end to end on the local stack and print a summary")
+    a.add_argument("videos", nargs="*")
+    a.add_argument("--sample", action="store_true", help="also analyze a generated sample clip")
+    a.add_argument("--json", help="write the reconstruction here (a directory when several videos)")
+    a.add_argument("--metadata", help="JSON object of free metadata kept with the videos")
+    a.add_argument("--timeout", type=float, default=900.0)
+    a.add_argument("--keep", action="store_true", help="leave the stack running afterwards")
+    a.set_defaults(fn=cmd_analyze)
+    pu = sub.add_parser("push", help="put ingest requests for videos on the ingest topic")
+    pu.add_argument("videos", nargs="+")
+    pu.add_argument("--metadata")
+    pu.set_defaults(fn=cmd_push)
+    s = sub.add_parser("status", help="a video's status and per-analyzer progress")
+    s.add_argument("video_id")
+    s.set_defaults(fn=cmd_status)
+    r = sub.add_parser("results", help="a video's reconstruction JSON")
+    r.add_argument("video_id")
+    r.set_defaults(fn=cmd_results)
+    u = sub.add_parser("up", help="start the local stack (broker, serve, processor groups)")
+    u.add_argument("--processes", type=int, default=1, help="processes per group")
+    u.set_defaults(fn=cmd_up)
+    sub.add_parser("down", help="stop the local stack").set_defaults(fn=cmd_down)
+    sub.add_parser("serve", help="run the ingest worker, aggregator and API").set_defaults(fn=cmd_serve)
+    pr = sub.add_parser("process", help="run one processor group")
+    pr.add_argument("--group", required=True)
+    pr.add_argument("--name", help="process name for the ready file (set by `up`)")
+    pr.set_defaults(fn=cmd_process)
+    b = sub.add_parser("bench", help="measure time factors and write docs/benchmarks.md figures")
+    b.add_argument("--duration", type=float, default=30.0)
+    b.add_argument("--out", default="docs/benchmark-results.json")
+    b.set_defaults(fn=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = get_settings()
+    return int(args.fn(settings, args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

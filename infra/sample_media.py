@@ -1,0 +1,113 @@
+"""Media generated with PyAV: textured shots with a hard cut at a known frame, rendered text, tones and
+silence. The sample clip of `reelscope analyze --sample` and the benchmarks, and the tests' media, so
+every expectation about it is known exactly."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image, ImageDraw
+
+
+def textured(width: int, height: int, seed: int, shift: int = 0) -> np.ndarray:
+    """A colourful blocky texture (distinct per seed), shifted horizontally by `shift` pixels."""
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(0, 256, size=(height // 16 + 1, width // 16 + 2, 3), dtype=np.uint8)
+    image = np.repeat(np.repeat(blocks, 16, axis=0), 16, axis=1)
+    return np.ascontiguousarray(np.roll(image, shift, axis=1)[:height, :width])
+
+
+def with_text(image: np.ndarray, text: str) -> np.ndarray:
+    pil = Image.fromarray(image)
+    draw = ImageDraw.Draw(pil)
+    draw.rectangle((10, 10, 10 + 12 * len(text), 40), fill=(0, 0, 0))
+    draw.text((14, 14), text, fill=(255, 255, 255))
+    return np.asarray(pil)
+
+
+def tone(seconds: float, freq: float = 440.0, rate: int = 48_000, level: float = 0.5) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (level * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def write_video(
+    path: Path,
+    frames: int,
+    fps: int,
+    frame_at: Callable[[int], np.ndarray] | None,
+    audio: np.ndarray | None = None,
+    audio_rate: int = 48_000,
+    rotation: int = 0,
+) -> Path:
+    """Write an H.264/AAC MP4. `audio` is float32 mono (or shape (2, n) for stereo)."""
+    with av.open(str(path), mode="w") as container:
+        video = None
+        if frame_at is not None:
+            first = frame_at(0)
+            video = container.add_stream("libx264", rate=fps)
+            video.width, video.height = first.shape[1], first.shape[0]
+            video.pix_fmt = "yuv420p"
+            video.options = {"preset": "ultrafast", "crf": "18", "bf": "0"}
+            if rotation:
+                video.set_display_rotation(rotation)
+        stream = None
+        if audio is not None:
+            layout = "stereo" if audio.ndim == 2 else "mono"
+            stream = container.add_stream("aac", rate=audio_rate, layout=layout)
+        if video is not None:
+            for i in range(frames):
+                frame = av.VideoFrame.from_ndarray(frame_at(i), format="rgb24")  # type: ignore[misc]
+                frame.pts = i
+                frame.time_base = Fraction(1, fps)
+                for packet in video.encode(frame):
+                    container.mux(packet)
+            for packet in video.encode():
+                container.mux(packet)
+        if stream is not None and audio is not None:
+            planar = audio.reshape(1, -1) if audio.ndim == 1 else audio
+            step = 1024
+            for i in range(0, planar.shape[1], step):
+                chunk = np.ascontiguousarray(planar[:, i : i + step].astype(np.float32))
+                layout = "stereo" if audio.ndim == 2 else "mono"
+                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
+                frame.sample_rate = audio_rate
+                frame.pts = i
+                frame.time_base = Fraction(1, audio_rate)
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+    return path
+
+
+def cut_clip(
+    path: Path,
+    cut_frame: int = 30,
+    frames: int = 60,
+    fps: int = 25,
+    size: tuple[int, int] = (320, 180),
+    tone_s: float = 1.0,
+    silence_s: float = 1.4,
+) -> Path:
+    """Shot A (texture 1, panning slowly) then a hard cut to shot B at `cut_frame`; a tone then silence."""
+    w, h = size
+
+    def frame_at(i: int) -> np.ndarray:
+        base = textured(w, h, seed=1 if i < cut_frame else 2, shift=i)
+        return with_text(base, f"frame {i}")
+
+    rate = 48_000
+    audio = np.concatenate([tone(tone_s, rate=rate), np.zeros(int(silence_s * rate), np.float32)])
+    return write_video(path, frames, fps, frame_at, audio=audio, audio_rate=rate)
+
+
+def sample_clip(path: Path) -> Path:
+    """The demo clip: 6 s of 9:16 720x1280 at 30 fps, a hard cut at 3.0 s, 4 s of tone then silence."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        return path
+    return cut_clip(path, cut_frame=90, frames=180, fps=30, size=(720, 1280), tone_s=4.0, silence_s=2.0)

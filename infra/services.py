@@ -1,0 +1,90 @@
+"""The `reelscope serve` process: the ingest worker, the aggregator and the HTTP API in one event loop.
+
+It owns the store (in embedded mode, the chdb database path). Processor groups run as their own processes
+(`reelscope process --group NAME`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import uvicorn
+from aiokafka import AIOKafkaProducer
+
+from infra.broker import create_topics
+from infra.settings import Settings
+from producers.publisher import IngestWorker
+from sinks.aggregator import Aggregator
+from sinks.api import create_app
+from sinks.store import Store
+from stream_processors.runtime import install_signal_handlers
+
+log = logging.getLogger(__name__)
+
+
+class Services:
+    """Ingest worker + aggregator + API, sharing one stop signal."""
+
+    def __init__(self, settings: Settings, ingest: bool = True) -> None:
+        self.settings = settings
+        self.store = Store(settings)
+        self.aggregator = Aggregator(settings, self.store)
+        self.ingest = IngestWorker(settings) if ingest else None
+        self.stop = asyncio.Event()
+
+    @property
+    def producer(self) -> AIOKafkaProducer | None:
+        return getattr(self.aggregator, "producer", None)
+
+    def ready(self) -> bool:
+        return self.aggregator.ready.is_set() and (self.ingest is None or self.ingest.ready.is_set())
+
+    async def run(self) -> None:
+        await create_topics_with_retry(self.settings, self.stop)
+        app = create_app(self.settings, self.store, self)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=self.settings.api_host,
+                port=self.settings.api_port,
+                log_level="warning",
+                lifespan="off",
+            )
+        )
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        tasks = [
+            asyncio.create_task(self.aggregator.run(), name="aggregator"),
+            asyncio.create_task(server.serve(), name="api"),
+        ]
+        if self.ingest is not None:
+            tasks.append(asyncio.create_task(self.ingest.run(), name="ingest"))
+        stopper = asyncio.create_task(self.stop.wait())
+        done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not stopper and task.exception():
+                log.error("%s crashed: %r", task.get_name(), task.exception())
+        self.aggregator.stop.set()
+        if self.ingest is not None:
+            self.ingest.stop.set()
+        server.should_exit = True
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.store.close()
+
+
+async def create_topics_with_retry(settings: Settings, stop: asyncio.Event) -> None:
+    delay = 0.25
+    while not stop.is_set():
+        try:
+            await create_topics(settings)
+            return
+        except Exception as exc:
+            log.warning("cannot create topics yet (%s); retrying in %.1f s", type(exc).__name__, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+async def serve(settings: Settings) -> None:
+    services = Services(settings)
+    install_signal_handlers(services.stop)
+    await services.run()

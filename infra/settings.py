@@ -1,0 +1,173 @@
+"""The one settings object: every knob of reelscope, read from REELSCOPE_* environment variables.
+
+Nested values use a double underscore, e.g. REELSCOPE_BATCH__MAX_SIZE=64. Secrets are SecretStr so they
+never appear in logs or reprs.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TopicSettings(BaseModel):
+    """Topic names and partition counts; the video id is the key on every topic."""
+
+    prefix: str = "reelscope."
+    partitions: int = 4
+    replication_factor: int = 1
+
+    def name(self, kind: str) -> str:
+        return f"{self.prefix}{kind}"
+
+    @property
+    def ingest(self) -> str:
+        return self.name("ingest")
+
+    @property
+    def frames(self) -> str:
+        return self.name("frames")
+
+    @property
+    def audio(self) -> str:
+        return self.name("audio")
+
+    @property
+    def lifecycle(self) -> str:
+        return self.name("lifecycle")
+
+    @property
+    def results(self) -> str:
+        return self.name("results")
+
+    @property
+    def reconstructions(self) -> str:
+        return self.name("reconstructions")
+
+    @property
+    def dead_letter(self) -> str:
+        return self.name("dead-letter")
+
+    def all(self) -> list[str]:
+        return [
+            self.ingest,
+            self.frames,
+            self.audio,
+            self.lifecycle,
+            self.results,
+            self.reconstructions,
+            self.dead_letter,
+        ]
+
+
+class KafkaSettings(BaseModel):
+    """Broker connection. Empty bootstrap means: the embedded local broker that `reelscope up` starts."""
+
+    bootstrap_servers: str = "127.0.0.1:19092"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 1_000
+    request_timeout_ms: int = 30_000
+    max_event_bytes: int = 900_000
+    compression: str | None = None
+
+    def client_kwargs(self) -> dict[str, object]:
+        """Connection arguments shared by every aiokafka client."""
+        kwargs: dict[str, object] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+            "request_timeout_ms": self.request_timeout_ms,
+        }
+        if self.sasl_mechanism:
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else None
+            )
+        if self.ssl_cafile:
+            import ssl
+
+            kwargs["ssl_context"] = ssl.create_default_context(cafile=self.ssl_cafile)
+        return kwargs
+
+
+class ClickHouseSettings(BaseModel):
+    """Where results are stored: a chdb:///path DSN (embedded, the default) or a server URL."""
+
+    dsn: str = ""
+    username: str = "default"
+    password: SecretStr = SecretStr("")
+    database: str = "reelscope"
+    ttl_days: int = 90
+
+
+class BatchSettings(BaseModel):
+    """How a processor group batches across videos."""
+
+    max_size: int = 32
+    max_wait_ms: int = 200
+    max_retries: int = 3
+
+
+class ProducerSettings(BaseModel):
+    """Decoding and publishing policy."""
+
+    jpeg_quality: int = 85
+    audio_chunk_s: float = 1.0
+    max_duration_s: float = 600.0
+    max_pixels: int = 7680 * 4320
+    decode_threads: int = 0
+    max_in_flight: int = 256
+    allowed_schemes: list[str] = Field(default_factory=lambda: ["file"])
+    allowed_roots: list[str] = Field(default_factory=lambda: ["/"])
+
+
+class AggregatorSettings(BaseModel):
+    """Join and completion policy."""
+
+    segment_s: float = 1.0
+    completion_timeout_s: float = 120.0
+    check_interval_s: float = 1.0
+    max_buffered_rows: int = 50_000
+
+
+class Settings(BaseSettings):
+    """All of reelscope's configuration; see README 'Configuration'."""
+
+    model_config = SettingsConfigDict(env_prefix="REELSCOPE_", env_nested_delimiter="__", extra="ignore")
+
+    state_dir: Path = Path(".reelscope")
+    log_level: str = "INFO"
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
+    producer: ProducerSettings = Field(default_factory=ProducerSettings)
+    aggregator: AggregatorSettings = Field(default_factory=AggregatorSettings)
+    analyzers: list[str] = Field(
+        default_factory=lambda: ["auto"],
+        description="Enabled analyzers by name; `auto`: all whose dependencies are installed (registry.py)",
+    )
+    api_host: str = "127.0.0.1"
+    api_port: int = 18080
+    api_token: SecretStr | None = None
+    max_upload_bytes: int = 512 * 1024 * 1024
+
+    def clickhouse_dsn(self) -> str:
+        return self.clickhouse.dsn or f"chdb://{(self.state_dir / 'clickhouse').resolve()}"
+
+    @property
+    def embedded_clickhouse(self) -> bool:
+        return self.clickhouse_dsn().startswith("chdb://")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,167 @@
+"""`reelscope up` / `down`: the local stack as background processes with pid files under the state dir.
+
+up: the embedded broker (unless one answers at the configured address), topics, the serve process (ingest
+worker + aggregator + API, owner of the embedded ClickHouse) and one process per processor group. Each
+process logs to state_dir/logs. down: SIGTERM to each (graceful: finish the batch, commit), then SIGKILL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from analyzers.registry import groups
+from infra.broker import port_open, start_broker
+from infra.settings import Settings
+
+
+@dataclass
+class StackInfo:
+    started: list[str]
+    api_url: str
+
+
+def run_dir(settings: Settings) -> Path:
+    path = settings.state_dir / "run"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def log_dir(settings: Settings) -> Path:
+    path = settings.state_dir / "logs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def api_url(settings: Settings) -> str:
+    return f"http://{settings.api_host}:{settings.api_port}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:  # a zombie child of this process counts as dead
+        return os.waitpid(pid, os.WNOHANG) == (0, 0)
+    except ChildProcessError:
+        return True
+
+
+def running(settings: Settings) -> dict[str, int]:
+    """Name -> pid of stack processes still alive."""
+    out = {}
+    for pid_file in run_dir(settings).glob("*.pid"):
+        pid = int(pid_file.read_text().strip() or 0)
+        if pid and _alive(pid):
+            out[pid_file.stem] = pid
+        else:
+            pid_file.unlink(missing_ok=True)
+    return out
+
+
+def spawn(settings: Settings, name: str, args: list[str]) -> int:
+    """Start `python -m infra.cli ARGS` in its own session, logging to state_dir/logs/NAME.log."""
+    with (log_dir(settings) / f"{name}.log").open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "infra.cli", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=os.environ.copy(),
+        )
+    (run_dir(settings) / f"{name}.pid").write_text(str(proc.pid))
+    return proc.pid
+
+
+def http_json(url: str, timeout: float = 2.0, token: str | None = None) -> dict:
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def broker_address(settings: Settings) -> tuple[str, int]:
+    first = settings.kafka.bootstrap_servers.split(",")[0]
+    host, _, port = first.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+def up(settings: Settings, processes_per_group: int = 1, timeout_s: float = 180.0) -> StackInfo:
+    """Start whatever part of the local stack is not running; wait until it is ready."""
+    started: list[str] = []
+    alive = running(settings)
+    host, port = broker_address(settings)
+    if not port_open(host, port):
+        if host not in ("127.0.0.1", "localhost"):
+            raise RuntimeError(f"broker {host}:{port} is unreachable and is not local; start it first")
+        proc = start_broker(port, log_dir(settings) / "broker.log")
+        (run_dir(settings) / "broker.pid").write_text(str(proc.pid))
+        started.append("broker")
+    if "serve" not in alive:
+        spawn(settings, "serve", ["serve"])
+        started.append("serve")
+    for group in groups(settings.analyzers):
+        for i in range(processes_per_group):
+            name = f"group-{group}-{i}"
+            if name not in alive:
+                spawn(settings, name, ["process", "--group", group, "--name", name])
+                started.append(name)
+    wait_ready(settings, timeout_s)
+    return StackInfo(started=started, api_url=api_url(settings))
+
+
+def wait_ready(settings: Settings, timeout_s: float) -> None:
+    """Until the API says ready and every group process has written its ready file."""
+    deadline = time.monotonic() + timeout_s
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    while time.monotonic() < deadline:
+        alive = running(settings)
+        missing = [
+            n for n in alive if n.startswith("group-") and not (run_dir(settings) / f"{n}.ready").exists()
+        ]
+        try:
+            api_ready = http_json(f"{api_url(settings)}/health", token=token).get("ready", False)
+        except OSError:
+            api_ready = False
+        if api_ready and not missing:
+            return
+        if "serve" not in alive:
+            raise RuntimeError(f"the serve process exited; see {log_dir(settings) / 'serve.log'}")
+        time.sleep(0.2)
+    raise TimeoutError(f"stack not ready after {timeout_s:.0f} s; see logs in {log_dir(settings)}")
+
+
+def down(settings: Settings, timeout_s: float = 20.0) -> list[str]:
+    """Stop every stack process: SIGTERM first (graceful), SIGKILL after timeout_s. Broker last."""
+    alive = running(settings)
+    order = [n for n in alive if n != "broker"] + (["broker"] if "broker" in alive else [])
+    stopped = []
+    for batch in ([n for n in order if n != "broker"], ["broker"] if "broker" in alive else []):
+        for name in batch:
+            _signal(alive[name], signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for name in batch:
+            while _alive(alive[name]) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _alive(alive[name]):
+                _signal(alive[name], signal.SIGKILL)
+            (run_dir(settings) / f"{name}.pid").unlink(missing_ok=True)
+            (run_dir(settings) / f"{name}.ready").unlink(missing_ok=True)
+            stopped.append(name)
+    return stopped
+
+
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)

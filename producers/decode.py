@@ -1,0 +1,163 @@
+"""Decode a video once with PyAV: probe its metadata, then yield upright RGB frames and 16 kHz audio.
+
+Timestamps always come from each frame's PTS on the stream's own clock (a stream that starts late starts
+late here too; variable frame rate stays variable). Knows nothing of Kafka or analyzers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import av
+import numpy as np
+
+AUDIO_RATE = 16_000
+
+
+class DecodeError(Exception):
+    """The video cannot be analyzed; the message is the reason users see."""
+
+
+@dataclass
+class MediaInfo:
+    duration_s: float
+    start_s: float
+    avg_fps: float | None
+    real_fps: float | None
+    width: int
+    height: int
+    rotation: int
+    video_codec: str | None
+    audio_codec: str | None
+    has_video: bool
+    has_audio: bool
+    audio_channels: int
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DecodedFrame:
+    index: int
+    pts_s: float
+    frame: av.VideoFrame
+
+
+@dataclass
+class DecodedAudio:
+    """Resampled audio: `mix` is mono int16; `channels` holds per-channel int16 when the source is stereo."""
+
+    pts_s: float
+    mix: np.ndarray
+    channels: np.ndarray | None
+
+
+def _fraction(value: Fraction | None) -> float | None:
+    return round(float(value), 4) if value else None
+
+
+def probe(container: av.container.InputContainer) -> MediaInfo:
+    """Metadata from the container headers (no decoding)."""
+    video = container.streams.video[0] if container.streams.video else None
+    audio = container.streams.audio[0] if container.streams.audio else None
+    if video is None and audio is None:
+        raise DecodeError("no audio or video stream in the file")
+    starts: list[float] = []
+    ends: list[float] = []
+    for stream in (s for s in (video, audio) if s is not None):
+        start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        starts.append(start)
+        if stream.duration is not None and stream.time_base is not None:
+            ends.append(start + float(stream.duration * stream.time_base))
+    if not ends and container.duration is not None:
+        ends.append(min(starts, default=0.0) + container.duration / av.time_base)
+    return MediaInfo(
+        duration_s=round(max(ends, default=0.0), 4),
+        start_s=round(min(starts, default=0.0), 4),
+        avg_fps=_fraction(video.average_rate) if video else None,
+        real_fps=_fraction(video.base_rate) if video else None,
+        width=video.codec_context.width if video else 0,
+        height=video.codec_context.height if video else 0,
+        rotation=0,  # known from the first decoded frame's display matrix; see publisher
+        video_codec=video.codec_context.name if video else None,
+        audio_codec=audio.codec_context.name if audio else None,
+        has_video=video is not None,
+        has_audio=audio is not None,
+        audio_channels=audio.codec_context.channels if audio else 0,
+    )
+
+
+def open_media(path: str) -> tuple[av.container.InputContainer, MediaInfo]:
+    """Open and probe, turning every PyAV failure into a DecodeError with a readable reason."""
+    try:
+        container = av.open(path, mode="r", timeout=30)
+    except FileNotFoundError as exc:
+        raise DecodeError(f"file not found: {path}") from exc
+    except av.error.FFmpegError as exc:
+        raise DecodeError(f"not a readable video: {exc}") from exc
+    try:
+        return container, probe(container)
+    except DecodeError:
+        container.close()
+        raise
+
+
+def upright_rgb(frame: av.VideoFrame, max_side: int) -> np.ndarray:
+    """RGB array resized so its longest displayed side is at most max_side, rotated upright."""
+    rotation = int(getattr(frame, "rotation", 0) or 0)
+    w, h = frame.width, frame.height
+    scale = min(1.0, max_side / max(w, h))
+    tw, th = max(2, round(w * scale / 2) * 2), max(2, round(h * scale / 2) * 2)
+    rgb = frame.to_ndarray(format="rgb24", width=tw, height=th)
+    quarter_turns = round(rotation / 90.0) % 4
+    return np.ascontiguousarray(np.rot90(rgb, k=quarter_turns)) if quarter_turns else rgb
+
+
+def iterate(
+    container: av.container.InputContainer, info: MediaInfo, threads: int = 0
+) -> Iterator[DecodedFrame | DecodedAudio]:
+    """Frames and resampled audio in demux order. Corrupt packets are skipped and counted in warnings."""
+    streams = []
+    video = container.streams.video[0] if info.has_video else None
+    audio = container.streams.audio[0] if info.has_audio else None
+    if video is not None:
+        video.thread_type = "AUTO"
+        if threads:
+            video.codec_context.thread_count = threads
+        streams.append(video)
+    mix_resampler = stereo_resampler = None
+    if audio is not None:
+        streams.append(audio)
+        mix_resampler = av.AudioResampler(format="s16", layout="mono", rate=AUDIO_RATE)
+        if info.audio_channels >= 2:
+            stereo_resampler = av.AudioResampler(format="s16", layout="stereo", rate=AUDIO_RATE)
+    index = 0
+    bad_packets = 0
+    for packet in container.demux(*streams):
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError:
+            bad_packets += 1
+            if bad_packets > 50:
+                raise DecodeError("too many corrupt packets; giving up") from None
+            continue
+        for frame in frames:
+            if frame.time is None:
+                continue
+            if isinstance(frame, av.VideoFrame):
+                yield DecodedFrame(index=index, pts_s=float(frame.time), frame=frame)
+                index += 1
+            elif isinstance(frame, av.AudioFrame) and mix_resampler is not None:
+                pts = float(frame.time)
+                mix = np.concatenate(
+                    [f.to_ndarray().reshape(-1) for f in mix_resampler.resample(frame)]
+                    or [np.zeros(0, np.int16)]
+                )
+                channels = None
+                if stereo_resampler is not None:
+                    parts = [f.to_ndarray().reshape(-1, 2) for f in stereo_resampler.resample(frame)]
+                    channels = np.concatenate(parts).T if parts else np.zeros((2, 0), np.int16)
+                yield DecodedAudio(pts_s=pts, mix=mix, channels=channels)
+    if bad_packets:
+        info.warnings.append(f"{bad_packets} corrupt packets skipped")

@@ -1,0 +1,280 @@
+"""Turn one video into its event stream: started, frames, audio chunks, then finished or failed.
+
+A synchronous generator (it runs in a worker thread); the publisher sends what it yields. Every event stays
+well under the broker's message limit: frames are re-encoded smaller if a JPEG would exceed it.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from analyzers.base import Analyzer
+from infra.settings import ProducerSettings
+from producers.decode import (
+    AUDIO_RATE,
+    DecodedAudio,
+    DecodedFrame,
+    DecodeError,
+    MediaInfo,
+    iterate,
+    open_media,
+    upright_rgb,
+)
+from producers.sampling import FramePlan, audio_targets
+from schemas.events import AudioChunk, Event, Frame, VideoFailed, VideoFinished, VideoStarted
+
+_SPLIT_PROBE_S = 4.0
+_SPLIT_MAX_CORRELATION = 0.8
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int, max_bytes: int) -> bytes:
+    """JPEG bytes of an RGB image, lowering quality until it fits max_bytes."""
+    image = Image.fromarray(rgb)
+    while True:
+        buf = io.BytesIO()
+        image.save(buf, format="JPEG", quality=quality)
+        data = buf.getvalue()
+        if len(data) <= max_bytes or quality <= 20:
+            return data
+        quality -= 15
+
+
+def channels_differ(channels: np.ndarray) -> bool:
+    """True when two channels carry different content (two microphones), not one signal twice."""
+    left, right = channels[0].astype(np.float64), channels[1].astype(np.float64)
+    if left.std() < 1e-3 or right.std() < 1e-3:
+        return bool(left.std() > 1e-3) != bool(right.std() > 1e-3)
+    return float(np.corrcoef(left, right)[0, 1]) < _SPLIT_MAX_CORRELATION
+
+
+class _ChunkStream:
+    """Cuts one PCM stream into fixed chunks; holds the last one back so it can be marked final."""
+
+    def __init__(self, video_id: str, channel: int, targets: list[str], chunk_samples: int) -> None:
+        self.video_id, self.channel, self.targets = video_id, channel, targets
+        self.chunk_samples = chunk_samples
+        self.buffer = np.zeros(0, np.int16)
+        self.start_s: float | None = None
+        self.index = 0
+        self.held: AudioChunk | None = None
+
+    def feed(self, pts_s: float, samples: np.ndarray) -> Iterator[AudioChunk]:
+        if self.start_s is None:
+            self.start_s = pts_s
+        self.buffer = np.concatenate([self.buffer, samples])
+        while self.buffer.size >= self.chunk_samples:
+            yield from self._emit(self.buffer[: self.chunk_samples])
+            self.buffer = self.buffer[self.chunk_samples :]
+
+    def _emit(self, pcm: np.ndarray) -> Iterator[AudioChunk]:
+        if self.held is not None:
+            yield self.held
+        start = (self.start_s or 0.0) + self.index * self.chunk_samples / AUDIO_RATE
+        self.held = AudioChunk(
+            video_id=self.video_id,
+            index=self.index,
+            start_s=round(start, 4),
+            end_s=round(start + pcm.size / AUDIO_RATE, 4),
+            channel=self.channel,
+            pcm=pcm.astype("<i2").tobytes(),
+            targets=self.targets,
+        )
+        self.index += 1
+
+    def close(self) -> Iterator[AudioChunk]:
+        if self.buffer.size:
+            yield from self._emit(self.buffer)
+            self.buffer = np.zeros(0, np.int16)
+        if self.held is not None:
+            yield self.held.model_copy(update={"final": True})
+            self.held = None
+
+
+class VideoEventSource:
+    """Decodes one video and yields its events; counts what it published for the finished event."""
+
+    def __init__(
+        self,
+        video_id: str,
+        path: str,
+        uri: str,
+        analyzers: dict[str, type[Analyzer]],
+        settings: ProducerSettings,
+        max_event_bytes: int,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.video_id, self.path, self.uri = video_id, path, uri
+        self.frame_analyzers = {n: c for n, c in analyzers.items() if c.input == "frame"}
+        self.audio_analyzers = {n: c for n, c in analyzers.items() if c.input == "audio"}
+        self.settings = settings
+        self.max_jpeg_bytes = max_event_bytes - 4096
+        self.metadata = metadata or {}
+        self.expected: dict[str, int] = {}
+        self.frames_published = 0
+        self.frames_decoded = 0
+        self.chunks_published = 0
+
+    def events(self) -> Iterator[Event]:
+        t0 = time.monotonic()
+        try:
+            yield from self._events(t0)
+        except DecodeError as exc:
+            yield self._failed(str(exc))
+        except Exception as exc:  # a decoder bug must fail this video, never the producer
+            yield self._failed(f"decoder error: {type(exc).__name__}: {exc}")
+
+    def _failed(self, reason: str) -> VideoFailed:
+        return VideoFailed(video_id=self.video_id, reason=reason, failed_at=time.time())
+
+    def _count(self, targets: list[str]) -> None:
+        for name in targets:
+            self.expected[name] = self.expected.get(name, 0) + 1
+
+    def _events(self, t0: float) -> Iterator[Event]:
+        container, info = open_media(self.path)
+        try:
+            self._check_limits(info)
+            items = iterate(container, info, self.settings.decode_threads)
+            head = self._read_head(items, info)
+            yield self._started(info)
+            yield from self._publish(head, items, info)
+        finally:
+            container.close()
+        if self.frames_published == 0 and self.chunks_published == 0:
+            raise DecodeError("no decodable frames or audio in the file")
+        warnings = list(info.warnings)
+        if not info.has_audio:
+            warnings.append("no audio stream: audio analyzers did not run")
+        if not info.has_video:
+            warnings.append("no video stream: frame analyzers did not run")
+        yield VideoFinished(
+            video_id=self.video_id,
+            frames_published=self.frames_published,
+            chunks_published=self.chunks_published,
+            frames_decoded=self.frames_decoded,
+            expected=self.expected,
+            warnings=warnings,
+            decode_s=round(time.monotonic() - t0, 3),
+            finished_at=time.time(),
+        )
+
+    def _check_limits(self, info: MediaInfo) -> None:
+        if info.duration_s - info.start_s > self.settings.max_duration_s:
+            raise DecodeError(
+                f"video is {info.duration_s:.1f} s long; the configured maximum is "
+                f"{self.settings.max_duration_s:.0f} s"
+            )
+        if info.width * info.height > self.settings.max_pixels:
+            raise DecodeError(
+                f"resolution {info.width}x{info.height} exceeds the configured maximum of "
+                f"{self.settings.max_pixels} pixels"
+            )
+
+    def _read_head(self, items: Iterator[DecodedFrame | DecodedAudio], info: MediaInfo) -> list:
+        """Decode until the first frame (for its rotation) and a few seconds of audio (to choose split)."""
+        head: list[DecodedFrame | DecodedAudio] = []
+        audio_s = 0.0
+        seen_frame = not info.has_video
+        for item in items:
+            head.append(item)
+            if isinstance(item, DecodedFrame) and not seen_frame:
+                seen_frame = True
+                info.rotation = int(getattr(item.frame, "rotation", 0) or 0)
+                if info.rotation % 180:
+                    info.width, info.height = info.height, info.width
+            elif isinstance(item, DecodedAudio):
+                audio_s += item.mix.size / AUDIO_RATE
+            if seen_frame and (audio_s >= _SPLIT_PROBE_S or not info.has_audio):
+                break
+            if len(head) > 2000:
+                break
+        return head
+
+    def _started(self, info: MediaInfo) -> VideoStarted:
+        return VideoStarted(
+            video_id=self.video_id,
+            uri=self.uri,
+            duration_s=info.duration_s,
+            start_s=info.start_s,
+            avg_fps=info.avg_fps,
+            real_fps=info.real_fps,
+            width=info.width,
+            height=info.height,
+            rotation=info.rotation,
+            video_codec=info.video_codec,
+            audio_codec=info.audio_codec,
+            has_video=info.has_video,
+            has_audio=info.has_audio,
+            audio_channels=info.audio_channels,
+            metadata=self.metadata,
+            started_at=time.time(),
+        )
+
+    def _audio_streams(self, head: list, info: MediaInfo) -> list[tuple[_ChunkStream, int | None]]:
+        """(chunk stream, source channel or None for the mix) for this video."""
+        split = False
+        if info.audio_channels >= 2 and any(
+            c.sampling.audio_channels == "split" for c in self.audio_analyzers.values()
+        ):
+            probe = [a.channels for a in head if isinstance(a, DecodedAudio) and a.channels is not None]
+            split = bool(probe) and channels_differ(np.concatenate(probe, axis=1))
+        mix_targets, channel_targets = audio_targets(self.audio_analyzers, split)
+        chunk = int(self.settings.audio_chunk_s * AUDIO_RATE)
+        streams: list[tuple[_ChunkStream, int | None]] = []
+        if mix_targets:
+            streams.append((_ChunkStream(self.video_id, -1, mix_targets, chunk), None))
+        if channel_targets:
+            streams += [(_ChunkStream(self.video_id, ch, channel_targets, chunk), ch) for ch in (0, 1)]
+        return streams
+
+    def _publish(self, head: list, rest: Iterator, info: MediaInfo) -> Iterator[Event]:
+        plan = FramePlan(self.frame_analyzers)
+        audio_streams = self._audio_streams(head, info) if info.has_audio else []
+        held: Frame | None = None
+
+        def chain() -> Iterator[DecodedFrame | DecodedAudio]:
+            yield from head
+            yield from rest
+
+        for item in chain():
+            if isinstance(item, DecodedFrame):
+                self.frames_decoded += 1
+                targets = plan.targets(item.pts_s)
+                if not targets:
+                    continue
+                rgb = upright_rgb(item.frame, plan.max_side(targets))
+                frame = Frame(
+                    video_id=self.video_id,
+                    index=item.index,
+                    pts_s=round(item.pts_s, 6),
+                    width=rgb.shape[1],
+                    height=rgb.shape[0],
+                    jpeg=encode_jpeg(rgb, self.settings.jpeg_quality, self.max_jpeg_bytes),
+                    targets=targets,
+                )
+                if held is not None:
+                    yield held
+                held = frame
+                self._count(targets)
+                self.frames_published += 1
+            else:
+                for stream, channel in audio_streams:
+                    samples = item.mix if channel is None else item.channels[channel]
+                    for chunk in stream.feed(item.pts_s, samples):
+                        yield self._chunk_counted(chunk)
+        if held is not None:
+            yield held.model_copy(update={"final": True})
+        for stream, _ in audio_streams:
+            for chunk in stream.close():
+                yield self._chunk_counted(chunk)
+
+    def _chunk_counted(self, chunk: AudioChunk) -> AudioChunk:
+        self._count(chunk.targets)
+        self.chunks_published += 1
+        return chunk

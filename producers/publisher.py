@@ -1,0 +1,191 @@
+"""Publish videos: `publish_video` decodes one video and sends its events; `IngestWorker` consumes the
+ingest topic and publishes each requested video. Sending is bounded (at most `max_in_flight` unacknowledged
+events), so a slow broker or slow processors slow the producer down instead of being flooded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+
+from analyzers.registry import enabled_analyzers
+from infra.settings import Settings
+from producers.events import VideoEventSource
+from schemas.events import (
+    AudioChunk,
+    Event,
+    Frame,
+    IngestRequest,
+    SchemaError,
+    VideoFailed,
+    decode,
+    encode,
+)
+from stream_processors.transport import (
+    DeadLetters,
+    consume_batches,
+    make_consumer,
+    make_producer,
+    send_all,
+    start_with_backoff,
+)
+
+log = logging.getLogger(__name__)
+
+_BATCH = 32
+
+
+class UriRejected(ValueError):
+    """The ingest URI is not allowed by settings or does not exist."""
+
+
+def resolve_uri(uri: str, settings: Settings) -> str:
+    """Local path for an ingest URI, refusing schemes and roots that settings do not allow."""
+    parsed = urlparse(uri)
+    scheme = parsed.scheme or "file"
+    if len(scheme) == 1:  # a Windows drive letter, not a scheme
+        scheme = "file"
+    if scheme not in settings.producer.allowed_schemes:
+        raise UriRejected(
+            f"URI scheme {scheme!r} is not allowed (allowed: {settings.producer.allowed_schemes})"
+        )
+    if scheme != "file":
+        raise UriRejected(f"URI scheme {scheme!r} is not supported yet")
+    path = Path(unquote(parsed.path) if parsed.scheme else uri).expanduser().resolve()
+    roots = [Path(r).expanduser().resolve() for r in settings.producer.allowed_roots]
+    if not any(path == root or root in path.parents for root in roots):
+        raise UriRejected(f"{path} is outside the allowed roots")
+    if not path.exists():
+        raise UriRejected(f"file not found: {path}")
+    if not path.is_file():
+        raise UriRejected(f"not a regular file: {path}")
+    return str(path)
+
+
+def new_video_id(path: str) -> str:
+    return f"{Path(path).stem[:40]}-{uuid.uuid4().hex[:10]}"
+
+
+def topic_for(event: Event, settings: Settings) -> str:
+    if isinstance(event, Frame):
+        return settings.topics.frames
+    if isinstance(event, AudioChunk):
+        return settings.topics.audio
+    return settings.topics.lifecycle
+
+
+async def publish_events(producer: AIOKafkaProducer, settings: Settings, events: Iterator[Event]) -> Event:
+    """Send events as the decoder yields them, never more than max_in_flight unacknowledged.
+
+    Decoding runs in a worker thread, a batch at a time, so the event loop keeps heartbeating.
+    Returns the last event (finished or failed)."""
+    in_flight: list[asyncio.Future] = []
+    last: Event | None = None
+
+    def next_batch() -> list[Event]:
+        return [e for _, e in zip(range(_BATCH), events, strict=False)]
+
+    while batch := await asyncio.to_thread(next_batch):
+        for event in batch:
+            in_flight.append(
+                await producer.send(topic_for(event, settings), encode(event), key=event.video_id.encode())
+            )
+            last = event
+        if len(in_flight) >= settings.producer.max_in_flight:
+            await asyncio.gather(*in_flight)
+            in_flight.clear()
+    await asyncio.gather(*in_flight)
+    assert last is not None
+    return last
+
+
+async def publish_video(producer: AIOKafkaProducer, settings: Settings, request: IngestRequest) -> Event:
+    """Decode the requested video once and publish all its events; failures become a failed event."""
+    try:
+        path = resolve_uri(request.uri, settings)
+    except UriRejected as exc:
+        failed = VideoFailed(
+            video_id=request.video_id, reason=str(exc), stage="ingest", failed_at=time.time()
+        )
+        await send_all(producer, [(settings.topics.lifecycle, failed)])
+        return failed
+    source = VideoEventSource(
+        video_id=request.video_id,
+        path=path,
+        uri=request.uri,
+        analyzers=enabled_analyzers(settings.analyzers),
+        settings=settings.producer,
+        max_event_bytes=settings.kafka.max_event_bytes,
+        metadata={**request.metadata, "submitted_at": request.submitted_at, "options": request.options},
+    )
+    return await publish_events(producer, settings, source.events())
+
+
+async def push(producer: AIOKafkaProducer, settings: Settings, request: IngestRequest) -> None:
+    """Put an ingest request on the ingest topic."""
+    await send_all(producer, [(settings.topics.ingest, request)])
+
+
+class IngestWorker:
+    """Consumes ingest requests and publishes each video's events; one video at a time per worker."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stop = asyncio.Event()
+        self.ready = asyncio.Event()
+        self.published = 0
+
+    async def run(self) -> None:
+        producer = make_producer(self.settings)
+        consumer = make_consumer(self.settings, [self.settings.topics.ingest], "reelscope.producer")
+        if not await start_with_backoff(producer, "producer", self.stop):
+            return
+        try:
+            if not await start_with_backoff(consumer, "ingest consumer", self.stop):
+                return
+            self.producer = producer
+            self.dead_letters = DeadLetters(producer, self.settings.topics.dead_letter, "producer")
+            self.ready.set()
+            try:
+                await consume_batches(consumer, self.handle, self.stop, max_records=1, max_wait_ms=500)
+            finally:
+                await consumer.stop()
+        finally:
+            await producer.stop()
+
+    async def handle(self, records: list[ConsumerRecord]) -> None:
+        for record in records:
+            try:
+                request = decode(record.value or b"", expect=IngestRequest)
+            except SchemaError as exc:
+                await self.dead_letters.publish(record, str(exc))
+                continue
+            assert isinstance(request, IngestRequest)
+            t0 = time.monotonic()
+            last = await publish_video(self.producer, self.settings, request)
+            self.published += 1
+            log.info("published %s (%s) in %.2f s", request.video_id, last.KIND, time.monotonic() - t0)
+
+
+def make_request(
+    uri: str, video_id: str | None = None, metadata: dict | None = None, options: dict | None = None
+) -> IngestRequest:
+    return IngestRequest(
+        video_id=video_id or new_video_id(uri),
+        uri=uri,
+        metadata=metadata or {},
+        options=options or {},
+        submitted_at=time.time(),
+    )
+
+
+def request_for_path(path: str, **kwargs: object) -> IngestRequest:
+    """An ingest request for a local file (the CLI's path); the URI is the absolute file URI."""
+    return make_request(Path(path).resolve().as_uri(), **kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,224 @@
+"""Every event reelscope puts on the wire: versioned, MessagePack-encoded, validated on decode.
+
+Each event is a pydantic model with a `kind` and a schema version `v`. `encode` writes the current version;
+`decode` accepts every older version by running its registered upgraders in order, then validates, and
+raises SchemaError naming the offending field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal
+
+import msgpack
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+Provenance = Literal["algorithm", "packaged", "configured", "random-test", "composed"]
+"""Where a model's weights came from: `random-test` output is noise by construction and never a result."""
+
+
+class SchemaError(ValueError):
+    """An event that cannot be decoded; the message names the field at fault."""
+
+
+class Event(BaseModel):
+    """Base of every wire event."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    KIND: ClassVar[str] = ""
+    VERSION: ClassVar[int] = 1
+    UPGRADERS: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {}
+    """Maps version N to a function turning an N payload into an N+1 payload."""
+
+    video_id: str = Field(min_length=1, max_length=128)
+
+
+class IngestRequest(Event):
+    """A request to analyze one video. It names the video; it never carries the bytes.
+
+    v1 called the location `path` and had no metadata; v2 renamed it `uri` and added options and metadata.
+    """
+
+    KIND = "ingest"
+    VERSION = 2
+    UPGRADERS: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {
+        1: lambda d: {**{k: v for k, v in d.items() if k != "path"}, "uri": d.get("path", d.get("uri"))},
+    }
+
+    uri: str = Field(min_length=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    """Free metadata kept with the video: creator, platform, caption, hashtags, ..."""
+    submitted_at: float = 0.0
+
+
+class VideoStarted(Event):
+    KIND = "video.started"
+
+    uri: str
+    duration_s: float
+    start_s: float = 0.0
+    avg_fps: float | None = None
+    real_fps: float | None = None
+    width: int = 0
+    height: int = 0
+    rotation: int = 0
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    has_video: bool = True
+    has_audio: bool = False
+    audio_channels: int = 0
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    started_at: float = 0.0
+
+
+class VideoFinished(Event):
+    """All events of a video are published; `expected` tells the aggregator what results to wait for."""
+
+    KIND = "video.finished"
+
+    frames_published: int
+    chunks_published: int
+    frames_decoded: int = 0
+    expected: dict[str, int] = Field(default_factory=dict)
+    """Analyzer name -> number of items (frames or chunks) published for it."""
+    warnings: list[str] = Field(default_factory=list)
+    decode_s: float = 0.0
+    finished_at: float = 0.0
+
+
+class VideoFailed(Event):
+    KIND = "video.failed"
+
+    reason: str
+    stage: str = "producer"
+    failed_at: float = 0.0
+
+
+class Frame(Event):
+    """One sampled, resized, JPEG-encoded frame. `targets` names the analyzers that sampled it."""
+
+    KIND = "frame"
+
+    index: int = Field(ge=0)
+    pts_s: float
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    jpeg: bytes = Field(min_length=1)
+    targets: list[str]
+    final: bool = False
+    """True on the last published frame of the video."""
+
+
+class AudioChunk(Event):
+    """A chunk of 16-bit PCM. `channel` is -1 for the mono mix, else the source channel index."""
+
+    KIND = "audio.chunk"
+
+    index: int = Field(ge=0)
+    start_s: float
+    end_s: float
+    sample_rate: int = 16_000
+    channel: int = -1
+    pcm: bytes
+    targets: list[str]
+    final: bool = False
+    """True on the last chunk of this channel: stateful analyzers flush their windows."""
+
+
+class AnalyzerResult(Event):
+    """One analyzer's output for one item (a frame or an audio chunk) of a video."""
+
+    KIND = "result"
+
+    analyzer: str
+    item_key: str
+    """Stable id of the input item within the video (e.g. `f000042`), so redelivery replaces."""
+    model: str
+    provenance: Provenance
+    start_s: float
+    end_s: float
+    payload: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+    produced_at: float = 0.0
+
+
+class DeadLetter(Event):
+    """An event nobody could process, with where it came from and why."""
+
+    KIND = "dead-letter"
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    video_id: str = "unknown"
+    source_topic: str
+    partition: int
+    offset: int
+    original: bytes
+    error: str
+    consumer: str = ""
+    failed_at: float = 0.0
+
+
+class Reconstruction(Event):
+    """The finished video's reconstruction, as JSON text (schema in schemas/reconstruction.py)."""
+
+    KIND = "reconstruction"
+
+    status: str
+    document: str
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.KIND: cls
+    for cls in (
+        IngestRequest,
+        VideoStarted,
+        VideoFinished,
+        VideoFailed,
+        Frame,
+        AudioChunk,
+        AnalyzerResult,
+        DeadLetter,
+        Reconstruction,
+    )
+}
+
+
+def encode(event: Event) -> bytes:
+    """MessagePack bytes of an event at its current schema version."""
+    body = event.model_dump(mode="python")
+    body["kind"] = event.KIND
+    body["v"] = event.VERSION
+    return msgpack.packb(body, use_bin_type=True)
+
+
+def _format_error(kind: str, err: ValidationError) -> str:
+    first = err.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or "<event>"
+    return f"{kind} event: field '{field}': {first['msg']}"
+
+
+def decode(data: bytes, expect: type[Event] | tuple[type[Event], ...] | None = None) -> Event:
+    """Decode and validate an event, upgrading older versions; raises SchemaError with the field."""
+    try:
+        body = msgpack.unpackb(data, raw=False, strict_map_key=True)
+    except Exception as exc:
+        raise SchemaError(f"not a MessagePack event: {exc}") from exc
+    if not isinstance(body, dict):
+        raise SchemaError("event is not a map")
+    kind = body.pop("kind", None)
+    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise SchemaError(f"field 'kind': unknown event kind {kind!r}")
+    version = body.pop("v", 1)
+    if not isinstance(version, int) or version < 1 or version > cls.VERSION:
+        raise SchemaError(f"{kind} event: field 'v': unsupported schema version {version!r}")
+    for v in range(version, cls.VERSION):
+        body = cls.UPGRADERS[v](body)
+    try:
+        event = cls.model_validate(body)
+    except ValidationError as exc:
+        raise SchemaError(_format_error(kind, exc)) from exc
+    if expect is not None and not isinstance(event, expect):
+        raise SchemaError(f"field 'kind': {kind!r} is not expected on this topic")
+    return event

@@ -1,0 +1,316 @@
+"""The aggregator: joins results and lifecycle events by video, writes ClickHouse, finishes videos.
+
+Its join state lives in ClickHouse, not in memory: results are stored as they arrive (idempotently), the
+videos row holds what the producer published, and completeness is a count query. A killed aggregator
+therefore rebuilds its state from what is stored when it restarts. Offsets are committed only after the
+batch is written (the sink is flushed before offsets commit), and while ClickHouse is unavailable the
+write is retried with backoff and consumption stops: nothing is dropped.
+
+A video completes when every expected result arrived, or after `completion_timeout_s` with the missing
+analyzers recorded. Then the segments and the reconstruction are written and the reconstruction is
+published on the reconstructions topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import ConsumerRecord
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+
+from analyzers.registry import enabled_analyzers
+from infra.settings import Settings
+from schemas.events import (
+    AnalyzerResult,
+    Event,
+    Reconstruction,
+    SchemaError,
+    VideoFailed,
+    VideoFinished,
+    VideoStarted,
+    decode,
+)
+from sinks import reconstruction
+from sinks.store import Store, now, utc
+from stream_processors.transport import (
+    DeadLetters,
+    consume_batches,
+    make_consumer,
+    make_producer,
+    send_all,
+    start_with_backoff,
+)
+
+log = logging.getLogger(__name__)
+
+LIFECYCLE = (VideoStarted, VideoFinished, VideoFailed)
+
+
+def empty_video(video_id: str) -> dict[str, Any]:
+    return {
+        "video_id": video_id,
+        "uri": "",
+        "status": "processing",
+        "error": "",
+        "duration_s": 0.0,
+        "start_s": 0.0,
+        "width": 0,
+        "height": 0,
+        "rotation": 0,
+        "avg_fps": None,
+        "real_fps": None,
+        "video_codec": "",
+        "audio_codec": "",
+        "has_video": False,
+        "has_audio": False,
+        "audio_channels": 0,
+        "metadata": "{}",
+        "expected": "{}",
+        "frames_published": 0,
+        "chunks_published": 0,
+        "warnings": [],
+        "submitted_at": None,
+        "started_at": None,
+        "published_at": None,
+        "completed_at": None,
+    }
+
+
+def apply_lifecycle(row: dict[str, Any], event: Event) -> dict[str, Any]:
+    """The videos row after a lifecycle event (events may arrive more than once, or out of order)."""
+    row = dict(row)
+    if isinstance(event, VideoStarted):
+        if row["status"] in ("complete", "degraded", "failed"):
+            row["status"] = "processing"  # the same video id was submitted again: process it again
+            row["completed_at"] = None
+        meta = dict(event.metadata)
+        row.update(
+            uri=event.uri,
+            duration_s=event.duration_s,
+            start_s=event.start_s,
+            width=event.width,
+            height=event.height,
+            rotation=event.rotation,
+            avg_fps=event.avg_fps,
+            real_fps=event.real_fps,
+            video_codec=event.video_codec or "",
+            audio_codec=event.audio_codec or "",
+            has_video=event.has_video,
+            has_audio=event.has_audio,
+            audio_channels=event.audio_channels,
+            metadata=json.dumps(meta),
+            started_at=utc(event.started_at),
+            submitted_at=utc(meta.get("submitted_at")),
+        )
+    elif isinstance(event, VideoFinished):
+        if row["status"] == "processing":
+            row["status"] = "published"
+        row.update(
+            expected=json.dumps(event.expected),
+            frames_published=event.frames_published,
+            chunks_published=event.chunks_published,
+            warnings=list(event.warnings),
+            published_at=utc(event.finished_at),
+        )
+    elif isinstance(event, VideoFailed):
+        row.update(status="failed", error=event.reason, completed_at=utc(event.failed_at))
+    return row
+
+
+class Aggregator:
+    """Consumes results and lifecycle events; one instance per partition set of the consumer group."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self.enabled = enabled_analyzers(settings.analyzers)
+        self.stop = asyncio.Event()
+        self.ready = asyncio.Event()
+        self.finalized: dict[str, str] = {}
+        self.listeners: list[asyncio.Queue[dict[str, Any]]] = []
+
+    async def run(self) -> None:
+        await self.store.call(self.store.create_tables)
+        producer = make_producer(self.settings)
+        consumer = make_consumer(
+            self.settings,
+            [self.settings.topics.lifecycle, self.settings.topics.results],
+            "reelscope.aggregator",
+        )
+        # range assignment gives one member the same partition of both topics: a video's lifecycle events
+        # and its results (both keyed by video id) meet in the same process
+        consumer._partition_assignment_strategy = (RangePartitionAssignor,)
+        if not await start_with_backoff(producer, "aggregator producer", self.stop):
+            return
+        try:
+            if not await start_with_backoff(consumer, "aggregator consumer", self.stop):
+                return
+            self.producer = producer
+            self.dead_letters = DeadLetters(producer, self.settings.topics.dead_letter, "aggregator")
+            self.ready.set()
+            checker = asyncio.create_task(self._check_open_videos())
+            try:
+                await consume_batches(consumer, self.handle, self.stop, max_records=2000, max_wait_ms=200)
+            finally:
+                checker.cancel()
+                await consumer.stop()
+        finally:
+            await producer.stop()
+
+    async def handle(self, records: list[ConsumerRecord]) -> None:
+        results: list[AnalyzerResult] = []
+        lifecycle: list[Event] = []
+        for record in records:
+            try:
+                event = decode(record.value or b"", expect=(AnalyzerResult, *LIFECYCLE))
+            except SchemaError as exc:
+                await self.dead_letters.publish(record, str(exc))
+                continue
+            (results if isinstance(event, AnalyzerResult) else lifecycle).append(event)
+        await self._write_with_retry(results, lifecycle)
+        touched = {e.video_id for e in results} | {e.video_id for e in lifecycle}
+        for video_id in touched:
+            await self._maybe_finalize(video_id)
+
+    async def _write_with_retry(self, results: list[AnalyzerResult], lifecycle: list[Event]) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await self.store.call(self._write, results, lifecycle)
+                return
+            except Exception as exc:  # ClickHouse down: hold the batch (and consumption) and retry
+                if self.stop.is_set():
+                    raise
+                log.warning("ClickHouse write failed (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _write(self, results: list[AnalyzerResult], lifecycle: list[Event]) -> None:
+        stamp = now()
+        self.store.insert_results(
+            [
+                [
+                    r.video_id,
+                    r.analyzer,
+                    r.item_key,
+                    r.model,
+                    r.provenance,
+                    r.start_s,
+                    r.end_s,
+                    json.dumps(r.payload, separators=(",", ":")),
+                    r.error or "",
+                    utc(r.produced_at) or stamp,
+                    stamp,
+                ]
+                for r in results
+            ]
+        )
+        rows: dict[str, dict[str, Any]] = {}
+        for event in lifecycle:
+            row = rows.get(event.video_id) or self.store.video(event.video_id) or empty_video(event.video_id)
+            rows[event.video_id] = apply_lifecycle(row, event)
+        for row in rows.values():
+            self.store.upsert_video(row)
+
+    async def _maybe_finalize(self, video_id: str, timed_out: bool = False) -> None:
+        video = await self.store.call(self.store.video, video_id)
+        if video is None or video["status"] in ("complete", "degraded"):
+            return
+        if video["status"] == "failed":
+            if self.finalized.get(video_id) != "failed":
+                await self._finalize(video, failed_reason=video["error"] or "failed")
+            return
+        if video["status"] != "published":
+            return
+        expected: dict[str, int] = json.loads(video["expected"] or "{}")
+        counts = await self.store.call(self.store.result_counts, video_id)
+        done = all(counts.get(name, (0, 0))[0] >= n for name, n in expected.items())
+        if done or timed_out:
+            await self._finalize(video)
+
+    async def _finalize(self, video: dict[str, Any], failed_reason: str | None = None) -> None:
+        video_id = video["video_id"]
+        rows = await self.store.call(self.store.results, video_id)
+        doc = reconstruction.build(
+            video, rows, self.enabled, self.settings.aggregator.segment_s, failed_reason
+        )
+        completed = video.get("completed_at") or now()
+        doc["timings"] = {
+            "submitted_at": _iso(video.get("submitted_at")),
+            "started_at": _iso(video.get("started_at")),
+            "published_at": _iso(video.get("published_at")),
+            "completed_at": _iso(completed),
+        }
+        document = json.dumps(doc, separators=(",", ":"))
+
+        def write() -> None:
+            stamp = now()
+            self.store.replace_segments(
+                [
+                    [
+                        video_id,
+                        s["index"],
+                        s["start_s"],
+                        s["end_s"],
+                        s["shot"],
+                        json.dumps(
+                            {k: v for k, v in s.items() if k not in ("index", "start_s", "end_s", "shot")}
+                        ),
+                        stamp,
+                    ]
+                    for s in doc["segments"]
+                ]
+            )
+            self.store.save_reconstruction(video_id, doc["status"], reconstruction.FORMAT_VERSION, document)
+            self.store.upsert_video({**video, "status": doc["status"], "completed_at": completed})
+
+        while True:
+            try:
+                await self.store.call(write)
+                break
+            except Exception as exc:
+                if self.stop.is_set():
+                    raise
+                log.warning("ClickHouse write failed while finishing %s (%s); retrying", video_id, exc)
+                await asyncio.sleep(1.0)
+        await send_all(
+            self.producer,
+            [
+                (
+                    self.settings.topics.reconstructions,
+                    Reconstruction(video_id=video_id, status=doc["status"], document=document),
+                )
+            ],
+        )
+        self.finalized[video_id] = doc["status"]
+        log.info("video %s %s", video_id, doc["status"])
+        for queue in self.listeners:
+            queue.put_nowait({"video_id": video_id, "status": doc["status"]})
+
+    async def _check_open_videos(self) -> None:
+        """Periodically finish videos whose results are all in (also after a restart) or timed out."""
+        timeout = self.settings.aggregator.completion_timeout_s
+        while not self.stop.is_set():
+            await asyncio.sleep(self.settings.aggregator.check_interval_s)
+            try:
+                videos = await self.store.call(self.store.open_videos)
+                for video in videos:
+                    published = video.get("published_at")
+                    late = published is not None and time.time() - _epoch(published) > timeout
+                    await self._maybe_finalize(video["video_id"], timed_out=late)
+            except Exception as exc:
+                log.warning("open-video check failed: %s", exc)
+
+
+def _epoch(value: datetime) -> float:
+    """Seconds since the epoch; ClickHouse may hand back naive datetimes, which are UTC here."""
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None

@@ -1,0 +1,190 @@
+"""Build a video's reconstruction: its shots, per-second timeline and per-analyzer state.
+
+Pure functions over stored rows (no Kafka, no ClickHouse), so the aggregator, the tests and a rebuild from
+ClickHouse all produce the same document. The format is documented in docs/reconstruction.md and versioned
+by FORMAT_VERSION.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections import defaultdict
+from typing import Any
+
+from analyzers.base import Analyzer, ItemResult
+from analyzers.registry import all_analyzers
+
+FORMAT = "reelscope.reconstruction"
+FORMAT_VERSION = 1
+
+
+def _analyzer_states(
+    expected: dict[str, int],
+    counts: dict[str, tuple[int, int]],
+    enabled: dict[str, type[Analyzer]],
+    models: dict[str, tuple[str, str]],
+    has: dict[str, bool],
+) -> dict[str, dict[str, Any]]:
+    """complete / partial / missing / failed / not_applicable, with the numbers behind it."""
+    states: dict[str, dict[str, Any]] = {}
+    for name, cls in enabled.items():
+        want = expected.get(name, 0)
+        got, errors = counts.get(name, (0, 0))
+        if want == 0:
+            state = "not_applicable" if not has.get(cls.input, True) else "missing"
+        elif got - errors >= want and errors == 0:
+            state = "complete"
+        elif got == 0:
+            state = "missing"
+        elif errors >= got:
+            state = "failed"
+        else:
+            state = "partial"
+        model, provenance = models.get(name, (cls.model_name, cls.provenance))
+        states[name] = {
+            "state": state,
+            "expected": want,
+            "received": got,
+            "errors": errors,
+            "model": model,
+            "provenance": provenance,
+        }
+    return states
+
+
+def shots_from_cuts(cuts: list[float], start_s: float, end_s: float) -> list[dict[str, Any]]:
+    """Shots in order; a new shot starts at each hard cut."""
+    bounds = [start_s] + [c for c in sorted(cuts) if start_s < c < end_s] + [end_s]
+    return [
+        {"index": i, "start_s": round(a, 4), "end_s": round(b, 4)}
+        for i, (a, b) in enumerate(itertools.pairwise(bounds))
+    ]
+
+
+def _segment_index(t: float, origin: float, segment_s: float) -> int:
+    return max(0, math.floor((t - origin) / segment_s + 1e-9))
+
+
+def build_segments(
+    by_analyzer: dict[str, list[ItemResult]],
+    enabled: dict[str, type[Analyzer]],
+    shots: list[dict[str, Any]],
+    origin: float,
+    end_s: float,
+    segment_s: float,
+) -> list[dict[str, Any]]:
+    """Per-segment fields: each analyzer's `segment_fields` over the items that fall in the segment."""
+    count = max(1, math.ceil((end_s - origin) / segment_s - 1e-9))
+    buckets: list[dict[str, list[dict[str, Any]]]] = [defaultdict(list) for _ in range(count)]
+    for name, results in by_analyzer.items():
+        for r in results:
+            first = _segment_index(r.start_s, origin, segment_s)
+            # an audio chunk covers [start, end): it feeds every segment it overlaps
+            last = _segment_index(max(r.start_s, r.end_s - 1e-6), origin, segment_s)
+            for i in range(first, min(last, count - 1) + 1):
+                buckets[i][name].append(r.payload)
+    segments = []
+    for i, bucket in enumerate(buckets):
+        start = origin + i * segment_s
+        mid = start + segment_s / 2
+        shot = next((s["index"] for s in shots if s["start_s"] <= mid < s["end_s"]), shots[-1]["index"])
+        fields = {
+            name: enabled[name].segment_fields(payloads)
+            for name, payloads in bucket.items()
+            if name in enabled and payloads
+        }
+        segments.append(
+            {
+                "index": i,
+                "start_s": round(start, 4),
+                "end_s": round(min(start + segment_s, end_s), 4),
+                "shot": shot,
+                **fields,
+            }
+        )
+    return segments
+
+
+def build(
+    video: dict[str, Any],
+    rows: list[dict[str, Any]],
+    enabled: dict[str, type[Analyzer]],
+    segment_s: float,
+    failed_reason: str | None = None,
+) -> dict[str, Any]:
+    """The reconstruction document for one video from its videos row and stored results."""
+    expected: dict[str, int] = json.loads(video.get("expected") or "{}")
+    registry = all_analyzers()
+    # the producer's view (what it published for) wins over this process's configuration
+    enabled = {**enabled, **{n: registry[n] for n in expected if n in registry}}
+    by_analyzer: dict[str, list[ItemResult]] = defaultdict(list)
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    models: dict[str, tuple[str, str]] = {}
+    for row in rows:
+        counts[row["analyzer"]][0] += 1
+        if row["error"]:
+            counts[row["analyzer"]][1] += 1
+            continue
+        models[row["analyzer"]] = (row["model"], row["provenance"])
+        by_analyzer[row["analyzer"]].append(
+            ItemResult(row["item_key"], row["start_s"], row["end_s"], json.loads(row["payload"]))
+        )
+    for results in by_analyzer.values():
+        results.sort(key=lambda r: (r.start_s, r.item_key))
+    has = {"frame": bool(video.get("has_video")), "audio": bool(video.get("has_audio"))}
+    states = _analyzer_states(expected, {k: (v[0], v[1]) for k, v in counts.items()}, enabled, models, has)
+    summaries = {
+        name: summary
+        for name, results in by_analyzer.items()
+        if name in enabled and (summary := enabled[name].video_summary(results)) is not None
+    }
+    start_s = float(video.get("start_s") or 0.0)
+    end_s = max(float(video.get("duration_s") or 0.0), start_s)
+    scene = summaries.get("scene", {})
+    cut_times = [c["time_s"] for c in scene.get("cuts", [])]
+    origin = math.floor(start_s / segment_s) * segment_s if video.get("has_video") else 0.0
+    shots = shots_from_cuts(cut_times, start_s, end_s) if end_s > start_s else []
+    segments = build_segments(by_analyzer, enabled, shots, origin, end_s, segment_s) if shots else []
+    warnings = list(video.get("warnings") or [])
+    if failed_reason:
+        status = "failed"
+    elif warnings or any(s["state"] not in ("complete",) for s in states.values()):
+        status = "degraded"
+    else:
+        status = "complete"
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "video_id": video["video_id"],
+        "status": status,
+        "error": failed_reason,
+        "uri": video.get("uri", ""),
+        "metadata": json.loads(video.get("metadata") or "{}"),
+        "duration_s": round(end_s, 4),
+        "start_s": round(start_s, 4),
+        "media": {
+            k: video.get(k)
+            for k in (
+                "width",
+                "height",
+                "rotation",
+                "avg_fps",
+                "real_fps",
+                "video_codec",
+                "audio_codec",
+                "has_video",
+                "has_audio",
+                "audio_channels",
+            )
+        },
+        "shots": shots,
+        "cuts": scene.get("cuts", []),
+        "transitions": scene.get("transitions", []),
+        "segment_s": segment_s,
+        "segments": segments,
+        "analyzers": states,
+        "summaries": {k: v for k, v in summaries.items() if k != "scene"},
+        "warnings": warnings,
+    }

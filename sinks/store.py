@@ -1,0 +1,170 @@
+"""The one ClickHouse layer, on clickhouse-connect: embedded chdb (`chdb:///path`) or a server URL.
+
+chdb lets one process own a database path, so in embedded mode the aggregator's process owns it and every
+other reader goes through that process's HTTP API. All calls run on one dedicated thread: chdb connections
+are not safe to share across threads, and it keeps the event loop free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+import clickhouse_connect
+
+from infra.settings import Settings
+from schemas.tables import (
+    RECONSTRUCTION_COLUMNS,
+    RESULT_COLUMNS,
+    SCHEMA_VERSION,
+    SEGMENT_COLUMNS,
+    VIDEO_COLUMNS,
+    ddl,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def utc(ts: float | None) -> datetime | None:
+    return datetime.fromtimestamp(ts, tz=UTC) if ts else None
+
+
+def now() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+def connect(settings: Settings) -> Any:
+    """A clickhouse-connect client for the configured DSN (credentials come from settings, never logs)."""
+    dsn = settings.clickhouse_dsn()
+    if dsn.startswith("chdb://"):
+        path = dsn.removeprefix("chdb://")
+        from pathlib import Path
+
+        Path(path).mkdir(parents=True, exist_ok=True)
+        return clickhouse_connect.get_client(dsn=dsn)
+    url = urlparse(dsn)
+    return clickhouse_connect.get_client(
+        host=url.hostname or "localhost",
+        port=url.port or (8443 if url.scheme == "https" else 8123),
+        secure=url.scheme == "https",
+        username=settings.clickhouse.username,
+        password=settings.clickhouse.password.get_secret_value(),
+    )
+
+
+class Store:
+    """Typed reads and idempotent writes for reelscope's tables."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = settings.clickhouse.database
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
+        self._client: Any = None
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a store method on the ClickHouse thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = connect(self.settings)
+        return self._client
+
+    def create_tables(self) -> None:
+        for statement in ddl(self.db, self.settings.clickhouse.ttl_days):
+            self.client.command(statement)
+        self.client.insert(
+            f"{self.db}.schema_version", [[SCHEMA_VERSION, now()]], column_names=["version", "applied_at"]
+        )
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        self._executor.shutdown(wait=False)
+
+    # writes ---------------------------------------------------------------------------------------------
+    def insert_results(self, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.client.insert(f"{self.db}.results", list(rows), column_names=RESULT_COLUMNS)
+
+    def upsert_video(self, row: dict[str, Any]) -> None:
+        row = {**row, "updated_at": now()}
+        self.client.insert(f"{self.db}.videos", [[row[c] for c in VIDEO_COLUMNS]], column_names=VIDEO_COLUMNS)
+
+    def replace_segments(self, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.client.insert(f"{self.db}.segments", list(rows), column_names=SEGMENT_COLUMNS)
+
+    def save_reconstruction(self, video_id: str, status: str, version: int, document: str) -> None:
+        self.client.insert(
+            f"{self.db}.reconstructions",
+            [[video_id, status, version, document, now()]],
+            column_names=RECONSTRUCTION_COLUMNS,
+        )
+
+    # reads ----------------------------------------------------------------------------------------------
+    def _rows(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        result = self.client.query(sql, parameters=params)
+        return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+    def video(self, video_id: str) -> dict[str, Any] | None:
+        rows = self._rows(f"SELECT * FROM {self.db}.videos FINAL WHERE video_id = %(v)s", v=video_id)
+        return rows[0] if rows else None
+
+    def videos(self, limit: int = 100, status: str | None = None) -> list[dict[str, Any]]:
+        where = "WHERE status = %(s)s" if status else ""
+        return self._rows(
+            f"SELECT video_id, uri, status, error, duration_s, submitted_at, completed_at, updated_at "
+            f"FROM {self.db}.videos FINAL {where} ORDER BY updated_at DESC LIMIT %(n)s",
+            s=status or "",
+            n=limit,
+        )
+
+    def open_videos(self) -> list[dict[str, Any]]:
+        """Videos whose completion is still pending (for the aggregator's restart and timeout checks)."""
+        return self._rows(f"SELECT * FROM {self.db}.videos FINAL WHERE status IN ('processing', 'published')")
+
+    def result_counts(self, video_id: str) -> dict[str, tuple[int, int]]:
+        """Analyzer -> (results received, of which errors)."""
+        rows = self._rows(
+            f"SELECT analyzer, count() AS n, countIf(error != '') AS errors FROM {self.db}.results FINAL "
+            f"WHERE video_id = %(v)s GROUP BY analyzer",
+            v=video_id,
+        )
+        return {r["analyzer"]: (int(r["n"]), int(r["errors"])) for r in rows}
+
+    def results(self, video_id: str) -> list[dict[str, Any]]:
+        return self._rows(
+            f"SELECT analyzer, item_key, model, provenance, start_s, end_s, payload, error "
+            f"FROM {self.db}.results FINAL WHERE video_id = %(v)s ORDER BY analyzer, start_s, item_key",
+            v=video_id,
+        )
+
+    def segments(self, video_id: str) -> list[dict[str, Any]]:
+        rows = self._rows(
+            f"SELECT segment_index, start_s, end_s, shot_index, fields FROM {self.db}.segments FINAL "
+            f"WHERE video_id = %(v)s ORDER BY segment_index",
+            v=video_id,
+        )
+        for r in rows:
+            r["fields"] = json.loads(r["fields"])
+        return rows
+
+    def reconstruction(self, video_id: str) -> dict[str, Any] | None:
+        rows = self._rows(
+            f"SELECT document FROM {self.db}.reconstructions FINAL WHERE video_id = %(v)s", v=video_id
+        )
+        return json.loads(rows[0]["document"]) if rows else None
+
+    def scalar(self, sql: str, **params: Any) -> Any:
+        """One value from a query (tests and benchmarks use it to check what was stored)."""
+        return self.client.query(sql, parameters=params).result_rows[0][0]

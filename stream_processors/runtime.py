@@ -1,0 +1,225 @@
+"""The generic processor: one long-lived consumer per analyzer group, written once.
+
+It loads the group's analyzers once, consumes frame and/or audio events in batches that mix videos, runs
+each analyzer on the items that sampled it, publishes one result event per (analyzer, item), and commits
+offsets only after the broker acknowledged the results. An item whose analyzer keeps failing is retried
+alone, then reported as an error result (so the video completes with that gap reported) and sent to the
+dead-letter topic; the partition never gets stuck. Several processes of one group share the partitions
+through the Kafka consumer group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import signal
+import time
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+from aiokafka import ConsumerRecord
+from PIL import Image
+
+from analyzers.base import Analyzer, AudioItem, FrameItem, Item
+from analyzers.registry import groups
+from infra.settings import Settings
+from schemas.events import AnalyzerResult, AudioChunk, Frame, SchemaError, decode
+from stream_processors.transport import (
+    DeadLetters,
+    consume_batches,
+    make_consumer,
+    make_producer,
+    send_all,
+    start_with_backoff,
+)
+
+log = logging.getLogger(__name__)
+
+
+def item_key(event: Frame | AudioChunk) -> str:
+    """Stable key of an input item within its video, so a redelivered result replaces the first one."""
+    if isinstance(event, Frame):
+        return f"f{event.index:07d}"
+    channel = "m" if event.channel < 0 else f"c{event.channel}"
+    return f"{channel}{event.index:06d}"
+
+
+def to_item(event: Frame | AudioChunk) -> Item:
+    if isinstance(event, Frame):
+        image = np.asarray(Image.open(io.BytesIO(event.jpeg)).convert("RGB"))
+        return FrameItem(event.video_id, event.index, event.pts_s, image, event.final)
+    samples = np.frombuffer(event.pcm, dtype="<i2").astype(np.float32) / 32768.0
+    return AudioItem(
+        event.video_id,
+        event.index,
+        event.start_s,
+        event.end_s,
+        samples,
+        event.sample_rate,
+        event.channel,
+        event.final,
+    )
+
+
+def item_span(event: Frame | AudioChunk) -> tuple[float, float]:
+    if isinstance(event, Frame):
+        return event.pts_s, event.pts_s
+    return event.start_s, event.end_s
+
+
+class GroupProcessor:
+    """Runs one analyzer group against the broker until stopped."""
+
+    def __init__(self, settings: Settings, group: str, analyzers: list[Analyzer] | None = None) -> None:
+        self.settings = settings
+        self.group = group
+        if analyzers is None:
+            classes = groups(settings.analyzers).get(group)
+            if not classes:
+                raise ValueError(f"no enabled analyzer belongs to group {group!r}")
+            analyzers = [cls(settings) for cls in classes]
+        self.analyzers = {a.name: a for a in analyzers}
+        inputs = {a.input for a in analyzers}
+        self.topics = [
+            t
+            for kind, t in (("frame", settings.topics.frames), ("audio", settings.topics.audio))
+            if kind in inputs
+        ]
+        self.stop = asyncio.Event()
+        self.ready = asyncio.Event()
+        self.stats: dict[str, float] = defaultdict(float)
+
+    def load(self) -> float:
+        """Load every analyzer's model once; returns the seconds it took. Fails loudly at start."""
+        t0 = time.monotonic()
+        for analyzer in self.analyzers.values():
+            analyzer.load()
+            log.info("group %s: loaded %s (%s, %s)", self.group, analyzer.name, *analyzer.describe_model())
+        return time.monotonic() - t0
+
+    async def run(self) -> None:
+        load_s = await asyncio.to_thread(self.load)
+        log.info("group %s: models loaded in %.2f s; consuming %s", self.group, load_s, self.topics)
+        producer = make_producer(self.settings)
+        consumer = make_consumer(self.settings, self.topics, f"reelscope.group.{self.group}")
+        if not await start_with_backoff(producer, f"group {self.group} producer", self.stop):
+            return
+        try:
+            if not await start_with_backoff(consumer, f"group {self.group} consumer", self.stop):
+                return
+            self.dead_letters = DeadLetters(producer, self.settings.topics.dead_letter, f"group:{self.group}")
+            self.producer = producer
+            self.ready.set()
+            try:
+                await consume_batches(
+                    consumer,
+                    self.handle,
+                    self.stop,
+                    self.settings.batch.max_size,
+                    self.settings.batch.max_wait_ms,
+                )
+            finally:
+                await consumer.stop()
+        finally:
+            await producer.stop()
+
+    async def handle(self, records: list[ConsumerRecord]) -> None:
+        events: list[tuple[ConsumerRecord, Frame | AudioChunk]] = []
+        for record in records:
+            try:
+                event = decode(record.value or b"", expect=(Frame, AudioChunk))
+            except SchemaError as exc:
+                await self.dead_letters.publish(record, str(exc))
+                continue
+            events.append((record, event))  # type: ignore[arg-type]
+        self.stats["events_in"] += len(records)
+        self.stats["batches"] += 1
+        results = await asyncio.to_thread(self.analyze_batch, events)
+        await send_all(self.producer, [(self.settings.topics.results, r) for r in results])
+        for record, reason in self.failed_items:
+            await self.dead_letters.publish(record, reason)
+        self.stats["results_out"] += len(results)
+
+    def analyze_batch(self, events: list[tuple[ConsumerRecord, Frame | AudioChunk]]) -> list[AnalyzerResult]:
+        """Run each analyzer on the items that sampled it; runs in a worker thread."""
+        self.failed_items: list[tuple[ConsumerRecord, str]] = []
+        items = {id(ev): to_item(ev) for _, ev in events if set(ev.targets) & self.analyzers.keys()}
+        results: list[AnalyzerResult] = []
+        for name, analyzer in self.analyzers.items():
+            mine = [(rec, ev) for rec, ev in events if name in ev.targets]
+            if not mine:
+                continue
+            t0 = time.monotonic()
+            payloads = self._analyze_with_retries(analyzer, mine, items)
+            self.stats[f"seconds.{name}"] += time.monotonic() - t0
+            model, provenance = analyzer.describe_model()
+            for (_, ev), (payload, error) in zip(mine, payloads, strict=True):
+                start, end = item_span(ev)
+                results.append(
+                    AnalyzerResult(
+                        video_id=ev.video_id,
+                        analyzer=name,
+                        item_key=item_key(ev),
+                        model=model,
+                        provenance=provenance,
+                        start_s=start,
+                        end_s=end,
+                        payload=payload,
+                        error=error,
+                        produced_at=time.time(),
+                    )
+                )
+        return results
+
+    def _analyze_with_retries(
+        self,
+        analyzer: Analyzer,
+        mine: list[tuple[ConsumerRecord, Frame | AudioChunk]],
+        items: dict[int, Item],
+    ) -> list[tuple[dict[str, Any], str | None]]:
+        batch = [items[id(ev)] for _, ev in mine]
+        try:
+            return [(p, None) for p in self._checked(analyzer, batch)]
+        except Exception as exc:
+            log.warning(
+                "group %s: %s failed on a batch of %d (%s); retrying item by item",
+                self.group,
+                analyzer.name,
+                len(batch),
+                exc,
+            )
+        out: list[tuple[dict[str, Any], str | None]] = []
+        for (record, _), item in zip(mine, batch, strict=True):
+            error = ""
+            for _attempt in range(self.settings.batch.max_retries):
+                try:
+                    out.append((self._checked(analyzer, [item])[0], None))
+                    break
+                except Exception as exc:
+                    error = f"{analyzer.name}: {type(exc).__name__}: {exc}"
+            else:
+                out.append(({}, error))
+                self.failed_items.append((record, error))
+        return out
+
+    @staticmethod
+    def _checked(analyzer: Analyzer, batch: list[Item]) -> list[dict[str, Any]]:
+        payloads = analyzer.analyze(batch)
+        if len(payloads) != len(batch):
+            raise RuntimeError(f"returned {len(payloads)} payloads for {len(batch)} items")
+        return payloads
+
+
+def install_signal_handlers(stop: asyncio.Event) -> None:
+    """SIGTERM and SIGINT finish the batch in hand, commit, and exit."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def run_group(settings: Settings, group: str) -> None:
+    processor = GroupProcessor(settings, group)
+    install_signal_handlers(processor.stop)
+    await processor.run()

@@ -1,0 +1,151 @@
+"""Kafka plumbing written once: clients, start-up with backoff, dead letters and the commit-after-ack loop.
+
+Every consumer in reelscope (the ingest worker, each processor group, the aggregator) runs `consume_batches`:
+fetch a batch, hand it to the handler, and commit the batch's offsets only after the handler returned, which
+means its outputs were acknowledged by the broker or written to ClickHouse (at-least-once delivery).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from infra.settings import Settings
+from schemas.events import DeadLetter, Event, encode
+
+log = logging.getLogger(__name__)
+
+BatchHandler = Callable[[list[ConsumerRecord]], Awaitable[None]]
+
+
+def make_producer(settings: Settings) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        **settings.kafka.client_kwargs(),
+        acks="all",
+        linger_ms=5,
+        max_request_size=settings.kafka.max_event_bytes + 65_536,
+        compression_type=settings.kafka.compression,
+    )
+
+
+def make_consumer(settings: Settings, topics: Sequence[str], group_id: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        *topics,
+        **settings.kafka.client_kwargs(),
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=settings.kafka.session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka.heartbeat_interval_ms,
+        max_poll_interval_ms=600_000,
+        max_partition_fetch_bytes=max(settings.kafka.max_event_bytes * 2, 1_048_576),
+        fetch_max_bytes=64 * 1_048_576,
+    )
+
+
+async def start_with_backoff(
+    client: AIOKafkaProducer | AIOKafkaConsumer, what: str, stop: asyncio.Event, max_delay_s: float = 10.0
+) -> bool:
+    """Start a client, retrying with exponential backoff while the broker is unreachable.
+
+    Returns False if `stop` was set before the broker answered.
+    """
+    delay = 0.25
+    while not stop.is_set():
+        try:
+            await client.start()
+            return True
+        except (KafkaError, OSError) as exc:
+            log.warning("%s: broker unreachable (%s); retrying in %.1f s", what, type(exc).__name__, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            delay = min(delay * 2, max_delay_s)
+    return False
+
+
+async def send_all(producer: AIOKafkaProducer, sends: list[tuple[str, Event]]) -> None:
+    """Send events keyed by video id and wait until the broker acknowledged every one."""
+    futures = [
+        await producer.send(topic, encode(event), key=event.video_id.encode()) for topic, event in sends
+    ]
+    if futures:
+        await asyncio.gather(*futures)
+
+
+class DeadLetters:
+    """Publishes events nobody can process to the dead-letter topic, with the reason."""
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str, consumer: str) -> None:
+        self.producer, self.topic, self.consumer = producer, topic, consumer
+        self.count = 0
+
+    def letter(self, record: ConsumerRecord, error: str, video_id: str | None = None) -> DeadLetter:
+        key = record.key.decode("utf-8", "replace") if record.key else None
+        return DeadLetter(
+            video_id=video_id or key or "unknown",
+            source_topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            original=record.value or b"",
+            error=error[:2000],
+            consumer=self.consumer,
+            failed_at=time.time(),
+        )
+
+    async def publish(self, record: ConsumerRecord, error: str, video_id: str | None = None) -> None:
+        log.warning("dead-letter %s[%d]@%d: %s", record.topic, record.partition, record.offset, error)
+        self.count += 1
+        await send_all(self.producer, [(self.topic, self.letter(record, error, video_id))])
+
+
+async def consume_batches(
+    consumer: AIOKafkaConsumer,
+    handler: BatchHandler,
+    stop: asyncio.Event,
+    max_records: int,
+    max_wait_ms: int,
+) -> None:
+    """Fetch, handle, commit; until stop is set. A handler exception stops the loop without committing,
+    so the batch is redelivered to whichever process takes over the partitions."""
+    while not stop.is_set():
+        try:
+            batches = await consumer.getmany(timeout_ms=max_wait_ms, max_records=max_records)
+        except KafkaError as exc:
+            log.warning("fetch failed (%s); retrying", exc)
+            await asyncio.sleep(0.5)
+            continue
+        records = [r for part in batches.values() for r in part]
+        if not records:
+            continue
+        await handler(records)
+        offsets = {
+            TopicPartition(tp.topic, tp.partition): part[-1].offset + 1 for tp, part in batches.items()
+        }
+        await commit_with_retry(consumer, offsets, stop)
+
+
+async def commit_with_retry(
+    consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int], stop: asyncio.Event
+) -> None:
+    delay = 0.25
+    while True:
+        try:
+            await consumer.commit(offsets)
+            return
+        except CommitFailedError as exc:
+            # The group rebalanced: another member owns these partitions now and will redeliver; writes
+            # are idempotent, so nothing is lost or duplicated.
+            log.warning("offsets not committed after a rebalance (%s)", exc)
+            return
+        except KafkaError as exc:
+            if stop.is_set():
+                raise
+            log.warning("offset commit failed (%s); retrying in %.1f s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)

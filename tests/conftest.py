@@ -1,0 +1,83 @@
+"""Fixtures for tests that use real parts: a real Tansu broker process, real chdb, real stack processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from infra.broker import free_port, start_broker
+from infra.settings import Settings
+from tests.media import SHARED_MEDIA
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Kafka-protocol broker (Tansu, memory storage) for the whole test session."""
+    port = free_port()
+    proc = start_broker(port, tmp_path_factory.mktemp("broker") / "broker.log")
+    yield f"127.0.0.1:{port}"
+    proc.kill()
+    proc.wait()
+
+
+def stack_env(broker: str, state_dir: Path, **extra: str) -> dict[str, str]:
+    """Environment for a stack isolated by its own topic prefix, state dir (chdb path) and API port."""
+    return {
+        "REELSCOPE_KAFKA__BOOTSTRAP_SERVERS": broker,
+        "REELSCOPE_TOPICS__PREFIX": f"t{uuid.uuid4().hex[:8]}.",
+        "REELSCOPE_TOPICS__PARTITIONS": "2",
+        "REELSCOPE_STATE_DIR": str(state_dir),
+        "REELSCOPE_API_PORT": str(free_port()),
+        "REELSCOPE_KAFKA__SESSION_TIMEOUT_MS": "6000",
+        "REELSCOPE_AGGREGATOR__COMPLETION_TIMEOUT_S": "60",
+        **extra,
+    }
+
+
+@pytest.fixture
+def env_settings(monkeypatch: pytest.MonkeyPatch, broker: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Build Settings from an isolated environment (subprocesses of the stack inherit it)."""
+
+    def make(**extra: str) -> Settings:
+        for key, value in stack_env(broker, tmp_path / "state", **extra).items():
+            monkeypatch.setenv(key, value)
+        return Settings()
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def running_stack(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """The whole local stack (serve + one process per group) as real processes, shared by a module."""
+    from infra.stack import down, up
+
+    env = stack_env(broker, tmp_path_factory.mktemp("stack"))
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    settings = Settings()
+    try:
+        up(settings, timeout_s=120)
+        yield settings
+    finally:
+        down(settings)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture
+def shared_media() -> Path:
+    if not SHARED_MEDIA.is_dir():
+        pytest.skip(f"shared test media not found at {SHARED_MEDIA}")
+    return SHARED_MEDIA
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)

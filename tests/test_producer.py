@@ -1,0 +1,139 @@
+"""The producer's decoding, sampling and chunking, without a broker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analyzers.registry import enabled_analyzers
+from infra.settings import ProducerSettings, Settings
+from producers.events import VideoEventSource
+from producers.publisher import UriRejected, resolve_uri
+from schemas.events import AudioChunk, Frame, VideoFailed, VideoFinished, VideoStarted
+from tests.media import cut_clip, textured, tone, write_video
+
+ANALYZERS = ["scene", "color", "quality", "loudness"]
+
+
+def events(path: Path, names: list[str] = ANALYZERS, **producer: object) -> list:
+    source = VideoEventSource(
+        "vid", str(path), path.as_uri(), enabled_analyzers(names), ProducerSettings(**producer), 900_000
+    )
+    return list(source.events())
+
+
+def of(evs: list, cls: type) -> list:
+    return [e for e in evs if isinstance(e, cls)]
+
+
+def test_counter_pts_come_from_the_stream(shared_media: Path) -> None:
+    evs = events(shared_media / "counter.mp4", ["scene"])
+    frames = of(evs, Frame)
+    assert [f.pts_s for f in frames] == pytest.approx([i * 0.1 for i in range(30)], abs=1e-6)
+    assert frames[-1].final and not any(f.final for f in frames[:-1])
+    assert of(evs, VideoFinished)[0].expected == {"scene": 30}
+
+
+def test_late_start_keeps_its_offset(shared_media: Path) -> None:
+    evs = events(shared_media / "delayed_start.mp4", ["scene"])
+    started = of(evs, VideoStarted)[0]
+    assert started.start_s == pytest.approx(1.075, abs=1e-3)
+    assert of(evs, Frame)[0].pts_s == pytest.approx(1.075, abs=1e-3)
+
+
+def test_sampling_rates_sizes_and_expected_counts(tmp_path: Path) -> None:
+    clip = cut_clip(tmp_path / "c.mp4", frames=50, fps=25, size=(640, 360), tone_s=1.0, silence_s=1.0)
+    evs = events(clip)
+    frames = of(evs, Frame)
+    assert len(frames) == 50  # scene samples every frame
+    sampled = [f for f in frames if "color" in f.targets]
+    assert [round(f.pts_s, 2) for f in sampled] == [0.0, 1.0]  # 1 fps
+    assert max(f.width for f in frames if "quality" in f.targets) == 640
+    assert max(f.width for f in frames if f.targets == ["scene"]) == 160  # small when only scene wants it
+    chunks = of(evs, AudioChunk)
+    finished = of(evs, VideoFinished)[0]
+    assert finished.expected == {"scene": 50, "color": 2, "quality": 2, "loudness": len(chunks)}
+    assert all(c.channel == -1 and c.sample_rate == 16000 for c in chunks)
+    assert chunks[-1].final and chunks[0].start_s == pytest.approx(0.0, abs=0.03)
+    assert sum(len(c.pcm) for c in chunks) // 2 == pytest.approx(2.0 * 16000, rel=0.05)
+
+
+def test_rotation_is_honoured(tmp_path: Path) -> None:
+    image = np.zeros((32, 64, 3), np.uint8)
+    clip = write_video(tmp_path / "r.mp4", 5, 5, lambda i: image, rotation=90)
+    evs = events(clip, ["color"])
+    started = of(evs, VideoStarted)[0]
+    frame = of(evs, Frame)[0]
+    assert started.rotation == 90 and (started.width, started.height) == (32, 64)
+    assert (frame.width, frame.height) == (32, 64)
+
+
+def test_stereo_with_different_channels_is_split(shared_media: Path) -> None:
+    from analyzers.base import Analyzer, Sampling
+
+    class SplitProbe(Analyzer):
+        name = "split_probe"
+        input = "audio"
+        group = "audio"
+        sampling = Sampling(audio_channels="split")
+
+        def analyze(self, items):  # type: ignore[no-untyped-def]
+            return [{} for _ in items]
+
+    source = VideoEventSource(
+        "v",
+        str(shared_media / "stereo_diarization.wav"),
+        "x",
+        {"loudness": enabled_analyzers(["loudness"])["loudness"], "split_probe": SplitProbe},
+        ProducerSettings(),
+        900_000,
+    )
+    chunks = of(list(source.events()), AudioChunk)
+    assert {c.channel for c in chunks if "split_probe" in c.targets} == {0, 1}
+    assert {c.channel for c in chunks if "loudness" in c.targets} == {-1}
+
+
+def test_mono_duplicated_to_stereo_is_not_split(tmp_path: Path) -> None:
+    signal = tone(2.0)
+    clip = write_video(tmp_path / "s.mp4", 0, 25, None, audio=np.stack([signal, signal]))
+    from producers.events import channels_differ
+
+    assert not channels_differ(np.stack([signal, signal]) * 32767)
+    assert channels_differ(np.stack([signal, np.roll(tone(2.0, 300.0), 7)]) * 32767)
+    evs = events(clip, ["loudness"])
+    assert of(evs, VideoStarted)[0].audio_channels == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(b"", "not a readable video"), (b"\x00" * 4096, "not a readable video")],
+)
+def test_unreadable_files_fail_with_a_reason(tmp_path: Path, content: bytes, reason: str) -> None:
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(content)
+    evs = events(bad)
+    assert len(evs) == 1 and isinstance(evs[0], VideoFailed) and reason in evs[0].reason
+
+
+def test_too_long_video_fails(tmp_path: Path) -> None:
+    clip = write_video(tmp_path / "l.mp4", 50, 25, lambda i: textured(64, 64, 1))
+    evs = events(clip, max_duration_s=1.0)
+    assert isinstance(evs[-1], VideoFailed) and "maximum" in evs[-1].reason
+
+
+def test_uri_policy(tmp_path: Path) -> None:
+    clip = tmp_path / "ok.mp4"
+    clip.write_bytes(b"x")
+    settings = Settings(producer=ProducerSettings(allowed_roots=[str(tmp_path)]))
+    assert resolve_uri(clip.as_uri(), settings) == str(clip)
+    assert resolve_uri(str(clip), settings) == str(clip)
+    with pytest.raises(UriRejected, match="outside the allowed roots"):
+        resolve_uri("/etc/passwd", settings)
+    with pytest.raises(UriRejected, match="outside the allowed roots"):
+        resolve_uri(str(tmp_path / ".." / ".." / "etc" / "passwd"), settings)
+    with pytest.raises(UriRejected, match="scheme"):
+        resolve_uri("http://169.254.169.254/latest", settings)
+    with pytest.raises(UriRejected, match="not found"):
+        resolve_uri(str(tmp_path / "missing.mp4"), settings)
