@@ -22,7 +22,7 @@ import numpy as np
 
 from schemas.events import Provenance
 
-InputKind = Literal["frame", "audio"]
+InputKind = Literal["frame", "audio", "shot"]
 
 
 @dataclass(frozen=True)
@@ -62,9 +62,25 @@ class AudioItem:
     channel: int = -1
     final: bool = False
     """Last chunk of this channel of the video: flush any window held for it."""
+    hotwords: tuple[str, ...] = ()
 
 
-Item = FrameItem | AudioItem
+@dataclass(frozen=True)
+class ShotItem:
+    """One shot of a video, for analyzers that look at a whole shot (captioning): K frames sampled across
+    it, and what the other analyzers found in it (`context`: objects, on-screen text, words, camera ...)."""
+
+    video_id: str
+    index: int
+    start_s: float
+    end_s: float
+    frames: tuple[np.ndarray, ...]
+    """RGB uint8 keyframes in time order."""
+    frame_times: tuple[float, ...]
+    context: dict[str, Any]
+
+
+Item = FrameItem | AudioItem | ShotItem
 
 
 @dataclass(frozen=True)
@@ -113,6 +129,12 @@ class Analyzer(ABC):
     def segment_fields(cls, payloads: list[dict[str, Any]]) -> dict[str, Any]:
         """Merge the payloads that fall in one segment into that segment's fields (default: numeric means)."""
         return mean_numeric(payloads)
+
+    @classmethod
+    def timeline_results(cls, results: list[ItemResult], segment_s: float) -> list[ItemResult]:
+        """The results to place on the per-segment timeline; override when a payload speaks of other times
+        than its item's (a transcription window's words ride on the chunk that closed the window)."""
+        return results
 
     @classmethod
     def video_summary(cls, results: list[ItemResult]) -> dict[str, Any] | None:

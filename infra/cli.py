@@ -57,7 +57,9 @@ def read_store(settings: Settings, what: str, video_id: str) -> Any:
             store.close()
 
 
-async def _push(settings: Settings, paths: list[str], metadata: dict[str, Any]) -> list[str]:
+async def _push(
+    settings: Settings, paths: list[str], metadata: dict[str, Any], options: dict[str, Any] | None = None
+) -> list[str]:
     from producers.publisher import push, request_for_path
     from stream_processors.transport import make_producer, start_with_backoff
 
@@ -67,7 +69,7 @@ async def _push(settings: Settings, paths: list[str], metadata: dict[str, Any]) 
     try:
         ids = []
         for path in paths:
-            request = request_for_path(path, metadata=metadata)
+            request = request_for_path(path, metadata=metadata, options=options or {})
             await push(producer, settings, request)
             ids.append(request.video_id)
         return ids
@@ -75,8 +77,18 @@ async def _push(settings: Settings, paths: list[str], metadata: dict[str, Any]) 
         await producer.stop()
 
 
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """Per-video analysis options from the command line."""
+    options: dict[str, Any] = {}
+    if args.hotwords:
+        options["hotwords"] = [w.strip() for w in args.hotwords.split(",") if w.strip()]
+    return options
+
+
 def cmd_push(settings: Settings, args: argparse.Namespace) -> int:
-    for video_id in asyncio.run(_push(settings, args.videos, json.loads(args.metadata or "{}"))):
+    for video_id in asyncio.run(
+        _push(settings, args.videos, json.loads(args.metadata or "{}"), _options(args))
+    ):
         print(video_id)
     return 0
 
@@ -136,7 +148,7 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
     if loud:
         spans = ", ".join(f"{s['start_s']:.1f}-{s['end_s']:.1f}s" for s in loud["silences"]) or "none"
         lines.append(f"  audio level {loud['mean_rms_dbfs']} dBFS; silence: {spans}")
-    transcript = doc.get("summaries", {}).get("transcription")
+    transcript = doc.get("transcript")
     if transcript and transcript.get("text"):
         lines.append(f"  transcript: {transcript['text'][:300]}")
     for name, state in doc["analyzers"].items():
@@ -161,7 +173,9 @@ def cmd_analyze(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     info = up(settings)
     try:
-        video_ids = asyncio.run(_push(settings, args.videos, json.loads(args.metadata or "{}")))
+        video_ids = asyncio.run(
+            _push(settings, args.videos, json.loads(args.metadata or "{}"), _options(args))
+        )
         docs = wait_and_show(settings, video_ids, args.timeout)
     finally:
         if info.started and not args.keep:
@@ -269,12 +283,14 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--sample", action="store_true", help="also analyze a generated sample clip")
     a.add_argument("--json", help="write the reconstruction here (a directory when several videos)")
     a.add_argument("--metadata", help="JSON object of free metadata kept with the videos")
+    a.add_argument("--hotwords", help="comma-separated words to listen for (names, products)")
     a.add_argument("--timeout", type=float, default=900.0)
     a.add_argument("--keep", action="store_true", help="leave the stack running afterwards")
     a.set_defaults(fn=cmd_analyze)
     pu = sub.add_parser("push", help="put ingest requests for videos on the ingest topic")
     pu.add_argument("videos", nargs="+")
     pu.add_argument("--metadata")
+    pu.add_argument("--hotwords")
     pu.set_defaults(fn=cmd_push)
     s = sub.add_parser("status", help="a video's status and per-analyzer progress")
     s.add_argument("video_id")
@@ -293,6 +309,7 @@ def parser() -> argparse.ArgumentParser:
     pr.set_defaults(fn=cmd_process)
     b = sub.add_parser("bench", help="measure time factors and write docs/benchmarks.md figures")
     b.add_argument("--duration", type=float, default=30.0)
+    b.add_argument("--concurrent", type=int, default=4, help="also time N copies pushed at once")
     b.add_argument("--out", default="docs/benchmark-results.json")
     b.set_defaults(fn=cmd_bench)
     return p

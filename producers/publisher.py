@@ -124,6 +124,7 @@ async def publish_video(producer: AIOKafkaProducer, settings: Settings, request:
         settings=settings.producer,
         max_event_bytes=settings.kafka.max_event_bytes,
         metadata={**request.metadata, "submitted_at": request.submitted_at, "options": request.options},
+        hotwords=[str(w) for w in request.options.get("hotwords", [])][:100],
     )
     return await publish_events(producer, settings, source.events())
 

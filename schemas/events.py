@@ -124,6 +124,8 @@ class AudioChunk(Event):
     targets: list[str]
     final: bool = False
     """True on the last chunk of this channel: stateful analyzers flush their windows."""
+    hotwords: list[str] = Field(default_factory=list)
+    """Words to listen for in this video (from the ingest request's `options.hotwords`)."""
 
 
 class AnalyzerResult(Event):

@@ -78,6 +78,15 @@ def ddl(database: str, ttl_days: int) -> list[str]:
             updated_at DateTime64(3)
         ) ENGINE = ReplacingMergeTree(updated_at)
         ORDER BY video_id {ttl}""",
+        f"""CREATE TABLE IF NOT EXISTS {db}.words (
+            video_id String,
+            start_s Float64,
+            end_s Float64,
+            word String,
+            speaker LowCardinality(String),
+            updated_at DateTime64(3)
+        ) ENGINE = ReplacingMergeTree(updated_at)
+        ORDER BY (video_id, start_s, speaker, word) {ttl}""",
         f"""CREATE TABLE IF NOT EXISTS {db}.schema_version (
             version UInt32,
             applied_at DateTime64(3)
@@ -128,4 +137,5 @@ RESULT_COLUMNS = [
     "updated_at",
 ]
 SEGMENT_COLUMNS = ["video_id", "segment_index", "start_s", "end_s", "shot_index", "fields", "updated_at"]
+WORD_COLUMNS = ["video_id", "start_s", "end_s", "word", "speaker", "updated_at"]
 RECONSTRUCTION_COLUMNS = ["video_id", "status", "format_version", "document", "updated_at"]

@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -132,6 +133,9 @@ class Aggregator:
         self.stop = asyncio.Event()
         self.ready = asyncio.Event()
         self.finalized: dict[str, str] = {}
+        # caches of what is stored, so most batches need no read query; ClickHouse stays the truth
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.seen: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
         self.listeners: list[asyncio.Queue[dict[str, Any]]] = []
 
     async def run(self) -> None:
@@ -212,13 +216,25 @@ class Aggregator:
         )
         rows: dict[str, dict[str, Any]] = {}
         for event in lifecycle:
-            row = rows.get(event.video_id) or self.store.video(event.video_id) or empty_video(event.video_id)
-            rows[event.video_id] = apply_lifecycle(row, event)
+            vid = event.video_id
+            row = rows.get(vid) or self.rows.get(vid) or self.store.video(vid) or empty_video(vid)
+            rows[vid] = apply_lifecycle(row, event)
         for row in rows.values():
             self.store.upsert_video(row)
+        self.rows.update(rows)
+        for r in results:
+            self.seen[r.video_id][r.analyzer].add(r.item_key)
 
-    async def _maybe_finalize(self, video_id: str, timed_out: bool = False) -> None:
-        video = await self.store.call(self.store.video, video_id)
+    async def _maybe_finalize(self, video_id: str, timed_out: bool = False, recheck: bool = False) -> None:
+        """Finish the video if all its expected results are stored (or it timed out, or failed).
+
+        The in-memory tally decides when to ask ClickHouse; `recheck` (the periodic check, which also
+        covers a restarted aggregator with an empty tally) always asks."""
+        video = self.rows.get(video_id)
+        if video is None:
+            video = await self.store.call(self.store.video, video_id)
+            if video is not None:
+                self.rows[video_id] = video
         if video is None or video["status"] in ("complete", "degraded"):
             return
         if video["status"] == "failed":
@@ -228,6 +244,9 @@ class Aggregator:
         if video["status"] != "published":
             return
         expected: dict[str, int] = json.loads(video["expected"] or "{}")
+        tally = self.seen.get(video_id, {})
+        if not (timed_out or recheck) and any(len(tally.get(a, ())) < n for a, n in expected.items()):
+            return
         counts = await self.store.call(self.store.result_counts, video_id)
         done = all(counts.get(name, (0, 0))[0] >= n for name, n in expected.items())
         if done or timed_out:
@@ -266,8 +285,14 @@ class Aggregator:
                     for s in doc["segments"]
                 ]
             )
+            words = (doc.get("transcript") or {}).get("words", [])
+            self.store.replace_words(
+                [[video_id, w["start_s"], w["end_s"], w["word"], w["speaker"], stamp] for w in words]
+            )
             self.store.save_reconstruction(video_id, doc["status"], reconstruction.FORMAT_VERSION, document)
             self.store.upsert_video({**video, "status": doc["status"], "completed_at": completed})
+            self.rows.pop(video_id, None)
+            self.seen.pop(video_id, None)
 
         while True:
             try:
@@ -295,14 +320,19 @@ class Aggregator:
     async def _check_open_videos(self) -> None:
         """Periodically finish videos whose results are all in (also after a restart) or timed out."""
         timeout = self.settings.aggregator.completion_timeout_s
+        tick = 0
         while not self.stop.is_set():
             await asyncio.sleep(self.settings.aggregator.check_interval_s)
+            tick += 1
             try:
                 videos = await self.store.call(self.store.open_videos)
                 for video in videos:
                     published = video.get("published_at")
                     late = published is not None and time.time() - _epoch(published) > timeout
-                    await self._maybe_finalize(video["video_id"], timed_out=late)
+                    # count in ClickHouse for videos this process has no tally of (stored before a
+                    # restart), and now and then for all, since a tally started mid-video stays short
+                    recheck = video["video_id"] not in self.seen or tick % 5 == 0
+                    await self._maybe_finalize(video["video_id"], timed_out=late, recheck=recheck)
             except Exception as exc:
                 log.warning("open-video check failed: %s", exc)
 

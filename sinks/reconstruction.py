@@ -79,7 +79,7 @@ def build_segments(
     count = max(1, math.ceil((end_s - origin) / segment_s - 1e-9))
     buckets: list[dict[str, list[dict[str, Any]]]] = [defaultdict(list) for _ in range(count)]
     for name, results in by_analyzer.items():
-        for r in results:
+        for r in enabled[name].timeline_results(results, segment_s) if name in enabled else results:
             first = _segment_index(r.start_s, origin, segment_s)
             # an audio chunk covers [start, end): it feeds every segment it overlaps
             last = _segment_index(max(r.start_s, r.end_s - 1e-6), origin, segment_s)
@@ -185,6 +185,7 @@ def build(
         "segment_s": segment_s,
         "segments": segments,
         "analyzers": states,
-        "summaries": {k: v for k, v in summaries.items() if k != "scene"},
+        "transcript": summaries.get("transcription"),
+        "summaries": {k: v for k, v in summaries.items() if k not in ("scene", "transcription")},
         "warnings": warnings,
     }

@@ -25,6 +25,7 @@ from schemas.tables import (
     SCHEMA_VERSION,
     SEGMENT_COLUMNS,
     VIDEO_COLUMNS,
+    WORD_COLUMNS,
     ddl,
 )
 
@@ -103,6 +104,17 @@ class Store:
     def replace_segments(self, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
             self.client.insert(f"{self.db}.segments", list(rows), column_names=SEGMENT_COLUMNS)
+
+    def replace_words(self, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.client.insert(f"{self.db}.words", list(rows), column_names=WORD_COLUMNS)
+
+    def words(self, video_id: str) -> list[dict[str, Any]]:
+        return self._rows(
+            f"SELECT start_s, end_s, word, speaker FROM {self.db}.words FINAL WHERE video_id = %(v)s "
+            f"ORDER BY start_s, speaker",
+            v=video_id,
+        )
 
     def save_reconstruction(self, video_id: str, status: str, version: int, document: str) -> None:
         self.client.insert(

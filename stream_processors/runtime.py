@@ -60,6 +60,7 @@ def to_item(event: Frame | AudioChunk) -> Item:
         event.sample_rate,
         event.channel,
         event.final,
+        tuple(event.hotwords),
     )
 
 

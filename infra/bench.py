@@ -1,0 +1,202 @@
+"""`reelscope bench`: time factors measured in one run on one machine.
+
+- raw PyAV decode of the clip (every frame, no conversion) against the producer's event generation;
+- in-process: the producer's events fed straight to the same analyzers in batches, then the reconstruction,
+  no Kafka, no ClickHouse;
+- pipeline: the same clip pushed through the real local stack (broker, processor groups, aggregator,
+  ClickHouse), timed from push to reconstruction, with 1 and with N concurrent videos;
+- per analyzer: items per second inside the in-process run.
+
+Time factor = processing time / video duration (lower is better).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import av
+
+from analyzers.registry import enabled_analyzers
+from infra.sample_media import cut_clip
+from infra.settings import Settings
+from producers.events import VideoEventSource
+from schemas.events import AudioChunk, Frame, VideoFinished
+from sinks import reconstruction
+from stream_processors.runtime import item_key, item_span, to_item
+
+
+def make_clip(path: Path, seconds: float, size: tuple[int, int], fps: int = 30) -> Path:
+    frames = int(seconds * fps)
+    if not path.exists():
+        cut_clip(
+            path,
+            cut_frame=frames // 2,
+            frames=frames,
+            fps=fps,
+            size=size,
+            tone_s=seconds * 0.6,
+            silence_s=seconds * 0.4,
+        )
+    return path
+
+
+def raw_decode_s(path: Path) -> float:
+    t0 = time.perf_counter()
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for _ in container.decode(stream):
+            pass
+    return time.perf_counter() - t0
+
+
+def in_process(path: Path, settings: Settings) -> dict[str, Any]:
+    """Producer events straight into the analyzers (batches of max_size), then the reconstruction."""
+    classes = enabled_analyzers(settings.analyzers)
+    analyzers = {n: c(settings) for n, c in classes.items()}
+    for a in analyzers.values():
+        a.load()
+    t0 = time.perf_counter()
+    source = VideoEventSource(
+        "bench", str(path), path.as_uri(), classes, settings.producer, settings.kafka.max_event_bytes
+    )
+    produce_s = 0.0
+    per_analyzer_s: dict[str, float] = defaultdict(float)
+    per_analyzer_n: dict[str, int] = defaultdict(int)
+    rows: list[dict[str, Any]] = []
+    pending: list[Frame | AudioChunk] = []
+    events = source.events()
+    info: dict[str, Any] = {}
+
+    def flush() -> None:
+        items = {id(ev): to_item(ev) for ev in pending}
+        for name, analyzer in analyzers.items():
+            mine = [ev for ev in pending if name in ev.targets]
+            if not mine:
+                continue
+            t = time.perf_counter()
+            payloads = analyzer.analyze([items[id(ev)] for ev in mine])
+            per_analyzer_s[name] += time.perf_counter() - t
+            per_analyzer_n[name] += len(mine)
+            for ev, payload in zip(mine, payloads, strict=True):
+                start, end = item_span(ev)
+                rows.append(
+                    {
+                        "analyzer": name,
+                        "item_key": item_key(ev),
+                        "model": "m",
+                        "provenance": "algorithm",
+                        "start_s": start,
+                        "end_s": end,
+                        "payload": json.dumps(payload),
+                        "error": "",
+                    }
+                )
+        pending.clear()
+
+    while True:
+        t = time.perf_counter()
+        event = next(events, None)
+        produce_s += time.perf_counter() - t
+        if event is None:
+            break
+        if isinstance(event, Frame | AudioChunk):
+            pending.append(event)
+            if len(pending) >= settings.batch.max_size:
+                flush()
+        elif hasattr(event, "duration_s"):
+            info = event.model_dump()
+        elif isinstance(event, VideoFinished):
+            info["expected"] = json.dumps(event.expected)
+    flush()
+    video = {**info, "video_id": "bench", "warnings": []}
+    reconstruction.build(video, rows, classes, settings.aggregator.segment_s)
+    total = time.perf_counter() - t0
+    return {
+        "seconds": total,
+        "producer_seconds": produce_s,
+        "analyzers": {
+            n: {
+                "items": per_analyzer_n[n],
+                "seconds": round(per_analyzer_s[n], 3),
+                "items_per_s": round(per_analyzer_n[n] / per_analyzer_s[n], 1) if per_analyzer_s[n] else None,
+            }
+            for n in analyzers
+        },
+    }
+
+
+def pipeline(paths: list[Path], settings: Settings) -> dict[str, Any]:
+    """Push the videos into the running stack and time until every reconstruction exists."""
+    from infra.cli import _push, fetch
+
+    t0 = time.perf_counter()
+    ids = asyncio.run(_push(settings, [str(p) for p in paths], {}))
+    first_result: float | None = None
+    done: dict[str, float] = {}
+    while len(done) < len(ids):
+        for vid in ids:
+            if vid in done:
+                continue
+            status = fetch(settings, f"/videos/{vid}")
+            if (
+                status
+                and first_result is None
+                and any(p["received"] for p in status.get("progress", {}).values())
+            ):
+                first_result = time.perf_counter() - t0
+            if status and status["status"] in ("complete", "degraded", "failed"):
+                done[vid] = time.perf_counter() - t0
+                assert status["status"] != "failed", status
+        time.sleep(0.05)
+    return {"seconds": max(done.values()), "time_to_first_result_s": first_result, "videos": len(ids)}
+
+
+def run_bench(settings: Settings, args: argparse.Namespace) -> int:
+    from infra.stack import down, up
+
+    work = Path(tempfile.mkdtemp(prefix="reelscope-bench-"))
+    seconds = args.duration
+    clip = make_clip(work / "clip_720x1280.mp4", seconds, (720, 1280))
+    results: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "clip": f"{seconds:.0f} s 720x1280 30 fps, H.264 + AAC",
+        "analyzers": sorted(enabled_analyzers(settings.analyzers)),
+    }
+    raw = raw_decode_s(clip)
+    proc = in_process(clip, settings)
+    results["raw_decode_s"] = round(raw, 3)
+    results["in_process"] = {**proc, "time_factor": round(proc["seconds"] / seconds, 4)}
+    results["producer_vs_raw_decode"] = round(raw / proc["producer_seconds"], 3)
+
+    os.environ["REELSCOPE_STATE_DIR"] = str(work / "state")
+    os.environ["REELSCOPE_TOPICS__PREFIX"] = f"bench{uuid.uuid4().hex[:6]}."
+    stack_settings = Settings()
+    up(stack_settings)
+    try:
+        single = pipeline([clip], stack_settings)
+        results["pipeline_1"] = {**single, "time_factor": round(single["seconds"] / seconds, 4)}
+        results["streaming_overhead_ratio"] = round(single["seconds"] / proc["seconds"], 3)
+        if args.concurrent > 1:
+            many = pipeline([clip] * args.concurrent, stack_settings)
+            total = seconds * args.concurrent
+            results[f"pipeline_{args.concurrent}"] = {
+                **many,
+                "aggregate_time_factor": round(many["seconds"] / total, 4),
+            }
+    finally:
+        down(stack_settings)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+    return 0
