@@ -103,6 +103,10 @@ class Analyzer(ABC):
     sampling: ClassVar[Sampling] = Sampling()
     model_name: ClassVar[str] = "algorithm"
     provenance: ClassVar[Provenance] = "algorithm"
+    stateful: ClassVar[bool] = False
+    """Holds per-video state across items (windows, buffers). Its processor then commits offsets only up to
+    the first item of each unfinished video, and after a restart ignores streams it did not see begin, so a
+    killed process replays whole open videos and never a tail."""
     requires: ClassVar[tuple[str, ...]] = ()
     """Importable modules it needs (from an extra such as `[audio]`); `auto` enables it only if present."""
 

@@ -110,6 +110,7 @@ class TranscriptionAnalyzer(Analyzer):
     group = "audio"
     sampling = Sampling(fps=None, audio_channels="split")
     requires = ("faster_whisper",)
+    stateful = True
     model_name = "faster-whisper/tiny.en"
     provenance: Provenance = "packaged"
 

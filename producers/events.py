@@ -87,6 +87,7 @@ class _ChunkStream:
             pcm=pcm.astype("<i2").tobytes(),
             targets=self.targets,
             hotwords=self.hotwords,
+            first=self.index == 0,
         )
         self.index += 1
 
@@ -264,6 +265,7 @@ class VideoEventSource:
                     height=rgb.shape[0],
                     jpeg=encode_jpeg(rgb, self.settings.jpeg_quality, self.max_jpeg_bytes),
                     targets=targets,
+                    first=self.frames_published == 0,
                 )
                 if held is not None:
                     yield held

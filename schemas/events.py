@@ -106,6 +106,8 @@ class Frame(Event):
     height: int = Field(gt=0)
     jpeg: bytes = Field(min_length=1)
     targets: list[str]
+    first: bool = False
+    """True on the first published frame of the video."""
     final: bool = False
     """True on the last published frame of the video."""
 
@@ -122,6 +124,8 @@ class AudioChunk(Event):
     channel: int = -1
     pcm: bytes
     targets: list[str]
+    first: bool = False
+    """True on the first chunk of this channel."""
     final: bool = False
     """True on the last chunk of this channel: stateful analyzers flush their windows."""
     hotwords: list[str] = Field(default_factory=list)

@@ -19,7 +19,7 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 from PIL import Image
 
 from analyzers.base import Analyzer, AudioItem, FrameItem, Item
@@ -70,6 +70,52 @@ def item_span(event: Frame | AudioChunk) -> tuple[float, float]:
     return event.start_s, event.end_s
 
 
+def stream_key(event: Frame | AudioChunk) -> tuple[str, str]:
+    """One ordered stream of a video on one topic: its frames, or one audio channel."""
+    return (event.video_id, "frames" if isinstance(event, Frame) else f"audio{event.channel}")
+
+
+class OpenStreams:
+    """Which video streams a stateful group has begun and not finished, per partition.
+
+    Offsets are committed no further than the first record of an open stream, so a restarted process
+    replays every open stream from its beginning; a stream not seen from its first item (the tail of one
+    that finished before the restart, whose results are already out) is skipped.
+    """
+
+    def __init__(self) -> None:
+        self.open: dict[TopicPartition, dict[tuple[str, str], tuple[int, float]]] = defaultdict(dict)
+        self.begun: set[tuple[str, str]] = set()
+
+    def admit(self, record: ConsumerRecord, event: Frame | AudioChunk) -> bool:
+        key = stream_key(event)
+        if event.first:
+            self.begun.add(key)
+        return key in self.begun
+
+    def advance(self, record: ConsumerRecord, event: Frame | AudioChunk) -> None:
+        tp = TopicPartition(record.topic, record.partition)
+        key = stream_key(event)
+        if event.final:
+            self.open[tp].pop(key, None)
+            self.begun.discard(key)
+        elif key not in self.open[tp]:
+            self.open[tp][key] = (record.offset, time.monotonic())
+
+    def watermarks(self, max_age_s: float) -> dict[TopicPartition, int]:
+        """Per partition, the offset to commit up to; streams older than max_age_s stop holding it back
+        (their producer died; the video times out in the aggregator)."""
+        now = time.monotonic()
+        out = {}
+        for tp, streams in self.open.items():
+            for key in [k for k, (_, since) in streams.items() if now - since > max_age_s]:
+                del streams[key]
+                self.begun.discard(key)
+            if streams:
+                out[tp] = min(offset for offset, _ in streams.values())
+        return out
+
+
 class GroupProcessor:
     """Runs one analyzer group against the broker until stopped."""
 
@@ -91,6 +137,8 @@ class GroupProcessor:
         self.stop = asyncio.Event()
         self.ready = asyncio.Event()
         self.stats: dict[str, float] = defaultdict(float)
+        self.stateful = any(a.stateful for a in analyzers)
+        self.streams = OpenStreams()
 
     def load(self) -> float:
         """Load every analyzer's model once; returns the seconds it took. Fails loudly at start."""
@@ -126,13 +174,16 @@ class GroupProcessor:
         finally:
             await producer.stop()
 
-    async def handle(self, records: list[ConsumerRecord]) -> None:
+    async def handle(self, records: list[ConsumerRecord]) -> dict[TopicPartition, int] | None:
         events: list[tuple[ConsumerRecord, Frame | AudioChunk]] = []
         for record in records:
             try:
                 event = decode(record.value or b"", expect=(Frame, AudioChunk))
             except SchemaError as exc:
                 await self.dead_letters.publish(record, str(exc))
+                continue
+            if self.stateful and not self.streams.admit(record, event):  # type: ignore[arg-type]
+                self.stats["tail_skipped"] += 1
                 continue
             events.append((record, event))  # type: ignore[arg-type]
         self.stats["events_in"] += len(records)
@@ -142,6 +193,11 @@ class GroupProcessor:
         for record, reason in self.failed_items:
             await self.dead_letters.publish(record, reason)
         self.stats["results_out"] += len(results)
+        if not self.stateful:
+            return None
+        for record, event in events:
+            self.streams.advance(record, event)
+        return self.streams.watermarks(self.settings.aggregator.completion_timeout_s)
 
     def analyze_batch(self, events: list[tuple[ConsumerRecord, Frame | AudioChunk]]) -> list[AnalyzerResult]:
         """Run each analyzer on the items that sampled it; runs in a worker thread."""

@@ -21,7 +21,8 @@ from schemas.events import DeadLetter, Event, encode
 
 log = logging.getLogger(__name__)
 
-BatchHandler = Callable[[list[ConsumerRecord]], Awaitable[None]]
+BatchHandler = Callable[[list[ConsumerRecord]], Awaitable[dict[TopicPartition, int] | None]]
+"""Handles a batch; may return lower offsets to commit for partitions whose records it still holds."""
 
 
 def make_producer(settings: Settings) -> AIOKafkaProducer:
@@ -111,8 +112,11 @@ async def consume_batches(
     max_records: int,
     max_wait_ms: int,
 ) -> None:
-    """Fetch, handle, commit; until stop is set. A handler exception stops the loop without committing,
-    so the batch is redelivered to whichever process takes over the partitions."""
+    """Fetch, handle, commit; until stop is set.
+
+    A broker error inside the handler (results not acknowledged) retries the same batch with backoff: the
+    outputs are idempotent, so a retry duplicates nothing. Any other handler exception stops the loop
+    without committing, so the batch is redelivered to whichever process takes over the partitions."""
     while not stop.is_set():
         try:
             batches = await consumer.getmany(timeout_ms=max_wait_ms, max_records=max_records)
@@ -123,10 +127,23 @@ async def consume_batches(
         records = [r for part in batches.values() for r in part]
         if not records:
             continue
-        await handler(records)
+        delay = 0.5
+        while True:
+            try:
+                held = await handler(records)
+                break
+            except KafkaError as exc:
+                if stop.is_set():
+                    raise
+                log.warning("broker error while handling a batch (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
         offsets = {
             TopicPartition(tp.topic, tp.partition): part[-1].offset + 1 for tp, part in batches.items()
         }
+        for tp, offset in (held or {}).items():
+            if tp in offsets:
+                offsets[tp] = min(offsets[tp], offset)
         await commit_with_retry(consumer, offsets, stop)
 
 
