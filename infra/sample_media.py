@@ -42,13 +42,17 @@ def write_video(
     audio: np.ndarray | None = None,
     audio_rate: int = 48_000,
     rotation: int = 0,
+    pts_of: Callable[[int], float] | None = None,
 ) -> Path:
-    """Write an H.264/AAC MP4. `audio` is float32 mono (or shape (2, n) for stereo)."""
+    """Write an H.264/AAC file. `audio` is float32 mono (or shape (2, n) for stereo); `pts_of(i)` gives
+    frame i's time in seconds for variable frame rate (default i / fps)."""
     with av.open(str(path), mode="w") as container:
         video = None
         if frame_at is not None:
             first = frame_at(0)
             video = container.add_stream("libx264", rate=fps)
+            if pts_of is not None:
+                video.codec_context.time_base = Fraction(1, 1000)
             video.width, video.height = first.shape[1], first.shape[0]
             video.pix_fmt = "yuv420p"
             video.options = {"preset": "ultrafast", "crf": "18", "bf": "0"}
@@ -61,8 +65,10 @@ def write_video(
         if video is not None:
             for i in range(frames):
                 frame = av.VideoFrame.from_ndarray(frame_at(i), format="rgb24")  # type: ignore[misc]
-                frame.pts = i
-                frame.time_base = Fraction(1, fps)
+                if pts_of is None:
+                    frame.pts, frame.time_base = i, Fraction(1, fps)
+                else:
+                    frame.pts, frame.time_base = round(pts_of(i) * 1000), Fraction(1, 1000)
                 for packet in video.encode(frame):
                     container.mux(packet)
             for packet in video.encode():

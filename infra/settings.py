@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -166,6 +167,18 @@ class TranscriptionSettings(BaseModel):
         return self
 
 
+class FacesSettings(BaseModel):
+    """Face detection and attributes (analyzers/faces.py)."""
+
+    detector: Literal["auto", "mtcnn", "haar"] = "auto"
+    min_confidence: float = 0.9
+    """MTCNN's last-stage probability floor: its own 0.7 lets crowd texture and ears through."""
+    max_faces: int = 12
+    age_model: str = ""
+    """transformers image-classification model id (cached) or local directory; empty: not run."""
+    emotion_model: str = ""
+
+
 class Settings(BaseSettings):
     """All of reelscope's configuration; see README 'Configuration'."""
 
@@ -180,6 +193,7 @@ class Settings(BaseSettings):
     producer: ProducerSettings = Field(default_factory=ProducerSettings)
     aggregator: AggregatorSettings = Field(default_factory=AggregatorSettings)
     transcription: TranscriptionSettings = Field(default_factory=TranscriptionSettings)
+    faces: FacesSettings = Field(default_factory=FacesSettings)
     analyzers: list[str] = Field(
         default_factory=lambda: ["auto"],
         description="Enabled analyzers by name; `auto`: all whose dependencies are installed (registry.py)",

@@ -6,7 +6,7 @@ late here too; variable frame rate stays variable). Knows nothing of Kafka or an
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -57,11 +57,25 @@ def _fraction(value: Fraction | None) -> float | None:
     return round(float(value), 4) if value else None
 
 
+def _decodable(
+    streams: Sequence[av.stream.Stream], kind: str, warnings: list[str]
+) -> av.stream.Stream | None:
+    """The first stream of a kind that has a decoder; a stream PyAV has no codec for is reported."""
+    for stream in streams:
+        if stream.codec_context is not None:
+            return stream
+        warnings.append(f"unsupported {kind} codec in stream {stream.index}: it was skipped")
+    return None
+
+
 def probe(container: av.container.InputContainer) -> MediaInfo:
     """Metadata from the container headers (no decoding)."""
-    video = container.streams.video[0] if container.streams.video else None
-    audio = container.streams.audio[0] if container.streams.audio else None
+    warnings: list[str] = []
+    video = _decodable(container.streams.video, "video", warnings)
+    audio = _decodable(container.streams.audio, "audio", warnings)
     if video is None and audio is None:
+        if warnings:
+            raise DecodeError("unsupported codec: no stream of the file can be decoded")
         raise DecodeError("no audio or video stream in the file")
     starts: list[float] = []
     ends: list[float] = []
@@ -85,6 +99,7 @@ def probe(container: av.container.InputContainer) -> MediaInfo:
         has_video=video is not None,
         has_audio=audio is not None,
         audio_channels=audio.codec_context.channels if audio else 0,
+        warnings=warnings,
     )
 
 
@@ -119,8 +134,8 @@ def iterate(
 ) -> Iterator[DecodedFrame | DecodedAudio]:
     """Frames and resampled audio in demux order. Corrupt packets are skipped and counted in warnings."""
     streams = []
-    video = container.streams.video[0] if info.has_video else None
-    audio = container.streams.audio[0] if info.has_audio else None
+    video = next((s for s in container.streams.video if s.codec_context is not None), None)
+    audio = next((s for s in container.streams.audio if s.codec_context is not None), None)
     if video is not None:
         video.thread_type = "AUTO"
         if threads:

@@ -1,0 +1,389 @@
+"""Faces per frame (box, landmarks, size, place, head turn) and face tracks per video.
+
+Detector: MTCNN from facenet-pytorch (its P/R/O-net weights ship in the wheel). Fallback when torch or
+facenet-pytorch is missing: OpenCV's Haar frontal-face cascade (boxes only: no confidence, no landmarks).
+
+Age and emotion are optional image-classification models (a transformers model id already in the local
+cache, or a local directory), run on face crops only when configured; otherwise the payload says
+`not_configured` and no value is invented. A model whose config.json carries `"reelscope_provenance":
+"random-test"` (what tests write next to their tiny random models) is reported as random-test; the marker
+can only lower trust, never raise it, so a real configured model is always "configured".
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from analyzers.base import Analyzer, FrameItem, Item, ItemResult, Sampling
+from infra.settings import FacesSettings
+from schemas.events import Provenance
+
+ATTRIBUTES = ("age", "emotion")
+CLOSE_UP_SHARE = 0.10
+"""Largest face covering this share of the frame: a close-up."""
+TALKING_HEAD_MIN_SHARE = 0.01
+YAW_TURNED = 0.35
+"""|nose offset from the eyes' midpoint| / half the eye distance above which the head is turned."""
+CROP_MARGIN = 0.25
+MAX_TRACK_GAP_FRAMES = 2
+"""A track survives this many sampled frames without its face (blinks of the detector, a hand in front)."""
+MAX_TRACKS = 50
+RANDOM_TEST_MARKER = "reelscope_provenance"
+HAAR_CASCADE = "haarcascade_frontalface_alt2.xml"
+HAAR_DIRS = ("/usr/share/opencv4/haarcascades", "/usr/share/opencv/haarcascades")
+"""Debian's opencv-data, for OpenCV builds whose wheel does not ship cv2.data (OpenCV 5)."""
+
+
+@dataclass
+class RawFace:
+    box: tuple[float, float, float, float]
+    """Pixels x0, y0, x1, y1."""
+    conf: float | None
+    landmarks: np.ndarray | None = None
+    """5 x 2 pixels: eyes, nose, mouth corners (MTCNN order)."""
+
+
+def face_features(face: RawFace, width: int, height: int) -> dict[str, Any]:
+    """Normalised box, size, place in the frame and head turn of one detected face."""
+    x0, y0, x1, y1 = face.box
+    box = [
+        float(np.clip(x0 / width, 0, 1)),
+        float(np.clip(y0 / height, 0, 1)),
+        float(np.clip(x1 / width, 0, 1)),
+        float(np.clip(y1 / height, 0, 1)),
+    ]
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    out: dict[str, Any] = {
+        "box": [round(v, 4) for v in box],
+        "conf": None if face.conf is None else round(face.conf, 4),
+        "size_share": round((box[2] - box[0]) * (box[3] - box[1]), 5),
+        "position": "left" if cx < 1 / 3 else "right" if cx > 2 / 3 else "center",
+        "vertical": "top" if cy < 1 / 3 else "bottom" if cy > 2 / 3 else "middle",
+        "landmarks": None,
+        "yaw": None,
+        "facing": None,
+    }
+    if face.landmarks is not None:
+        lm = face.landmarks
+        out["landmarks"] = [[round(float(x) / width, 4), round(float(y) / height, 4)] for x, y in lm]
+        yaw = head_yaw(lm)
+        if yaw is not None:
+            out["yaw"] = round(yaw, 3)
+            out["facing"] = "right" if yaw > YAW_TURNED else "left" if yaw < -YAW_TURNED else "center"
+    return out
+
+
+def head_yaw(landmarks: np.ndarray) -> float | None:
+    """Horizontal head turn from eye-nose geometry: the nose's offset from the eyes' midpoint in units of
+    half the eye distance. Positive: the face turns toward the frame's right side (viewer's right)."""
+    eyes_x = sorted((float(landmarks[0][0]), float(landmarks[1][0])))
+    half = (eyes_x[1] - eyes_x[0]) / 2
+    if half <= 0:
+        return None
+    return float(np.clip((float(landmarks[2][0]) - (eyes_x[0] + half)) / half, -2.0, 2.0))
+
+
+def shot_type(faces: list[dict[str, Any]]) -> str:
+    """Framing cue from the faces: close-up > talking_head > two_shot > group > wide; no_face when none."""
+    if not faces:
+        return "no_face"
+    largest = max(faces, key=lambda f: f["size_share"])
+    if largest["size_share"] >= CLOSE_UP_SHARE:
+        return "close-up"
+    if len(faces) == 1:
+        centred = largest["position"] == "center" and largest["size_share"] >= TALKING_HEAD_MIN_SHARE
+        return "talking_head" if centred else "wide"
+    return "two_shot" if len(faces) == 2 else "group"
+
+
+class _Mtcnn:
+    name = "mtcnn (facenet-pytorch, packaged P/R/O-net weights)"
+
+    def __init__(self) -> None:
+        import torch
+        from facenet_pytorch import MTCNN
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        self._model = MTCNN(keep_all=True, device=device, post_process=False)
+
+    def detect(self, image: np.ndarray) -> list[RawFace]:
+        boxes, probs, points = self._model.detect(image, landmarks=True)
+        if boxes is None:
+            return []
+        return [
+            RawFace(
+                tuple(np.asarray(b, dtype=np.float64).tolist()), float(p), np.asarray(lm, dtype=np.float64)
+            )
+            for b, p, lm in zip(boxes, probs, points, strict=True)
+        ]
+
+
+class _Haar:
+    name = f"haar {HAAR_CASCADE} (opencv, packaged)"
+
+    def __init__(self) -> None:
+        import cv2
+
+        if not hasattr(cv2, "CascadeClassifier"):
+            raise RuntimeError(
+                "this OpenCV build has no CascadeClassifier (OpenCV 5 moved it to opencv-contrib-python)"
+            )
+        path = find_haar_cascade()
+        if path is None:
+            raise RuntimeError(f"{HAAR_CASCADE} not found in cv2.data or {HAAR_DIRS} (Debian: opencv-data)")
+        self._cv2 = cv2
+        self._cascade = cv2.CascadeClassifier(str(path))
+
+    def detect(self, image: np.ndarray) -> list[RawFace]:
+        cv2 = self._cv2
+        gray = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
+        side = max(20, round(0.03 * min(gray.shape)))
+        found = self._cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(side, side))
+        return [RawFace((float(x), float(y), float(x + w), float(y + h)), None) for x, y, w, h in found]
+
+
+def find_haar_cascade() -> Path | None:
+    """The frontal-face cascade from the OpenCV wheel (cv2.data, OpenCV 4) or Debian's opencv-data."""
+    import cv2
+
+    dirs = [getattr(getattr(cv2, "data", None), "haarcascades", ""), *HAAR_DIRS]
+    return next((Path(d) / HAAR_CASCADE for d in dirs if d and (Path(d) / HAAR_CASCADE).is_file()), None)
+
+
+def load_image_classifier(ref: str) -> tuple[Any, Provenance]:
+    """A transformers image-classification pipeline from a local directory or an already cached model id
+    (never downloads), and its provenance: random-test when its config carries the marker, else configured."""
+    import torch
+    from transformers import AutoImageProcessor, AutoModelForImageClassification, pipeline
+
+    model = AutoModelForImageClassification.from_pretrained(ref, local_files_only=True)
+    processor = AutoImageProcessor.from_pretrained(ref, local_files_only=True)
+    marker = getattr(model.config, RANDOM_TEST_MARKER, None)
+    provenance: Provenance = "random-test" if marker == "random-test" else "configured"
+    device = 0 if torch.cuda.is_available() else -1
+    return pipeline("image-classification", model=model, image_processor=processor, device=device), provenance
+
+
+class FacesAnalyzer(Analyzer):
+    """Face detection and per-face cues; optional age/emotion classifiers on the crops."""
+
+    name = "faces"
+    input = "frame"
+    group = "vision"
+    sampling = Sampling(fps=2.0, max_side=640)
+    model_name = _Mtcnn.name
+    provenance = "packaged"
+
+    def __init__(self, settings: Any = None, options: FacesSettings | None = None) -> None:
+        super().__init__(settings)
+        self.options = options or (settings.faces if settings is not None else FacesSettings())
+        self._detector: _Mtcnn | _Haar | None = None
+        self._classifiers: dict[str, tuple[Any, Provenance]] = {}
+
+    def load(self) -> None:
+        choice = self.options.detector
+        if choice == "mtcnn":
+            self._detector = _Mtcnn()
+        elif choice == "haar":
+            self._detector = _Haar()
+        else:
+            try:
+                self._detector = _Mtcnn()
+            except (ImportError, OSError) as missing:
+                try:
+                    self._detector = _Haar()
+                except RuntimeError as no_haar:
+                    raise RuntimeError(f"no face detector: MTCNN ({missing}); Haar ({no_haar})") from no_haar
+        for attribute in ATTRIBUTES:
+            ref = getattr(self.options, f"{attribute}_model")
+            if ref:
+                self._classifiers[attribute] = load_image_classifier(ref)
+
+    def describe_model(self) -> tuple[str, Provenance]:
+        """Detector plus configured classifiers; the least trusted part names the provenance."""
+        name = self._detector.name if self._detector else self.model_name
+        parts = [name] + [f"{a}={getattr(self.options, f'{a}_model')}" for a in self._classifiers]
+        provenances = {p for _, p in self._classifiers.values()}
+        weakest_first: tuple[Provenance, ...] = ("random-test", "configured")
+        provenance = next((p for p in weakest_first if p in provenances), self.provenance)
+        return "; ".join(parts), provenance
+
+    def attribute_status(self) -> dict[str, str]:
+        return {
+            a: self._classifiers[a][1] if a in self._classifiers else "not_configured" for a in ATTRIBUTES
+        }
+
+    def analyze(self, items: Sequence[Item]) -> list[dict[str, Any]]:
+        if self._detector is None:
+            raise RuntimeError("load() was not called")
+        payloads = []
+        crops: list[tuple[dict[str, Any], Any]] = []
+        status = self.attribute_status()
+        for item in items:
+            if not isinstance(item, FrameItem):
+                raise TypeError(f"{self.name} takes frames, got {type(item).__name__}")
+            h, w = item.image.shape[:2]
+            raw = [
+                f
+                for f in self._detector.detect(item.image)
+                if f.conf is None or f.conf >= self.options.min_confidence
+            ]
+            raw.sort(key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]), reverse=True)
+            faces = [face_features(f, w, h) for f in raw[: self.options.max_faces]]
+            if self._classifiers:
+                kept = raw[: self.options.max_faces]
+                crops.extend((face, _crop(item.image, f.box)) for face, f in zip(faces, kept, strict=True))
+            payloads.append(
+                {
+                    "faces": faces,
+                    "face_count": len(raw),
+                    "shot_type": shot_type(faces),
+                    "attributes": dict(status),
+                }
+            )
+        for attribute, (classifier, _) in self._classifiers.items():
+            if not crops:
+                break
+            predictions = classifier([c for _, c in crops], top_k=1)
+            for (face, _), top in zip(crops, predictions, strict=True):
+                face[attribute] = {"label": str(top[0]["label"]), "score": round(float(top[0]["score"]), 4)}
+        return payloads
+
+    @classmethod
+    def segment_fields(cls, payloads: list[dict[str, Any]]) -> dict[str, Any]:
+        if not payloads:
+            return {}
+        counts = [p.get("face_count", 0) for p in payloads]
+        sizes = [f["size_share"] for p in payloads for f in p.get("faces", [])]
+        out: dict[str, Any] = {
+            "face_count": round(sum(counts) / len(counts), 3),
+            "max_faces": max(counts),
+            "face_share": round(sum(c > 0 for c in counts) / len(counts), 3),
+            "largest_face_share": max(sizes, default=0.0),
+            "shot_type": _mode(p.get("shot_type") for p in payloads),
+        }
+        for attribute in ATTRIBUTES:
+            labels = [f[attribute]["label"] for p in payloads for f in p.get("faces", []) if attribute in f]
+            if labels:
+                out[attribute] = _mode(labels)
+        return out
+
+    @classmethod
+    def video_summary(cls, results: list[ItemResult]) -> dict[str, Any] | None:
+        if not results:
+            return None
+        frames = sorted(results, key=lambda r: r.start_s)
+        times = [r.start_s for r in frames]
+        diffs = [b - a for a, b in pairwise(times) if b - a > 1e-6]
+        dt = statistics.median(diffs) if diffs else 1.0 / (cls.sampling.fps or 1.0)
+        tracks = track_faces([(r.start_s, r.payload.get("faces", [])) for r in frames], dt)
+        counts = [r.payload.get("face_count", 0) for r in frames]
+        return {
+            "face_share": round(sum(c > 0 for c in counts) / len(counts), 4),
+            "max_faces": max(counts),
+            "mean_faces": round(sum(counts) / len(counts), 3),
+            "shot_type": _mode(r.payload.get("shot_type") for r in frames),
+            "track_count": len(tracks),
+            "tracks": [t.summary(dt) for t in tracks[:MAX_TRACKS]],
+            "frame_interval_s": round(dt, 4),
+        }
+
+
+@dataclass
+class _Track:
+    id: int
+    start: float
+    last: float
+    faces: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def box(self) -> list[float]:
+        return self.faces[-1]["box"]
+
+    def summary(self, dt: float) -> dict[str, Any]:
+        mean_box = [round(sum(f["box"][i] for f in self.faces) / len(self.faces), 4) for i in range(4)]
+        confs = [f["conf"] for f in self.faces if f.get("conf") is not None]
+        out: dict[str, Any] = {
+            "id": self.id,
+            "start_s": round(self.start, 4),
+            "end_s": round(self.last + dt, 4),
+            "frames": len(self.faces),
+            "mean_size_share": round(sum(f["size_share"] for f in self.faces) / len(self.faces), 5),
+            "box": mean_box,
+            "conf": round(sum(confs) / len(confs), 4) if confs else None,
+            "facing": _mode(f.get("facing") for f in self.faces if f.get("facing")),
+        }
+        for attribute in ATTRIBUTES:
+            labels = [f[attribute]["label"] for f in self.faces if attribute in f]
+            if labels:
+                out[attribute] = _mode(labels)
+        return out
+
+
+def track_faces(frames: list[tuple[float, list[dict[str, Any]]]], dt: float) -> list[_Track]:
+    """Greedy association frame to frame: best IoU first, then nearest centre within a face width; a track
+    ends after MAX_TRACK_GAP_FRAMES sampled frames without its face. Ids follow first appearance."""
+    tracks: list[_Track] = []
+    active: list[_Track] = []
+    for pts, faces in frames:
+        active = [t for t in active if pts - t.last <= (MAX_TRACK_GAP_FRAMES + 1) * dt + 1e-6]
+        pairs = []
+        for ti, track in enumerate(active):
+            for fi, face in enumerate(faces):
+                score = _link_score(track.box, face["box"])
+                if score is not None:
+                    pairs.append((score, ti, fi))
+        used_t: set[int] = set()
+        used_f: set[int] = set()
+        for _, ti, fi in sorted(pairs, reverse=True):
+            if ti in used_t or fi in used_f:
+                continue
+            used_t.add(ti)
+            used_f.add(fi)
+            active[ti].faces.append(faces[fi])
+            active[ti].last = pts
+        for fi, face in enumerate(faces):
+            if fi not in used_f:
+                track = _Track(id=len(tracks) + 1, start=pts, last=pts, faces=[face])
+                tracks.append(track)
+                active.append(track)
+    return tracks
+
+
+def _link_score(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """IoU when the boxes overlap enough; else a score below any IoU link for centres within one face
+    width; None when the face is elsewhere."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
+    iou = ix * iy / union if union > 0 else 0.0
+    if iou >= 0.2:
+        return 1.0 + iou
+    width = max(a[2] - a[0], b[2] - b[0], 1e-6)
+    dist = float(np.hypot((a[0] + a[2] - b[0] - b[2]) / 2, (a[1] + a[3] - b[1] - b[3]) / 2))
+    return 1.0 - dist / width if dist < width else None
+
+
+def _crop(image: np.ndarray, box: tuple[float, float, float, float]) -> Any:
+    """The face with a margin, as a PIL image for the classifiers' processors."""
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = box
+    mx, my = (x1 - x0) * CROP_MARGIN, (y1 - y0) * CROP_MARGIN
+    left, top = max(0, int(x0 - mx)), max(0, int(y0 - my))
+    right, bottom = min(w, int(np.ceil(x1 + mx))), min(h, int(np.ceil(y1 + my)))
+    return Image.fromarray(image[top : max(bottom, top + 1), left : max(right, left + 1)])
+
+
+def _mode(values: Any) -> Any:
+    counted = Counter(v for v in values if v is not None)
+    return counted.most_common(1)[0][0] if counted else None

@@ -1,0 +1,329 @@
+"""On-screen text: PP-OCR (RapidOCR, ONNX) per frame, merged into timed caption events per video.
+
+Per frame the payload holds the recognised lines and the caption blocks they form (lines stacked one
+above the other, overlapping horizontally, of similar height). `video_summary` follows each block across
+frames, tolerating OCR noise and a missing frame, so a two-line caption held for three seconds becomes
+one event with its whole text, a start and an end.
+
+Sampling: 2 fps at 960 px on the longest side. Captions on short-form video stay up for a second or more,
+so 2 fps sees each at least twice (timing resolution 0.5 s). Small print (handles, 2-5 % of the frame
+height) is 19-48 px tall at 960 px but 13-32 px at 640 px, where PP-OCR's 48 px line recogniser gets
+upsampled blur; counter.mp4's large text reads 30/30 at both. Cost on a 2-core CPU: ~0.15-0.25 s per
+960x540 frame, ~0.07 s at 640 px.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+
+from analyzers.base import Analyzer, FrameItem, Item, ItemResult, Sampling
+
+MIN_LINE_CONFIDENCE = 0.5
+"""RapidOCR's own default recognition score floor: below it lines are mostly hallucinated glyphs."""
+MAX_LINES = 24
+MAX_BLOCKS = 12
+MAX_TEXT_CHARS = 200
+"""Caps that keep a text-dense frame's payload under ~4 KB."""
+SAME_TEXT_RATIO = 0.75
+"""difflib ratio above which two readings are taken as the same caption (OCR noise, not new text)."""
+MIN_BOX_IOU = 0.2
+MAX_MISSING_FRAMES = 1
+"""An event survives this many sampled frames in which OCR missed it."""
+MAX_EVENTS = 200
+
+_NUMBER = re.compile(r"(?<![^\W\d_])\d+(?:[.,:]\d+)*")
+"""Numbers not glued to letters: `HELL0` has none, `1.2s` has `1.2`."""
+_HASHTAG = re.compile(r"(?<![\w#])#(\w+)")
+_MENTION = re.compile(r"(?<![\w@])@(\w(?:[\w.]*\w)?)")
+_LINK = re.compile(
+    r"\b(?:https?://\S+|www\.\S+|[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\."
+    r"(?:com|net|org|io|co|tv|me|ly|gg|app|shop|store|link|bio|xyz|info|dev|ai)(?:/\S*)?)",
+    re.IGNORECASE,
+)
+
+
+def _norm_text(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _numbers(text: str) -> list[str]:
+    return _NUMBER.findall(text)
+
+
+def same_text(a: str, b: str) -> bool:
+    """Two readings of one caption: fuzzy-equal letters and identical numbers.
+
+    Numbers must match exactly because a changing number (counter, price, timer) is new content, while OCR
+    noise mostly swaps letters; a reading that caught only part of a caption (one of its lines) still matches
+    when it is a near-exact part of the other.
+    """
+    a, b = _norm_text(a).lower(), _norm_text(b).lower()
+    if a == b:
+        return True
+    if not a or not b or _numbers(a) != _numbers(b):
+        return False
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    if matcher.ratio() >= SAME_TEXT_RATIO:
+        return True
+    short = min(len(a), len(b))
+    matched = sum(block.size for block in matcher.get_matching_blocks())
+    return short >= 8 and matched / short >= 0.9
+
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _same_place(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Overlapping boxes, or one box's centre inside the other (a line missing changes the block's size)."""
+    if box_iou(a, b) >= MIN_BOX_IOU:
+        return True
+    for outer, inner in ((a, b), (b, a)):
+        cx, cy = (inner[0] + inner[2]) / 2, (inner[1] + inner[3]) / 2
+        if outer[0] <= cx <= outer[2] and outer[1] <= cy <= outer[3]:
+            return True
+    return False
+
+
+def _union(boxes: Sequence[Sequence[float]]) -> list[float]:
+    return [
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    ]
+
+
+def group_blocks(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Join lines into caption blocks: consecutive rows close vertically, overlapping horizontally, of
+    similar height; pieces of one row close horizontally. Reading order: top to bottom, left to right."""
+    n = len(lines)
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(n):
+        a = lines[i]["box"]
+        ha = a[3] - a[1]
+        for j in range(i + 1, n):
+            b = lines[j]["box"]
+            hb = b[3] - b[1]
+            if min(ha, hb) <= 0 or max(ha, hb) / min(ha, hb) > 1.6:
+                continue
+            h = min(ha, hb)
+            v_overlap = min(a[3], b[3]) - max(a[1], b[1])
+            h_overlap = min(a[2], b[2]) - max(a[0], b[0])
+            same_row = v_overlap >= 0.5 * h and h_overlap > -1.0 * h
+            stacked = -0.7 * h <= v_overlap < 0.5 * h and h_overlap > 0
+            if same_row or stacked:
+                parent[find(i)] = find(j)
+
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for i in range(n):
+        groups.setdefault(find(i), []).append(lines[i])
+    blocks = []
+    for members in groups.values():
+        rows = _rows(members)
+        text = " ".join(" ".join(m["text"] for m in row) for row in rows)[:MAX_TEXT_CHARS]
+        weights = [max(1, len(m["text"])) for m in members]
+        conf = sum(m["conf"] * w for m, w in zip(members, weights, strict=True)) / sum(weights)
+        blocks.append(
+            {
+                "text": text,
+                "box": [round(v, 4) for v in _union([m["box"] for m in members])],
+                "conf": round(conf, 4),
+            }
+        )
+    blocks.sort(key=lambda b: (b["box"][1], b["box"][0]))
+    return blocks
+
+
+def _rows(members: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Lines of one block in rows (vertical centres within half a line height), each row left to right."""
+    rows: list[list[dict[str, Any]]] = []
+    for m in sorted(members, key=lambda m: (m["box"][1] + m["box"][3]) / 2):
+        cy = (m["box"][1] + m["box"][3]) / 2
+        if rows:
+            last = rows[-1][0]["box"]
+            if abs(cy - (last[1] + last[3]) / 2) < 0.5 * (last[3] - last[1]):
+                rows[-1].append(m)
+                continue
+        rows.append([m])
+    return [sorted(row, key=lambda m: m["box"][0]) for row in rows]
+
+
+def frame_interval(times: Sequence[float], default: float) -> float:
+    """Median spacing of the sampled frames' PTS: how long one sampled frame stands for."""
+    diffs = [b - a for a, b in pairwise(times) if b - a > 1e-6]
+    return statistics.median(diffs) if diffs else default
+
+
+@dataclass
+class _Event:
+    start: float
+    last: float
+    box: list[float]
+    variants: dict[str, list[float]] = field(default_factory=dict)
+    """text variant -> confidences of the frames that read it."""
+    boxes: list[list[float]] = field(default_factory=list)
+
+    def add(self, pts: float, block: dict[str, Any]) -> None:
+        self.last = pts
+        self.box = block["box"]
+        self.boxes.append(block["box"])
+        self.variants.setdefault(_norm_text(block["text"]), []).append(float(block["conf"]))
+
+    def best_text(self) -> str:
+        """Most frequent variant; ties go to the more confident, then the longer (a complete reading)."""
+        return max(self.variants.items(), key=lambda kv: (len(kv[1]), sum(kv[1]) / len(kv[1]), len(kv[0])))[0]
+
+    def matches(self, block: dict[str, Any]) -> bool:
+        return _same_place(self.box, block["box"]) and any(same_text(t, block["text"]) for t in self.variants)
+
+
+class OcrTextAnalyzer(Analyzer):
+    """PP-OCRv4 detection + recognition through RapidOCR's ONNX runtime (models ship in its wheel)."""
+
+    name = "ocr_text"
+    input = "frame"
+    group = "vision"
+    sampling = Sampling(fps=2.0, max_side=960)
+    model_name = "rapidocr-onnxruntime PP-OCRv4 det/rec + mobile v2 cls"
+    provenance = "packaged"
+
+    def __init__(self, settings: Any = None) -> None:
+        super().__init__(settings)
+        self._engine: Any = None
+
+    def load(self) -> None:
+        from rapidocr_onnxruntime import RapidOCR
+
+        # Detect at the frame's own size: the default ("min" side 736) upsamples a 960x540 frame to
+        # 1308x736, 40 % slower for no gain on caption-sized text.
+        side = self.sampling.max_side
+        self._engine = RapidOCR(det_limit_type="max", det_limit_side_len=side, text_score=MIN_LINE_CONFIDENCE)
+
+    def analyze(self, items: Sequence[Item]) -> list[dict[str, Any]]:
+        if self._engine is None:
+            raise RuntimeError("load() was not called")
+        out = []
+        for item in items:
+            if not isinstance(item, FrameItem):
+                raise TypeError(f"{self.name} takes frames, got {type(item).__name__}")
+            out.append(self._frame(item.image))
+        return out
+
+    def _frame(self, image: np.ndarray) -> dict[str, Any]:
+        h, w = image.shape[:2]
+        # RapidOCR treats a 3-channel array as BGR.
+        result, _ = self._engine(np.ascontiguousarray(image[:, :, ::-1]))
+        lines = []
+        for quad, text, score in result or []:
+            text = _norm_text(str(text))
+            if not text:
+                continue
+            pts = np.asarray(quad, dtype=np.float64)
+            box = [
+                float(np.clip(pts[:, 0].min() / w, 0, 1)),
+                float(np.clip(pts[:, 1].min() / h, 0, 1)),
+                float(np.clip(pts[:, 0].max() / w, 0, 1)),
+                float(np.clip(pts[:, 1].max() / h, 0, 1)),
+            ]
+            lines.append(
+                {
+                    "text": text[:MAX_TEXT_CHARS],
+                    "box": [round(v, 4) for v in box],
+                    "conf": round(float(score), 4),
+                }
+            )
+        blocks = group_blocks(lines)
+        return {
+            "lines": lines[:MAX_LINES],
+            "blocks": blocks[:MAX_BLOCKS],
+            "text_count": len(lines),
+            "truncated": len(lines) > MAX_LINES or len(blocks) > MAX_BLOCKS,
+        }
+
+    @classmethod
+    def segment_fields(cls, payloads: list[dict[str, Any]]) -> dict[str, Any]:
+        """The distinct texts visible in the segment, in order of appearance, joined with ' | '."""
+        seen: list[str] = []
+        for p in payloads:
+            for block in p.get("blocks", []):
+                text = _norm_text(block["text"])
+                if text and not any(same_text(text, s) for s in seen):
+                    seen.append(text)
+        return {"text": " | ".join(seen), "text_blocks": len(seen), "has_text": bool(seen)}
+
+    @classmethod
+    def video_summary(cls, results: list[ItemResult]) -> dict[str, Any] | None:
+        if not results:
+            return None
+        frames = sorted(results, key=lambda r: r.start_s)
+        default = 1.0 / cls.sampling.fps if cls.sampling.fps else 0.1
+        dt = frame_interval([r.start_s for r in frames], default)
+        open_events: list[_Event] = []
+        closed: list[_Event] = []
+        for r in frames:
+            pts = r.start_s
+            still_open = []
+            for ev in open_events:
+                (still_open if pts - ev.last <= (MAX_MISSING_FRAMES + 1) * dt + 1e-6 else closed).append(ev)
+            open_events = still_open
+            taken: set[int] = set()
+            for block in r.payload.get("blocks", []):
+                match = next((ev for ev in open_events if id(ev) not in taken and ev.matches(block)), None)
+                if match is None:
+                    match = _Event(start=pts, last=pts, box=block["box"])
+                    open_events.append(match)
+                match.add(pts, block)
+                taken.add(id(match))
+        closed.extend(open_events)
+        closed.sort(key=lambda ev: (ev.start, ev.box[1]))
+        events = []
+        for ev in closed[:MAX_EVENTS]:
+            confs = [c for cs in ev.variants.values() for c in cs]
+            events.append(
+                {
+                    "text": ev.best_text(),
+                    "start_s": round(ev.start, 4),
+                    "end_s": round(ev.last + dt, 4),
+                    "box": [round(sum(b[i] for b in ev.boxes) / len(ev.boxes), 4) for i in range(4)],
+                    "conf": round(sum(confs) / len(confs), 4),
+                    "frames": len(confs),
+                }
+            )
+        return {
+            "events": events,
+            "frame_interval_s": round(dt, 4),
+            **extract_entities([e["text"] for e in events]),
+        }
+
+
+def extract_entities(texts: Sequence[str]) -> dict[str, list[str]]:
+    """Hashtags, @mentions and links found in on-screen text, each once, in order of first appearance."""
+    found: dict[str, dict[str, None]] = {"hashtags": {}, "mentions": {}, "links": {}}
+    for text in texts:
+        for tag in _HASHTAG.findall(text):
+            found["hashtags"].setdefault("#" + tag, None)
+        for handle in _MENTION.findall(text):
+            found["mentions"].setdefault("@" + handle, None)
+        for link in _LINK.findall(text):
+            found["links"].setdefault(link.rstrip(".,;:!?)"), None)
+    return {k: list(v) for k, v in found.items()}
