@@ -48,6 +48,7 @@ class FrameItem:
     image: np.ndarray
     """RGB uint8, H x W x 3, already rotated upright."""
     final: bool = False
+    first: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ class AudioItem:
     final: bool = False
     """Last chunk of this channel of the video: flush any window held for it."""
     hotwords: tuple[str, ...] = ()
+    first: bool = False
+    """First chunk of this channel: a stateful analyzer starts the stream afresh (a replay restarts here)."""
 
 
 @dataclass(frozen=True)

@@ -162,7 +162,7 @@ class TranscriptionAnalyzer(Analyzer):
         if reply_key in self._replies:
             return self._replies[reply_key]
         key = (item.video_id, item.channel)
-        stream = self._append(self._streams.get(key), item)
+        stream = self._append(None if item.first else self._streams.get(key), item)
         window_n = round(self.config.window_s * SAMPLE_RATE)
         stride_n = window_n - round(self.config.overlap_s * SAMPLE_RATE)
         hotwords = tuple(item.hotwords) or self.config.hotwords

@@ -67,74 +67,32 @@ QWEN2_VL_CHAT_TEMPLATE = (
 )
 """Qwen2-VL-Instruct's chat template, as published with the model."""
 
-WORDS = [
-    "a",
-    "an",
-    "the",
-    "of",
-    "in",
-    "on",
-    "at",
-    "to",
-    "with",
-    "and",
-    "is",
-    "are",
-    "one",
-    "two",
-    "three",
-    "this",
-    "that",
-    "shot",
-    "video",
-    "picture",
-    "frame",
-    "describe",
-    "sentence",
-    "you",
-    "helpful",
-    "assistant",
-    "system",
-    "user",
-    "person",
-    "people",
-    "man",
-    "woman",
-    "child",
-    "car",
-    "dog",
-    "cat",
-    "street",
-    "room",
-    "table",
-    "phone",
-    "screen",
-    "sign",
-    "text",
-    "walking",
-    "talking",
-    "sitting",
-    "standing",
-    "holding",
-    "red",
-    "blue",
-    "green",
-    "white",
-    "black",
-    "bright",
-    "dark",
-    "indoor",
-    "outdoor",
-    "city",
-    "kitchen",
-    "food",
-    "camera",
-    "close",
-    "up",
-    "view",
-    "background",
-]
-PUNCTUATION = tuple(".,:;!?'\"()-")
+LLAVA_NEXT_VIDEO_CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] != 'system' %}{{ message['role'].upper() + ': '}}"
+    "{% endif %}{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}"
+    "{{ '<image>\n' }}{% endfor %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'video') %}{{ '<video>\n' }}"
+    "{% endfor %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
+    "{{ content['text'] + ' '}}{% endfor %}{% endfor %}{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
+)
+"""LLaVA-NeXT-Video's chat template (its generation markers left out)."""
+
+SMOLVLM_CHAT_TEMPLATE = (
+    "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}"
+    "{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}"
+    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}"
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+"""SmolVLM-Instruct's chat template."""
+
+WORDS = """a an the of in on at to with and is are one two three this that shot video picture frame describe
+sentence you helpful assistant system user person people man woman child car dog cat street room table phone
+screen sign text walking talking sitting standing holding red blue green white black bright dark indoor outdoor
+city kitchen food camera close up view background"""
+PUNCTUATION = ".,:;!?'\"()-"
+TINY = 0.5
+"""Initializer range of the tiny models: wide enough that their output depends on the picture."""
 
 
 def build_word_tokenizer(vocab_size: int, specials: tuple[str, ...], special_at: int | None = None) -> Any:
@@ -142,7 +100,7 @@ def build_word_tokenizer(vocab_size: int, specials: tuple[str, ...], special_at:
     `w0, w1, ...`, and `specials` as added tokens starting at id `special_at` (default: after the words)."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers
 
-    words = list(dict.fromkeys([*WORDS, *PUNCTUATION]))
+    words = list(dict.fromkeys([*WORDS.split(), *PUNCTUATION]))
     start = len(words) + 16 if special_at is None else special_at
     if start + len(specials) > vocab_size or start < len(words):
         raise ValueError(
@@ -159,11 +117,78 @@ def build_word_tokenizer(vocab_size: int, specials: tuple[str, ...], special_at:
     return tokenizer
 
 
-def build_qwen2_vl(path: Path, size: str = "tiny", seed: int = 0) -> Path:
-    """Save a random Qwen2-VL (`tiny`, or `2b`: Qwen2-VL-2B-Instruct's dimensions) with its processor."""
-    import torch
+def fast_word_tokenizer(
+    vocab_size: int, specials: tuple[str, ...], special_at: int | None = None, **roles: str
+) -> tuple[Any, dict[str, int]]:
+    """A transformers fast tokenizer over `build_word_tokenizer`, and the ids of its special tokens."""
+    from transformers import PreTrainedTokenizerFast
+
+    backend = build_word_tokenizer(vocab_size, specials, special_at)
+    if "cls_token" in roles:  # BERT-style: [CLS] text [SEP], as BLIP's tokenizer writes it
+        from tokenizers import processors
+
+        cls, sep = roles["cls_token"], roles["sep_token"]
+        backend.post_processor = processors.TemplateProcessing(
+            single=f"{cls} $A {sep}", special_tokens=[(t, backend.token_to_id(t)) for t in (cls, sep)]
+        )
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, **{"unk_token": "w0", **roles})
+    return tokenizer, {t: tokenizer.convert_tokens_to_ids(t) for t in specials}
+
+
+def _save(path: Path, config: Any, model_class: Any, processor: Any, **generation: Any) -> Path:
+    """Mark the config random-test, build the model with random weights and save it with its processor."""
+    setattr(config, RANDOM_TEST_MARKER, "random-test")
+    model = model_class(config)
+    for key, value in generation.items():
+        setattr(model.generation_config, key, value)
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
+
+
+def _qwen_tokenizer(vocab_size: int, special_at: int | None) -> tuple[Any, dict[str, int]]:
+    return fast_word_tokenizer(
+        vocab_size, QWEN_SPECIALS, special_at, eos_token="<|im_end|>", pad_token="<|endoftext|>"
+    )
+
+
+def _qwen_ids(ids: dict[str, int]) -> dict[str, int]:
+    """The Qwen-VL config fields that name special tokens."""
+    return {
+        "image_token_id": ids["<|image_pad|>"],
+        "video_token_id": ids["<|video_pad|>"],
+        "vision_start_token_id": ids["<|vision_start|>"],
+        "vision_end_token_id": ids["<|vision_end|>"],
+    }
+
+
+def _qwen_text(ids: dict[str, int], vocab_size: int, **dims: Any) -> dict[str, Any]:
+    return {
+        **dims,
+        "vocab_size": vocab_size,
+        "bos_token_id": ids["<|endoftext|>"],
+        "eos_token_id": ids["<|im_end|>"],
+        "pad_token_id": ids["<|endoftext|>"],
+    }
+
+
+_TINY_LLM = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 2048,
+    "initializer_range": TINY,
+}
+_TINY_MROPE = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]}
+_TINY_QWEN_PIXELS = {"size": {"shortest_edge": 28 * 28 * 4, "longest_edge": 28 * 28 * 16}}
+"""Tiny Qwen-VL processors resize a 252x448 frame to 84x140: 15 tokens per pair of frames."""
+
+
+def build_qwen2_vl(path: Path, size: str = "tiny") -> Path:
+    """A random Qwen2-VL (`tiny`, or `2b`: Qwen2-VL-2B-Instruct's published dimensions) with its processor."""
     from transformers import (
-        PreTrainedTokenizerFast,
         Qwen2VLConfig,
         Qwen2VLForConditionalGeneration,
         Qwen2VLImageProcessor,
@@ -183,157 +208,264 @@ def build_qwen2_vl(path: Path, size: str = "tiny", seed: int = 0) -> Path:
             "rms_norm_eps": 1e-6,
             "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
         }
-        vision = {"depth": 32, "embed_dim": 1280, "num_heads": 16, "mlp_ratio": 4, "hidden_size": 1536}
-        pixels: dict[str, dict[str, int]] = {}
-        tie = True
-    elif size == "tiny":
-        vocab_size, special_at = 256, None
-        text = {
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "max_position_embeddings": 2048,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]},
-            "initializer_range": 0.5,
-        }
-        vision = {"depth": 2, "embed_dim": 32, "num_heads": 2, "mlp_ratio": 2, "hidden_size": 64}
-        vision["initializer_range"] = 0.5
-        pixels = {"size": {"shortest_edge": 28 * 28 * 4, "longest_edge": 28 * 28 * 16}}
-        tie = False
+        vision: dict[str, Any] = {"depth": 32, "embed_dim": 1280, "num_heads": 16, "mlp_ratio": 4}
+        pixels: dict[str, Any] = {}
     else:
-        raise ValueError(f"unknown size {size!r}: tiny or 2b")
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=build_word_tokenizer(vocab_size, QWEN_SPECIALS, special_at),
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        unk_token="w0",
-        additional_special_tokens=list(QWEN_SPECIALS[1:]),
-    )
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIALS}
+        vocab_size, special_at = 256, None
+        text = {**_TINY_LLM, "rope_parameters": _TINY_MROPE}
+        vision = {"depth": 2, "embed_dim": 32, "num_heads": 2, "mlp_ratio": 2, "initializer_range": TINY}
+        pixels = _TINY_QWEN_PIXELS
+    tokenizer, ids = _qwen_tokenizer(vocab_size, special_at)
     config = Qwen2VLConfig(
-        text_config={
-            **text,
-            "vocab_size": vocab_size,
-            "bos_token_id": ids["<|endoftext|>"],
-            "eos_token_id": ids["<|im_end|>"],
-            "pad_token_id": ids["<|endoftext|>"],
+        text_config=_qwen_text(ids, vocab_size, **text),
+        vision_config={
+            **vision,
+            "hidden_size": text["hidden_size"],
+            "patch_size": 14,
+            "temporal_patch_size": 2,
         },
-        vision_config={**vision, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2},
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=tie,
+        tie_word_embeddings=size == "2b",
+        **_qwen_ids(ids),
     )
-    setattr(config, RANDOM_TEST_MARKER, "random-test")
-    torch.manual_seed(seed)
-    model = Qwen2VLForConditionalGeneration(config)
-    if size == "2b":
-        model = model.to(torch.bfloat16)
-    model.generation_config.pad_token_id = ids["<|endoftext|>"]
-    model.generation_config.eos_token_id = [ids["<|im_end|>"], ids["<|endoftext|>"]]
     processor = Qwen2VLProcessor(
         image_processor=Qwen2VLImageProcessor(**pixels),
         tokenizer=tokenizer,
         video_processor=Qwen2VLVideoProcessor(**pixels),
         chat_template=QWEN2_VL_CHAT_TEMPLATE,
     )
-    model.save_pretrained(path)
-    processor.save_pretrained(path)
-    return path
+    eos = [ids["<|im_end|>"], ids["<|endoftext|>"]]
+    return _save(
+        path, config, Qwen2VLForConditionalGeneration, processor, eos_token_id=eos, pad_token_id=eos[1]
+    )
 
 
-def build_blip(path: Path, size: str = "tiny", seed: int = 0) -> Path:
-    """Save a random BLIP captioner (`tiny`, or `base`: blip-image-captioning-base's dimensions)."""
-    import torch
+def build_qwen2_5_vl(path: Path, size: str = "tiny") -> Path:
+    """A tiny random Qwen2.5-VL (windowed attention in the vision tower) with its processor."""
     from transformers import (
-        BlipConfig,
-        BlipForConditionalGeneration,
-        BlipImageProcessor,
-        BlipProcessor,
-        PreTrainedTokenizerFast,
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
     )
 
-    specials = ("[PAD]", "[CLS]", "[SEP]", "[MASK]", "[DEC]")
+    tokenizer, ids = _qwen_tokenizer(256, None)
+    vision = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 64}
+    config = Qwen2_5_VLConfig(
+        text_config=_qwen_text(ids, 256, **_TINY_LLM, rope_parameters=_TINY_MROPE),
+        vision_config={**vision, "fullatt_block_indexes": [1], "window_size": 56, "initializer_range": TINY},
+        **_qwen_ids(ids),
+    )
+    processor = Qwen2_5_VLProcessor(
+        image_processor=Qwen2VLImageProcessor(**_TINY_QWEN_PIXELS),
+        tokenizer=tokenizer,
+        video_processor=Qwen2VLVideoProcessor(**_TINY_QWEN_PIXELS),
+        chat_template=QWEN2_VL_CHAT_TEMPLATE,
+    )
+    eos = [ids["<|im_end|>"], ids["<|endoftext|>"]]
+    return _save(
+        path, config, Qwen2_5_VLForConditionalGeneration, processor, eos_token_id=eos, pad_token_id=eos[1]
+    )
+
+
+def build_llava_next_video(path: Path, size: str = "tiny") -> Path:
+    """A tiny random LLaVA-NeXT-Video (CLIP vision tower, Llama language model) with its processor."""
+    from transformers import (
+        LlavaNextImageProcessor,
+        LlavaNextVideoConfig,
+        LlavaNextVideoForConditionalGeneration,
+        LlavaNextVideoProcessor,
+        LlavaNextVideoVideoProcessor,
+    )
+
+    specials = ("<unk>", "<s>", "</s>", "<video>", "<image>")
+    tokenizer, ids = fast_word_tokenizer(256, specials, bos_token="<s>", eos_token="</s>", pad_token="<unk>")
+    side, patch, pinpoints = 28, 7, [[28, 28], [28, 56], [56, 28]]
+    config = LlavaNextVideoConfig(
+        vision_config={
+            "model_type": "clip_vision_model",
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": side,
+            "patch_size": patch,
+            "projection_dim": 32,
+            "initializer_range": TINY,
+        },
+        text_config={
+            **_TINY_LLM,
+            "model_type": "llama",
+            "vocab_size": 256,
+            "bos_token_id": ids["<s>"],
+            "eos_token_id": ids["</s>"],
+            "pad_token_id": ids["<unk>"],
+        },
+        image_token_index=ids["<image>"],
+        video_token_index=ids["<video>"],
+        image_grid_pinpoints=pinpoints,
+    )
+    crop = {"size": {"shortest_edge": side}, "crop_size": {"height": side, "width": side}}
+    processor = LlavaNextVideoProcessor(
+        video_processor=LlavaNextVideoVideoProcessor(**crop),
+        image_processor=LlavaNextImageProcessor(**crop, image_grid_pinpoints=pinpoints),
+        tokenizer=tokenizer,
+        chat_template=LLAVA_NEXT_VIDEO_CHAT_TEMPLATE,
+        patch_size=patch,
+        vision_feature_select_strategy="default",
+    )
+    return _save(path, config, LlavaNextVideoForConditionalGeneration, processor, pad_token_id=ids["<unk>"])
+
+
+def build_smolvlm(path: Path, size: str = "tiny") -> Path:
+    """A tiny random SmolVLM (SigLIP-style vision tower, Llama language model); its processor needs the
+    `num2words` package."""
+    from transformers import (
+        SmolVLMConfig,
+        SmolVLMForConditionalGeneration,
+        SmolVLMImageProcessor,
+        SmolVLMProcessor,
+        SmolVLMVideoProcessor,
+    )
+
+    specials = ("<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<fake_token_around_image>", "<image>")
+    specials += ("<global-img>",)
+    tokenizer, ids = fast_word_tokenizer(
+        256, specials, bos_token="<|im_start|>", eos_token="<end_of_utterance>", pad_token="<|endoftext|>"
+    )
+    side, patch = 28, 7
+    config = SmolVLMConfig(
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": side,
+            "patch_size": patch,
+            "initializer_range": TINY,
+        },
+        text_config={
+            **_TINY_LLM,
+            "model_type": "llama",
+            "vocab_size": 256,
+            "bos_token_id": ids["<|im_start|>"],
+            "eos_token_id": ids["<end_of_utterance>"],
+            "pad_token_id": ids["<|endoftext|>"],
+        },
+        image_token_id=ids["<image>"],
+        scale_factor=2,
+        pad_token_id=ids["<|endoftext|>"],
+    )
+    edge = {"longest_edge": side}
+    processor = SmolVLMProcessor(
+        image_processor=SmolVLMImageProcessor(do_image_splitting=False, size=edge, max_image_size=edge),
+        tokenizer=tokenizer,
+        video_processor=SmolVLMVideoProcessor(),
+        image_seq_len=(side // patch) ** 2 // 4,
+        chat_template=SMOLVLM_CHAT_TEMPLATE,
+    )
+    return _save(path, config, SmolVLMForConditionalGeneration, processor)
+
+
+def build_blip(path: Path, size: str = "tiny") -> Path:
+    """A random BLIP captioner (`tiny`, or `base`: blip-image-captioning-base's dimensions)."""
+    from transformers import BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+
     if size == "base":
-        vocab_size, image_side = 30524, 384
-        width, layers, heads, patch = 768, 12, 12, 16
-        init = {}
-    elif size == "tiny":
-        vocab_size, image_side = 128, 32
-        width, layers, heads, patch = 32, 2, 2, 8
-        init = {"initializer_range": 0.5}
+        vocab_size, side, width, layers, heads, patch, init = 30524, 384, 768, 12, 12, 16, 0.02
     else:
-        raise ValueError(f"unknown size {size!r}: tiny or base")
-    from tokenizers import processors
-
-    backend = build_word_tokenizer(vocab_size, specials)
-    ids = {t: backend.token_to_id(t) for t in specials}
-    backend.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", ids["[CLS]"]), ("[SEP]", ids["[SEP]"])]
-    )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        bos_token="[DEC]",
-        unk_token="w0",
-    )
+        vocab_size, side, width, layers, heads, patch, init = 128, 32, 32, 2, 2, 8, TINY
+    roles = {"pad_token": "[PAD]", "cls_token": "[CLS]", "sep_token": "[SEP]", "mask_token": "[MASK]"}
+    tokenizer, ids = fast_word_tokenizer(vocab_size, (*roles.values(), "[DEC]"), bos_token="[DEC]", **roles)
+    layer = {
+        "hidden_size": width,
+        "intermediate_size": 4 * width,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "initializer_range": init,
+    }
     config = BlipConfig(
         text_config={
+            **layer,
             "vocab_size": vocab_size,
-            "hidden_size": width,
             "encoder_hidden_size": width,
-            "intermediate_size": 4 * width,
-            "num_hidden_layers": layers,
-            "num_attention_heads": heads,
-            "max_position_embeddings": 512,
             "bos_token_id": ids["[DEC]"],
             "sep_token_id": ids["[SEP]"],
             "eos_token_id": ids["[SEP]"],
             "pad_token_id": ids["[PAD]"],
-            **init,
         },
-        vision_config={
-            "hidden_size": width,
-            "intermediate_size": 4 * width,
-            "num_hidden_layers": layers,
-            "num_attention_heads": heads,
-            "image_size": image_side,
-            "patch_size": patch,
-            **init,
-        },
+        vision_config={**layer, "image_size": side, "patch_size": patch},
         projection_dim=width,
     )
-    setattr(config, RANDOM_TEST_MARKER, "random-test")
-    torch.manual_seed(seed)
-    model = BlipForConditionalGeneration(config)
     processor = BlipProcessor(
-        image_processor=BlipImageProcessor(size={"height": image_side, "width": image_side}),
-        tokenizer=tokenizer,
+        image_processor=BlipImageProcessor(size={"height": side, "width": side}), tokenizer=tokenizer
     )
-    model.save_pretrained(path)
-    processor.save_pretrained(path)
-    return path
+    return _save(path, config, BlipForConditionalGeneration, processor)
 
 
-BUILDERS = {"qwen2_vl": (build_qwen2_vl, ("tiny", "2b")), "blip": (build_blip, ("tiny", "base"))}
+def build_blip2(path: Path, size: str = "tiny") -> Path:
+    """A tiny random BLIP-2 (Q-Former, OPT language model) with its processor."""
+    from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, BlipImageProcessor
+
+    specials = ("<pad>", "</s>", "<image>")
+    tokenizer, ids = fast_word_tokenizer(256, specials, bos_token="</s>", eos_token="</s>", pad_token="<pad>")
+    tokenizer.image_token = "<image>"
+    layer = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
+    config = Blip2Config(
+        vision_config={**layer, "image_size": 28, "patch_size": 7, "initializer_range": TINY},
+        qformer_config={**layer, "encoder_hidden_size": 32, "vocab_size": 64},
+        text_config={
+            "model_type": "opt",
+            "hidden_size": 64,
+            "word_embed_proj_dim": 64,
+            "ffn_dim": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "vocab_size": 256,
+            "init_std": TINY,
+            "bos_token_id": ids["</s>"],
+            "eos_token_id": ids["</s>"],
+            "pad_token_id": ids["<pad>"],
+        },
+        num_query_tokens=4,
+        image_token_index=ids["<image>"],
+    )
+    processor = Blip2Processor(
+        image_processor=BlipImageProcessor(size={"height": 28, "width": 28}),
+        tokenizer=tokenizer,
+        num_query_tokens=4,
+    )
+    return _save(path, config, Blip2ForConditionalGeneration, processor)
+
+
+BUILDERS = {
+    "qwen2_vl": (build_qwen2_vl, ("tiny", "2b")),
+    "qwen2_5_vl": (build_qwen2_5_vl, ("tiny",)),
+    "llava_next_video": (build_llava_next_video, ("tiny",)),
+    "smolvlm": (build_smolvlm, ("tiny",)),
+    "blip": (build_blip, ("tiny", "base")),
+    "blip2": (build_blip2, ("tiny",)),
+}
+"""Family -> (builder, sizes). `tiny` models are for tests; the others have a real checkpoint's dimensions."""
 
 
 def build_random_vlm(family: str, size: str, path: Path, seed: int = 0, device: str = "cpu") -> Path:
-    """Build, initialise (on `device`, which is much faster on a GPU for 2B weights) and save a random model."""
+    """Build, initialise and save a random model. Real-size ones are made in bfloat16 (half the memory, as
+    their checkpoints are published) and on `device` (a GPU initialises 2B weights in a second)."""
     import torch
 
     if family not in BUILDERS or size not in BUILDERS[family][1]:
         raise ValueError(
             f"no {family!r} of size {size!r}; known: { {f: s for f, (_, s) in BUILDERS.items()} }"
         )
-    with torch.device(device):
-        return BUILDERS[family][0](path, size, seed)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32 if size == "tiny" else torch.bfloat16)
+    torch.manual_seed(seed)
+    try:
+        with torch.device(device):
+            return BUILDERS[family][0](path, size)
+    finally:
+        torch.set_default_dtype(default)
 
 
 def make_shots(count: int, frames: int, seed: int = 0) -> list[ShotItem]:
@@ -448,7 +580,7 @@ def run_bench(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--family", default="qwen2_vl", choices=sorted(BUILDERS))
-    parser.add_argument("--size", default="tiny", help="qwen2_vl: tiny|2b; blip: tiny|base")
+    parser.add_argument("--size", default="tiny", help="tiny for every family; qwen2_vl: 2b; blip: base")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="auto", choices=["auto", "float16", "bfloat16", "float32"])
     parser.add_argument("--batches", default="1,2,4,8,16,32")

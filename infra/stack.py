@@ -137,9 +137,17 @@ def wait_ready(settings: Settings, timeout_s: float) -> None:
         if api_ready and not missing:
             return
         if "serve" not in alive:
-            raise RuntimeError(f"the serve process exited; see {log_dir(settings) / 'serve.log'}")
+            raise RuntimeError(f"the serve process exited:\n{_log_tail(settings, 'serve')}")
         time.sleep(0.2)
-    raise TimeoutError(f"stack not ready after {timeout_s:.0f} s; see logs in {log_dir(settings)}")
+    waiting = ([] if api_ready else ["serve"]) + missing
+    tails = "\n".join(_log_tail(settings, name) for name in waiting)
+    raise TimeoutError(f"stack not ready after {timeout_s:.0f} s; waiting for {waiting}:\n{tails}")
+
+
+def _log_tail(settings: Settings, name: str, lines: int = 15) -> str:
+    path = log_dir(settings) / f"{name}.log"
+    text = path.read_text(errors="replace").splitlines()[-lines:] if path.exists() else ["(no log)"]
+    return f"--- {path}\n" + "\n".join(text)
 
 
 def down(settings: Settings, timeout_s: float = 20.0) -> list[str]:

@@ -255,8 +255,8 @@ class Aggregator:
     async def _finalize(self, video: dict[str, Any], failed_reason: str | None = None) -> None:
         video_id = video["video_id"]
         rows = await self.store.call(self.store.results, video_id)
-        doc = reconstruction.build(
-            video, rows, self.enabled, self.settings.aggregator.segment_s, failed_reason
+        doc = await asyncio.to_thread(  # video summaries can take a while (optical flow): off the loop
+            reconstruction.build, video, rows, self.enabled, self.settings.aggregator.segment_s, failed_reason
         )
         completed = video.get("completed_at") or now()
         doc["timings"] = {

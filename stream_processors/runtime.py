@@ -49,7 +49,7 @@ def item_key(event: Frame | AudioChunk) -> str:
 def to_item(event: Frame | AudioChunk) -> Item:
     if isinstance(event, Frame):
         image = np.asarray(Image.open(io.BytesIO(event.jpeg)).convert("RGB"))
-        return FrameItem(event.video_id, event.index, event.pts_s, image, event.final)
+        return FrameItem(event.video_id, event.index, event.pts_s, image, event.final, event.first)
     samples = np.frombuffer(event.pcm, dtype="<i2").astype(np.float32) / 32768.0
     return AudioItem(
         event.video_id,
@@ -61,6 +61,7 @@ def to_item(event: Frame | AudioChunk) -> Item:
         event.channel,
         event.final,
         tuple(event.hotwords),
+        event.first,
     )
 
 

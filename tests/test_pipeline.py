@@ -35,12 +35,16 @@ async def _push(settings: Settings, requests: list[Any]) -> None:
 
 def wait_done(settings: Settings, video_id: str, timeout_s: float = 120) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
+    status = None
     while time.monotonic() < deadline:
-        status = fetch(settings, f"/videos/{video_id}")
-        if status and status["status"] in ("complete", "degraded", "failed"):
-            doc = fetch(settings, f"/videos/{video_id}/reconstruction")
-            if doc is not None:
-                return doc
+        try:
+            status = fetch(settings, f"/videos/{video_id}")
+            if status and status["status"] in ("complete", "degraded", "failed"):
+                doc = fetch(settings, f"/videos/{video_id}/reconstruction")
+                if doc is not None:
+                    return doc
+        except OSError:  # the API's process is restarting
+            pass
         time.sleep(0.2)
     raise AssertionError(f"{video_id} did not finish within {timeout_s} s: {status}")
 

@@ -1,0 +1,202 @@
+"""Real faults against real processes: kill -9 mid-video, restart, and check every expected result is stored
+exactly once; broker unreachable at start; a processor that keeps failing on one event."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from analyzers.base import Analyzer, FrameItem, Item, Sampling
+from infra.broker import free_port, start_broker
+from infra.cli import fetch
+from infra.settings import Settings
+from infra.stack import down, running, spawn, up
+from producers.publisher import publish_video, request_for_path
+from schemas.events import AnalyzerResult, DeadLetter
+from sinks.store import Store
+from stream_processors.runtime import GroupProcessor
+from stream_processors.transport import make_producer
+from tests.media import cut_clip
+from tests.test_pipeline import _push, read_topic, wait_done
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ANALYZERS = '["scene", "color", "quality", "loudness", "transcription"]'
+
+
+def stored_counts(settings: Settings, video_id: str) -> tuple[dict[str, int], int]:
+    """(analyzer -> distinct results, duplicates hidden by FINAL) once the stack is down."""
+    store = Store(settings)
+    try:
+        counts = {a: n for a, (n, _) in store.result_counts(video_id).items()}
+        raw = store.scalar(f"SELECT count() FROM {store.db}.results WHERE video_id = %(v)s", v=video_id)
+    finally:
+        store.close()
+    return counts, raw - sum(counts.values())
+
+
+def wait_progress(
+    settings: Settings, video_id: str, analyzer: str, at_least: int, timeout_s: float = 60
+) -> int:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            status = fetch(settings, f"/videos/{video_id}")
+        except OSError:
+            status = None
+        got = (status or {}).get("progress", {}).get(analyzer, {}).get("received", 0)
+        if got >= at_least:
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"{analyzer} never reached {at_least} results for {video_id}")
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("victims", [("group-light-0", "group-audio-0"), ("serve",)])
+def test_kill_9_mid_video_loses_and_duplicates_nothing(
+    env_settings: Any, tmp_path: Path, victims: tuple[str, ...], seed: int
+) -> None:
+    settings = env_settings(REELSCOPE_ANALYZERS=ANALYZERS)
+    clip = cut_clip(
+        tmp_path / "long.mp4", cut_frame=600, frames=1200, fps=25, size=(320, 180), tone_s=30, silence_s=18
+    )
+    request = request_for_path(str(clip), video_id="victim")
+    rng = random.Random(seed)
+    up(settings, timeout_s=120)
+    try:
+        asyncio.run(_push(settings, [request]))
+        seen = wait_progress(settings, "victim", "scene", rng.randint(50, 500))
+        pids = running(settings)
+        for name in victims:
+            os.kill(pids[name], signal.SIGKILL)
+        for name in victims:
+            args = (
+                ["serve"] if name == "serve" else ["process", "--group", name.split("-")[1], "--name", name]
+            )
+            spawn(settings, name, args)
+        doc = wait_done(settings, "victim", timeout_s=180)
+    finally:
+        down(settings)
+    assert seen < 1200, "the video was already through before the kill"
+    counts, duplicates = stored_counts(settings, "victim")
+    expected = {name: state["expected"] for name, state in doc["analyzers"].items()}
+    assert doc["status"] == "complete", doc["analyzers"]
+    assert counts == expected  # no gap
+    assert expected["scene"] == 1200
+    assert duplicates >= 0  # redelivered rows exist at most as replaced versions, never as extra results
+    assert [round(c["time_s"], 2) for c in doc["cuts"]] == [24.0]
+
+
+def test_broker_unreachable_at_start_then_recovers(tmp_path: Path) -> None:
+    """A processor started before its broker logs, backs off, and works once the broker appears."""
+    port = free_port()
+    settings = Settings(
+        kafka={"bootstrap_servers": f"127.0.0.1:{port}", "session_timeout_ms": 6000},
+        topics={"prefix": "late.", "partitions": 1},
+        analyzers=["color"],
+    )
+
+    async def scenario() -> list[Any]:
+        processor = GroupProcessor(settings, "light")
+        task = asyncio.create_task(processor.run())
+        await asyncio.sleep(2.0)  # several failed connection attempts
+        assert not processor.ready.is_set()
+        broker = start_broker(port, tmp_path / "broker.log")
+        try:
+            from infra.broker import create_topics
+
+            await create_topics(settings)
+            await asyncio.wait_for(processor.ready.wait(), timeout=30)
+            producer = make_producer(settings)
+            await producer.start()
+            clip = cut_clip(tmp_path / "c.mp4", frames=30)
+            settings.producer.allowed_roots = [str(tmp_path)]
+            await publish_video(producer, settings, request_for_path(str(clip), video_id="late"))
+            await producer.stop()
+            results = await read_topic(
+                settings,
+                settings.topics.results,
+                lambda evs: sum(isinstance(e, AnalyzerResult) for e in evs) >= 2,
+            )
+        finally:
+            processor.stop.set()
+            await asyncio.wait_for(task, timeout=30)
+            broker.kill()
+        return results
+
+    results = asyncio.run(scenario())
+    assert {r.analyzer for r in results} == {"color"} and len(results) == 2
+
+
+class FailsOnFrame(Analyzer):
+    """Test analyzer: raises on frame index 10, works on every other frame."""
+
+    name = "fails_on_10"
+    input = "frame"
+    group = "light"
+    sampling = Sampling(fps=None, max_side=64)
+
+    def analyze(self, items: list[Item]) -> list[dict[str, Any]]:  # type: ignore[override]
+        if any(isinstance(i, FrameItem) and i.index == 10 for i in items):
+            raise ValueError("cannot handle frame 10")
+        return [{"ok": True} for _ in items]
+
+
+def test_poison_item_is_dead_lettered_after_retries_and_the_partition_moves_on(
+    broker: str, tmp_path: Path
+) -> None:
+    settings = Settings(
+        kafka={"bootstrap_servers": broker, "session_timeout_ms": 6000},
+        topics={"prefix": f"poison{os.getpid()}.", "partitions": 1},
+        producer={"allowed_roots": [str(tmp_path)]},
+        batch={"max_retries": 3},
+    )
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        from infra.broker import create_topics
+
+        await create_topics(settings)
+        processor = GroupProcessor(settings, "light", analyzers=[FailsOnFrame()])
+        task = asyncio.create_task(processor.run())
+        await asyncio.wait_for(processor.ready.wait(), timeout=30)
+        producer = make_producer(settings)
+        await producer.start()
+        source = request_for_path(str(cut_clip(tmp_path / "p.mp4", frames=30)), video_id="poison")
+        from producers.events import VideoEventSource
+
+        events = VideoEventSource(
+            "poison",
+            source.uri.removeprefix("file://"),
+            source.uri,
+            {"fails_on_10": FailsOnFrame},
+            settings.producer,
+            900_000,
+        ).events()
+        from producers.publisher import publish_events
+
+        await publish_events(producer, settings, events)
+        await producer.stop()
+        results = await read_topic(
+            settings,
+            settings.topics.results,
+            lambda evs: sum(isinstance(e, AnalyzerResult) for e in evs) >= 30,
+        )
+        letters = await read_topic(settings, settings.topics.dead_letter, lambda evs: len(evs) >= 1)
+        processor.stop.set()
+        await asyncio.wait_for(task, timeout=30)
+        return results, letters
+
+    results, letters = asyncio.run(scenario())
+    by_key = {r.item_key: r for r in results}
+    assert len(by_key) == 30  # every frame has a result: the partition was not stuck
+    assert by_key["f0000010"].error and "cannot handle frame 10" in by_key["f0000010"].error
+    assert all(r.error is None for k, r in by_key.items() if k != "f0000010")
+    assert len(letters) == 1 and isinstance(letters[0], DeadLetter)
+    assert "cannot handle frame 10" in letters[0].error and letters[0].source_topic == settings.topics.frames
