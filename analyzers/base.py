@@ -121,6 +121,11 @@ class Analyzer(ABC):
         """True when every module it requires can be imported here."""
         return all(importlib.util.find_spec(module) is not None for module in cls.requires)
 
+    @classmethod
+    def configured(cls, settings: Any) -> bool:
+        """False when it needs weights that are not configured here (then `auto` leaves it out)."""
+        return True
+
     def load(self) -> None:  # noqa: B027 - optional hook: model-free analyzers load nothing
         """Load models; called once per process before the first batch."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from functools import lru_cache
+from typing import Any
 
 import analyzers
 from analyzers.base import Analyzer
@@ -36,17 +37,19 @@ def all_analyzers() -> dict[str, type[Analyzer]]:
     return found
 
 
-def enabled_analyzers(names: list[str]) -> dict[str, type[Analyzer]]:
+def enabled_analyzers(names: list[str], settings: Any = None) -> dict[str, type[Analyzer]]:
     """The analyzers named in settings, failing loudly on a name nobody registered.
 
-    `auto` stands for every registered analyzer whose optional dependencies are installed; `-name` removes
-    one (e.g. `auto,-faces`).
+    `auto` stands for every registered analyzer whose optional dependencies are installed and whose weights
+    are configured here; `-name` removes one (e.g. `auto,-faces`).
     """
     registry = all_analyzers()
     if "auto" in names:
         removed = {n[1:] for n in names if n.startswith("-")}
         extra = [n for n in names if n != "auto" and not n.startswith("-")]
-        names = [n for n, c in registry.items() if c.available() and n not in removed]
+        names = [
+            n for n, c in registry.items() if n not in removed and c.available() and c.configured(settings)
+        ]
         names += [n for n in extra if n not in names]
     unknown = [n for n in names if n not in registry]
     if unknown:
@@ -54,9 +57,9 @@ def enabled_analyzers(names: list[str]) -> dict[str, type[Analyzer]]:
     return {n: registry[n] for n in names}
 
 
-def groups(names: list[str]) -> dict[str, list[type[Analyzer]]]:
+def groups(names: list[str], settings: Any = None) -> dict[str, list[type[Analyzer]]]:
     """Enabled analyzers by processor group."""
     out: dict[str, list[type[Analyzer]]] = {}
-    for cls in enabled_analyzers(names).values():
+    for cls in enabled_analyzers(names, settings).values():
         out.setdefault(cls.group, []).append(cls)
     return out

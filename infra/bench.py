@@ -62,7 +62,7 @@ def raw_decode_s(path: Path) -> float:
 
 def in_process(path: Path, settings: Settings) -> dict[str, Any]:
     """Producer events straight into the analyzers (batches of max_size), then the reconstruction."""
-    classes = enabled_analyzers(settings.analyzers)
+    classes = enabled_analyzers(settings.analyzers, settings)
     analyzers = {n: c(settings) for n, c in classes.items()}
     for a in analyzers.values():
         a.load()
@@ -171,7 +171,7 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     results: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "clip": f"{seconds:.0f} s 720x1280 30 fps, H.264 + AAC",
-        "analyzers": sorted(enabled_analyzers(settings.analyzers)),
+        "analyzers": sorted(enabled_analyzers(settings.analyzers, settings)),
     }
     raw = raw_decode_s(clip)
     proc = in_process(clip, settings)

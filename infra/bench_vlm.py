@@ -10,9 +10,12 @@ for the real model; the text they produce is noise (provenance `random-test`).
         --prompt-tokens 32 --new-tokens 32 --out results.json
 
 Every shot carries K frames of a vertical 252x448 picture (what the producer publishes at max_side 448)
-and a prompt of exactly `--prompt-tokens` text tokens; `min_new_tokens = max_new_tokens` forces exactly
-`--new-tokens` generated tokens per shot, so batch sizes compare like for like. The tiny builders are
-also what tests/test_captions.py loads.
+and a prompt of exactly `--prompt-tokens` text tokens; `min_new_tokens = max_new_tokens` (and no stop
+token allowed) forces exactly `--new-tokens` generated tokens per shot, so batch sizes compare like for
+like. Load time is `from_pretrained` of model and processor right after saving them (files in the page
+cache: cold-ish, not a first read from disk). The tiny builders are also what tests/test_captions.py loads.
+
+On the GPU machine: `--device cuda` (dtype auto: bfloat16); the 2B model is initialised on the GPU.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from analyzers.base import ShotItem
-from analyzers.describe import RANDOM_TEST_MARKER
+from analyzers.describe import RANDOM_TEST_MARKER, stop_ids
 
 QWEN_SPECIALS = (
     "<|endoftext|>",
@@ -514,14 +517,14 @@ def run_bench(
     )
     analyzer = CaptionAnalyzer(config=settings)
     analyzer.load()
-    analyzer.generate_overrides = {"min_new_tokens": new_tokens}
-    frames = analyzer.frames_per_shot
     tokenizer = analyzer._processor.tokenizer
+    # exactly new_tokens per shot: no stop token (EOS or padding) may end a caption early
+    stops = sorted(stop_ids(analyzer._model, tokenizer))
+    analyzer.generate_overrides = {"min_new_tokens": new_tokens, "suppress_tokens": stops}
+    frames = analyzer.frames_per_shot
     measured_prompt = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
     sample = make_shots(1, frames)[0]
-    input_tokens = int(
-        analyzer._inputs([list(sample.frames[: analyzer.frames_per_shot])])["input_ids"].shape[1]
-    )
+    input_tokens = int(analyzer._inputs([list(sample.frames)])["input_ids"].shape[1])
     params = sum(p.numel() for p in analyzer._model.parameters())
     rows = []
     for batch in batches:
@@ -558,7 +561,9 @@ def run_bench(
         "size": size,
         "parameters": params,
         "device": str(analyzer._device),
-        "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor(),
+        "device_name": torch.cuda.get_device_name()
+        if device.startswith("cuda")
+        else f"{platform.machine()} cpu",
         "dtype": str(analyzer._dtype).removeprefix("torch."),
         "torch": torch.__version__,
         "transformers": transformers.__version__,

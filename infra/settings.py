@@ -179,6 +179,35 @@ class FacesSettings(BaseModel):
     emotion_model: str = ""
 
 
+class YoloSettings(BaseModel):
+    """An ultralytics model (analyzers/objects.py, analyzers/pose.py). Weights are never downloaded."""
+
+    model: str = "yolo11n.pt"
+    """Checkpoint path, or a bare file name looked up in the working directory and `<state_dir>/weights`."""
+    device: str = ""
+    """Empty: cuda:0 when available, else cpu."""
+    imgsz: int = 640
+    conf: float = 0.25
+    half: bool = True
+    """FP16 inference; applies on CUDA only."""
+    max_detections: int = 40
+    """Detections kept in a frame's payload (the most confident); counts cover all of them."""
+
+
+class PoseSettings(YoloSettings):
+    """Pose keypoints (analyzers/pose.py): an ultralytics pose checkpoint."""
+
+    model: str = "yolo11n-pose.pt"
+    max_detections: int = 6
+
+
+class SafetySettings(BaseModel):
+    """Explicit-content detection (analyzers/safety.py)."""
+
+    explicit_threshold: float = 0.5
+    """Score from which an explicit class makes the frame explicit (NudeNet itself reports from 0.2)."""
+
+
 class Settings(BaseSettings):
     """All of reelscope's configuration; see README 'Configuration'."""
 
@@ -194,6 +223,11 @@ class Settings(BaseSettings):
     aggregator: AggregatorSettings = Field(default_factory=AggregatorSettings)
     transcription: TranscriptionSettings = Field(default_factory=TranscriptionSettings)
     faces: FacesSettings = Field(default_factory=FacesSettings)
+    objects: YoloSettings = Field(default_factory=YoloSettings)
+    pose: YoloSettings = Field(
+        default_factory=lambda: YoloSettings(model="yolo11n-pose.pt", max_detections=6)
+    )
+    safety: SafetySettings = Field(default_factory=SafetySettings)
     analyzers: list[str] = Field(
         default_factory=lambda: ["auto"],
         description="Enabled analyzers by name; `auto`: all whose dependencies are installed (registry.py)",
@@ -201,6 +235,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 18080
     api_token: SecretStr | None = None
+    metrics_port: int = 0
+    """Processor groups serve Prometheus metrics on 127.0.0.1:metrics_port (0: off); serve uses /metrics."""
     max_upload_bytes: int = 512 * 1024 * 1024
 
     def clickhouse_dsn(self) -> str:

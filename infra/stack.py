@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analyzers.registry import groups
-from infra.broker import port_open, start_broker
+from infra.broker import free_port, port_open, start_broker
 from infra.settings import Settings
 
 
@@ -69,7 +69,14 @@ def running(settings: Settings) -> dict[str, int]:
 
 
 def spawn(settings: Settings, name: str, args: list[str]) -> int:
-    """Start `python -m infra.cli ARGS` in its own session, logging to state_dir/logs/NAME.log."""
+    """Start `python -m infra.cli ARGS` in its own session, logging to state_dir/logs/NAME.log.
+
+    A processor group gets its own Prometheus port, written to state_dir/run/NAME.metrics."""
+    env = os.environ.copy()
+    if args[0] == "process":
+        port = free_port()
+        env["REELSCOPE_METRICS_PORT"] = str(port)
+        (run_dir(settings) / f"{name}.metrics").write_text(f"127.0.0.1:{port}")
     with (log_dir(settings) / f"{name}.log").open("ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "infra.cli", *args],
@@ -77,7 +84,7 @@ def spawn(settings: Settings, name: str, args: list[str]) -> int:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env=os.environ.copy(),
+            env=env,
         )
     (run_dir(settings) / f"{name}.pid").write_text(str(proc.pid))
     return proc.pid
@@ -109,9 +116,13 @@ def up(settings: Settings, processes_per_group: int = 1, timeout_s: float = 180.
         (run_dir(settings) / "broker.pid").write_text(str(proc.pid))
         started.append("broker")
     if "serve" not in alive:
+        if port_open(settings.api_host, settings.api_port):
+            raise RuntimeError(
+                f"port {settings.api_port} is taken by another program; set REELSCOPE_API_PORT to a free port"
+            )
         spawn(settings, "serve", ["serve"])
         started.append("serve")
-    for group in groups(settings.analyzers):
+    for group in groups(settings.analyzers, settings):
         for i in range(processes_per_group):
             name = f"group-{group}-{i}"
             if name not in alive:
@@ -165,7 +176,8 @@ def down(settings: Settings, timeout_s: float = 20.0) -> list[str]:
             if _alive(alive[name]):
                 _signal(alive[name], signal.SIGKILL)
             (run_dir(settings) / f"{name}.pid").unlink(missing_ok=True)
-            (run_dir(settings) / f"{name}.ready").unlink(missing_ok=True)
+            for suffix in ("ready", "metrics"):
+                (run_dir(settings) / f"{name}.{suffix}").unlink(missing_ok=True)
             stopped.append(name)
     return stopped
 

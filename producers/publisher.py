@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlparse
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from analyzers.registry import enabled_analyzers
+from infra.metrics import VIDEOS_PUBLISHED
 from infra.settings import Settings
 from producers.events import VideoEventSource
 from schemas.events import (
@@ -120,7 +121,7 @@ async def publish_video(producer: AIOKafkaProducer, settings: Settings, request:
         video_id=request.video_id,
         path=path,
         uri=request.uri,
-        analyzers=enabled_analyzers(settings.analyzers),
+        analyzers=enabled_analyzers(settings.analyzers, settings),
         settings=settings.producer,
         max_event_bytes=settings.kafka.max_event_bytes,
         metadata={**request.metadata, "submitted_at": request.submitted_at, "options": request.options},
@@ -141,7 +142,6 @@ class IngestWorker:
         self.settings = settings
         self.stop = asyncio.Event()
         self.ready = asyncio.Event()
-        self.published = 0
 
     async def run(self) -> None:
         producer = make_producer(self.settings)
@@ -155,7 +155,9 @@ class IngestWorker:
             self.dead_letters = DeadLetters(producer, self.settings.topics.dead_letter, "producer")
             self.ready.set()
             try:
-                await consume_batches(consumer, self.handle, self.stop, max_records=1, max_wait_ms=500)
+                await consume_batches(
+                    consumer, self.handle, self.stop, max_records=1, max_wait_ms=500, component="producer"
+                )
             finally:
                 await consumer.stop()
         finally:
@@ -171,7 +173,7 @@ class IngestWorker:
             assert isinstance(request, IngestRequest)
             t0 = time.monotonic()
             last = await publish_video(self.producer, self.settings, request)
-            self.published += 1
+            VIDEOS_PUBLISHED.labels("failed" if isinstance(last, VideoFailed) else "published").inc()
             log.info("published %s (%s) in %.2f s", request.video_id, last.KIND, time.monotonic() - t0)
 
 

@@ -25,6 +25,7 @@ from aiokafka import ConsumerRecord
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
 from analyzers.registry import enabled_analyzers
+from infra.metrics import VIDEOS_FINISHED
 from infra.settings import Settings
 from schemas.events import (
     AnalyzerResult,
@@ -129,7 +130,7 @@ class Aggregator:
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.store = store
-        self.enabled = enabled_analyzers(settings.analyzers)
+        self.enabled = enabled_analyzers(settings.analyzers, settings)
         self.stop = asyncio.Event()
         self.ready = asyncio.Event()
         self.finalized: dict[str, str] = {}
@@ -159,7 +160,14 @@ class Aggregator:
             self.ready.set()
             checker = asyncio.create_task(self._check_open_videos())
             try:
-                await consume_batches(consumer, self.handle, self.stop, max_records=2000, max_wait_ms=200)
+                await consume_batches(
+                    consumer,
+                    self.handle,
+                    self.stop,
+                    max_records=2000,
+                    max_wait_ms=200,
+                    component="aggregator",
+                )
             finally:
                 checker.cancel()
                 await consumer.stop()
@@ -313,6 +321,7 @@ class Aggregator:
             ],
         )
         self.finalized[video_id] = doc["status"]
+        VIDEOS_FINISHED.labels(doc["status"]).inc()
         log.info("video %s %s", video_id, doc["status"])
         for queue in self.listeners:
             queue.put_nowait({"video_id": video_id, "status": doc["status"]})

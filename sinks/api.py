@@ -6,17 +6,47 @@ dashboard) reads through here.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
+import re
 import secrets
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
+from python_multipart.multipart import MultipartParser, parse_options_header
 
+from analyzers.registry import enabled_analyzers
 from infra.settings import Settings
-from producers.publisher import make_request, push
-from sinks.store import Store
+from producers.publisher import UriRejected, make_request, push, resolve_uri
+from sinks import exports, reconstruction
+from sinks.store import Store, now
+
+log = logging.getLogger(__name__)
+
+DASHBOARD = Path(__file__).with_name("dashboard")
+TERMINAL = ("complete", "degraded", "failed")
+STREAM_INTERVAL_S = 0.5
+KEEPALIVE_S = 10.0
+RECENT_S = 300.0
+"""Live streams also watch videos that changed this recently, so they see them finish."""
+THROUGHPUT_WINDOW_S = 600
+FORM_OVERHEAD = 1 << 20
+"""Multipart framing and small fields allowed on top of max_upload_bytes before the body is refused."""
+MAX_FIELDS_BYTES = 64 * 1024
+LAG_UNAVAILABLE = (
+    "not computed: the embedded Tansu broker reports topic end offsets wrongly, so a lag derived from "
+    "them would be wrong"
+)
 
 
 class SubmitRequest(BaseModel):
@@ -40,6 +70,201 @@ def progress(video: dict[str, Any], counts: dict[str, tuple[int, int]]) -> dict[
     }
 
 
+def video_state(row: dict[str, Any], counts: dict[str, tuple[int, int]]) -> dict[str, Any]:
+    """What live streams send about one video: its status and per-analyzer progress."""
+    per = progress(row, counts)
+    expected = sum(p["expected"] or 0 for p in per.values())
+    received = sum(min(p["received"], p["expected"] or 0) for p in per.values())
+    return {
+        "video_id": row["video_id"],
+        "uri": row.get("uri", ""),
+        "status": row["status"],
+        "error": row.get("error") or None,
+        "progress": per,
+        "done": round(received / expected, 4) if expected else None,
+    }
+
+
+def sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+class ProgressHub:
+    """One store poller shared by every live stream: N open dashboards cost one query pair per tick, and
+    the store's single thread (which the aggregator writes through) is not flooded. Polls only while
+    someone listens."""
+
+    def __init__(self, store: Store, interval_s: float = STREAM_INTERVAL_S) -> None:
+        self.store = store
+        self.interval_s = interval_s
+        self.videos: dict[str, dict[str, Any]] = {}
+        self.version = 0
+        self._changed = asyncio.Condition()
+        self._subscribers = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def _poll(self) -> dict[str, dict[str, Any]]:
+        rows = self.store.live_videos(now() - timedelta(seconds=RECENT_S))
+        counts = self.store.result_counts_many([r["video_id"] for r in rows])
+        return {r["video_id"]: video_state(r, counts.get(r["video_id"], {})) for r in rows}
+
+    async def _run(self) -> None:
+        while self._subscribers:
+            try:
+                videos = await self.store.call(self._poll)
+            except Exception as exc:  # the store is briefly unavailable: keep streams open, poll again
+                log.warning("live progress poll failed: %r", exc)
+            else:
+                if videos != self.videos or self.version == 0:
+                    async with self._changed:
+                        self.videos = videos
+                        self.version += 1
+                        self._changed.notify_all()
+            await asyncio.sleep(self.interval_s)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[int]:
+        """Yields the version a new listener has seen: the current snapshot is fresh when the poller is
+        already running, else the listener waits for the first poll."""
+        self._subscribers += 1
+        seen = self.version - 1
+        if self._task is None or self._task.done():
+            self.version = 0
+            seen = 0
+            self._task = asyncio.create_task(self._run(), name="progress-hub")
+        try:
+            yield seen
+        finally:
+            self._subscribers -= 1
+
+    async def wait(self, seen: int, timeout_s: float) -> int:
+        """The snapshot version once it is newer than `seen`, or `seen` after timeout_s."""
+        async with self._changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait_for(lambda: self.version > seen), timeout_s)
+            return self.version
+
+
+def stored_name(filename: str) -> tuple[str, str]:
+    """(video id, stored file name) for an upload: the client's name only contributes a sanitised stem
+    to the id and a short alphanumeric extension; it never becomes a path component."""
+    base = re.split(r"[\\/]", filename)[-1]
+    stem, dot, ext = base.rpartition(".")
+    if not dot:
+        stem, ext = base, ""
+    ext = f".{ext.lower()}" if re.fullmatch(r"[A-Za-z0-9]{1,8}", ext) else ""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-_")[:40] or "upload"
+    token = uuid.uuid4().hex
+    return f"{slug}-{token[:10]}", f"{token}{ext}"
+
+
+def display_name(filename: str) -> str:
+    """The client's file name as plain text for metadata (no directories, no control characters)."""
+    base = re.split(r"[\\/]", filename)[-1]
+    return re.sub(r"[\x00-\x1f\x7f]", "", base)[:200]
+
+
+class UploadTooLarge(Exception):
+    """The upload went past max_upload_bytes."""
+
+
+class UploadReceiver:
+    """Streams one multipart body: the `file` part to disk (counting bytes as they arrive), the small
+    `metadata` / `options` fields to memory. Nothing is buffered whole."""
+
+    def __init__(self, boundary: bytes, target: Path, limit: int) -> None:
+        self.target = target
+        self.limit = limit
+        self.filename: str | None = None
+        self.size = 0
+        self.fields: dict[str, bytearray] = {}
+        self._out: Any = None
+        self._headers: dict[str, str] = {}
+        self._field = b""
+        self._value = b""
+        self._part: str | None = None
+        self._fields_bytes = 0
+        self.parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._part_begin,
+                "on_header_field": self._header_field,
+                "on_header_value": self._header_value,
+                "on_header_end": self._header_end,
+                "on_headers_finished": self._headers_finished,
+                "on_part_data": self._part_data,
+                "on_part_end": self._part_end,
+            },
+        )
+
+    def _part_begin(self) -> None:
+        self._headers, self._field, self._value, self._part = {}, b"", b"", None
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._field += data[start:end]
+
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+
+    def _header_end(self) -> None:
+        self._headers[self._field.decode("latin-1").lower()] = self._value.decode("utf-8", "replace")
+        self._field, self._value = b"", b""
+
+    def _headers_finished(self) -> None:
+        _, params = parse_options_header(self._headers.get("content-disposition", ""))
+        name = params.get(b"name", b"").decode("utf-8", "replace")
+        if name == "file" and b"filename" in params and self._out is None and self.filename is None:
+            self.filename = params[b"filename"].decode("utf-8", "replace")
+            self._out = self.target.open("wb")
+            self._part = "file"
+        elif name in ("metadata", "options"):
+            self._part = name
+            self.fields[name] = bytearray()
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._part == "file":
+            self.size += end - start
+            if self.size > self.limit:
+                raise UploadTooLarge
+            self._out.write(data[start:end])
+        elif self._part is not None:
+            self._fields_bytes += end - start
+            if self._fields_bytes > MAX_FIELDS_BYTES:
+                raise HTTPException(status_code=413, detail="form fields too large")
+            self.fields[self._part] += data[start:end]
+
+    def _part_end(self) -> None:
+        if self._part == "file":
+            self._out.close()
+        self._part = None
+
+    async def receive(self, request: Request) -> None:
+        try:
+            async for chunk in request.stream():
+                self.parser.write(chunk)
+            self.parser.finalize()
+        finally:
+            if self._out is not None and not self._out.closed:
+                self._out.close()
+
+    def json_field(self, name: str) -> dict[str, Any]:
+        raw = bytes(self.fields.get(name, b"")).strip()
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except ValueError as exc:
+            raise HTTPException(status_code=422, detail=f"{name} is not valid JSON: {exc}") from exc
+        if not isinstance(value, dict):
+            raise HTTPException(status_code=422, detail=f"{name} must be a JSON object")
+        return value
+
+
+def attachment(video_id: str, suffix: str) -> dict[str, str]:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", video_id) or "video"
+    return {"Content-Disposition": f'attachment; filename="{safe}{suffix}"'}
+
+
 def create_app(settings: Settings, store: Store, services: Any = None) -> FastAPI:
     """The API app; `services` (the serve process) provides readiness and the Kafka producer."""
     app = FastAPI(title="reelscope", version="0.1.0")
@@ -53,6 +278,27 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
             raise HTTPException(status_code=401, detail="missing or wrong bearer token")
 
     auth = [Depends(authorize)]
+
+    def authorize_stream(request: Request, token: str | None = Query(None)) -> None:
+        """EventSource cannot send headers, so live streams (only they) also take `?token=`."""
+        if settings.api_token is None:
+            return
+        given = token or request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not secrets.compare_digest(given, settings.api_token.get_secret_value()):
+            raise HTTPException(status_code=401, detail="missing or wrong token")
+
+    stream_auth = [Depends(authorize_stream)]
+    hub = ProgressHub(store)
+    enabled = services.aggregator.enabled if services is not None else enabled_analyzers(settings.analyzers)
+    live_cache: dict[str, tuple[int, dict[str, Any]]] = {}
+
+    def stopping() -> bool:
+        return bool(services is not None and services.stop.is_set())
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus metrics of this process (ingest worker, aggregator, API)."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -93,4 +339,195 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
     async def segments(video_id: str) -> list[dict[str, Any]]:
         return await store.call(store.segments, video_id)
 
+    # --- uploads --------------------------------------------------------------------------------------
+
+    @app.post("/videos/upload", dependencies=auth, status_code=202)
+    async def upload(request: Request) -> dict[str, str]:
+        """Multipart upload: a `file` part, optional `metadata` and `options` JSON fields. The file is
+        streamed to state_dir/uploads under a generated name (413 past max_upload_bytes, nothing left
+        behind) and submitted like POST /videos."""
+        if services is None or services.producer is None:
+            raise HTTPException(status_code=503, detail="not connected to the broker yet")
+        kind, params = parse_options_header(request.headers.get("content-type", ""))
+        if kind != b"multipart/form-data" or not params.get(b"boundary"):
+            raise HTTPException(status_code=415, detail="send multipart/form-data with a `file` part")
+        limit = settings.max_upload_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit + FORM_OVERHEAD:
+            raise HTTPException(status_code=413, detail=f"upload larger than {limit} bytes")
+        directory = (settings.state_dir / "uploads").resolve()
+        try:  # refuse before reading the body if the producer would refuse the file anyway
+            resolve_uri(directory.as_uri(), settings)
+        except UriRejected as exc:
+            if "not found" not in str(exc) and "regular file" not in str(exc):
+                raise HTTPException(status_code=503, detail=f"uploads are disabled: {exc}") from exc
+        directory.mkdir(parents=True, exist_ok=True)
+        video_id, name = stored_name("upload")
+        partial = directory / f"{name}.part"
+        receiver = UploadReceiver(params[b"boundary"], partial, limit)
+        try:
+            await receiver.receive(request)
+            if receiver.filename is None:
+                raise HTTPException(status_code=422, detail="no `file` part with a filename")
+            if receiver.size == 0:
+                raise HTTPException(status_code=422, detail="the uploaded file is empty")
+            metadata = receiver.json_field("metadata")
+            options = receiver.json_field("options")
+        except UploadTooLarge:
+            partial.unlink(missing_ok=True)
+            raise HTTPException(status_code=413, detail=f"upload larger than {limit} bytes") from None
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        video_id, name = stored_name(receiver.filename)
+        path = partial.rename(directory / name)
+        metadata.setdefault("filename", display_name(receiver.filename))
+        request_event = make_request(path.as_uri(), video_id, metadata, options)
+        await push(services.producer, settings, request_event)
+        return {"video_id": video_id, "status": "submitted"}
+
+    # --- exports --------------------------------------------------------------------------------------
+
+    async def finished_doc(video_id: str) -> dict[str, Any]:
+        doc = await store.call(store.reconstruction, video_id)
+        if doc is None:
+            raise HTTPException(status_code=404, detail=f"no reconstruction yet for {video_id}")
+        return doc
+
+    @app.get("/videos/{video_id}/reconstruction.json", dependencies=auth)
+    async def reconstruction_download(video_id: str) -> JSONResponse:
+        return JSONResponse(await finished_doc(video_id), headers=attachment(video_id, ".json"))
+
+    @app.get("/videos/{video_id}/export.vtt", dependencies=auth, response_class=PlainTextResponse)
+    async def export_vtt(video_id: str) -> Response:
+        """WebVTT: speech cues by speaker, on-screen text cues (`TEXT:`) at the top."""
+        text = exports.to_webvtt(await finished_doc(video_id))
+        return Response(text, media_type="text/vtt; charset=utf-8", headers=attachment(video_id, ".vtt"))
+
+    @app.get("/videos/{video_id}/export.md", dependencies=auth, response_class=PlainTextResponse)
+    async def export_md(video_id: str) -> Response:
+        text = exports.to_markdown(await finished_doc(video_id))
+        return Response(text, media_type="text/markdown; charset=utf-8", headers=attachment(video_id, ".md"))
+
+    @app.get("/videos/{video_id}/reconstruction/live", dependencies=auth)
+    async def live_reconstruction(video_id: str) -> JSONResponse:
+        """The stored reconstruction once the video is finished; before that, one built now from the
+        results stored so far (`provisional: true`), so a viewer fills in while the video is processed."""
+        row = await store.call(store.video, video_id)
+        if row is None:
+            raise HTTPException(status_code=404, detail=f"unknown video {video_id}")
+        if row["status"] in TERMINAL:
+            live_cache.pop(video_id, None)
+            doc = await store.call(store.reconstruction, video_id)
+            if doc is not None:
+                return JSONResponse(doc)
+        counts = await store.call(store.result_counts, video_id)
+        total = sum(n for n, _ in counts.values())
+        cached = live_cache.get(video_id)
+        if cached is None or cached[0] != total:
+            rows = await store.call(store.results, video_id)
+            doc = await asyncio.to_thread(
+                reconstruction.build, row, rows, enabled, settings.aggregator.segment_s
+            )
+            doc.update(status=row["status"], provisional=True)
+            if len(live_cache) >= 32:
+                live_cache.clear()
+            live_cache[video_id] = cached = (total, doc)
+        return JSONResponse(cached[1])
+
+    # --- live progress --------------------------------------------------------------------------------
+
+    def event_stream(body: AsyncIterator[str]) -> StreamingResponse:
+        return StreamingResponse(
+            body,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    async def all_events() -> AsyncIterator[str]:
+        yield "retry: 2000\n\n"
+        sent: dict[str, dict[str, Any]] = {}
+        async with hub.subscribe() as seen:
+            first = True
+            while not stopping():
+                version = await hub.wait(seen, KEEPALIVE_S)
+                if version == seen:
+                    yield ": keepalive\n\n"
+                    continue
+                seen = version
+                for video_id, state in hub.videos.items():
+                    before = sent.get(video_id)
+                    sent[video_id] = state
+                    if state == before:
+                        continue
+                    if state["status"] not in TERMINAL:
+                        yield sse("progress", state)
+                    elif not first and (before is None or before["status"] not in TERMINAL):
+                        # finished while this stream watched (videos done before it opened are not news)
+                        yield sse("progress", state)
+                        yield sse("complete", {"video_id": video_id, "status": state["status"]})
+                first = False
+
+    async def video_events(video_id: str) -> AsyncIterator[str]:
+        yield "retry: 2000\n\n"
+        row = await store.call(store.video, video_id)
+        if row is not None and row["status"] in TERMINAL:
+            state = video_state(row, await store.call(store.result_counts, video_id))
+            yield sse("progress", state)
+            yield sse("complete", {"video_id": video_id, "status": state["status"]})
+            return
+        last: dict[str, Any] | None = None
+        async with hub.subscribe() as seen:
+            while not stopping():
+                version = await hub.wait(seen, KEEPALIVE_S)
+                if version == seen:
+                    yield ": keepalive\n\n"
+                    continue
+                seen = version
+                state = hub.videos.get(video_id)
+                if state is None or state == last:
+                    continue
+                last = state
+                yield sse("progress", state)
+                if state["status"] in TERMINAL:
+                    yield sse("complete", {"video_id": video_id, "status": state["status"]})
+                    return
+
+    @app.get("/events", dependencies=stream_auth, response_class=StreamingResponse)
+    async def events() -> StreamingResponse:
+        """Server-sent events for every video in flight: `progress` (status, per-analyzer received /
+        expected) whenever it changes, polled every 0.5 s; `complete` when one finishes."""
+        return event_stream(all_events())
+
+    @app.get("/videos/{video_id}/events", dependencies=stream_auth, response_class=StreamingResponse)
+    async def one_video_events(video_id: str) -> StreamingResponse:
+        """Server-sent events for one video: `progress` on change, then `complete`, then the stream ends."""
+        return event_stream(video_events(video_id))
+
+    # --- stats ----------------------------------------------------------------------------------------
+
+    @app.get("/stats", dependencies=auth)
+    async def stats() -> dict[str, Any]:
+        """Throughput over the last 10 minutes (from the videos table), videos in flight; consumer lag is
+        not reported (see consumer_lag_reason)."""
+        activity = await store.call(store.activity, THROUGHPUT_WINDOW_S)
+        finished = sum(activity["per_minute"])
+        return {
+            "window_s": THROUGHPUT_WINDOW_S,
+            "finished_in_window": finished,
+            "finished_by_status": activity["by_status"],
+            "throughput_per_min": round(finished / (THROUGHPUT_WINDOW_S / 60), 3),
+            "per_minute": activity["per_minute"],
+            "in_flight": activity["in_flight"],
+            "consumer_lag": None,
+            "consumer_lag_reason": LAG_UNAVAILABLE,
+        }
+
+    # --- dashboard ------------------------------------------------------------------------------------
+
+    @app.get("/", include_in_schema=False)
+    async def dashboard() -> FileResponse:
+        return FileResponse(DASHBOARD / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=DASHBOARD), name="static")
     return app

@@ -180,3 +180,47 @@ class Store:
     def scalar(self, sql: str, **params: Any) -> Any:
         """One value from a query (tests and benchmarks use it to check what was stored)."""
         return self.client.query(sql, parameters=params).result_rows[0][0]
+
+    # reads for the API's live views ---------------------------------------------------------------------
+    def live_videos(self, since: datetime) -> list[dict[str, Any]]:
+        """Videos in flight, and those changed since `since` (so a stream sees them finish)."""
+        return self._rows(
+            f"SELECT video_id, uri, status, error, expected, duration_s, submitted_at, completed_at, "
+            f"updated_at FROM {self.db}.videos FINAL "
+            f"WHERE status IN ('processing', 'published') OR updated_at >= %(t)s ORDER BY submitted_at",
+            t=since,
+        )
+
+    def result_counts_many(self, video_ids: Sequence[str]) -> dict[str, dict[str, tuple[int, int]]]:
+        """Video -> analyzer -> (results received, of which errors), in one query for many videos."""
+        if not video_ids:
+            return {}
+        rows = self._rows(
+            f"SELECT video_id, analyzer, count() AS n, countIf(error != '') AS errors "
+            f"FROM {self.db}.results FINAL WHERE video_id IN %(v)s GROUP BY video_id, analyzer",
+            v=list(video_ids),
+        )
+        out: dict[str, dict[str, tuple[int, int]]] = {}
+        for r in rows:
+            out.setdefault(r["video_id"], {})[r["analyzer"]] = (int(r["n"]), int(r["errors"]))
+        return out
+
+    def activity(self, window_s: int) -> dict[str, Any]:
+        """Videos finished per minute over the last `window_s` (oldest minute first) and videos in flight."""
+        minutes = max(1, window_s // 60)
+        rows = self._rows(
+            f"SELECT intDiv(toUInt32(dateDiff('second', completed_at, now64(3))), 60) AS ago, "
+            f"status, count() AS n FROM {self.db}.videos FINAL "
+            f"WHERE completed_at IS NOT NULL AND completed_at >= now64(3) - toIntervalSecond(%(w)s) "
+            f"AND status IN ('complete', 'degraded', 'failed') GROUP BY ago, status",
+            w=minutes * 60,
+        )
+        per_minute = [0] * minutes
+        by_status: dict[str, int] = {}
+        for r in rows:
+            per_minute[minutes - 1 - min(int(r["ago"]), minutes - 1)] += int(r["n"])
+            by_status[r["status"]] = by_status.get(r["status"], 0) + int(r["n"])
+        in_flight = self.scalar(
+            f"SELECT count() FROM {self.db}.videos FINAL WHERE status IN ('processing', 'published')"
+        )
+        return {"per_minute": per_minute, "by_status": by_status, "in_flight": int(in_flight)}

@@ -24,6 +24,7 @@ from PIL import Image
 
 from analyzers.base import Analyzer, AudioItem, FrameItem, Item
 from analyzers.registry import groups
+from infra.metrics import ANALYZER_FAILURES, ANALYZER_SECONDS, RESULT_LATENCY, RESULTS_OUT
 from infra.settings import Settings
 from schemas.events import AnalyzerResult, AudioChunk, Frame, SchemaError, decode
 from stream_processors.transport import (
@@ -124,7 +125,7 @@ class GroupProcessor:
         self.settings = settings
         self.group = group
         if analyzers is None:
-            classes = groups(settings.analyzers).get(group)
+            classes = groups(settings.analyzers, settings).get(group)
             if not classes:
                 raise ValueError(f"no enabled analyzer belongs to group {group!r}")
             analyzers = [cls(settings) for cls in classes]
@@ -137,7 +138,6 @@ class GroupProcessor:
         ]
         self.stop = asyncio.Event()
         self.ready = asyncio.Event()
-        self.stats: dict[str, float] = defaultdict(float)
         self.stateful = any(a.stateful for a in analyzers)
         self.streams = OpenStreams()
 
@@ -169,6 +169,7 @@ class GroupProcessor:
                     self.stop,
                     self.settings.batch.max_size,
                     self.settings.batch.max_wait_ms,
+                    component=f"group:{self.group}",
                 )
             finally:
                 await consumer.stop()
@@ -184,16 +185,17 @@ class GroupProcessor:
                 await self.dead_letters.publish(record, str(exc))
                 continue
             if self.stateful and not self.streams.admit(record, event):  # type: ignore[arg-type]
-                self.stats["tail_skipped"] += 1
                 continue
             events.append((record, event))  # type: ignore[arg-type]
-        self.stats["events_in"] += len(records)
-        self.stats["batches"] += 1
         results = await asyncio.to_thread(self.analyze_batch, events)
         await send_all(self.producer, [(self.settings.topics.results, r) for r in results])
         for record, reason in self.failed_items:
             await self.dead_letters.publish(record, reason)
-        self.stats["results_out"] += len(results)
+        acked = time.time()
+        for record, _ in events:
+            RESULT_LATENCY.labels(self.group).observe(max(0.0, acked - record.timestamp / 1000))
+        for result in results:
+            RESULTS_OUT.labels(self.group, result.analyzer).inc()
         if not self.stateful:
             return None
         for record, event in events:
@@ -211,7 +213,7 @@ class GroupProcessor:
                 continue
             t0 = time.monotonic()
             payloads = self._analyze_with_retries(analyzer, mine, items)
-            self.stats[f"seconds.{name}"] += time.monotonic() - t0
+            ANALYZER_SECONDS.labels(name).inc(time.monotonic() - t0)
             model, provenance = analyzer.describe_model()
             for (_, ev), (payload, error) in zip(mine, payloads, strict=True):
                 start, end = item_span(ev)
@@ -260,6 +262,7 @@ class GroupProcessor:
             else:
                 out.append(({}, error))
                 self.failed_items.append((record, error))
+                ANALYZER_FAILURES.labels(analyzer.name).inc()
         return out
 
     @staticmethod

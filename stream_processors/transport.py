@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
+from infra.metrics import BATCH_SECONDS, BATCH_SIZE, DEAD_LETTERS, EVENTS_IN
 from infra.settings import Settings
 from schemas.events import DeadLetter, Event, encode
 
@@ -84,7 +85,6 @@ class DeadLetters:
 
     def __init__(self, producer: AIOKafkaProducer, topic: str, consumer: str) -> None:
         self.producer, self.topic, self.consumer = producer, topic, consumer
-        self.count = 0
 
     def letter(self, record: ConsumerRecord, error: str, video_id: str | None = None) -> DeadLetter:
         key = record.key.decode("utf-8", "replace") if record.key else None
@@ -101,7 +101,7 @@ class DeadLetters:
 
     async def publish(self, record: ConsumerRecord, error: str, video_id: str | None = None) -> None:
         log.warning("dead-letter %s[%d]@%d: %s", record.topic, record.partition, record.offset, error)
-        self.count += 1
+        DEAD_LETTERS.labels(self.consumer).inc()
         await send_all(self.producer, [(self.topic, self.letter(record, error, video_id))])
 
 
@@ -111,6 +111,7 @@ async def consume_batches(
     stop: asyncio.Event,
     max_records: int,
     max_wait_ms: int,
+    component: str = "consumer",
 ) -> None:
     """Fetch, handle, commit; until stop is set.
 
@@ -127,6 +128,9 @@ async def consume_batches(
         records = [r for part in batches.values() for r in part]
         if not records:
             continue
+        EVENTS_IN.labels(component).inc(len(records))
+        BATCH_SIZE.labels(component).observe(len(records))
+        started = time.monotonic()
         delay = 0.5
         while True:
             try:
@@ -138,6 +142,7 @@ async def consume_batches(
                 log.warning("broker error while handling a batch (%s); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+        BATCH_SECONDS.labels(component).observe(time.monotonic() - started)
         offsets = {
             TopicPartition(tp.topic, tp.partition): part[-1].offset + 1 for tp, part in batches.items()
         }

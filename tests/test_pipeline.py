@@ -183,3 +183,26 @@ def test_duplicate_ingest_writes_no_duplicate_rows(env_settings: Any, tmp_path: 
     assert final == expected  # ... and each result exists once
     assert segments == len(first["segments"])
     assert videos == 1
+
+
+def test_every_process_exports_prometheus_metrics(running_stack: Settings, tmp_path: Path) -> None:
+    import urllib.request
+
+    from infra.stack import run_dir
+
+    settings = running_stack
+    request = request_for_path(str(cut_clip(tmp_path / "m.mp4", frames=30)))
+    asyncio.run(_push(settings, [request]))
+    wait_done(settings, request.video_id)
+
+    def scrape(address: str) -> str:
+        with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as response:
+            return response.read().decode()
+
+    serve = scrape(f"{settings.api_host}:{settings.api_port}")
+    assert 'reelscope_videos_finished_total{status="complete"}' in serve
+    assert 'reelscope_events_in_total{component="aggregator"}' in serve
+    groups = {p.stem: scrape(p.read_text()) for p in run_dir(settings).glob("group-*.metrics")}
+    assert {"group-light-0", "group-audio-0"} <= groups.keys()
+    assert 'reelscope_results_out_total{analyzer="scene",group="light"}' in groups["group-light-0"]
+    assert "reelscope_result_latency_seconds_bucket" in groups["group-audio-0"]

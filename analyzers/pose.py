@@ -1,0 +1,363 @@
+"""Pose: people's 17 COCO keypoints per frame (ultralytics YOLO pose), body cues, and person tracks.
+
+Cues come from keypoint geometry alone (model-free functions, so they are unit-tested on synthetic
+skeletons): hands raised, arms crossed, pointing, facing the camera or not. `left`/`right` of a hand is the
+person's own side; the pointing direction is the frame's (toward the frame's left or right edge).
+Waves need motion, so `video_summary` finds them on person tracks (ByteTrack, from analyzers/objects.py):
+a hand above its elbow whose wrist swings sideways and back. At the 5 fps sampling a fast wave (over about
+2.5 swings a second) aliases, but it still shows as large sideways jumps with reversals, which is what
+is tested for.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from analyzers.base import FrameItem, Item, ItemResult, Sampling
+from analyzers.objects import (
+    TRACK_LOW_CONF,
+    ObjectsAnalyzer,
+    Track,
+    frame_items,
+    frame_rate,
+    track_detections,
+)
+from infra.settings import PoseSettings
+
+NOSE, LEFT_EYE, RIGHT_EYE = 0, 1, 2
+LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_ELBOW, RIGHT_ELBOW, LEFT_WRIST, RIGHT_WRIST = 5, 6, 7, 8, 9, 10
+LEFT_HIP, RIGHT_HIP = 11, 12
+SIDES = {"left": (LEFT_SHOULDER, LEFT_ELBOW, LEFT_WRIST), "right": (RIGHT_SHOULDER, RIGHT_ELBOW, RIGHT_WRIST)}
+
+VISIBLE = 0.5
+"""Keypoint confidence from which a joint counts as seen."""
+RAISED = 0.6
+"""A wrist this many body-scale units above its shoulder is raised (about eye height: a hand at the ear
+on a phone stays below it)."""
+SIDE_VIEW = 0.45
+"""Shoulder width under this share of the torso length: the body is seen from the side."""
+CROSS_DEPTH = 0.2
+"""How far past the body's midline (in half shoulder widths) each wrist must reach for crossed arms."""
+CHEST_SPAN = 1.6
+"""Crossed wrists lie between shoulder height and this many body-scale units below it."""
+STRAIGHT_ARM_DEG = 150.0
+REACH = 0.9
+"""A pointing arm reaches at least this many body-scale units from its shoulder."""
+MAX_POINT_SLOPE = 1.0
+"""A pointing arm rises or falls at most this much per unit sideways (45 degrees): steeper is raised."""
+WAVE_STEP = 0.1
+"""Sideways wrist moves (body-scale units, relative to the elbow) smaller than this are noise."""
+WAVE_REVERSALS = 2
+WAVE_AMPLITUDE = 0.3
+MIN_GESTURE_FRAMES = 2
+GESTURES = ("hands_raised", "arms_crossed", "pointing")
+
+
+def _seen(kp: np.ndarray, *joints: int) -> bool:
+    return bool(all(kp[j, 2] >= VISIBLE for j in joints))
+
+
+def body_scale(kp: np.ndarray) -> float | None:
+    """The body's size unit: shoulder width, or 0.8 torso lengths when larger (a side view's shoulders
+    narrow, its torso does not). None without both shoulders."""
+    if not _seen(kp, LEFT_SHOULDER, RIGHT_SHOULDER):
+        return None
+    scale = float(np.linalg.norm(kp[LEFT_SHOULDER, :2] - kp[RIGHT_SHOULDER, :2]))
+    if _seen(kp, LEFT_HIP, RIGHT_HIP):
+        scale = max(scale, 0.8 * _torso(kp))
+    return scale if scale > 1e-6 else None
+
+
+def _torso(kp: np.ndarray) -> float:
+    shoulders = (kp[LEFT_SHOULDER, :2] + kp[RIGHT_SHOULDER, :2]) / 2
+    hips = (kp[LEFT_HIP, :2] + kp[RIGHT_HIP, :2]) / 2
+    return float(np.linalg.norm(shoulders - hips))
+
+
+def side_view(kp: np.ndarray) -> bool:
+    """Shoulders narrow for the torso's length: the body is seen from the side (needs shoulders and hips)."""
+    if not _seen(kp, LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_HIP, RIGHT_HIP):
+        return False
+    return float(np.linalg.norm(kp[LEFT_SHOULDER, :2] - kp[RIGHT_SHOULDER, :2])) < SIDE_VIEW * _torso(kp)
+
+
+def hands_raised(kp: np.ndarray) -> str | None:
+    """ "both", "left", "right" (the person's hands) or "none"; None when no shoulder-wrist pair is seen.
+
+    kp: 17 x 3 (x, y, confidence), x and y in the same unit (pixels), y down."""
+    scale = body_scale(kp)
+    if scale is None:
+        return None
+    raised = {}
+    for side, (shoulder, _, wrist) in SIDES.items():
+        if _seen(kp, wrist):
+            raised[side] = kp[wrist, 1] < kp[shoulder, 1] - RAISED * scale
+    if not raised:
+        return None
+    up = [side for side, is_up in raised.items() if is_up]
+    return "both" if len(up) == 2 else up[0] if up else "none"
+
+
+def arms_crossed(kp: np.ndarray) -> bool | None:
+    """Each wrist past the body's midline on the other arm's side, at chest height. None when the wrists or
+    shoulders are not seen, or the body is seen from the side (the midline is then undefined)."""
+    scale = body_scale(kp)
+    if scale is None or not _seen(kp, LEFT_WRIST, RIGHT_WRIST) or side_view(kp):
+        return None
+    axis = kp[LEFT_SHOULDER, :2] - kp[RIGHT_SHOULDER, :2]
+    width = float(np.linalg.norm(axis))
+    mid = (kp[LEFT_SHOULDER, :2] + kp[RIGHT_SHOULDER, :2]) / 2
+    unit = axis / width
+
+    def across(joint: int) -> float:
+        """Position along the shoulder line: +1 at the left shoulder, -1 at the right one."""
+        return float((kp[joint, :2] - mid) @ unit) / (width / 2)
+
+    def at_chest(joint: int) -> bool:
+        return bool(mid[1] <= kp[joint, 1] <= mid[1] + CHEST_SPAN * scale)
+
+    return (
+        across(LEFT_WRIST) < -CROSS_DEPTH
+        and across(RIGHT_WRIST) > CROSS_DEPTH
+        and at_chest(LEFT_WRIST)
+        and at_chest(RIGHT_WRIST)
+    )
+
+
+def _elbow_angle(kp: np.ndarray, shoulder: int, elbow: int, wrist: int) -> float:
+    a, b = kp[shoulder, :2] - kp[elbow, :2], kp[wrist, :2] - kp[elbow, :2]
+    cos = float(a @ b) / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-9)
+    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+
+
+def pointing(kp: np.ndarray) -> str | None:
+    """ "left" or "right" (toward that edge of the frame) when an arm is stretched out sideways: straight at
+    the elbow, reaching far from the shoulder, no steeper than 45 degrees. Arms stretched both ways (a T)
+    point nowhere. None when no arm points."""
+    scale = body_scale(kp)
+    if scale is None:
+        return None
+    directions = set()
+    for shoulder, elbow, wrist in SIDES.values():
+        if not _seen(kp, elbow, wrist):
+            continue
+        dx, dy = kp[wrist, :2] - kp[shoulder, :2]
+        if (
+            _elbow_angle(kp, shoulder, elbow, wrist) >= STRAIGHT_ARM_DEG
+            and float(np.hypot(dx, dy)) >= REACH * scale
+            and abs(dy) <= MAX_POINT_SLOPE * abs(dx)
+        ):
+            directions.add("left" if dx < 0 else "right")
+    return directions.pop() if len(directions) == 1 else None
+
+
+def facing(kp: np.ndarray) -> str | None:
+    """ "camera", "side" or "away": a body whose shoulders are narrow for its torso is seen from the side; a
+    face with the nose and both eyes looks at the camera, one eye only is a profile; shoulders without a
+    face are a back. None when neither face nor shoulders are seen."""
+    if side_view(kp):
+        return "side"
+    if _seen(kp, NOSE, LEFT_EYE, RIGHT_EYE):
+        return "camera"
+    if _seen(kp, NOSE) and (_seen(kp, LEFT_EYE) or _seen(kp, RIGHT_EYE)):
+        return "side"
+    return "away" if _seen(kp, LEFT_SHOULDER, RIGHT_SHOULDER) else None
+
+
+def body_cues(kp: np.ndarray) -> dict[str, Any]:
+    return {
+        "hands_raised": hands_raised(kp),
+        "arms_crossed": arms_crossed(kp),
+        "pointing": pointing(kp),
+        "facing": facing(kp),
+    }
+
+
+def pixel_keypoints(person: dict[str, Any], size: Sequence[int]) -> np.ndarray:
+    """A stored person's normalised keypoints back in pixels (17 x 3), so geometry is not stretched."""
+    kp = np.array(person["keypoints"], dtype=np.float64).reshape(-1, 3)
+    kp[:, 0] *= size[0]
+    kp[:, 1] *= size[1]
+    return kp
+
+
+class PoseAnalyzer(ObjectsAnalyzer):
+    """People's keypoints and body cues per frame; person tracks, gestures and waves in `video_summary`.
+
+    Same sampling as objects (5 fps, 640 px) for the same reasons, and because waves need several samples
+    per swing.
+    """
+
+    name = "pose"
+    group = "vision"
+    sampling = Sampling(fps=5.0, max_side=640)
+    model_name = "yolo11n-pose.pt (ultralytics pose)"
+    task = "pose"
+    settings_model = PoseSettings
+
+    def analyze(self, items: Sequence[Item]) -> list[dict[str, Any]]:
+        if self._yolo is None:
+            raise RuntimeError("load() was not called")
+        frames: list[FrameItem] = frame_items(items, self.name)
+        results = self._yolo.predict([f.image for f in frames], min(self.options.conf, TRACK_LOW_CONF))
+        return [self._payload(r) for r in results]
+
+    def _payload(self, result: Any) -> dict[str, Any]:
+        """Every person down to the tracker's low confidence (the most confident first, capped), with
+        normalised keypoints and cues; the counts and flags cover the confident ones only."""
+        h, w = result.orig_shape
+        conf = result.boxes.conf.cpu().numpy().astype(float)
+        boxes = result.boxes.xyxyn.cpu().numpy().astype(float).clip(0.0, 1.0)
+        kps = result.keypoints.data.cpu().numpy().astype(float)  # N x 17 x 3, pixels
+        persons = []
+        for i in np.argsort(-conf, kind="stable")[: self.options.max_detections]:
+            kp = kps[i]
+            persons.append(
+                {
+                    "conf": round(float(conf[i]), 4),
+                    "box": [round(float(v), 4) for v in boxes[i]],
+                    "keypoints": [
+                        [round(float(x) / w, 4), round(float(y) / h, 4), round(float(c), 3)] for x, y, c in kp
+                    ],
+                    **body_cues(kp),
+                }
+            )
+        sure = [p for p in persons if p["conf"] >= self.options.conf]
+        return {
+            "size": [int(w), int(h)],
+            "count": int((conf >= self.options.conf).sum()),
+            "hands_raised": any(p["hands_raised"] not in (None, "none") for p in sure),
+            "arms_crossed": any(p["arms_crossed"] for p in sure),
+            "pointing": any(p["pointing"] for p in sure),
+            "facing_camera": sum(p["facing"] == "camera" for p in sure),
+            "persons": persons,
+        }
+
+    @classmethod
+    def segment_fields(cls, payloads: list[dict[str, Any]]) -> dict[str, Any]:
+        """People seen (mean, most at once) and the share of frames showing each cue."""
+        if not payloads:
+            return {}
+        n = len(payloads)
+        counts = [int(p.get("count", 0)) for p in payloads]
+        out: dict[str, Any] = {"count": round(sum(counts) / n, 3), "max_count": max(counts)}
+        for cue in GESTURES:
+            out[f"{cue}_share"] = round(sum(bool(p.get(cue)) for p in payloads) / n, 3)
+        out["facing_camera"] = round(sum(int(p.get("facing_camera", 0)) for p in payloads) / n, 3)
+        return out
+
+    @classmethod
+    def video_summary(cls, results: list[ItemResult]) -> dict[str, Any] | None:
+        """Person tracks with their cues over time, and gesture spans (raised hands, crossed arms, pointing,
+        waves) per track."""
+        if not results:
+            return None
+        frames = sorted(results, key=lambda r: r.start_s)
+        summary: dict[str, Any] = {
+            "frames": len(frames),
+            "max_count": max(int(r.payload.get("count", 0)) for r in frames),
+        }
+        fps = frame_rate([r.start_s for r in frames], cls.sampling.fps or 5.0)
+        sized = [[{**p, "size": r.payload["size"]} for p in r.payload.get("persons", [])] for r in frames]
+        try:
+            tracks = track_detections(
+                [(r.start_s, people) for r, people in zip(frames, sized, strict=True)], fps
+            )
+        except ImportError as missing:  # an aggregator installed without the vision extra
+            return {**summary, "tracker": f"unavailable: {missing}", "tracks": None, "gestures": None}
+        gestures = [g for track in tracks for g in track_gestures(track, 1.0 / fps)]
+        return {
+            **summary,
+            "tracker": "bytetrack (ultralytics)",
+            "track_count": len(tracks),
+            "tracks": [_track_summary(t) for t in tracks],
+            "gestures": sorted(gestures, key=lambda g: (g["start_s"], g["track_id"])),
+        }
+
+
+def _track_summary(track: Track) -> dict[str, Any]:
+    out = {k: v for k, v in track.summary().items() if k != "label"}
+    people = track.detections
+    n = len(people)
+    facings = Counter(p["facing"] for p in people if p.get("facing"))
+    out["facing"] = facings.most_common(1)[0][0] if facings else None
+    out["hands_raised_share"] = round(sum(p.get("hands_raised") not in (None, "none") for p in people) / n, 3)
+    out["arms_crossed_share"] = round(sum(bool(p.get("arms_crossed")) for p in people) / n, 3)
+    out["pointing_share"] = round(sum(bool(p.get("pointing")) for p in people) / n, 3)
+    return out
+
+
+def _spans(times: list[float], values: list[Any], frame_s: float) -> list[tuple[float, float, Any]]:
+    """(start, end, value) of the runs of equal, truthy values lasting MIN_GESTURE_FRAMES or more; a run
+    ends one frame after its last sample."""
+    out = []
+    i = 0
+    while i < len(values):
+        j = i
+        while j + 1 < len(values) and values[j + 1] == values[i]:
+            j += 1
+        if values[i] and j - i + 1 >= MIN_GESTURE_FRAMES:
+            out.append((times[i], times[j] + frame_s, values[i]))
+        i = j + 1
+    return out
+
+
+def _gesture(kind: str, track: Track, start: float, end: float, **extra: Any) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "track_id": track.track_id,
+        "start_s": round(start, 4),
+        "end_s": round(end, 4),
+        **extra,
+    }
+
+
+def track_gestures(track: Track, frame_s: float) -> list[dict[str, Any]]:
+    """Spans of one person's raised hands, crossed arms, pointing, and waves."""
+    people = track.detections
+    raised = [p.get("hands_raised") if p.get("hands_raised") != "none" else None for p in people]
+    out = [_gesture("hands_raised", track, s, e, hand=v) for s, e, v in _spans(track.times, raised, frame_s)]
+    crossed = [bool(p.get("arms_crossed")) for p in people]
+    out += [_gesture("arms_crossed", track, s, e) for s, e, _ in _spans(track.times, crossed, frame_s)]
+    pointed = [p.get("pointing") for p in people]
+    out += [
+        _gesture("pointing", track, s, e, direction=v) for s, e, v in _spans(track.times, pointed, frame_s)
+    ]
+    out += waves(track, frame_s)
+    return out
+
+
+def waves(track: Track, frame_s: float) -> list[dict[str, Any]]:
+    """Waves of each hand: runs of frames with the wrist above its elbow in which the wrist's sideways
+    position relative to the elbow (in body-scale units) reverses direction WAVE_REVERSALS times or more
+    over a range of WAVE_AMPLITUDE or more."""
+    out = []
+    kps = [pixel_keypoints(p, p["size"]) for p in track.detections]
+    scales = [body_scale(kp) for kp in kps]
+    for hand, (_, elbow, wrist) in SIDES.items():
+        offsets: list[float | None] = [
+            (float(kp[wrist, 0] - kp[elbow, 0]) / scale)
+            if scale and _seen(kp, elbow, wrist) and kp[wrist, 1] < kp[elbow, 1]
+            else None
+            for kp, scale in zip(kps, scales, strict=True)
+        ]
+        i = 0
+        while i < len(offsets):
+            if offsets[i] is None:
+                i += 1
+                continue
+            j = i
+            while j + 1 < len(offsets) and offsets[j + 1] is not None:
+                j += 1
+            run = np.array(offsets[i : j + 1], dtype=np.float64)
+            steps = np.diff(run)
+            moves = np.sign(steps[np.abs(steps) >= WAVE_STEP])
+            reversals = int((moves[1:] != moves[:-1]).sum()) if moves.size else 0
+            if reversals >= WAVE_REVERSALS and float(run.max() - run.min()) >= WAVE_AMPLITUDE:
+                out.append(_gesture("wave", track, track.times[i], track.times[j] + frame_s, hand=hand))
+            i = j + 1
+    return out

@@ -1,0 +1,132 @@
+"""Safety: nudity detection per frame with NudeNet's detector, flagged spans per video.
+
+NudeNet's 320n ONNX model ships in the nudenet wheel ("packaged"). Frames are handed over as RGB arrays:
+NudeNet's reader swaps the channels once (cvtColor RGBA2BGR on three channels) and blobFromImage swaps
+them back, so an RGB array reaches the network as RGB, the order it was trained on, while a BGR file read
+through `detect(path)` reaches it as BGR (NudeNet issue #203).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+from analyzers.base import Analyzer, FrameItem, Item, ItemResult, Sampling
+from infra.settings import SafetySettings
+
+EXPLICIT_LABELS = frozenset(
+    {
+        "FEMALE_GENITALIA_EXPOSED",
+        "MALE_GENITALIA_EXPOSED",
+        "FEMALE_BREAST_EXPOSED",
+        "BUTTOCKS_EXPOSED",
+        "ANUS_EXPOSED",
+    }
+)
+"""NudeNet's exposed classes that make a frame explicit; exposed feet, belly, armpits or a male chest do not."""
+
+
+def frame_payload(detections: Sequence[dict[str, Any]], threshold: float) -> dict[str, Any]:
+    """Each detected label with its best score, the best explicit score, and whether it reaches threshold."""
+    labels: dict[str, float] = {}
+    for d in detections:
+        labels[d["class"]] = max(labels.get(d["class"], 0.0), round(float(d["score"]), 4))
+    explicit_score = max((s for label, s in labels.items() if label in EXPLICIT_LABELS), default=0.0)
+    return {
+        "labels": dict(sorted(labels.items(), key=lambda kv: -kv[1])),
+        "explicit_score": explicit_score,
+        "explicit": explicit_score >= threshold,
+    }
+
+
+class SafetyAnalyzer(Analyzer):
+    """NudeNet per frame. Sampling: 1 fps is enough to flag a span of seconds (a reviewer looks at the span);
+    320 px because NudeNet pads every frame to a square and shrinks it to 320 x 320, so more pixels are
+    never seen."""
+
+    name = "safety"
+    input = "frame"
+    group = "vision"
+    sampling = Sampling(fps=1.0, max_side=320)
+    requires = ("nudenet",)
+    model_name = "nudenet 320n detector (onnx)"
+    provenance = "packaged"
+
+    def __init__(self, settings: Any = None) -> None:
+        super().__init__(settings)
+        self.options = settings.safety if settings is not None else SafetySettings()
+        self._detector: Any = None
+
+    def load(self) -> None:
+        import nudenet
+        import onnxruntime
+
+        detector = nudenet.NudeDetector()
+        if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+            # NudeDetector ignores its providers argument: rebuild its session on the GPU
+            detector.onnx_session = onnxruntime.InferenceSession(
+                str(Path(nudenet.__file__).parent / "320n.onnx"),
+                providers=["CUDAExecutionProvider", "CPUExecutionProvider"],
+            )
+        self._detector = detector
+
+    def analyze(self, items: Sequence[Item]) -> list[dict[str, Any]]:
+        if self._detector is None:
+            raise RuntimeError("load() was not called")
+        images = []
+        for item in items:
+            if not isinstance(item, FrameItem):
+                raise TypeError(f"{self.name} takes frames, got {type(item).__name__}")
+            images.append(item.image)
+        found = self._detector.detect_batch(images, batch_size=len(images)) if images else []
+        return [frame_payload(d, self.options.explicit_threshold) for d in found]
+
+    @classmethod
+    def segment_fields(cls, payloads: list[dict[str, Any]]) -> dict[str, Any]:
+        if not payloads:
+            return {}
+        return {
+            "explicit_score": max(float(p.get("explicit_score", 0.0)) for p in payloads),
+            "explicit_share": round(sum(bool(p.get("explicit")) for p in payloads) / len(payloads), 3),
+        }
+
+    @classmethod
+    def video_summary(cls, results: list[ItemResult]) -> dict[str, Any] | None:
+        """Spans of consecutive explicit frames (a sample shows until the next one), their best score and
+        the explicit labels seen in them."""
+        if not results:
+            return None
+        frames = sorted(results, key=lambda r: r.start_s)
+        steps = [b.start_s - a.start_s for a, b in pairwise(frames) if b.start_s - a.start_s > 1e-6]
+        step = statistics.median(steps) if steps else 1.0 / (cls.sampling.fps or 1.0)
+        runs: list[list[ItemResult]] = []
+        for r in frames:
+            if not r.payload.get("explicit"):
+                continue
+            if runs and r.start_s - runs[-1][-1].start_s <= 1.5 * step:
+                runs[-1].append(r)
+            else:
+                runs.append([r])
+        spans = [
+            {
+                "start_s": round(run[0].start_s, 4),
+                "end_s": round(run[-1].start_s + step, 4),
+                "frames": len(run),
+                "max_score": max(float(r.payload["explicit_score"]) for r in run),
+                "labels": sorted(
+                    {k for r in run for k in r.payload.get("labels", {}) if k in EXPLICIT_LABELS}
+                ),
+            }
+            for run in runs
+        ]
+        explicit = sum(bool(r.payload.get("explicit")) for r in frames)
+        return {
+            "frames": len(frames),
+            "explicit": bool(spans),
+            "explicit_share": round(explicit / len(frames), 4),
+            "max_score": max(float(r.payload.get("explicit_score", 0.0)) for r in frames),
+            "flagged_spans": spans,
+        }
