@@ -498,7 +498,8 @@ def run_bench(
     import torch
     import transformers
 
-    from analyzers.captions import CaptionAnalyzer, CaptionSettings
+    from analyzers.captions import CaptionAnalyzer
+    from infra.settings import CaptionSettings
 
     started = time.perf_counter()
     path = build_random_vlm(family, size, workdir / f"{family}-{size}", device=device)

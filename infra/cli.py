@@ -245,14 +245,15 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_process(settings: Settings, args: argparse.Namespace) -> int:
     from infra.metrics import serve_metrics
     from infra.stack import run_dir
-    from stream_processors.runtime import GroupProcessor, install_signal_handlers
+    from stream_processors.runtime import install_signal_handlers
+    from stream_processors.shots import processor_for
 
     _setup_logging(settings)
     name = args.name or f"group-{args.group}-{os.getpid()}"
 
     async def main() -> None:
         serve_metrics(settings.metrics_port)
-        processor = GroupProcessor(settings, args.group)
+        processor = processor_for(settings, args.group)
         install_signal_handlers(processor.stop)
         ready_file = run_dir(settings) / f"{name}.ready"
 

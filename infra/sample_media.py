@@ -10,22 +10,30 @@ from pathlib import Path
 
 import av
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
+
+TINTS = {1: (1.0, 0.55, 0.3), 2: (0.3, 0.6, 1.0)}
+"""Shots 1 and 2 differ in colour as real shots do (two untinted random textures average to the same grey)."""
 
 
 def textured(width: int, height: int, seed: int, shift: int = 0) -> np.ndarray:
-    """A colourful blocky texture (distinct per seed), shifted horizontally by `shift` pixels."""
+    """A colourful blocky texture (distinct per seed, tinted for seeds 1 and 2), shifted right by `shift`."""
     rng = np.random.default_rng(seed)
     blocks = rng.integers(0, 256, size=(height // 16 + 1, width // 16 + 2, 3), dtype=np.uint8)
+    if seed in TINTS:
+        blocks = (blocks * np.array(TINTS[seed])).astype(np.uint8)
     image = np.repeat(np.repeat(blocks, 16, axis=0), 16, axis=1)
     return np.ascontiguousarray(np.roll(image, shift, axis=1)[:height, :width])
 
 
 def with_text(image: np.ndarray, text: str) -> np.ndarray:
+    """The text in white on a black box at the top left, sized to the frame (readable by OCR)."""
     pil = Image.fromarray(image)
     draw = ImageDraw.Draw(pil)
-    draw.rectangle((10, 10, 10 + 12 * len(text), 40), fill=(0, 0, 0))
-    draw.text((14, 14), text, fill=(255, 255, 255))
+    font = ImageFont.load_default(size=max(12, image.shape[1] // 16))
+    left, top, right, bottom = draw.textbbox((14, 14), text, font=font)
+    draw.rectangle((left - 6, top - 6, right + 6, bottom + 6), fill=(0, 0, 0))
+    draw.text((14, 14), text, fill=(255, 255, 255), font=font)
     return np.asarray(pil)
 
 

@@ -41,6 +41,10 @@ class TopicSettings(BaseModel):
         return self.name("lifecycle")
 
     @property
+    def shots(self) -> str:
+        return self.name("shots")
+
+    @property
     def results(self) -> str:
         return self.name("results")
 
@@ -58,6 +62,7 @@ class TopicSettings(BaseModel):
             self.frames,
             self.audio,
             self.lifecycle,
+            self.shots,
             self.results,
             self.reconstructions,
             self.dead_letter,
@@ -208,6 +213,37 @@ class SafetySettings(BaseModel):
     """Score from which an explicit class makes the frame explicit (NudeNet itself reports from 0.2)."""
 
 
+CaptionFamily = Literal["auto", "blip", "blip2", "qwen2_vl", "qwen2_5_vl", "llava_next_video", "smolvlm"]
+
+
+class CaptionSettings(BaseModel):
+    """Shot captioning and the whole-video description (analyzers/captions.py, analyzers/describe.py)."""
+
+    model: str = ""
+    """Local directory or a model id already in the local Hugging Face cache; empty: composed captions."""
+    family: CaptionFamily = "auto"
+    """`auto` reads it from the model's config (model_type)."""
+    device: str = "auto"
+    """`auto`: cuda when available, else cpu; or any torch device string ("cuda:1")."""
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
+    """`auto`: float32 on CPU, bfloat16 on a GPU that supports it, else float16."""
+    quantization: Literal["none", "8bit", "4bit"] = "none"
+    """8bit/4bit load through bitsandbytes (not a default dependency)."""
+    frames_per_shot: int = Field(default=0, ge=0, le=32)
+    """K frames spread across the shot; 0: 4 for multi-frame families, 1 (the middle frame) for BLIP."""
+    prompt: str = ""
+    """Empty: the family's default (a chat instruction, or no prefix for BLIP's plain captioning)."""
+    max_new_tokens: int = Field(default=40, ge=1, le=512)
+    batch_size: int = Field(default=8, ge=1)
+    """Shots per `generate` call; a processor batch is split into chunks of this size."""
+    provenance: Literal["", "configured", "random-test"] = ""
+    """Empty: `configured`, unless the model's config marks it random-test."""
+    text_model: str = ""
+    """Optional causal language model (directory or cached id) for the whole-video description; empty: the
+    captioning model itself when it can generate from text alone, else a composed description."""
+    description_max_new_tokens: int = Field(default=120, ge=1, le=1024)
+
+
 class Settings(BaseSettings):
     """All of reelscope's configuration; see README 'Configuration'."""
 
@@ -228,6 +264,7 @@ class Settings(BaseSettings):
         default_factory=lambda: YoloSettings(model="yolo11n-pose.pt", max_detections=6)
     )
     safety: SafetySettings = Field(default_factory=SafetySettings)
+    captions: CaptionSettings = Field(default_factory=CaptionSettings)
     analyzers: list[str] = Field(
         default_factory=lambda: ["auto"],
         description="Enabled analyzers by name; `auto`: all whose dependencies are installed (registry.py)",

@@ -115,7 +115,9 @@ class VideoEventSource:
         hotwords: list[str] | None = None,
     ) -> None:
         self.video_id, self.path, self.uri = video_id, path, uri
-        self.frame_analyzers = {n: c for n, c in analyzers.items() if c.input == "frame"}
+        # shot analyzers (captioning) sample frames too; their items are shots, counted by the aggregator
+        self.frame_analyzers = {n: c for n, c in analyzers.items() if c.input in ("frame", "shot")}
+        self.shot_analyzers = {n for n, c in analyzers.items() if c.input == "shot"}
         self.audio_analyzers = {n: c for n, c in analyzers.items() if c.input == "audio"}
         self.settings = settings
         self.max_jpeg_bytes = max_event_bytes - 4096
@@ -140,7 +142,8 @@ class VideoEventSource:
 
     def _count(self, targets: list[str]) -> None:
         for name in targets:
-            self.expected[name] = self.expected.get(name, 0) + 1
+            if name not in self.shot_analyzers:
+                self.expected[name] = self.expected.get(name, 0) + 1
 
     def _events(self, t0: float) -> Iterator[Event]:
         container, info = open_media(self.path)

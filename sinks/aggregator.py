@@ -32,6 +32,7 @@ from schemas.events import (
     Event,
     Reconstruction,
     SchemaError,
+    ShotsReady,
     VideoFailed,
     VideoFinished,
     VideoStarted,
@@ -87,7 +88,7 @@ def apply_lifecycle(row: dict[str, Any], event: Event) -> dict[str, Any]:
     """The videos row after a lifecycle event (events may arrive more than once, or out of order)."""
     row = dict(row)
     if isinstance(event, VideoStarted):
-        if row["status"] in ("complete", "degraded", "failed"):
+        if row["status"] in ("complete", "degraded", "failed", "describing"):
             row["status"] = "processing"  # the same video id was submitted again: process it again
             row["completed_at"] = None
         meta = dict(event.metadata)
@@ -131,6 +132,7 @@ class Aggregator:
         self.settings = settings
         self.store = store
         self.enabled = enabled_analyzers(settings.analyzers, settings)
+        self.shot_analyzers = [n for n, c in self.enabled.items() if c.input == "shot"]
         self.stop = asyncio.Event()
         self.ready = asyncio.Event()
         self.finalized: dict[str, str] = {}
@@ -249,7 +251,7 @@ class Aggregator:
             if self.finalized.get(video_id) != "failed":
                 await self._finalize(video, failed_reason=video["error"] or "failed")
             return
-        if video["status"] != "published":
+        if video["status"] not in ("published", "describing"):
             return
         expected: dict[str, int] = json.loads(video["expected"] or "{}")
         tally = self.seen.get(video_id, {})
@@ -257,8 +259,43 @@ class Aggregator:
             return
         counts = await self.store.call(self.store.result_counts, video_id)
         done = all(counts.get(name, (0, 0))[0] >= n for name, n in expected.items())
-        if done or timed_out:
+        if not (done or timed_out):
+            return
+        if video["status"] == "published" and self.shot_analyzers and video["has_video"]:
+            await self._request_shots(video)
+        else:
             await self._finalize(video)
+
+    async def _request_shots(self, video: dict[str, Any]) -> None:
+        """Second phase: the frame and audio results are in, so the shots are known; ask the shot
+        analyzers (captioning) for one result per shot plus the whole-video description."""
+        video_id = video["video_id"]
+        rows = await self.store.call(self.store.results, video_id)
+        doc = await asyncio.to_thread(
+            reconstruction.build, video, rows, self.enabled, self.settings.aggregator.segment_s, None, False
+        )
+        if not doc["shots"]:
+            await self._finalize(video)
+            return
+        event = ShotsReady(
+            video_id=video_id,
+            shots=[{**shot, "context": reconstruction.shot_context(doc, shot)} for shot in doc["shots"]],
+            transcript=(doc.get("transcript") or {}).get("text", ""),
+            texts=[e["text"] for e in doc.get("text_events", [])],
+            meta={
+                "duration_s": doc["duration_s"],
+                "width": video["width"],
+                "height": video["height"],
+                "title": doc["metadata"].get("caption") or doc["metadata"].get("title", ""),
+            },
+        )
+        expected = json.loads(video["expected"] or "{}")
+        expected.update({name: len(doc["shots"]) + 1 for name in self.shot_analyzers})
+        # published_at restarts the completion clock for the second phase
+        row = {**video, "status": "describing", "expected": json.dumps(expected), "published_at": now()}
+        await send_all(self.producer, [(self.settings.topics.shots, event)])
+        await self.store.call(self.store.upsert_video, row)
+        self.rows[video_id] = row
 
     async def _finalize(self, video: dict[str, Any], failed_reason: str | None = None) -> None:
         video_id = video["video_id"]

@@ -15,6 +15,8 @@ from typing import Any
 
 from analyzers.base import Analyzer, ItemResult
 from analyzers.registry import all_analyzers
+from analyzers.thumbnails import pick_thumbnails
+from sinks.about import about
 
 FORMAT = "reelscope.reconstruction"
 FORMAT_VERSION = 1
@@ -52,6 +54,17 @@ def _analyzer_states(
             "provenance": provenance,
         }
     return states
+
+
+PROMOTED = ("scene", "transcription", "captions", "faces", "camera")
+"""Analyzers whose whole-video summary has its own top-level field in the document."""
+
+
+def _description(captions: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The headline: the whole-video description with the model that wrote it and where it came from."""
+    if not captions or not captions.get("description"):
+        return None
+    return {k: captions.get(k) for k in ("description", "model", "provenance", "mode")}
 
 
 def shots_from_cuts(cuts: list[float], start_s: float, end_s: float) -> list[dict[str, Any]]:
@@ -113,8 +126,12 @@ def build(
     enabled: dict[str, type[Analyzer]],
     segment_s: float,
     failed_reason: str | None = None,
+    enrich: bool = True,
 ) -> dict[str, Any]:
-    """The reconstruction document for one video from its videos row and stored results."""
+    """The reconstruction document for one video from its videos row and stored results.
+
+    `enrich` adds what it is about (keywords, topics, calls to action; an embedding model) and the shot
+    thumbnails: the final document has them, the aggregator's look at a video's shots does not need them."""
     expected: dict[str, int] = json.loads(video.get("expected") or "{}")
     registry = all_analyzers()
     # the producer's view (what it published for) wins over this process's configuration
@@ -133,7 +150,11 @@ def build(
         )
     for results in by_analyzer.values():
         results.sort(key=lambda r: (r.start_s, r.item_key))
-    has = {"frame": bool(video.get("has_video")), "audio": bool(video.get("has_audio"))}
+    has = {
+        "frame": bool(video.get("has_video")),
+        "audio": bool(video.get("has_audio")),
+        "shot": bool(video.get("has_video")),
+    }
     states = _analyzer_states(expected, {k: (v[0], v[1]) for k, v in counts.items()}, enabled, models, has)
     summaries = {
         name: summary
@@ -147,6 +168,16 @@ def build(
     origin = math.floor(start_s / segment_s) * segment_s if video.get("has_video") else 0.0
     shots = shots_from_cuts(cut_times, start_s, end_s) if end_s > start_s else []
     segments = build_segments(by_analyzer, enabled, shots, origin, end_s, segment_s) if shots else []
+    for r in by_analyzer.get("captions", []):
+        index = int(r.item_key[1:]) if r.item_key.startswith("s") and r.item_key[1:].isdigit() else -1
+        if 0 <= index < len(shots) and r.payload.get("caption"):
+            model, provenance = models["captions"]
+            shots[index]["caption"] = {
+                "text": r.payload["caption"],
+                "mode": r.payload.get("mode"),
+                "model": r.payload.get("model", model),
+                "provenance": provenance,
+            }
     warnings = list(video.get("warnings") or [])
     if failed_reason:
         status = "failed"
@@ -154,6 +185,16 @@ def build(
         status = "degraded"
     else:
         status = "complete"
+    about_block = None
+    if enrich and not failed_reason:
+        thumbs = pick_thumbnails(by_analyzer.get("thumbnails", []), shots)
+        for shot in shots:
+            if shot["index"] in thumbs:
+                shot["thumbnail"] = thumbs[shot["index"]]
+        ocr_events = (summaries.get("ocr_text") or {}).get("events", [])
+        about_block = about(
+            summaries.get("transcription"), ocr_events, json.loads(video.get("metadata") or "{}")
+        )
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -185,7 +226,47 @@ def build(
         "segment_s": segment_s,
         "segments": segments,
         "analyzers": states,
+        "description": _description(summaries.get("captions")),
         "transcript": summaries.get("transcription"),
-        "summaries": {k: v for k, v in summaries.items() if k not in ("scene", "transcription")},
+        "text_events": [
+            {k: e[k] for k in ("text", "start_s", "end_s", "box")}
+            for e in (summaries.get("ocr_text") or {}).get("events", [])
+        ],
+        "tracks": (summaries.get("objects") or {}).get("tracks") or [],
+        "faces": summaries.get("faces"),
+        "camera": summaries.get("camera"),
+        "about": about_block,
+        "summaries": {k: v for k, v in summaries.items() if k not in PROMOTED},
         "warnings": warnings,
     }
+
+
+def shot_context(doc: dict[str, Any], shot: dict[str, Any]) -> dict[str, Any]:
+    """What the other analyzers found during one shot, in the keys shot analyzers read (see captions.py):
+    objects (label -> most seen at once), faces, shot_type, text lines, speech, camera, brightness."""
+    segments = [s for s in doc["segments"] if s["shot"] == shot["index"]]
+    objects: dict[str, int] = {}
+    for s in segments:
+        for label, n in s.get("objects", {}).get("counts", {}).items():
+            objects[label] = max(objects.get(label, 0), int(n))
+    texts: list[str] = []
+    for s in segments:
+        for line in filter(None, s.get("ocr_text", {}).get("text", "").split(" | ")):
+            if line not in texts:
+                texts.append(line)
+    faces = [s["faces"] for s in segments if "faces" in s]
+    cameras = [s["camera"].get("label") for s in segments if s.get("camera", {}).get("label")]
+    brightness = [s["color"]["brightness"] for s in segments if "brightness" in s.get("color", {})]
+    context: dict[str, Any] = {
+        "objects": objects,
+        "faces": max((f.get("max_faces", 0) for f in faces), default=0),
+        "shot_type": next((f["shot_type"] for f in faces if f.get("shot_type")), ""),
+        "text": texts,
+        "speech": " ".join(
+            s["transcription"]["text"] for s in segments if s.get("transcription", {}).get("text")
+        ),
+        "camera": max(set(cameras), key=cameras.count) if cameras else "",
+    }
+    if brightness:
+        context["brightness"] = round(sum(brightness) / len(brightness), 3)
+    return context

@@ -143,7 +143,9 @@ class Store:
 
     def open_videos(self) -> list[dict[str, Any]]:
         """Videos whose completion is still pending (for the aggregator's restart and timeout checks)."""
-        return self._rows(f"SELECT * FROM {self.db}.videos FINAL WHERE status IN ('processing', 'published')")
+        return self._rows(
+            f"SELECT * FROM {self.db}.videos FINAL WHERE status IN ('processing', 'published', 'describing')"
+        )
 
     def result_counts(self, video_id: str) -> dict[str, tuple[int, int]]:
         """Analyzer -> (results received, of which errors)."""
@@ -187,7 +189,7 @@ class Store:
         return self._rows(
             f"SELECT video_id, uri, status, error, expected, duration_s, submitted_at, completed_at, "
             f"updated_at FROM {self.db}.videos FINAL "
-            f"WHERE status IN ('processing', 'published') OR updated_at >= %(t)s ORDER BY submitted_at",
+            f"WHERE status IN ('processing', 'published', 'describing') OR updated_at >= %(t)s ORDER BY submitted_at",
             t=since,
         )
 
@@ -221,6 +223,6 @@ class Store:
             per_minute[minutes - 1 - min(int(r["ago"]), minutes - 1)] += int(r["n"])
             by_status[r["status"]] = by_status.get(r["status"], 0) + int(r["n"])
         in_flight = self.scalar(
-            f"SELECT count() FROM {self.db}.videos FINAL WHERE status IN ('processing', 'published')"
+            f"SELECT count() FROM {self.db}.videos FINAL WHERE status IN ('processing', 'published', 'describing')"
         )
         return {"per_minute": per_minute, "by_status": by_status, "in_flight": int(in_flight)}

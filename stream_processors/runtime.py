@@ -212,10 +212,12 @@ class GroupProcessor:
             if not mine:
                 continue
             t0 = time.monotonic()
-            payloads = self._analyze_with_retries(analyzer, mine, items)
+            payloads = self.analyze_with_retries(analyzer, [items[id(ev)] for _, ev in mine])
             ANALYZER_SECONDS.labels(name).inc(time.monotonic() - t0)
             model, provenance = analyzer.describe_model()
-            for (_, ev), (payload, error) in zip(mine, payloads, strict=True):
+            for (record, ev), (payload, error) in zip(mine, payloads, strict=True):
+                if error:
+                    self.failed_items.append((record, error))
                 start, end = item_span(ev)
                 results.append(
                     AnalyzerResult(
@@ -233,13 +235,10 @@ class GroupProcessor:
                 )
         return results
 
-    def _analyze_with_retries(
-        self,
-        analyzer: Analyzer,
-        mine: list[tuple[ConsumerRecord, Frame | AudioChunk]],
-        items: dict[int, Item],
+    def analyze_with_retries(
+        self, analyzer: Analyzer, batch: list[Item]
     ) -> list[tuple[dict[str, Any], str | None]]:
-        batch = [items[id(ev)] for _, ev in mine]
+        """(payload, None) per item, or ({}, error) for an item that failed alone `max_retries` times."""
         try:
             return [(p, None) for p in self._checked(analyzer, batch)]
         except Exception as exc:
@@ -251,7 +250,7 @@ class GroupProcessor:
                 exc,
             )
         out: list[tuple[dict[str, Any], str | None]] = []
-        for (record, _), item in zip(mine, batch, strict=True):
+        for item in batch:
             error = ""
             for _attempt in range(self.settings.batch.max_retries):
                 try:
@@ -261,7 +260,6 @@ class GroupProcessor:
                     error = f"{analyzer.name}: {type(exc).__name__}: {exc}"
             else:
                 out.append(({}, error))
-                self.failed_items.append((record, error))
                 ANALYZER_FAILURES.labels(analyzer.name).inc()
         return out
 
@@ -278,9 +276,3 @@ def install_signal_handlers(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-
-
-async def run_group(settings: Settings, group: str) -> None:
-    processor = GroupProcessor(settings, group)
-    install_signal_handlers(processor.stop)
-    await processor.run()

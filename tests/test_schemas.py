@@ -13,6 +13,7 @@ from schemas.events import (
     Frame,
     IngestRequest,
     SchemaError,
+    ShotsReady,
     VideoFailed,
     VideoFinished,
     VideoStarted,
@@ -38,6 +39,7 @@ SAMPLES = [
     VideoFinished(video_id="v", frames_published=3, chunks_published=1, expected={"color": 3}),
     VideoFailed(video_id="v", reason="boom"),
     DeadLetter(source_topic="t", partition=0, offset=7, original=b"x", error="bad"),
+    ShotsReady(video_id="v", shots=[{"index": 0, "start_s": 0.0, "end_s": 2.0, "context": {"faces": 1}}]),
 ]
 
 

@@ -1,0 +1,210 @@
+"""The processor of shot analyzers (the describe group): captions every shot, batching shots of many videos.
+
+It keeps each video's sampled frames (as the JPEG bytes they arrived in) until the aggregator says, on the
+shots topic, where the shots are; then it picks K frames across each shot, captions all ready shots of the
+batch in one go, writes the whole-video description, and forgets the video. Offsets of a video's frames and
+of its pending shots event are committed only once its captions are acknowledged, so a killed process
+replays exactly the videos it had not finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import ConsumerRecord, TopicPartition
+
+from analyzers.base import Analyzer, ShotItem
+from infra.settings import Settings
+from schemas.events import AnalyzerResult, Frame, SchemaError, ShotsReady, decode
+from stream_processors.runtime import GroupProcessor, to_item
+from stream_processors.transport import send_all
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION_KEY = "video"
+
+
+@dataclass
+class VideoFrames:
+    """One video's frames for the shot analyzers, and where they came from (for the commit watermark)."""
+
+    frames: list[Frame] = field(default_factory=list)
+    first_offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    complete: bool = False
+    since: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Pending:
+    event: ShotsReady
+    tp: TopicPartition
+    offset: int
+    since: float = field(default_factory=time.monotonic)
+
+
+def pick(frames: list[Frame], start_s: float, end_s: float, k: int) -> list[Frame]:
+    """k frames spread across [start_s, end_s) (fewer if the shot has fewer); the nearest one if none."""
+    inside = [f for f in frames if start_s <= f.pts_s < end_s]
+    if not inside:
+        middle = (start_s + end_s) / 2
+        return [min(frames, key=lambda f: abs(f.pts_s - middle))] if frames else []
+    if len(inside) <= k:
+        return inside
+    return [inside[int((i + 0.5) * len(inside) / k)] for i in range(k)]
+
+
+class ShotProcessor(GroupProcessor):
+    """GroupProcessor for analyzers whose items are shots."""
+
+    def __init__(self, settings: Settings, group: str, analyzers: list[Analyzer] | None = None) -> None:
+        super().__init__(settings, group, analyzers)
+        self.topics = [settings.topics.frames, settings.topics.shots]
+        self.videos: dict[str, VideoFrames] = {}
+        self.pending: dict[str, Pending] = {}
+        self.begun: set[str] = set()
+
+    async def handle(self, records: list[ConsumerRecord]) -> dict[TopicPartition, int] | None:
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            try:
+                event = decode(record.value or b"", expect=(Frame, ShotsReady))
+            except SchemaError as exc:
+                await self.dead_letters.publish(record, str(exc))
+                continue
+            if isinstance(event, ShotsReady):
+                self.pending[event.video_id] = Pending(event, tp, record.offset)
+                continue
+            assert isinstance(event, Frame)
+            if event.first:
+                self.begun.add(event.video_id)
+                self.videos[event.video_id] = VideoFrames()
+            if event.video_id not in self.begun:
+                continue  # the tail of a video finished before a restart
+            video = self.videos.setdefault(event.video_id, VideoFrames())
+            video.first_offsets.setdefault(tp, record.offset)
+            if self.analyzers.keys() & set(event.targets):
+                video.frames.append(event)
+            video.complete = video.complete or event.final
+        ready = [p for vid, p in self.pending.items() if self.videos.get(vid, VideoFrames()).complete]
+        if ready:
+            results = await asyncio.to_thread(self.caption, [p.event for p in ready])
+            await send_all(self.producer, [(self.settings.topics.results, r) for r in results])
+            for p in ready:
+                self.pending.pop(p.event.video_id, None)
+                self.videos.pop(p.event.video_id, None)
+                self.begun.discard(p.event.video_id)
+        return self.watermarks()
+
+    def watermarks(self) -> dict[TopicPartition, int]:
+        """Hold back offsets of unfinished videos' frames and of shots events still waiting for frames;
+        give up on ones older than the completion timeout (the aggregator has timed them out)."""
+        now = time.monotonic()
+        limit = self.settings.aggregator.completion_timeout_s
+        for vid in [v for v, p in self.pending.items() if now - p.since > limit]:
+            log.warning("group %s: frames of %s never completed; dropping its shots", self.group, vid)
+            del self.pending[vid]
+        for vid in [v for v, f in self.videos.items() if now - f.since > limit and v not in self.pending]:
+            del self.videos[vid]
+            self.begun.discard(vid)
+        held: dict[TopicPartition, int] = {}
+        for video in self.videos.values():
+            for tp, offset in video.first_offsets.items():
+                held[tp] = min(held.get(tp, offset), offset)
+        for p in self.pending.values():
+            held[p.tp] = min(held.get(p.tp, p.offset), p.offset)
+        return held
+
+    def caption(self, ready: list[ShotsReady]) -> list[AnalyzerResult]:
+        """Caption every shot of the ready videos in shared batches, then describe each video."""
+        results: list[AnalyzerResult] = []
+        for name, analyzer in self.analyzers.items():
+            k = getattr(analyzer, "frames_per_shot", 4)
+            items: list[ShotItem] = []
+            for event in ready:
+                frames = [f for f in self.videos[event.video_id].frames if name in f.targets]
+                for shot in event.shots:
+                    chosen = pick(frames, shot["start_s"], shot["end_s"], k)
+                    images = tuple(to_item(f).image for f in chosen)  # type: ignore[union-attr]
+                    items.append(
+                        ShotItem(
+                            event.video_id,
+                            shot["index"],
+                            shot["start_s"],
+                            shot["end_s"],
+                            images,
+                            tuple(f.pts_s for f in chosen),
+                            shot.get("context", {}),
+                        )
+                    )
+            t0 = time.monotonic()
+            payloads = self.analyze_with_retries(analyzer, list(items))
+            log.info(
+                "group %s: %s captioned %d shots of %d videos in %.2f s",
+                self.group,
+                name,
+                len(items),
+                len(ready),
+                time.monotonic() - t0,
+            )
+            model, provenance = analyzer.describe_model()
+            by_video: dict[str, list[dict[str, Any]]] = {}
+            for item, (payload, error) in zip(items, payloads, strict=True):
+                results.append(
+                    AnalyzerResult(
+                        video_id=item.video_id,
+                        analyzer=name,
+                        item_key=f"s{item.index:04d}",
+                        model=model,
+                        provenance=provenance,
+                        start_s=item.start_s,
+                        end_s=item.end_s,
+                        payload=payload,
+                        error=error,
+                        produced_at=time.time(),
+                    )
+                )
+                if payload.get("caption"):
+                    by_video.setdefault(item.video_id, []).append(
+                        {"start_s": item.start_s, "end_s": item.end_s, "caption": payload["caption"]}
+                    )
+            describe = getattr(analyzer, "describe_video", None)
+            for event in ready:
+                if describe is None:
+                    continue
+                try:
+                    payload, error = (
+                        describe(by_video.get(event.video_id, []), event.transcript, event.texts, event.meta),
+                        None,
+                    )
+                except Exception as exc:  # the captions stand; the description is reported missing
+                    payload, error = {}, f"description: {type(exc).__name__}: {exc}"
+                end = max((s["end_s"] for s in event.shots), default=0.0)
+                results.append(
+                    AnalyzerResult(
+                        video_id=event.video_id,
+                        analyzer=name,
+                        item_key=DESCRIPTION_KEY,
+                        model=payload.get("model", model),
+                        provenance=payload.get("provenance", provenance),
+                        start_s=0.0,
+                        end_s=end,
+                        payload=payload,
+                        error=error,
+                        produced_at=time.time(),
+                    )
+                )
+        return results
+
+
+def processor_for(settings: Settings, group: str) -> GroupProcessor:
+    """The processor a group needs: ShotProcessor when its analyzers take shots."""
+    from analyzers.registry import groups
+
+    classes = groups(settings.analyzers, settings).get(group, [])
+    if any(cls.input == "shot" for cls in classes):
+        return ShotProcessor(settings, group)
+    return GroupProcessor(settings, group)
