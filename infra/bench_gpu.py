@@ -45,14 +45,18 @@ def bench_jpeg(batch: int = 128) -> dict[str, Any]:
     import torchvision
     from PIL import Image
 
+    # a photo-like frame (smooth gradients, mild noise) compresses like real video frames do;
+    # pure noise would make every JPEG ten times larger than real ones
+    yy, xx = np.mgrid[0:720, 0:1280]
     rng = np.random.default_rng(0)
-    image = (rng.random((720, 1280, 3)) * 255).astype("uint8")
+    base = np.stack([xx / 5, yy / 3, (xx + yy) / 8], axis=-1) % 255
+    image = np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype("uint8")
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="JPEG", quality=85)
     data = torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)
     jpegs = [data] * batch
     seconds = timed(lambda: torchvision.io.decode_jpeg(jpegs, device="cuda"))
-    return {"batch": batch, "fps": round(batch / seconds, 1), "size": "1280x720"}
+    return {"batch": batch, "fps": round(batch / seconds, 1), "size": "1280x720", "jpeg_bytes": data.numel()}
 
 
 def bench_yolo(batches: tuple[int, ...] = (1, 32, 128, 256)) -> dict[str, Any]:
@@ -88,6 +92,69 @@ def bench_yolo(batches: tuple[int, ...] = (1, 32, 128, 256)) -> dict[str, Any]:
         out[name.removesuffix(".yaml")] = rows
         torch.cuda.empty_cache()
     return out
+
+
+def bench_yolo_graph(batches: tuple[int, ...] = (128, 256, 512)) -> dict[str, Any]:
+    """YOLO11n on 9:16 input: eager forward, CUDA-graph forward, and graph forward + NMS, to see what
+    launch overhead and NMS cost at large batches."""
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_CONFIG_DIR", "/tmp/ultralytics")
+    from ultralytics import YOLO
+    from ultralytics.utils.nms import non_max_suppression
+
+    model = YOLO("yolo11n.yaml").model.cuda().half().eval().fuse()
+    rows = []
+    for batch in batches:
+        static = torch.rand(batch, 3, 640, 384, device="cuda", dtype=torch.half)
+        with torch.inference_mode():
+            eager = timed(lambda static=static: model(static))
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):
+                for _ in range(3):
+                    model(static)
+            torch.cuda.current_stream().wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                out = model(static)
+            replay = timed(graph.replay)
+            with_nms = timed(
+                lambda out=out, graph=graph: (
+                    graph.replay(),
+                    non_max_suppression(out[0], conf_thres=0.25, iou_thres=0.7, max_det=100),
+                )
+            )
+        rows.append(
+            {
+                "batch": batch,
+                "eager_forward_fps": round(batch / eager, 1),
+                "graph_forward_fps": round(batch / replay, 1),
+                "graph_forward_nms_fps": round(batch / with_nms, 1),
+            }
+        )
+    return {"model": "yolo11n", "input": "384x640", "rows": rows}
+
+
+def bench_vlm7b_load() -> dict[str, Any]:
+    """Load time of a 7B-class VLM (Qwen2-VL-7B dimensions) through the product's loading path."""
+    import tempfile
+    from pathlib import Path
+
+    from infra.bench_vlm import run_bench
+
+    with tempfile.TemporaryDirectory(prefix="bench_vlm7b_", dir="/tmp") as tmp:
+        return run_bench(
+            "qwen2_vl",
+            "7b",
+            "cuda",
+            "bfloat16",
+            [32],
+            prompt_tokens=32,
+            new_tokens=40,
+            frames=2,
+            repeats=1,
+            workdir=Path(tmp),
+        )
 
 
 def bench_whisper(batches: tuple[int, ...] = (1, 16, 64), new_tokens: int = 100) -> dict[str, Any]:
@@ -134,6 +201,10 @@ def bench_whisper(batches: tuple[int, ...] = (1, 16, 64), new_tokens: int = 100)
         "new_tokens": new_tokens,
         "rows": rows,
     }
+
+
+def bench_vlm_large() -> dict[str, Any]:
+    return bench_vlm((96, 128))
 
 
 def bench_vlm(batches: tuple[int, ...] = (1, 8, 32, 64)) -> dict[str, Any]:

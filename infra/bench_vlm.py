@@ -190,7 +190,8 @@ _TINY_QWEN_PIXELS = {"size": {"shortest_edge": 28 * 28 * 4, "longest_edge": 28 *
 
 
 def build_qwen2_vl(path: Path, size: str = "tiny") -> Path:
-    """A random Qwen2-VL (`tiny`, or `2b`: Qwen2-VL-2B-Instruct's published dimensions) with its processor."""
+    """A random Qwen2-VL (`tiny`, or `2b` / `7b`: Qwen2-VL-2B/7B-Instruct's published dimensions) with its
+    processor."""
     from transformers import (
         Qwen2VLConfig,
         Qwen2VLForConditionalGeneration,
@@ -199,7 +200,21 @@ def build_qwen2_vl(path: Path, size: str = "tiny") -> Path:
         Qwen2VLVideoProcessor,
     )
 
-    if size == "2b":
+    if size == "7b":
+        vocab_size, special_at = 152064, 151643
+        text = {
+            "hidden_size": 3584,
+            "intermediate_size": 18944,
+            "num_hidden_layers": 28,
+            "num_attention_heads": 28,
+            "num_key_value_heads": 4,
+            "max_position_embeddings": 32768,
+            "rms_norm_eps": 1e-6,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
+        }
+        vision: dict[str, Any] = {"depth": 32, "embed_dim": 1280, "num_heads": 16, "mlp_ratio": 4}
+        pixels: dict[str, Any] = {}
+    elif size == "2b":
         vocab_size, special_at = 151936, 151643
         text = {
             "hidden_size": 1536,
@@ -211,8 +226,8 @@ def build_qwen2_vl(path: Path, size: str = "tiny") -> Path:
             "rms_norm_eps": 1e-6,
             "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
         }
-        vision: dict[str, Any] = {"depth": 32, "embed_dim": 1280, "num_heads": 16, "mlp_ratio": 4}
-        pixels: dict[str, Any] = {}
+        vision = {"depth": 32, "embed_dim": 1280, "num_heads": 16, "mlp_ratio": 4}
+        pixels = {}
     else:
         vocab_size, special_at = 256, None
         text = {**_TINY_LLM, "rope_parameters": _TINY_MROPE}
@@ -442,7 +457,7 @@ def build_blip2(path: Path, size: str = "tiny") -> Path:
 
 
 BUILDERS = {
-    "qwen2_vl": (build_qwen2_vl, ("tiny", "2b")),
+    "qwen2_vl": (build_qwen2_vl, ("tiny", "2b", "7b")),
     "qwen2_5_vl": (build_qwen2_5_vl, ("tiny",)),
     "llava_next_video": (build_llava_next_video, ("tiny",)),
     "smolvlm": (build_smolvlm, ("tiny",)),
