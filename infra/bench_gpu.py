@@ -262,6 +262,9 @@ PARTS: dict[str, Callable[[], Any]] = {
     "yolo": bench_yolo,
     "whisper": bench_whisper,
     "vlm": bench_vlm,
+    "yolo_graph": bench_yolo_graph,
+    "vlm_large": bench_vlm_large,
+    "vlm7b_load": bench_vlm7b_load,
 }
 
 
