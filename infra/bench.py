@@ -162,6 +162,46 @@ def pipeline(paths: list[Path], settings: Settings) -> dict[str, Any]:
     return {"seconds": max(done.values()), "time_to_first_result_s": first_result, "videos": len(ids)}
 
 
+def latency_quantiles(settings: Settings) -> dict[str, dict[str, float | None]]:
+    """p50/p95 of each group's result latency (input event's broker time to result acknowledged), read from
+    the groups' Prometheus histograms (bucket-interpolated)."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from infra.stack import run_dir
+
+    out: dict[str, dict[str, float | None]] = {}
+    for path in run_dir(settings).glob("group-*.metrics"):
+        with urllib.request.urlopen(f"http://{path.read_text()}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        buckets: list[tuple[float, float]] = []
+        for family in text_string_to_metric_families(text):
+            if family.name == "reelscope_result_latency_seconds":
+                buckets = sorted(
+                    (float(x.labels["le"]), x.value) for x in family.samples if x.name.endswith("_bucket")
+                )
+        total = buckets[-1][1] if buckets else 0
+
+        def quantile(
+            q: float, buckets: list[tuple[float, float]] = buckets, total: float = total
+        ) -> float | None:
+            if not total:
+                return None
+            previous_le, previous_n = 0.0, 0.0
+            for le, n in buckets:
+                if n >= q * total:
+                    if le == float("inf"):
+                        return previous_le
+                    share = (q * total - previous_n) / max(n - previous_n, 1e-9)
+                    return round(previous_le + share * (le - previous_le), 3)
+                previous_le, previous_n = le, n
+            return None
+
+        out[path.stem] = {"p50_s": quantile(0.5), "p95_s": quantile(0.95), "results": total}
+    return out
+
+
 def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     from infra.stack import down, up
 
@@ -169,6 +209,10 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     seconds = args.duration
     clip = make_clip(work / "clip_720x1280.mp4", seconds, (720, 1280))
     results: dict[str, Any] = {
+        "command": "reelscope bench "
+        + " ".join(
+            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("fn", "command")
+        ),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "clip": f"{seconds:.0f} s 720x1280 30 fps, H.264 + AAC",
         "analyzers": sorted(enabled_analyzers(settings.analyzers, settings)),
@@ -180,22 +224,26 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     results["producer_vs_raw_decode"] = round(raw / proc["producer_seconds"], 3)
 
     os.environ["REELSCOPE_STATE_DIR"] = str(work / "state")
-    os.environ["REELSCOPE_TOPICS__PREFIX"] = f"bench{uuid.uuid4().hex[:6]}."
-    stack_settings = Settings()
-    up(stack_settings)
-    try:
-        single = pipeline([clip], stack_settings)
-        results["pipeline_1"] = {**single, "time_factor": round(single["seconds"] / seconds, 4)}
-        results["streaming_overhead_ratio"] = round(single["seconds"] / proc["seconds"], 3)
-        if args.concurrent > 1:
+    for processes in [1, *args.scale]:
+        os.environ["REELSCOPE_TOPICS__PREFIX"] = f"bench{uuid.uuid4().hex[:6]}."
+        stack_settings = Settings()
+        up(stack_settings, processes_per_group=processes)
+        try:
+            if processes == 1:
+                single = pipeline([clip], stack_settings)
+                results["pipeline_1"] = {**single, "time_factor": round(single["seconds"] / seconds, 4)}
+                results["streaming_overhead_ratio"] = round(single["seconds"] / proc["seconds"], 3)
             many = pipeline([clip] * args.concurrent, stack_settings)
             total = seconds * args.concurrent
-            results[f"pipeline_{args.concurrent}"] = {
+            results[f"pipeline_{args.concurrent}_videos_{processes}_processes_per_group"] = {
                 **many,
                 "aggregate_time_factor": round(many["seconds"] / total, 4),
+                "video_seconds_per_second": round(total / many["seconds"], 2),
             }
-    finally:
-        down(stack_settings)
+            if processes == 1:
+                results["result_latency"] = latency_quantiles(stack_settings)
+        finally:
+            down(stack_settings)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))

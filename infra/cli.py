@@ -278,6 +278,12 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
     return run_bench(settings, args)
 
 
+def cmd_loadtest(settings: Settings, args: argparse.Namespace) -> int:
+    from infra.loadtest import run_loadtest
+
+    return run_loadtest(settings, args)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="reelscope", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -313,8 +319,15 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="measure time factors and write docs/benchmarks.md figures")
     b.add_argument("--duration", type=float, default=30.0)
     b.add_argument("--concurrent", type=int, default=4, help="also time N copies pushed at once")
+    b.add_argument("--scale", type=int, nargs="*", default=[], help="also run with N processes per group")
     b.add_argument("--out", default="docs/benchmark-results.json")
     b.set_defaults(fn=cmd_bench)
+    lt = sub.add_parser("loadtest", help="push many short videos at once; report memory, backpressure, lag")
+    lt.add_argument("--videos", type=int, default=50)
+    lt.add_argument("--seconds", type=float, default=3.0)
+    lt.add_argument("--max-lag", type=int, default=300, help="producer backpressure bound for this run")
+    lt.add_argument("--out", default="docs/results/loadtest.json")
+    lt.set_defaults(fn=cmd_loadtest)
     return p
 
 

@@ -2,13 +2,13 @@
 
 The serve process exposes them at the API's /metrics; each processor group process serves them on
 `REELSCOPE_METRICS_PORT` when set (`reelscope up` gives each process its own port and writes it to
-state_dir/run/NAME.metrics). Consumer lag is not exported: the embedded broker reports end offsets wrongly,
-and a wrong lag is worse than none.
+state_dir/run/NAME.metrics). Consumer lag comes from the producer's own acknowledged offsets against each
+group's committed offsets (see producers/backpressure.py), never from the broker's end offsets.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 EVENTS_IN = Counter("reelscope_events_in_total", "Events consumed", ["component"])
 DEAD_LETTERS = Counter("reelscope_dead_letters_total", "Events sent to the dead-letter topic", ["component"])
@@ -27,6 +27,14 @@ RESULT_LATENCY = Histogram(
     "From an input event's broker timestamp to its result's acknowledgement",
     ["group"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)
+BACKPRESSURE_SECONDS = Counter(
+    "reelscope_backpressure_seconds_total", "Time the producer waited for processor groups to catch up"
+)
+CONSUMER_LAG = Gauge(
+    "reelscope_consumer_lag_events",
+    "Events this producer published that a group has not committed",
+    ["group"],
 )
 VIDEOS_FINISHED = Counter("reelscope_videos_finished_total", "Videos finished by the aggregator", ["status"])
 VIDEOS_PUBLISHED = Counter("reelscope_videos_published_total", "Videos decoded and published", ["outcome"])

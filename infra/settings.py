@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,6 +52,12 @@ class TopicSettings(BaseModel):
     def reconstructions(self) -> str:
         return self.name("reconstructions")
 
+    PARTS: ClassVar[tuple[str, ...]] = ("transcript", "text_events", "shots", "tracks", "about")
+    """Reconstruction parts that also go out on their own topic (`<prefix>video.<part>`)."""
+
+    def part(self, name: str) -> str:
+        return self.name(f"video.{name.replace('_', '-')}")
+
     @property
     def dead_letter(self) -> str:
         return self.name("dead-letter")
@@ -66,6 +72,7 @@ class TopicSettings(BaseModel):
             self.results,
             self.reconstructions,
             self.dead_letter,
+            *(self.part(p) for p in self.PARTS),
         ]
 
 
@@ -131,6 +138,9 @@ class ProducerSettings(BaseModel):
     max_pixels: int = 7680 * 4320
     decode_threads: int = 0
     max_in_flight: int = 256
+    max_lag_events: int = 3000
+    """Backpressure: the producer waits while a stateless processor group has more than this many of its
+    published frame/audio events uncommitted."""
     allowed_schemes: list[str] = Field(default_factory=lambda: ["file"])
     allowed_roots: list[str] = Field(default_factory=lambda: ["/"])
 
@@ -272,6 +282,9 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 18080
     api_token: SecretStr | None = None
+    group_devices: dict[str, str] = Field(default_factory=dict)
+    """Pin processor groups to GPUs, e.g. {"vision": "0", "describe": "1"}: `reelscope up` starts each
+    group's processes with CUDA_VISIBLE_DEVICES set to it."""
     metrics_port: int = 0
     """Processor groups serve Prometheus metrics on 127.0.0.1:metrics_port (0: off); serve uses /metrics."""
     max_upload_bytes: int = 512 * 1024 * 1024

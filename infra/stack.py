@@ -74,6 +74,9 @@ def spawn(settings: Settings, name: str, args: list[str]) -> int:
     A processor group gets its own Prometheus port, written to state_dir/run/NAME.metrics."""
     env = os.environ.copy()
     if args[0] == "process":
+        group = args[args.index("--group") + 1]
+        if group in settings.group_devices:
+            env["CUDA_VISIBLE_DEVICES"] = settings.group_devices[group]
         port = free_port()
         env["REELSCOPE_METRICS_PORT"] = str(port)
         (run_dir(settings) / f"{name}.metrics").write_text(f"127.0.0.1:{port}")
@@ -128,7 +131,11 @@ def up(settings: Settings, processes_per_group: int = 1, timeout_s: float = 180.
             if name not in alive:
                 spawn(settings, name, ["process", "--group", group, "--name", name])
                 started.append(name)
-    wait_ready(settings, timeout_s)
+    try:
+        wait_ready(settings, timeout_s)
+    except BaseException:
+        down(settings)  # leave nothing half-started behind
+        raise
     return StackInfo(started=started, api_url=api_url(settings))
 
 

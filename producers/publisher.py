@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from analyzers.registry import enabled_analyzers
 from infra.metrics import VIDEOS_PUBLISHED
 from infra.settings import Settings
+from producers.backpressure import LagWatcher
 from producers.events import VideoEventSource
 from schemas.events import (
     AudioChunk,
@@ -82,8 +83,11 @@ def topic_for(event: Event, settings: Settings) -> str:
     return settings.topics.lifecycle
 
 
-async def publish_events(producer: AIOKafkaProducer, settings: Settings, events: Iterator[Event]) -> Event:
-    """Send events as the decoder yields them, never more than max_in_flight unacknowledged.
+async def publish_events(
+    producer: AIOKafkaProducer, settings: Settings, events: Iterator[Event], lag: LagWatcher | None = None
+) -> Event:
+    """Send events as the decoder yields them, never more than max_in_flight unacknowledged, and (with a
+    LagWatcher) never more than max_lag_events ahead of the slowest stateless processor group.
 
     Decoding runs in a worker thread, a batch at a time, so the event loop keeps heartbeating.
     Returns the last event (finished or failed)."""
@@ -100,14 +104,24 @@ async def publish_events(producer: AIOKafkaProducer, settings: Settings, events:
             )
             last = event
         if len(in_flight) >= settings.producer.max_in_flight:
-            await asyncio.gather(*in_flight)
-            in_flight.clear()
-    await asyncio.gather(*in_flight)
+            await _acknowledged(in_flight, lag)
+            if lag is not None:
+                await lag.wait_below(settings.producer.max_lag_events)
+    await _acknowledged(in_flight, lag)
     assert last is not None
     return last
 
 
-async def publish_video(producer: AIOKafkaProducer, settings: Settings, request: IngestRequest) -> Event:
+async def _acknowledged(in_flight: list[asyncio.Future], lag: LagWatcher | None) -> None:
+    for metadata in await asyncio.gather(*in_flight):
+        if lag is not None:
+            lag.record(metadata)
+    in_flight.clear()
+
+
+async def publish_video(
+    producer: AIOKafkaProducer, settings: Settings, request: IngestRequest, lag: LagWatcher | None = None
+) -> Event:
     """Decode the requested video once and publish all its events; failures become a failed event."""
     try:
         path = resolve_uri(request.uri, settings)
@@ -127,7 +141,7 @@ async def publish_video(producer: AIOKafkaProducer, settings: Settings, request:
         metadata={**request.metadata, "submitted_at": request.submitted_at, "options": request.options},
         hotwords=[str(w) for w in request.options.get("hotwords", [])][:100],
     )
-    return await publish_events(producer, settings, source.events())
+    return await publish_events(producer, settings, source.events(), lag)
 
 
 async def push(producer: AIOKafkaProducer, settings: Settings, request: IngestRequest) -> None:
@@ -153,6 +167,7 @@ class IngestWorker:
                 return
             self.producer = producer
             self.dead_letters = DeadLetters(producer, self.settings.topics.dead_letter, "producer")
+            self.lag = LagWatcher(self.settings)
             self.ready.set()
             try:
                 await consume_batches(
@@ -160,6 +175,7 @@ class IngestWorker:
                 )
             finally:
                 await consumer.stop()
+                await self.lag.close()
         finally:
             await producer.stop()
 
@@ -172,7 +188,7 @@ class IngestWorker:
                 continue
             assert isinstance(request, IngestRequest)
             t0 = time.monotonic()
-            last = await publish_video(self.producer, self.settings, request)
+            last = await publish_video(self.producer, self.settings, request, self.lag)
             VIDEOS_PUBLISHED.labels("failed" if isinstance(last, VideoFailed) else "published").inc()
             log.info("published %s (%s) in %.2f s", request.video_id, last.KIND, time.monotonic() - t0)
 

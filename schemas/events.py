@@ -187,6 +187,18 @@ class Reconstruction(Event):
     document: str
 
 
+class VideoPart(Event):
+    """One part of a finished video's reconstruction (transcript, text events, shots, tracks, about), on its
+    own topic, so a consumer that wants only captions or only the transcript subscribes to just that."""
+
+    KIND = "video.part"
+
+    part: str
+    status: str
+    document: str
+    """JSON of the part, exactly as it appears in the reconstruction."""
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.KIND: cls
     for cls in (
@@ -200,6 +212,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ShotsReady,
         DeadLetter,
         Reconstruction,
+        VideoPart,
     )
 }
 

@@ -35,6 +35,7 @@ from schemas.events import (
     ShotsReady,
     VideoFailed,
     VideoFinished,
+    VideoPart,
     VideoStarted,
     decode,
 )
@@ -330,10 +331,7 @@ class Aggregator:
                     for s in doc["segments"]
                 ]
             )
-            words = (doc.get("transcript") or {}).get("words", [])
-            self.store.replace_words(
-                [[video_id, w["start_s"], w["end_s"], w["word"], w["speaker"], stamp] for w in words]
-            )
+            self.store.write_details(video_id, doc)
             self.store.save_reconstruction(video_id, doc["status"], reconstruction.FORMAT_VERSION, document)
             self.store.upsert_video({**video, "status": doc["status"], "completed_at": completed})
             self.rows.pop(video_id, None)
@@ -348,13 +346,23 @@ class Aggregator:
                     raise
                 log.warning("ClickHouse write failed while finishing %s (%s); retrying", video_id, exc)
                 await asyncio.sleep(1.0)
+        topics = self.settings.topics
+        parts = [
+            (
+                topics.part(p),
+                VideoPart(video_id=video_id, part=p, status=doc["status"], document=json.dumps(doc[p])),
+            )
+            for p in topics.PARTS
+            if doc.get(p)
+        ]
         await send_all(
             self.producer,
             [
                 (
-                    self.settings.topics.reconstructions,
+                    topics.reconstructions,
                     Reconstruction(video_id=video_id, status=doc["status"], document=document),
-                )
+                ),
+                *parts,
             ],
         )
         self.finalized[video_id] = doc["status"]

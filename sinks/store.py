@@ -24,6 +24,9 @@ from schemas.tables import (
     RESULT_COLUMNS,
     SCHEMA_VERSION,
     SEGMENT_COLUMNS,
+    SHOT_COLUMNS,
+    TEXT_EVENT_COLUMNS,
+    TRACK_COLUMNS,
     VIDEO_COLUMNS,
     WORD_COLUMNS,
     ddl,
@@ -105,9 +108,54 @@ class Store:
         if rows:
             self.client.insert(f"{self.db}.segments", list(rows), column_names=SEGMENT_COLUMNS)
 
-    def replace_words(self, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            self.client.insert(f"{self.db}.words", list(rows), column_names=WORD_COLUMNS)
+    def write_details(self, video_id: str, doc: dict[str, Any]) -> None:
+        """The reconstruction's queryable parts as rows: words, on-screen text events, tracks, shots."""
+        stamp = now()
+        words = (doc.get("transcript") or {}).get("words", [])
+        tables: list[tuple[str, list[str], list[list[Any]]]] = [
+            (
+                "words",
+                WORD_COLUMNS,
+                [[video_id, w["start_s"], w["end_s"], w["word"], w["speaker"], stamp] for w in words],
+            ),
+            (
+                "text_events",
+                TEXT_EVENT_COLUMNS,
+                [
+                    [video_id, e["start_s"], e["end_s"], e["text"], list(e.get("box") or []), stamp]
+                    for e in doc.get("text_events", [])
+                ],
+            ),
+            (
+                "tracks",
+                TRACK_COLUMNS,
+                [
+                    [video_id, t["track_id"], t["label"], t["first_s"], t["last_s"], t["frames"], stamp]
+                    for t in doc.get("tracks", [])
+                ],
+            ),
+            (
+                "shots",
+                SHOT_COLUMNS,
+                [
+                    [
+                        video_id,
+                        s["index"],
+                        s["start_s"],
+                        s["end_s"],
+                        (s.get("caption") or {}).get("text", ""),
+                        (s.get("caption") or {}).get("model", ""),
+                        (s.get("caption") or {}).get("provenance", ""),
+                        s.get("thumbnail", ""),
+                        stamp,
+                    ]
+                    for s in doc.get("shots", [])
+                ],
+            ),
+        ]
+        for table, columns, rows in tables:
+            if rows:
+                self.client.insert(f"{self.db}.{table}", rows, column_names=columns)
 
     def words(self, video_id: str) -> list[dict[str, Any]]:
         return self._rows(

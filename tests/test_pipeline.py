@@ -126,14 +126,21 @@ def test_reconstruction_is_published_and_malformed_event_dead_lettered(
             lambda evs: any(e.video_id == request.video_id for e in evs),
             timeout_s=90,
         )
+        shots = await read_topic(
+            settings,
+            settings.topics.part("shots"),
+            lambda evs: any(e.video_id == request.video_id for e in evs),
+        )
         letters = await read_topic(
             settings,
             settings.topics.dead_letter,
             lambda evs: {e.source_topic for e in evs} >= {settings.topics.frames, settings.topics.results},
         )
-        return recon, letters
+        return recon, letters, shots
 
-    recon, letters = asyncio.run(scenario())
+    recon, letters, shots = asyncio.run(scenario())
+    part = next(e for e in shots if e.video_id == request.video_id)
+    assert part.part == "shots" and json.loads(part.document)[0]["start_s"] == 0.0
     mine = [e for e in recon if isinstance(e, Reconstruction) and e.video_id == request.video_id]
     assert mine and json.loads(mine[0].document)["video_id"] == request.video_id
     by_topic = {e.source_topic: e for e in letters if isinstance(e, DeadLetter)}
@@ -177,12 +184,16 @@ def test_duplicate_ingest_writes_no_duplicate_rows(env_settings: Any, tmp_path: 
         final = store.scalar(f"SELECT count() FROM {store.db}.results FINAL WHERE video_id = 'dup-video'")
         segments = store.scalar(f"SELECT count() FROM {store.db}.segments FINAL WHERE video_id = 'dup-video'")
         videos = store.scalar(f"SELECT count() FROM {store.db}.videos FINAL WHERE video_id = 'dup-video'")
+        shot_rows = store.scalar(f"SELECT count() FROM {store.db}.shots FINAL WHERE video_id = 'dup-video'")
+        per_minute = store.scalar(f"SELECT sum(results) FROM {store.db}.analyzer_minute")
     finally:
         store.close()
     assert total_raw >= expected  # both deliveries were written ...
     assert final == expected  # ... and each result exists once
     assert segments == len(first["segments"])
     assert videos == 1
+    assert shot_rows == len(first["shots"]) == 2  # the clip's hard cut makes two shots
+    assert per_minute >= expected  # the live aggregate counted every stored result
 
 
 def test_every_process_exports_prometheus_metrics(running_stack: Settings, tmp_path: Path) -> None:

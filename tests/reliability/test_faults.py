@@ -200,3 +200,69 @@ def test_poison_item_is_dead_lettered_after_retries_and_the_partition_moves_on(
     assert all(r.error is None for k, r in by_key.items() if k != "f0000010")
     assert len(letters) == 1 and isinstance(letters[0], DeadLetter)
     assert "cannot handle frame 10" in letters[0].error and letters[0].source_topic == settings.topics.frames
+
+
+def test_clickhouse_outage_holds_the_batch_and_loses_nothing(broker: str, tmp_path: Path) -> None:
+    """ClickHouse unavailable for a while (its inserts raise): the aggregator keeps the batch, retries with
+    backoff, does not consume further, and once it is back every result is written exactly once."""
+    from infra.broker import create_topics
+    from sinks.aggregator import Aggregator
+
+    settings = Settings(
+        kafka={"bootstrap_servers": broker, "session_timeout_ms": 6000},
+        topics={"prefix": f"chdown{os.getpid()}.", "partitions": 1},
+        state_dir=tmp_path / "state",
+        producer={"allowed_roots": [str(tmp_path)]},
+        analyzers=["color", "scene"],
+        aggregator={"check_interval_s": 0.2},
+    )
+
+    async def scenario() -> tuple[dict[str, int], list[int], dict[str, Any] | None, dict[str, int]]:
+        await create_topics(settings)
+        store = Store(settings)
+        real_insert = store.insert_results
+        outage_until = time.monotonic() + 6.0
+        attempts: list[int] = []
+
+        def insert_during_outage(rows: Any) -> None:
+            if time.monotonic() < outage_until:
+                attempts.append(len(rows))
+                raise ConnectionError("ClickHouse unavailable (simulated outage)")
+            real_insert(rows)
+
+        store.insert_results = insert_during_outage  # type: ignore[method-assign]
+        aggregator = Aggregator(settings, store)
+        processor = GroupProcessor(settings, "light")
+        tasks = [asyncio.create_task(aggregator.run()), asyncio.create_task(processor.run())]
+        await asyncio.wait_for(asyncio.gather(aggregator.ready.wait(), processor.ready.wait()), timeout=60)
+        producer = make_producer(settings)
+        await producer.start()
+        await publish_video(
+            producer,
+            settings,
+            request_for_path(str(cut_clip(tmp_path / "o.mp4", frames=50)), video_id="outage"),
+        )
+        await producer.stop()
+        await asyncio.sleep(3.0)
+        during = await store.call(store.result_counts, "outage")
+        deadline = time.monotonic() + 60
+        video = None
+        while time.monotonic() < deadline:
+            video = await store.call(store.video, "outage")
+            if video and video["status"] == "complete":
+                break
+            await asyncio.sleep(0.2)
+        after = {a: n for a, (n, _) in (await store.call(store.result_counts, "outage")).items()}
+        aggregator.stop.set()
+        processor.stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=30)
+        store.close()
+        return {a: n for a, (n, _) in during.items()}, attempts, video, after
+
+    during, attempts, video, after = asyncio.run(scenario())
+    assert during == {}  # nothing could be written during the outage ...
+    assert (
+        len(attempts) >= 2 and len(set(attempts)) == 1
+    )  # ... the same held batch was retried, not a new one
+    assert video is not None and video["status"] == "complete"
+    assert after == {"scene": 50, "color": 2}  # ... and afterwards everything arrived exactly once

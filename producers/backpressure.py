@@ -1,0 +1,90 @@
+"""Consumer lag from numbers that can be trusted, and a producer that waits when processors fall behind.
+
+The embedded broker reports end offsets wrongly, so lag is not `end offset - committed`. Instead the
+producer remembers the offsets the broker acknowledged for its own events, and asks each processor group
+for its committed offsets: lag = what this producer published that the group has not yet committed.
+Groups with stateful analyzers (which hold commits back until a video's stream ends) are watched but do
+not throttle the producer: it must keep publishing for them to finish a video.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import RecordMetadata
+
+from analyzers.registry import groups
+from infra.metrics import BACKPRESSURE_SECONDS, CONSUMER_LAG
+from infra.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class LagWatcher:
+    """Published-but-uncommitted events per processor group, for backpressure and the dashboard."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.produced: dict[TopicPartition, int] = {}
+        self.throttling: list[str] = []
+        self.watched: list[str] = []
+        for name, classes in groups(settings.analyzers, settings).items():
+            self.watched.append(name)
+            if not any(c.stateful for c in classes):
+                self.throttling.append(name)
+        self.consumers: dict[str, AIOKafkaConsumer] = {}
+        self.last: dict[str, int] = {}
+
+    def record(self, metadata: RecordMetadata) -> None:
+        tp = TopicPartition(metadata.topic, metadata.partition)
+        self.produced[tp] = max(self.produced.get(tp, 0), metadata.offset + 1)
+
+    async def _consumer(self, group: str) -> AIOKafkaConsumer:
+        if group not in self.consumers:
+            consumer = AIOKafkaConsumer(
+                **self.settings.kafka.client_kwargs(),
+                group_id=f"reelscope.group.{group}",
+                enable_auto_commit=False,
+            )
+            await consumer.start()
+            self.consumers[group] = consumer
+        return self.consumers[group]
+
+    async def lag(self) -> dict[str, int]:
+        """Per group: events this producer published on the group's topics that it has not committed."""
+        media = {self.settings.topics.frames, self.settings.topics.audio}
+        out: dict[str, int] = {}
+        for group in self.watched:
+            consumer = await self._consumer(group)
+            total = 0
+            for tp, produced in self.produced.items():
+                if tp.topic in media:
+                    committed = await consumer.committed(tp)
+                    total += max(0, produced - (committed or 0))
+            out[group] = total
+            CONSUMER_LAG.labels(group).set(total)
+        self.last = out
+        return out
+
+    async def wait_below(self, bound: int, stop: asyncio.Event | None = None) -> float:
+        """Sleep while a throttling group lags more than `bound` events; returns the seconds waited."""
+        waited = 0.0
+        while True:
+            lag = await self.lag()
+            worst = max((lag[g] for g in self.throttling), default=0)
+            if worst <= bound or (stop is not None and stop.is_set()):
+                return waited
+            if waited == 0.0:
+                log.info("backpressure: processors are %d events behind (bound %d); waiting", worst, bound)
+            t0 = time.monotonic()
+            await asyncio.sleep(0.2)
+            waited += time.monotonic() - t0
+            BACKPRESSURE_SECONDS.inc(time.monotonic() - t0)
+
+    async def close(self) -> None:
+        for consumer in self.consumers.values():
+            await consumer.stop()
+        self.consumers.clear()
