@@ -16,6 +16,7 @@ from schemas.events import (
     ShotsReady,
     VideoFailed,
     VideoFinished,
+    VideoPart,
     VideoStarted,
     decode,
     encode,
@@ -40,6 +41,7 @@ SAMPLES = [
     VideoFailed(video_id="v", reason="boom"),
     DeadLetter(source_topic="t", partition=0, offset=7, original=b"x", error="bad"),
     ShotsReady(video_id="v", shots=[{"index": 0, "start_s": 0.0, "end_s": 2.0, "context": {"faces": 1}}]),
+    VideoPart(video_id="v", part="shots", status="complete", document="[]"),
 ]
 
 
