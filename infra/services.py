@@ -61,6 +61,7 @@ class Services:
             tasks.append(asyncio.create_task(self.ingest.run(), name="ingest"))
         stopper = asyncio.create_task(self.stop.wait())
         done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+        self.stop.set()  # a crashed task ends the process too (and the API's event streams with it)
         for task in done:
             if task is not stopper and task.exception():
                 log.error("%s crashed: %r", task.get_name(), task.exception())

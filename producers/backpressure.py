@@ -30,10 +30,14 @@ class LagWatcher:
         self.settings = settings
         self.produced: dict[TopicPartition, int] = {}
         self.throttling: list[str] = []
-        self.watched: list[str] = []
+        self.watched: dict[str, set[str]] = {}
+        """Group -> the media topics it consumes."""
         for name, classes in groups(settings.analyzers, settings).items():
-            self.watched.append(name)
-            if not any(c.stateful for c in classes):
+            inputs = {c.input for c in classes}
+            self.watched[name] = {settings.topics.frames} if inputs & {"frame", "shot"} else set()
+            if "audio" in inputs:
+                self.watched[name].add(settings.topics.audio)
+            if not any(c.stateful or c.input == "shot" for c in classes):
                 self.throttling.append(name)
         self.consumers: dict[str, AIOKafkaConsumer] = {}
         self.last: dict[str, int] = {}
@@ -55,13 +59,12 @@ class LagWatcher:
 
     async def lag(self) -> dict[str, int]:
         """Per group: events this producer published on the group's topics that it has not committed."""
-        media = {self.settings.topics.frames, self.settings.topics.audio}
         out: dict[str, int] = {}
-        for group in self.watched:
+        for group, topics in self.watched.items():
             consumer = await self._consumer(group)
             total = 0
             for tp, produced in self.produced.items():
-                if tp.topic in media:
+                if tp.topic in topics:
                     committed = await consumer.committed(tp)
                     total += max(0, produced - (committed or 0))
             out[group] = total

@@ -140,7 +140,6 @@ class Aggregator:
         # caches of what is stored, so most batches need no read query; ClickHouse stays the truth
         self.rows: dict[str, dict[str, Any]] = {}
         self.seen: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-        self.listeners: list[asyncio.Queue[dict[str, Any]]] = []
 
     async def run(self) -> None:
         await self.store.call(self.store.create_tables)
@@ -368,8 +367,6 @@ class Aggregator:
         self.finalized[video_id] = doc["status"]
         VIDEOS_FINISHED.labels(doc["status"]).inc()
         log.info("video %s %s", video_id, doc["status"])
-        for queue in self.listeners:
-            queue.put_nowait({"video_id": video_id, "status": doc["status"]})
 
     async def _check_open_videos(self) -> None:
         """Periodically finish videos whose results are all in (also after a restart) or timed out."""

@@ -1,7 +1,9 @@
 """HTTP API (FastAPI) served by the process that owns the store: submit videos, read status and results.
 
 In embedded mode only this process may open the chdb database, so every other reader (the CLI, the
-dashboard) reads through here.
+dashboard) reads through here. Besides the JSON endpoints it serves uploads (streamed to disk with the size
+limit enforced as bytes arrive), exports (WebVTT, Markdown, JSON download), live progress as server-sent
+events from one shared store poller, throughput stats, and the dashboard's static files.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import json
 import logging
 import re
 import secrets
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -27,8 +30,9 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from analyzers.registry import enabled_analyzers
 from infra.settings import Settings
-from producers.publisher import UriRejected, make_request, push, resolve_uri
-from sinks import exports, reconstruction
+from producers.publisher import make_request, push
+from sinks import exports
+from sinks.reconstruction import build as build_reconstruction
 from sinks.store import Store, now
 
 log = logging.getLogger(__name__)
@@ -40,12 +44,14 @@ KEEPALIVE_S = 10.0
 RECENT_S = 300.0
 """Live streams also watch videos that changed this recently, so they see them finish."""
 THROUGHPUT_WINDOW_S = 600
+LIVE_REBUILD_S = 2.0
 FORM_OVERHEAD = 1 << 20
 """Multipart framing and small fields allowed on top of max_upload_bytes before the body is refused."""
 MAX_FIELDS_BYTES = 64 * 1024
-LAG_UNAVAILABLE = (
-    "not computed: the embedded Tansu broker reports topic end offsets wrongly, so a lag derived from "
-    "them would be wrong"
+LAG_MEANING = (
+    "events this server's producer published on the frame and audio topics that each processor group has "
+    "not committed yet (from acknowledged and committed offsets; the broker's end offsets are not used, since "
+    "the embedded broker reports them wrongly)"
 )
 
 
@@ -227,11 +233,12 @@ class UploadReceiver:
             if self.size > self.limit:
                 raise UploadTooLarge
             self._out.write(data[start:end])
-        elif self._part is not None:
+        else:  # every other part, kept or not, counts against the small field budget
             self._fields_bytes += end - start
             if self._fields_bytes > MAX_FIELDS_BYTES:
                 raise HTTPException(status_code=413, detail="form fields too large")
-            self.fields[self._part] += data[start:end]
+            if self._part is not None:
+                self.fields[self._part] += data[start:end]
 
     def _part_end(self) -> None:
         if self._part == "file":
@@ -260,37 +267,65 @@ class UploadReceiver:
         return value
 
 
+def uploads_refused(directory: Path, settings: Settings) -> str | None:
+    """Why the producer would refuse files in the upload directory (its URI policy), if it would."""
+    if "file" not in settings.producer.allowed_schemes:
+        return "the producer does not allow file URIs"
+    roots = [Path(r).expanduser().resolve() for r in settings.producer.allowed_roots]
+    if not any(directory == root or root in directory.parents for root in roots):
+        return f"{directory} is outside the producer's allowed_roots"
+    return None
+
+
 def attachment(video_id: str, suffix: str) -> dict[str, str]:
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", video_id) or "video"
     return {"Content-Disposition": f'attachment; filename="{safe}{suffix}"'}
+
+
+async def lag_fields(services: Any) -> dict[str, Any]:
+    """Consumer lag as the producer measures it (see producers/backpressure.py), or why there is none."""
+    watcher = getattr(getattr(services, "ingest", None), "lag", None)
+    if watcher is None or not watcher.produced:
+        return {
+            "consumer_lag": None,
+            "consumer_lag_by_group": {},
+            "consumer_lag_reason": "not measured yet: this server has not published a video",
+        }
+    lag = await watcher.lag()
+    return {
+        "consumer_lag": sum(lag.values()),
+        "consumer_lag_by_group": lag,
+        "consumer_lag_reason": LAG_MEANING,
+    }
 
 
 def create_app(settings: Settings, store: Store, services: Any = None) -> FastAPI:
     """The API app; `services` (the serve process) provides readiness and the Kafka producer."""
     app = FastAPI(title="reelscope", version="0.1.0")
 
+    def token_ok(given: str) -> bool:
+        assert settings.api_token is not None
+        # bytes: compare_digest refuses non-ASCII str, and a header may carry any latin-1 text
+        return secrets.compare_digest(given.encode(), settings.api_token.get_secret_value().encode())
+
+    def bearer(request: Request) -> str:
+        return request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+
     def authorize(request: Request) -> None:
-        if settings.api_token is None:
-            return
-        header = request.headers.get("authorization", "")
-        token = header.removeprefix("Bearer ").strip()
-        if not secrets.compare_digest(token, settings.api_token.get_secret_value()):
+        if settings.api_token is not None and not token_ok(bearer(request)):
             raise HTTPException(status_code=401, detail="missing or wrong bearer token")
 
     auth = [Depends(authorize)]
 
     def authorize_stream(request: Request, token: str | None = Query(None)) -> None:
         """EventSource cannot send headers, so live streams (only they) also take `?token=`."""
-        if settings.api_token is None:
-            return
-        given = token or request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if not secrets.compare_digest(given, settings.api_token.get_secret_value()):
+        if settings.api_token is not None and not token_ok(token or bearer(request)):
             raise HTTPException(status_code=401, detail="missing or wrong token")
 
     stream_auth = [Depends(authorize_stream)]
     hub = ProgressHub(store)
     enabled = services.aggregator.enabled if services is not None else enabled_analyzers(settings.analyzers)
-    live_cache: dict[str, tuple[int, dict[str, Any]]] = {}
+    live_cache: dict[str, tuple[int, float, dict[str, Any]]] = {}  # video -> (results, built at, doc)
 
     def stopping() -> bool:
         return bool(services is not None and services.stop.is_set())
@@ -356,14 +391,11 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
         if declared.isdigit() and int(declared) > limit + FORM_OVERHEAD:
             raise HTTPException(status_code=413, detail=f"upload larger than {limit} bytes")
         directory = (settings.state_dir / "uploads").resolve()
-        try:  # refuse before reading the body if the producer would refuse the file anyway
-            resolve_uri(directory.as_uri(), settings)
-        except UriRejected as exc:
-            if "not found" not in str(exc) and "regular file" not in str(exc):
-                raise HTTPException(status_code=503, detail=f"uploads are disabled: {exc}") from exc
+        refused = uploads_refused(directory, settings)
+        if refused:
+            raise HTTPException(status_code=503, detail=f"uploads are disabled: {refused}")
         directory.mkdir(parents=True, exist_ok=True)
-        video_id, name = stored_name("upload")
-        partial = directory / f"{name}.part"
+        partial = directory / f"{uuid.uuid4().hex}.part"
         receiver = UploadReceiver(params[b"boundary"], partial, limit)
         try:
             await receiver.receive(request)
@@ -424,16 +456,18 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
         counts = await store.call(store.result_counts, video_id)
         total = sum(n for n, _ in counts.values())
         cached = live_cache.get(video_id)
-        if cached is None or cached[0] != total:
+        # rebuilt only when results arrived, and at most every LIVE_REBUILD_S: video summaries cost CPU
+        # in the process that also aggregates
+        if cached is None or (cached[0] != total and time.monotonic() - cached[1] >= LIVE_REBUILD_S):
             rows = await store.call(store.results, video_id)
-            doc = await asyncio.to_thread(
-                reconstruction.build, row, rows, enabled, settings.aggregator.segment_s
+            doc = await asyncio.to_thread(  # no enrichment (embedding model, thumbnails): the final has it
+                build_reconstruction, row, rows, enabled, settings.aggregator.segment_s, enrich=False
             )
             doc.update(status=row["status"], provisional=True)
             if len(live_cache) >= 32:
                 live_cache.clear()
-            live_cache[video_id] = cached = (total, doc)
-        return JSONResponse(cached[1])
+            live_cache[video_id] = cached = (total, time.monotonic(), doc)
+        return JSONResponse(cached[2])
 
     # --- live progress --------------------------------------------------------------------------------
 
@@ -444,17 +478,28 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
+    async def snapshots(seen: int) -> AsyncIterator[int | None]:
+        """Hub versions newer than `seen` as they come; None when a keepalive is due. Checks for server
+        shutdown every second, so open streams never hold the shutdown up."""
+        quiet = 0.0
+        while not stopping():
+            version = await hub.wait(seen, 1.0)
+            if version != seen:
+                seen, quiet = version, 0.0
+                yield version
+            elif (quiet := quiet + 1.0) >= KEEPALIVE_S:
+                quiet = 0.0
+                yield None
+
     async def all_events() -> AsyncIterator[str]:
         yield "retry: 2000\n\n"
         sent: dict[str, dict[str, Any]] = {}
+        first = True
         async with hub.subscribe() as seen:
-            first = True
-            while not stopping():
-                version = await hub.wait(seen, KEEPALIVE_S)
-                if version == seen:
+            async for version in snapshots(seen):
+                if version is None:
                     yield ": keepalive\n\n"
                     continue
-                seen = version
                 for video_id, state in hub.videos.items():
                     before = sent.get(video_id)
                     sent[video_id] = state
@@ -478,20 +523,16 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
             return
         last: dict[str, Any] | None = None
         async with hub.subscribe() as seen:
-            while not stopping():
-                version = await hub.wait(seen, KEEPALIVE_S)
-                if version == seen:
+            async for version in snapshots(seen):
+                state = hub.videos.get(video_id) if version is not None else None
+                if version is None:
                     yield ": keepalive\n\n"
-                    continue
-                seen = version
-                state = hub.videos.get(video_id)
-                if state is None or state == last:
-                    continue
-                last = state
-                yield sse("progress", state)
-                if state["status"] in TERMINAL:
-                    yield sse("complete", {"video_id": video_id, "status": state["status"]})
-                    return
+                elif state is not None and state != last:
+                    last = state
+                    yield sse("progress", state)
+                    if state["status"] in TERMINAL:
+                        yield sse("complete", {"video_id": video_id, "status": state["status"]})
+                        return
 
     @app.get("/events", dependencies=stream_auth, response_class=StreamingResponse)
     async def events() -> StreamingResponse:
@@ -519,8 +560,7 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
             "throughput_per_min": round(finished / (THROUGHPUT_WINDOW_S / 60), 3),
             "per_minute": activity["per_minute"],
             "in_flight": activity["in_flight"],
-            "consumer_lag": None,
-            "consumer_lag_reason": LAG_UNAVAILABLE,
+            **(await lag_fields(services)),
         }
 
     # --- dashboard ------------------------------------------------------------------------------------

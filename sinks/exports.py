@@ -54,8 +54,9 @@ def wrap(text: str, width: int = MAX_LINE_CHARS) -> list[str]:
 
 
 def _speech_cues(transcript: dict[str, Any]) -> list[tuple[float, float, str | None, str]]:
-    """(start, end, speaker, text) groups of words: one speaker per cue, at most MAX_CUE_S long and two
-    lines of MAX_LINE_CHARS, broken at pauses and after sentence ends."""
+    """(start, end, speaker, text) groups of one speaker's consecutive words, at most MAX_CUE_S long and
+    two lines of MAX_LINE_CHARS, broken at pauses and after sentence ends. Speakers are grouped apart, so
+    two people talking at once give two overlapping cues, not a word-by-word interleave."""
     words = [w for w in transcript.get("words") or [] if str(w.get("word", "")).strip()]
     if not words:  # older or word-less transcripts: one cue per segment
         return [
@@ -63,32 +64,48 @@ def _speech_cues(transcript: dict[str, Any]) -> list[tuple[float, float, str | N
             for s in transcript.get("segments") or []
             if str(s.get("text", "")).strip() and "start_s" in s and "end_s" in s
         ]
+    by_speaker: dict[str | None, list[dict[str, Any]]] = {}
+    for w in words:
+        by_speaker.setdefault(w.get("speaker"), []).append(w)
     cues: list[tuple[float, float, str | None, str]] = []
-    start = end = 0.0
-    speaker: str | None = None
-    text = ""
-    for w in sorted(words, key=lambda w: (float(w.get("start_s", 0.0)), str(w.get("speaker", "")))):
-        word = str(w["word"]).strip()
-        w_start = float(w.get("start_s", end))
-        w_end = max(float(w.get("end_s", w_start)), w_start)
-        spk = w.get("speaker")
-        breaks = text and (
-            spk != speaker
-            or w_end - start > MAX_CUE_S
-            or len(wrap(f"{text} {word}")) > MAX_LINES
-            or w_start - end > MAX_GAP_S
-            or (text[-1] in ".?!" and end - start >= 1.5)
-        )
-        if breaks:
+    for speaker, own in by_speaker.items():
+        start = end = 0.0
+        text = ""
+        for w in sorted(own, key=lambda w: float(w.get("start_s", 0.0))):
+            word = str(w["word"]).strip()
+            w_start = float(w.get("start_s", end))
+            w_end = max(float(w.get("end_s", w_start)), w_start)
+            if text and (
+                w_end - start > MAX_CUE_S
+                or len(wrap(f"{text} {word}")) > MAX_LINES
+                or w_start - end > MAX_GAP_S
+                or (text[-1] in ".?!" and end - start >= 1.5)
+            ):
+                cues.append((start, end, speaker, text))
+                text = ""
+            if not text:
+                start = w_start
+            text = f"{text} {word}" if text else word
+            end = w_end
+        if text:
             cues.append((start, end, speaker, text))
-            text = ""
-        if not text:
-            start, speaker = w_start, spk
-        text = f"{text} {word}" if text else word
-        end = w_end
-    if text:
-        cues.append((start, end, speaker, text))
     return cues
+
+
+def text_events(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """On-screen text events: the document's `text_events`, else the ocr_text summary's."""
+    events = doc.get("text_events")
+    if events is None:
+        events = ((doc.get("summaries") or {}).get("ocr_text") or {}).get("events")
+    return [e for e in events or [] if isinstance(e, dict)]
+
+
+def summary(doc: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """An analyzer's whole-video summary, promoted to the top level (faces, camera) or in `summaries`."""
+    value = doc.get(name)
+    if not isinstance(value, dict):
+        value = (doc.get("summaries") or {}).get(name)
+    return value if isinstance(value, dict) else None
 
 
 def to_webvtt(doc: dict[str, Any]) -> str:
@@ -102,8 +119,7 @@ def to_webvtt(doc: dict[str, Any]) -> str:
         if several and speaker:
             lines[0] = f"<v {_vtt_escape(str(speaker))}>{lines[0]}"
         cues.append((start, end, "", "\n".join(lines)))
-    events = ((doc.get("summaries") or {}).get("ocr_text") or {}).get("events") or []
-    for ev in events:
+    for ev in text_events(doc):
         text = str(ev.get("text", "")).strip()
         if text and "start_s" in ev:
             start = float(ev["start_s"])
@@ -162,7 +178,7 @@ def description_text(doc: dict[str, Any]) -> str | None:
     """The whole-video description: the document's own, else the captions analyzer's."""
     described = doc.get("description")
     if isinstance(described, dict):
-        described = described.get("text") or described.get("description")
+        described = described.get("description") or described.get("text")
     if not described:
         described = ((doc.get("summaries") or {}).get("captions") or {}).get("description")
     text = str(described or "").strip()
@@ -176,8 +192,11 @@ def shot_captions(doc: dict[str, Any]) -> dict[int, str]:
     out: dict[int, str] = {}
     for i, shot in enumerate(shots):
         index = shot.get("index", i)
-        if shot.get("caption"):
-            out[index] = str(shot["caption"])
+        own = shot.get("caption")
+        if isinstance(own, dict):
+            own = own.get("text")
+        if own:
+            out[index] = str(own)
             continue
         best, overlap = None, 0.0
         for e in entries:
@@ -283,6 +302,42 @@ def _camera(summary: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _about(about: dict[str, Any]) -> list[str]:
+    """Topics, keywords, hashtags, mentions, links and calls to action (sinks/about.py)."""
+    lines = ["## About", ""]
+    facts = [
+        ("Topics", [t.get("label") for t in about.get("topics") or [] if isinstance(t, dict)]),
+        ("Keywords", [k.get("text") for k in about.get("keywords") or [] if isinstance(k, dict)]),
+        ("Hashtags", about.get("hashtags") or []),
+        ("Mentions", about.get("mentions") or []),
+        ("Links", about.get("links") or []),
+    ]
+    lines += [
+        f"- **{name}**: {', '.join(_inline(v) for v in values if v)}" for name, values in facts if values
+    ]
+    ctas = [c for c in about.get("ctas") or [] if isinstance(c, dict)]
+    if ctas:
+        lines += ["", "Calls to action:", ""]
+        lines += _table(
+            ["from", "to", "kind", "where", "text"],
+            [
+                [
+                    _clock(c.get("start_s")),
+                    _clock(c.get("end_s")),
+                    c.get("kind"),
+                    c.get("source"),
+                    c.get("text"),
+                ]
+                for c in ctas
+            ],
+        )
+    if len(lines) == 2:
+        return []
+    if about.get("model"):
+        lines += ["", f"_By {_inline(about['model'])} ({about.get('provenance')})._"]
+    return [*lines, ""]
+
+
 def _transcript(transcript: dict[str, Any]) -> list[str]:
     lines = ["## Transcript", ""]
     if transcript.get("language"):
@@ -309,6 +364,9 @@ def to_markdown(doc: dict[str, Any]) -> str:
     description = description_text(doc)
     if description:
         lines += [f"> {_inline(description)}", ""]
+        described = doc.get("description")
+        if isinstance(described, dict) and described.get("model"):
+            lines += [f"_Description by {_inline(described['model'])} ({described.get('provenance')})._", ""]
     status = str(doc.get("status", "unknown"))
     lines.append(f"**Status:** {status}" + (f" — {doc['error']}" if doc.get("error") else ""))
     lines.append("")
@@ -359,23 +417,28 @@ def to_markdown(doc: dict[str, Any]) -> str:
     if doc.get("transcript"):
         lines += _transcript(doc["transcript"])
 
-    summaries = dict(doc.get("summaries") or {})
-    ocr = summaries.pop("ocr_text", None) or {}
-    if ocr.get("events"):
+    if isinstance(doc.get("about"), dict):
+        lines += _about(doc["about"])
+    events = text_events(doc)
+    if events:
         lines += ["## On-screen text", ""]
         lines += _table(
             ["from", "to", "text"],
-            [[_clock(e.get("start_s")), _clock(e.get("end_s")), e.get("text")] for e in ocr["events"]],
+            [[_clock(e.get("start_s")), _clock(e.get("end_s")), e.get("text")] for e in events],
         )
         lines.append("")
-    summaries.pop("captions", None)  # shown with the shots and as the description
-    renderers = {"faces": _faces, "objects": _objects, "camera": _camera}
-    if summaries:
+    # shown above: captions with the shots and as the description, on-screen text as its own section
+    others = {k: v for k, v in (doc.get("summaries") or {}).items() if k not in ("captions", "ocr_text")}
+    objects = summary(doc, "objects") or ({"tracks": doc["tracks"]} if doc.get("tracks") else None)
+    found = [(_faces, summary(doc, "faces")), (_objects, objects), (_camera, summary(doc, "camera"))]
+    parts = [render(value) for render, value in found if value]
+    for name in sorted(others):
+        if name not in ("faces", "objects", "camera") and isinstance(others[name], dict):
+            parts.append(_summary_lines(name, others[name]))
+    if parts:
         lines += ["## Analysis", ""]
-        for name in sorted(summaries, key=lambda n: (n not in renderers, n)):
-            summary = summaries[name]
-            if isinstance(summary, dict):
-                lines += renderers[name](summary) if name in renderers else _summary_lines(name, summary)
+        for part in parts:
+            lines += part
 
     analyzers = doc.get("analyzers") or {}
     if analyzers:

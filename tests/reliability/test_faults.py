@@ -266,3 +266,43 @@ def test_clickhouse_outage_holds_the_batch_and_loses_nothing(broker: str, tmp_pa
     )  # ... the same held batch was retried, not a new one
     assert video is not None and video["status"] == "complete"
     assert after == {"scene": 50, "color": 2}  # ... and afterwards everything arrived exactly once
+
+
+def test_producer_waits_for_a_processor_that_falls_behind(env_settings: Any, tmp_path: Path) -> None:
+    """With the light group stopped, the producer publishes up to its lag bound and then waits instead of
+    flooding the broker; when the group comes back the video completes."""
+    import urllib.request
+
+    settings = env_settings(
+        REELSCOPE_ANALYZERS='["scene"]',
+        REELSCOPE_PRODUCER__MAX_LAG_EVENTS="40",
+        REELSCOPE_PRODUCER__MAX_IN_FLIGHT="16",
+    )
+    clip = cut_clip(tmp_path / "bp.mp4", frames=250, fps=25, size=(160, 90))
+
+    def metric(name: str) -> float:
+        url = f"http://{settings.api_host}:{settings.api_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            lines = response.read().decode().splitlines()
+        return sum(float(line.split()[-1]) for line in lines if line.startswith(name + " "))
+
+    up(settings, timeout_s=120)
+    try:
+        pid = running(settings)["group-light-0"]
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while "group-light-0" in running(settings) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        asyncio.run(_push(settings, [request_for_path(str(clip), video_id="slow")]))
+        time.sleep(4.0)
+        status = fetch(settings, "/videos/slow")
+        waited = metric("reelscope_backpressure_seconds_total")
+        stats = fetch(settings, "/stats")
+        spawn(settings, "group-light-0", ["process", "--group", "light", "--name", "group-light-0"])
+        doc = wait_done(settings, "slow", timeout_s=120)
+    finally:
+        down(settings)
+    assert status["status"] == "processing"  # not all 250 frames were published while nobody consumed
+    assert waited > 2.0
+    assert 40 <= stats["consumer_lag_by_group"]["light"] <= 40 + 16 + 32  # bound + in flight + a decode batch
+    assert doc["status"] == "complete" and doc["analyzers"]["scene"]["received"] == 250
