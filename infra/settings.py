@@ -216,6 +216,12 @@ class PoseSettings(YoloSettings):
     max_detections: int = 6
 
 
+class LogoSettings(YoloSettings):
+    """Logo detection (analyzers/logos.py): an ultralytics detect checkpoint trained on logos; none by default."""
+
+    model: str = ""
+
+
 class SafetySettings(BaseModel):
     """Explicit-content detection (analyzers/safety.py)."""
 
@@ -273,6 +279,7 @@ class Settings(BaseSettings):
     pose: YoloSettings = Field(
         default_factory=lambda: YoloSettings(model="yolo11n-pose.pt", max_detections=6)
     )
+    logos: LogoSettings = Field(default_factory=LogoSettings)
     safety: SafetySettings = Field(default_factory=SafetySettings)
     captions: CaptionSettings = Field(default_factory=CaptionSettings)
     analyzers: list[str] = Field(

@@ -168,13 +168,7 @@ def ddl(database: str, ttl_days: int) -> list[str]:
     ]
 
 
-VIDEO_COLUMNS = [
-    "video_id",
-    "uri",
-    "status",
-    "error",
-    "duration_s",
-    "start_s",
+MEDIA_COLUMNS = [
     "width",
     "height",
     "rotation",
@@ -185,6 +179,16 @@ VIDEO_COLUMNS = [
     "has_video",
     "has_audio",
     "audio_channels",
+]
+"""The videos columns that describe the media itself (the reconstruction's `media` block)."""
+VIDEO_COLUMNS = [
+    "video_id",
+    "uri",
+    "status",
+    "error",
+    "duration_s",
+    "start_s",
+    *MEDIA_COLUMNS,
     "metadata",
     "expected",
     "frames_published",

@@ -16,6 +16,7 @@ from typing import Any
 from analyzers.base import Analyzer, ItemResult
 from analyzers.registry import all_analyzers
 from analyzers.thumbnails import pick_thumbnails
+from schemas.tables import MEDIA_COLUMNS
 from sinks.about import about
 
 FORMAT = "reelscope.reconstruction"
@@ -205,21 +206,7 @@ def build(
         "metadata": json.loads(video.get("metadata") or "{}"),
         "duration_s": round(end_s, 4),
         "start_s": round(start_s, 4),
-        "media": {
-            k: video.get(k)
-            for k in (
-                "width",
-                "height",
-                "rotation",
-                "avg_fps",
-                "real_fps",
-                "video_codec",
-                "audio_codec",
-                "has_video",
-                "has_audio",
-                "audio_channels",
-            )
-        },
+        "media": {k: video.get(k) for k in MEDIA_COLUMNS},
         "shots": shots,
         "cuts": scene.get("cuts", []),
         "transitions": scene.get("transitions", []),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
+import contextlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,25 +51,27 @@ def env_settings(monkeypatch: pytest.MonkeyPatch, broker: str, tmp_path: Path): 
     return make
 
 
-@pytest.fixture(scope="module")
-def running_stack(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """The whole local stack (serve + one process per group) as real processes, shared by a module."""
+@contextlib.contextmanager
+def stack_running(env: dict[str, str]) -> Iterator[Settings]:
+    """The whole local stack (serve + one process per group) as real processes, configured by `env`."""
     from infra.stack import down, up
 
-    env = stack_env(broker, tmp_path_factory.mktemp("stack"))
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    settings = Settings()
-    try:
-        up(settings, timeout_s=120)
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        settings = Settings()
+        try:
+            up(settings, timeout_s=120)
+            yield settings
+        finally:
+            down(settings)
+
+
+@pytest.fixture(scope="module")
+def running_stack(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """The stack with the default analyzers, shared by a module."""
+    with stack_running(stack_env(broker, tmp_path_factory.mktemp("stack"))) as settings:
         yield settings
-    finally:
-        down(settings)
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from infra.settings import Settings
-from infra.stack import api_url, down, up
-from tests.conftest import stack_env
+from infra.stack import api_url
+from tests.conftest import stack_env, stack_running
 from tests.media import SHARED_MEDIA, cut_clip
 from tests.test_exports import parse_vtt, voice_text
 
@@ -41,15 +41,8 @@ def api_stack(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         REELSCOPE_MAX_UPLOAD_BYTES=str(LIMIT),
         REELSCOPE_ANALYZERS=ANALYZERS,
     )
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            mp.setenv(key, value)
-        settings = Settings()
-        try:
-            up(settings, timeout_s=120)
-            yield settings
-        finally:
-            down(settings)
+    with stack_running(env) as settings:
+        yield settings
 
 
 @pytest.fixture

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from infra.settings import Settings
-from infra.stack import api_url, down, up
-from tests.conftest import stack_env
+from infra.stack import api_url
+from tests.conftest import stack_env, stack_running
 from tests.media import cut_clip
 from tests.test_exports import FULL_DOC, PROMOTED_DOC
 
@@ -165,15 +165,8 @@ def dashboard_stack(broker: str, tmp_path_factory: pytest.TempPathFactory) -> It
         REELSCOPE_API_TOKEN=TOKEN,
         REELSCOPE_ANALYZERS='["scene", "color", "loudness", "thumbnails"]',
     )
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            mp.setenv(key, value)
-        settings = Settings()
-        try:
-            up(settings, timeout_s=120)
-            yield settings
-        finally:
-            down(settings)
+    with stack_running(env) as settings:
+        yield settings
 
 
 @pytest.fixture
