@@ -1,0 +1,31 @@
+"""The Grafana dashboard reads metrics and tables that exist."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import infra.metrics as metrics
+from schemas.tables import ddl
+
+DASHBOARD = Path(__file__).resolve().parents[1] / "infra" / "grafana" / "reelscope-dashboard.json"
+
+
+def test_every_panel_queries_something_that_exists() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    exported = {m._name for m in vars(metrics).values() if hasattr(m, "_name")}
+    tables = set(re.findall(r"EXISTS reelscope\.(\w+)", " ".join(ddl("reelscope", 90))))
+    assert dashboard["panels"]
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            if "expr" in target:
+                names = set(re.findall(r"reelscope_\w+", target["expr"]))
+                bases = {re.sub(r"_(bucket|sum|count|total)$", "", n) for n in names}
+                assert bases <= exported | {n.removesuffix("_total") for n in exported}, (
+                    panel["title"],
+                    bases,
+                )
+            else:
+                used = set(re.findall(r"reelscope\.(\w+)", target["rawSql"]))
+                assert used and used <= tables, (panel["title"], used - tables)
