@@ -46,10 +46,15 @@ def port_open(host: str, port: int) -> bool:
         return False
 
 
-def start_broker(port: int, log_path: Path, storage: str = "memory://tansu/") -> subprocess.Popen[bytes]:
-    """Start Tansu on 127.0.0.1:port (its own process session, so it outlives a CLI that exits)."""
+def start_broker(
+    port: int, log_path: Path, storage: str = "memory://tansu/", advertised_port: int | None = None
+) -> subprocess.Popen[bytes]:
+    """Start Tansu on 127.0.0.1:port (its own process session, so it outlives a CLI that exits).
+
+    `advertised_port` makes clients reconnect elsewhere (a proxy in front of it, in tests)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     url = f"tcp://127.0.0.1:{port}"
+    advertised = f"tcp://127.0.0.1:{advertised_port or port}"
     env = {**os.environ, "RUST_LOG": os.environ.get("REELSCOPE_BROKER_LOG", "warn")}
     with log_path.open("ab") as out:
         proc = subprocess.Popen(
@@ -59,7 +64,7 @@ def start_broker(port: int, log_path: Path, storage: str = "memory://tansu/") ->
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
-                url,
+                advertised,
                 "--storage-engine",
                 storage,
             ],

@@ -306,3 +306,39 @@ def test_producer_waits_for_a_processor_that_falls_behind(env_settings: Any, tmp
     assert waited > 2.0
     assert 40 <= stats["consumer_lag_by_group"]["light"] <= 40 + 16 + 32  # bound + in flight + a decode batch
     assert doc["status"] == "complete" and doc["analyzers"]["scene"]["received"] == 250
+
+
+def test_broker_unreachable_mid_run_recovers_without_restart(tmp_path: Path) -> None:
+    """Every connection to the broker is cut for 8 s in the middle of a video (a proxy in front of it stops
+    relaying); no process is restarted; the video completes with every result exactly once."""
+    from tests.conftest import stack_env, stack_running
+    from tests.reliability.proxy import CuttableProxy
+
+    broker_port, proxy_port = free_port(), free_port()
+    broker = start_broker(broker_port, tmp_path / "broker.log", advertised_port=proxy_port)
+    proxy = CuttableProxy(proxy_port, broker_port)
+    proxy.start()
+    env = stack_env(f"127.0.0.1:{proxy_port}", tmp_path / "state", REELSCOPE_ANALYZERS=ANALYZERS)
+    clip = cut_clip(
+        tmp_path / "cut.mp4", cut_frame=400, frames=800, fps=25, size=(320, 180), tone_s=20, silence_s=12
+    )
+    try:
+        with stack_running(env) as settings:
+            asyncio.run(_push(settings, [request_for_path(str(clip), video_id="outage")]))
+            seen = wait_progress(settings, "outage", "scene", 100)
+            proxy.cut()
+            time.sleep(8.0)
+            during = fetch(settings, "/videos/outage")
+            proxy.start()
+            doc = wait_done(settings, "outage", timeout_s=240)
+            logs = " ".join(
+                p.read_text(errors="replace") for p in (settings.state_dir / "logs").glob("*.log")
+            )
+    finally:
+        proxy.stop()
+        broker.kill()
+    counts, _ = stored_counts(settings, "outage")
+    assert seen < 800 and during["status"] != "complete"
+    assert doc["status"] == "complete", doc["analyzers"]
+    assert counts == {name: s["expected"] for name, s in doc["analyzers"].items()}
+    assert "unreachable" in logs or "retrying" in logs or "Unable to" in logs  # it said what was going on
