@@ -58,12 +58,26 @@ def wait_progress(
     raise AssertionError(f"{analyzer} never reached {at_least} results for {video_id}")
 
 
+VISION_AND_DESCRIBE = '["scene", "color", "ocr_text", "faces", "captions"]'
+
+
 @pytest.mark.parametrize("seed", [1, 2])
-@pytest.mark.parametrize("victims", [("group-light-0", "group-audio-0"), ("serve",)])
+@pytest.mark.parametrize(
+    ("victims", "analyzers"),
+    [
+        (("group-light-0", "group-audio-0"), ANALYZERS),
+        (("serve",), ANALYZERS),
+        (("group-vision-0", "group-describe-0"), VISION_AND_DESCRIBE),
+    ],
+    ids=["light+audio", "aggregator+producer", "vision+describe"],
+)
 def test_kill_9_mid_video_loses_and_duplicates_nothing(
-    env_settings: Any, tmp_path: Path, victims: tuple[str, ...], seed: int
+    env_settings: Any, tmp_path: Path, victims: tuple[str, ...], analyzers: str, seed: int
 ) -> None:
-    settings = env_settings(REELSCOPE_ANALYZERS=ANALYZERS)
+    if "faces" in analyzers:
+        pytest.importorskip("facenet_pytorch")
+        pytest.importorskip("rapidocr_onnxruntime")
+    settings = env_settings(REELSCOPE_ANALYZERS=analyzers)
     clip = cut_clip(
         tmp_path / "long.mp4", cut_frame=600, frames=1200, fps=25, size=(320, 180), tone_s=30, silence_s=18
     )
