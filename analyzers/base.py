@@ -24,6 +24,10 @@ from schemas.events import Provenance
 
 InputKind = Literal["frame", "audio", "shot"]
 
+RANDOM_TEST_MARKER = "reelscope_provenance"
+"""A model directory whose config.json carries `"reelscope_provenance": "random-test"` is a tiny random model
+(the tests build them): every analyzer reports its output as `random-test`. The marker can only lower trust."""
+
 
 @dataclass(frozen=True)
 class Sampling:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from analyzers.base import RANDOM_TEST_MARKER
 from schemas.events import Provenance
 
 MAX_DESCRIPTION_CHARS = 2000
@@ -21,7 +22,6 @@ MAX_TEXT_LINES = 6
 MAX_SPEECH_WORDS = 60
 MAX_NOTES_CHARS = 3000
 """Prompt budget for the notes a model summarises (about 800 tokens)."""
-RANDOM_TEST_MARKER = "reelscope_provenance"
 _COMPOSED_HEAD = re.compile(r"^\d+(?:\.\d+)? s (?:(?P<kind>.+?) )?shot: ")
 DESCRIPTION_PROMPT = (
     "Write a description of this short video in two or three sentences, using only these notes.\n"

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from analyzers.base import Analyzer, FrameItem, Item, ItemResult, Sampling
+from analyzers.base import RANDOM_TEST_MARKER, Analyzer, FrameItem, Item, ItemResult, Sampling
 from infra.settings import FacesSettings
 from schemas.events import Provenance
 
@@ -36,7 +36,6 @@ CROP_MARGIN = 0.25
 MAX_TRACK_GAP_FRAMES = 2
 """A track survives this many sampled frames without its face (blinks of the detector, a hand in front)."""
 MAX_TRACKS = 50
-RANDOM_TEST_MARKER = "reelscope_provenance"
 HAAR_CASCADE = "haarcascade_frontalface_alt2.xml"
 HAAR_DIRS = ("/usr/share/opencv4/haarcascades", "/usr/share/opencv/haarcascades")
 """Debian's opencv-data, for OpenCV builds whose wheel does not ship cv2.data (OpenCV 5)."""

@@ -260,6 +260,48 @@ class CaptionSettings(BaseModel):
     description_max_new_tokens: int = Field(default=120, ge=1, le=1024)
 
 
+class AudioModelSettings(BaseModel):
+    """A transformers audio model run on 1 s chunks (speech_emotion, sound_events, speakers)."""
+
+    model: str = ""
+    """Local directory or a model id already in the local Hugging Face cache; empty: the analyzer is off."""
+    device: str = "auto"
+    """`auto`: cuda when available, else cpu; or any torch device string ("cuda:1")."""
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
+    """`auto`: float16 on CUDA, float32 on CPU."""
+    batch_size: int = Field(default=32, ge=1)
+    """Chunks per forward pass; a processor batch is split into pieces of this size."""
+    min_rms_dbfs: float = -50.0
+    """Chunks quieter than this are not run (`silent: true`)."""
+
+
+class AudioClassifierSettings(AudioModelSettings):
+    """Speech emotion (analyzers/audio_classes.py)."""
+
+    top_k: int = Field(default=5, ge=1, le=20)
+    """Labels with scores kept per chunk."""
+    activation: Literal["auto", "softmax", "sigmoid"] = "auto"
+    """`auto`: sigmoid when the model's config says multi_label_classification, else softmax."""
+    min_score: float = 0.3
+    """A label at or above this score is `active` in its chunk."""
+
+
+class SoundEventSettings(AudioClassifierSettings):
+    """Sound events (analyzers/audio_classes.py): multi-label AudioSet taggers, so sigmoid scores."""
+
+    activation: Literal["auto", "softmax", "sigmoid"] = "sigmoid"
+    min_rms_dbfs: float = -70.0
+
+
+class SpeakerSettings(AudioModelSettings):
+    """Speaker embeddings and diarization (analyzers/speakers.py)."""
+
+    distance_threshold: float = Field(default=0.3, gt=0.0, lt=2.0)
+    """Average-linkage cosine distance under which clusters of chunks are one speaker (model-dependent)."""
+    min_speaker_chunks: int = Field(default=2, ge=1)
+    """Clusters with fewer voiced chunks are folded into the nearest larger cluster."""
+
+
 class Settings(BaseSettings):
     """All of reelscope's configuration; see README 'Configuration'."""
 
@@ -282,6 +324,9 @@ class Settings(BaseSettings):
     logos: LogoSettings = Field(default_factory=LogoSettings)
     safety: SafetySettings = Field(default_factory=SafetySettings)
     captions: CaptionSettings = Field(default_factory=CaptionSettings)
+    speech_emotion: AudioClassifierSettings = Field(default_factory=AudioClassifierSettings)
+    sound_events: SoundEventSettings = Field(default_factory=SoundEventSettings)
+    speakers: SpeakerSettings = Field(default_factory=SpeakerSettings)
     analyzers: list[str] = Field(
         default_factory=lambda: ["auto"],
         description="Enabled analyzers by name; `auto`: all whose dependencies are installed (registry.py)",

@@ -36,10 +36,14 @@ def model_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     YOLO("yolo11n.yaml").save(folder / "random-detect.pt")
     YOLO("yolo11n-pose.yaml").save(folder / "random-pose.pt")
     build_random_vlm("qwen2_vl", "tiny", folder / "tiny-qwen2-vl")
+    from tests.test_audio_classes import tiny_ast_model, tiny_emotion_model
+
     return {
         "detect": folder / "random-detect.pt",
         "pose": folder / "random-pose.pt",
         "vlm": folder / "tiny-qwen2-vl",
+        "emotion": tiny_emotion_model(folder / "tiny-emotion"),
+        "ast": tiny_ast_model(folder / "tiny-ast"),
     }
 
 
@@ -47,7 +51,9 @@ def test_random_models_run_in_their_groups_and_say_so(
     env_settings: Any, tmp_path: Path, model_paths: dict[str, Path]
 ) -> None:
     settings = env_settings(
-        REELSCOPE_ANALYZERS='["scene", "color", "objects", "pose", "logos", "captions"]',
+        REELSCOPE_ANALYZERS='["scene", "color", "objects", "pose", "logos", "captions", "speech_emotion", "sound_events"]',
+        REELSCOPE_SPEECH_EMOTION__MODEL=str(model_paths["emotion"]),
+        REELSCOPE_SOUND_EVENTS__MODEL=str(model_paths["ast"]),
         REELSCOPE_OBJECTS__MODEL=str(model_paths["detect"]),
         REELSCOPE_OBJECTS__CONF="0.001",
         REELSCOPE_POSE__MODEL=str(model_paths["pose"]),
@@ -65,7 +71,7 @@ def test_random_models_run_in_their_groups_and_say_so(
         down(settings)
     for doc in docs:
         assert doc["status"] == "complete", doc["analyzers"]
-        for name in ("objects", "pose", "logos", "captions"):
+        for name in ("objects", "pose", "logos", "captions", "speech_emotion", "sound_events"):
             assert doc["analyzers"][name]["provenance"] == "random-test", (name, doc["analyzers"][name])
         assert doc["analyzers"]["objects"]["received"] == 10  # 5 fps over 2 s
         assert [s["start_s"] for s in doc["shots"]] == [0.0, 1.0]  # the cut at frame 25

@@ -1,0 +1,225 @@
+"""Who speaks when: a speaker embedding per voiced 1 s chunk, clustered per video into speakers and turns.
+
+The embedding model is a transformers x-vector / speaker-verification model (`AutoFeatureExtractor` +
+`AutoModelForAudioXVector`), e.g. `microsoft/wavlm-base-plus-sv` (WavLMForXVector, 512 dims), named by a
+local directory or a model id already in the local Hugging Face cache; nothing is configured by default,
+so `auto` leaves the analyzer out. Chunks under the loudness gate are not embedded (`silent: true`).
+
+A payload keeps the embedding's direction quantised to int8 (the vector scaled so its largest component is
+127): cosine distances survive to ~1e-4 and 512 dims stay near 2 KB of JSON.
+
+`video_summary` diarizes from the payloads alone (restart-safe, numpy only, no model): average-linkage
+agglomerative clustering with a cosine distance threshold, clusters of fewer than `min_speaker_chunks`
+chunks folded into the nearest larger one, a lone chunk between two chunks of another speaker relabelled to
+them (1 s x-vectors are noisy; a real one-second interjection is lost with it), speakers named S0, S1 ... by
+first appearance, and turns merged from consecutive chunks of one speaker across at most one silent second.
+The threshold depends on the model and must be calibrated for it; it travels in each payload, so the
+aggregator uses the processor's setting. When channel-split transcription already labels ch0/ch1, those
+labels come from the channels, not from here.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from analyzers.audio_classes import AudioModel, chunk_rms_dbfs, settings_section
+from analyzers.base import Analyzer, AudioItem, Item, ItemResult, Sampling
+from infra.settings import SpeakerSettings
+from schemas.events import Provenance
+
+TURN_GAP_S = 1.0
+"""Consecutive chunks of one speaker separated by at most this much silence are one turn."""
+MAX_TURNS = 500
+
+
+def quantize(vector: np.ndarray) -> list[int]:
+    """The vector's direction as int8 values (largest magnitude 127)."""
+    peak = float(np.max(np.abs(vector))) if vector.size else 0.0
+    if peak == 0.0 or not np.isfinite(peak):
+        return [0] * int(vector.size)
+    return np.rint(vector / peak * 127.0).astype(np.int64).tolist()
+
+
+def average_linkage(x: np.ndarray, threshold: float) -> np.ndarray:
+    """Flat clusters of the rows of x: average-linkage agglomerative clustering on cosine distance, cut at
+    `threshold`. Nearest-neighbour chain with Lance-Williams updates (O(n^2) time and memory); a reciprocal
+    nearest pair farther apart than the threshold can never join anything under it, so both retire."""
+    n = len(x)
+    labels = np.arange(n)
+    if n < 2:
+        return labels
+    unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    dist = np.clip(1.0 - unit @ unit.T, 0.0, 2.0)
+    np.fill_diagonal(dist, np.inf)
+    size = np.ones(n)
+    active = np.ones(n, bool)
+    chain: list[int] = []
+    while active.sum() > 1:
+        if not chain:
+            chain.append(int(np.flatnonzero(active)[0]))
+        a = chain[-1]
+        row = np.where(active, dist[a], np.inf)
+        b = int(np.argmin(row))
+        if len(chain) > 1 and row[chain[-2]] <= row[b]:
+            b = chain[-2]
+        if len(chain) < 2 or b != chain[-2]:
+            chain.append(b)
+            continue
+        chain = chain[:-2]
+        if dist[a, b] > threshold:
+            active[a] = active[b] = False
+            continue
+        merged = (size[a] * dist[a] + size[b] * dist[b]) / (size[a] + size[b])
+        dist[a], dist[:, a] = merged, merged
+        dist[a, a] = np.inf
+        dist[b], dist[:, b] = np.inf, np.inf
+        size[a] += size[b]
+        active[b] = False
+        labels[labels == b] = a
+    return labels
+
+
+def diarize(
+    embeddings: np.ndarray, threshold: float, min_chunks: int = 2, times: Sequence[tuple[float, float]] = ()
+) -> list[int]:
+    """Speaker index per embedding (0, 1, ... by first appearance); see the module docstring."""
+    n = len(embeddings)
+    if n == 0:
+        return []
+    x = embeddings.astype(np.float64)
+    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    labels = average_linkage(x, threshold)
+    counts = Counter(labels.tolist())
+    big = [c for c, k in counts.items() if k >= min_chunks]
+    if big:
+        centroids = {c: x[labels == c].mean(axis=0) for c in big}
+        for c, k in counts.items():
+            if k < min_chunks:
+                centre = x[labels == c].mean(axis=0)
+                labels[labels == c] = max(big, key=lambda b: float(centroids[b] @ centre))
+    if times:
+        labels = _relabel_islands(labels, times)
+    order: dict[int, int] = {}
+    for c in labels.tolist():
+        order.setdefault(c, len(order))
+    return [order[c] for c in labels.tolist()]
+
+
+def _relabel_islands(labels: np.ndarray, times: Sequence[tuple[float, float]]) -> np.ndarray:
+    """A single chunk whose adjacent neighbours on both sides share another label takes their label."""
+    out = labels.copy()
+    for i in range(1, len(labels) - 1):
+        touching = times[i][0] - times[i - 1][1] < 1e-3 and times[i + 1][0] - times[i][1] < 1e-3
+        if touching and labels[i - 1] == labels[i + 1] != labels[i]:
+            out[i] = labels[i - 1]
+    return out
+
+
+def speaker_turns(results: list[ItemResult]) -> tuple[list[ItemResult], list[str]]:
+    """The voiced results (with embeddings) of one video and their speaker labels S0, S1, ..."""
+    voiced = [r for r in results if r.payload.get("embedding")]
+    if not voiced:
+        return [], []
+    threshold = float(voiced[0].payload.get("threshold", SpeakerSettings().distance_threshold))
+    min_chunks = int(voiced[0].payload.get("min_chunks", 2))
+    x = np.asarray([r.payload["embedding"] for r in voiced], dtype=np.float64)
+    labels = diarize(x, threshold, min_chunks, [(r.start_s, r.end_s) for r in voiced])
+    return voiced, [f"S{k}" for k in labels]
+
+
+def merge_turns(voiced: list[ItemResult], speakers: list[str]) -> list[dict[str, Any]]:
+    turns: list[dict[str, Any]] = []
+    for r, speaker in zip(voiced, speakers, strict=True):
+        if turns and turns[-1]["speaker"] == speaker and r.start_s - turns[-1]["end_s"] <= TURN_GAP_S + 1e-3:
+            turns[-1]["end_s"] = round(r.end_s, 3)
+        else:
+            turns.append({"speaker": speaker, "start_s": round(r.start_s, 3), "end_s": round(r.end_s, 3)})
+    return turns
+
+
+class SpeakersAnalyzer(Analyzer):
+    """Speaker embedding per voiced mix chunk; speakers and turns per video."""
+
+    name = "speakers"
+    input = "audio"
+    group = "audio"
+    sampling = Sampling(fps=None, audio_channels="mix")
+    requires = ("transformers", "torch")
+    stateful = False
+    model_name = "not configured"
+    provenance: Provenance = "configured"
+
+    def __init__(self, settings: Any = None, options: SpeakerSettings | None = None) -> None:
+        super().__init__(settings)
+        self.options = options or settings_section(settings, "speakers", SpeakerSettings())
+        self._model = AudioModel("speakers", self.options, "xvector")
+
+    @classmethod
+    def configured(cls, settings: Any) -> bool:
+        return bool(settings_section(settings, "speakers", SpeakerSettings()).model)
+
+    def describe_model(self) -> tuple[str, Provenance]:
+        if not self.options.model:
+            return self.model_name, self.provenance
+        return self.options.model, self._model.provenance
+
+    def load(self) -> None:
+        self._model.load()
+
+    def analyze(self, items: Sequence[Item]) -> list[dict[str, Any]]:
+        if not self._model.loaded:
+            raise RuntimeError("speakers: load() was not called")
+        payloads: list[dict[str, Any]] = []
+        todo: list[tuple[dict[str, Any], AudioItem]] = []
+        for item in map(self._model.check, items):
+            level = chunk_rms_dbfs(item.samples)
+            payload: dict[str, Any] = {"silent": level < self.options.min_rms_dbfs, "rms_dbfs": level}
+            payloads.append(payload)
+            if not payload["silent"]:
+                todo.append((payload, item))
+        if todo:
+            embeddings = self._model.run([item.samples for _, item in todo])
+            for (payload, _), vector in zip(todo, embeddings, strict=True):
+                payload["embedding"] = quantize(vector)
+                payload["threshold"] = self.options.distance_threshold
+                payload["min_chunks"] = self.options.min_speaker_chunks
+        return payloads
+
+    @classmethod
+    def timeline_results(cls, results: list[ItemResult], segment_s: float) -> list[ItemResult]:
+        """Voiced chunks with their speaker label in place of the embedding."""
+        voiced, speakers = speaker_turns(results)
+        return [
+            ItemResult(r.item_key, r.start_s, r.end_s, {"speaker": s})
+            for r, s in zip(voiced, speakers, strict=True)
+        ]
+
+    @classmethod
+    def segment_fields(cls, payloads: list[dict[str, Any]]) -> dict[str, Any]:
+        labels = Counter(p["speaker"] for p in payloads if p.get("speaker"))
+        return {"speaker": labels.most_common(1)[0][0]} if labels else {}
+
+    @classmethod
+    def video_summary(cls, results: list[ItemResult]) -> dict[str, Any] | None:
+        if not results:
+            return None
+        voiced, speakers = speaker_turns(results)
+        turns = merge_turns(voiced, speakers)
+        seconds: Counter[str] = Counter()
+        for r, speaker in zip(voiced, speakers, strict=True):
+            seconds[speaker] += r.end_s - r.start_s
+        return {
+            "speaker_count": len(seconds),
+            "speakers": [
+                {"speaker": s, "seconds": round(seconds[s], 3)}
+                for s in sorted(seconds, key=lambda s: int(s[1:]))
+            ],
+            "turns": turns[:MAX_TURNS],
+            "turn_count": len(turns),
+            "voiced_chunks": len(voiced),
+            "distance_threshold": voiced[0].payload.get("threshold") if voiced else None,
+        }
