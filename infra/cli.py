@@ -140,10 +140,20 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
         f"{media.get('width')}x{media.get('height')}, video={media.get('video_codec')}, "
         f"audio={media.get('audio_codec')}"
     )
+    if doc.get("description"):
+        d = doc["description"]
+        lines.append(f"  description [{d['provenance']}]: {d['description'][:400]}")
     cuts = ", ".join(f"{c['time_s']:.2f}s" for c in doc.get("cuts", [])) or "none"
     lines.append(f"  shots {len(doc['shots'])}; hard cuts: {cuts}")
     for t in doc.get("transitions", []):
         lines.append(f"  transition {t['kind']} {t['start_s']:.2f}-{t['end_s']:.2f} s")
+    for e in doc.get("text_events", [])[:8]:
+        lines.append(f"  on screen {e['start_s']:.1f}-{e['end_s']:.1f} s: {e['text'][:80]}")
+    about = doc.get("about") or {}
+    if about.get("topics") or about.get("keywords"):
+        topics = ", ".join(t["label"] for t in about.get("topics", []))
+        keywords = ", ".join(k["text"] for k in about.get("keywords", [])[:6])
+        lines.append(f"  about: topics {topics or '-'}; keywords {keywords or '-'}")
     loud = doc.get("summaries", {}).get("loudness")
     if loud:
         spans = ", ".join(f"{s['start_s']:.1f}-{s['end_s']:.1f}s" for s in loud["silences"]) or "none"
