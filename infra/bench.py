@@ -242,6 +242,13 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
             }
             if processes == 1:
                 results["result_latency"] = latency_quantiles(stack_settings)
+            if processes == 1 and args.large:
+                large = make_clip(work / "clip_1080x1920.mp4", 60.0, (1080, 1920))
+                big = pipeline([large], stack_settings)
+                results["pipeline_1_large_60s_1080x1920"] = {
+                    **big,
+                    "time_factor": round(big["seconds"] / 60.0, 4),
+                }
         finally:
             down(stack_settings)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
