@@ -127,6 +127,22 @@ class AudioModel:
     def sample_rate(self) -> int:
         return int(self._extractor.sampling_rate)
 
+    def run_voiced(
+        self, items: Sequence[Item], min_rms_dbfs: float
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], np.ndarray | None]:
+        """A `{silent, rms_dbfs}` payload per item, the payloads of the voiced ones, and the model's output
+        rows for those (None when every chunk was silent): quiet chunks never reach the model."""
+        payloads: list[dict[str, Any]] = []
+        voiced: list[tuple[dict[str, Any], AudioItem]] = []
+        for item in map(self.check, items):
+            level = chunk_rms_dbfs(item.samples)
+            payload: dict[str, Any] = {"silent": level < min_rms_dbfs, "rms_dbfs": level}
+            payloads.append(payload)
+            if not payload["silent"]:
+                voiced.append((payload, item))
+        outputs = self.run([item.samples for _, item in voiced]) if voiced else None
+        return payloads, [p for p, _ in voiced], outputs
+
     def run(self, waves: Sequence[np.ndarray]) -> np.ndarray:
         """Logits (classification) or embeddings (x-vector), float32, one row per waveform; the waveforms
         are at the model's sample rate (see `check`)."""
@@ -218,17 +234,9 @@ class _AudioClassAnalyzer(Analyzer):
     def analyze(self, items: Sequence[Item]) -> list[dict[str, Any]]:
         if not self._model.loaded:
             raise RuntimeError(f"{self.name}: load() was not called")
-        payloads: list[dict[str, Any]] = []
-        todo: list[tuple[dict[str, Any], AudioItem]] = []
-        for item in map(self._model.check, items):
-            level = chunk_rms_dbfs(item.samples)
-            payload: dict[str, Any] = {"silent": level < self.options.min_rms_dbfs, "rms_dbfs": level}
-            payloads.append(payload)
-            if not payload["silent"]:
-                todo.append((payload, item))
-        if todo:
-            logits = self._model.run([item.samples for _, item in todo])
-            for (payload, _), row in zip(todo, scores_from_logits(logits, self._activation), strict=True):
+        payloads, voiced, logits = self._model.run_voiced(items, self.options.min_rms_dbfs)
+        if logits is not None:
+            for payload, row in zip(voiced, scores_from_logits(logits, self._activation), strict=True):
                 payload.update(self._labelled(row))
         return payloads
 

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from analyzers.audio_classes import AudioModel, chunk_rms_dbfs, settings_section
-from analyzers.base import Analyzer, AudioItem, Item, ItemResult, Sampling
+from analyzers.audio_classes import AudioModel, settings_section
+from analyzers.base import Analyzer, Item, ItemResult, Sampling
 from infra.settings import SpeakerSettings
 from schemas.events import Provenance
 
@@ -173,17 +173,9 @@ class SpeakersAnalyzer(Analyzer):
     def analyze(self, items: Sequence[Item]) -> list[dict[str, Any]]:
         if not self._model.loaded:
             raise RuntimeError("speakers: load() was not called")
-        payloads: list[dict[str, Any]] = []
-        todo: list[tuple[dict[str, Any], AudioItem]] = []
-        for item in map(self._model.check, items):
-            level = chunk_rms_dbfs(item.samples)
-            payload: dict[str, Any] = {"silent": level < self.options.min_rms_dbfs, "rms_dbfs": level}
-            payloads.append(payload)
-            if not payload["silent"]:
-                todo.append((payload, item))
-        if todo:
-            embeddings = self._model.run([item.samples for _, item in todo])
-            for (payload, _), vector in zip(todo, embeddings, strict=True):
+        payloads, voiced, embeddings = self._model.run_voiced(items, self.options.min_rms_dbfs)
+        if embeddings is not None:
+            for payload, vector in zip(voiced, embeddings, strict=True):
                 payload["embedding"] = quantize(vector)
                 payload["threshold"] = self.options.distance_threshold
                 payload["min_chunks"] = self.options.min_speaker_chunks
