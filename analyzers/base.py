@@ -13,6 +13,7 @@ cheaply.
 from __future__ import annotations
 
 import importlib.util
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,15 @@ InputKind = Literal["frame", "audio", "shot"]
 RANDOM_TEST_MARKER = "reelscope_provenance"
 """A model directory whose config.json carries `"reelscope_provenance": "random-test"` is a tiny random model
 (the tests build them): every analyzer reports its output as `random-test`. The marker can only lower trust."""
+
+
+def cpu_threads() -> int:
+    """The thread budget this process was given (OMP_NUM_THREADS, set per processor group by `reelscope up`),
+    for libraries that size their own pools (onnxruntime sessions); 0 when unset (the library decides)."""
+    try:
+        return max(0, int(os.environ.get("OMP_NUM_THREADS", "0")))
+    except ValueError:
+        return 0
 
 
 @dataclass(frozen=True)

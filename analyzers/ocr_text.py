@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from analyzers.base import Analyzer, FrameItem, Item, ItemResult, Sampling
+from analyzers.base import Analyzer, FrameItem, Item, ItemResult, Sampling, cpu_threads
 
 MIN_LINE_CONFIDENCE = 0.5
 """RapidOCR's own default recognition score floor: below it lines are mostly hallucinated glyphs."""
@@ -217,7 +217,10 @@ class OcrTextAnalyzer(Analyzer):
         # Detect at the frame's own size: the default ("min" side 736) upsamples a 960x540 frame to
         # 1308x736, 40 % slower for no gain on caption-sized text.
         side = self.sampling.max_side
-        self._engine = RapidOCR(det_limit_type="max", det_limit_side_len=side, text_score=MIN_LINE_CONFIDENCE)
+        threads = {"intra_op_num_threads": cpu_threads()} if cpu_threads() else {}
+        self._engine = RapidOCR(
+            det_limit_type="max", det_limit_side_len=side, text_score=MIN_LINE_CONFIDENCE, **threads
+        )
 
     def analyze(self, items: Sequence[Item]) -> list[dict[str, Any]]:
         if self._engine is None:

@@ -14,7 +14,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from analyzers.base import Analyzer, FrameItem, Item, ItemResult, Sampling
+from analyzers.base import Analyzer, FrameItem, Item, ItemResult, Sampling, cpu_threads
 from infra.settings import SafetySettings
 
 EXPLICIT_LABELS = frozenset(
@@ -65,11 +65,19 @@ class SafetyAnalyzer(Analyzer):
         import onnxruntime
 
         detector = nudenet.NudeDetector()
-        if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-            # NudeDetector ignores its providers argument: rebuild its session on the GPU
+        on_gpu = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+        if on_gpu or cpu_threads():
+            # NudeDetector ignores its providers argument and sizes its own thread pool: rebuild its session
+            # on the GPU, or within this process's thread budget
+            options = onnxruntime.SessionOptions()
+            if cpu_threads():
+                options.intra_op_num_threads = cpu_threads()
             detector.onnx_session = onnxruntime.InferenceSession(
                 str(Path(nudenet.__file__).parent / "320n.onnx"),
-                providers=["CUDAExecutionProvider", "CPUExecutionProvider"],
+                sess_options=options,
+                providers=["CUDAExecutionProvider", "CPUExecutionProvider"]
+                if on_gpu
+                else ["CPUExecutionProvider"],
             )
         self._detector = detector
 

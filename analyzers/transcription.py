@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from analyzers.base import Analyzer, AudioItem, Item, ItemResult, Sampling
+from analyzers.base import Analyzer, AudioItem, Item, ItemResult, Sampling, cpu_threads
 from analyzers.speech_delivery import delivery_stats, normalize_word
 from infra.settings import TranscriptionSettings
 from schemas.events import Provenance
@@ -140,7 +140,7 @@ class TranscriptionAnalyzer(Analyzer):
             name_or_path,
             device=self.config.device,
             compute_type=compute_type,
-            cpu_threads=self.config.cpu_threads,
+            cpu_threads=self.config.cpu_threads or cpu_threads(),
         )
 
     @property

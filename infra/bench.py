@@ -26,6 +26,7 @@ from typing import Any
 
 import av
 
+from analyzers.base import ShotItem
 from analyzers.registry import enabled_analyzers
 from infra.sample_media import cut_clip
 from infra.settings import Settings
@@ -33,6 +34,7 @@ from producers.events import VideoEventSource
 from schemas.events import AudioChunk, Frame, VideoFinished
 from sinks import reconstruction
 from stream_processors.runtime import item_key, item_span, to_item
+from stream_processors.shots import pick
 
 
 def make_clip(path: Path, seconds: float, size: tuple[int, int], fps: int = 30) -> Path:
@@ -75,12 +77,16 @@ def in_process(path: Path, settings: Settings) -> dict[str, Any]:
     per_analyzer_n: dict[str, int] = defaultdict(int)
     rows: list[dict[str, Any]] = []
     pending: list[Frame | AudioChunk] = []
+    shot_frames: list[Frame] = []
     events = source.events()
     info: dict[str, Any] = {}
 
     def flush() -> None:
         items = {id(ev): to_item(ev) for ev in pending}
         for name, analyzer in analyzers.items():
+            if analyzer.input == "shot":
+                shot_frames.extend(ev for ev in pending if name in ev.targets and isinstance(ev, Frame))
+                continue
             mine = [ev for ev in pending if name in ev.targets]
             if not mine:
                 continue
@@ -120,6 +126,42 @@ def in_process(path: Path, settings: Settings) -> dict[str, Any]:
             info["expected"] = json.dumps(event.expected)
     flush()
     video = {**info, "video_id": "bench", "warnings": []}
+    shot_analyzers = {n: a for n, a in analyzers.items() if a.input == "shot"}
+    if shot_analyzers:  # the describe phase, as the aggregator and the shot processor do it
+        doc = reconstruction.build(video, rows, classes, settings.aggregator.segment_s, None, False)
+        for name, analyzer in shot_analyzers.items():
+            k = getattr(analyzer, "frames_per_shot", 4)
+            shots = []
+            for shot in doc["shots"]:
+                chosen = pick(shot_frames, shot["start_s"], shot["end_s"], k)
+                shots.append(
+                    ShotItem(
+                        "bench",
+                        shot["index"],
+                        shot["start_s"],
+                        shot["end_s"],
+                        tuple(to_item(f).image for f in chosen),  # type: ignore[union-attr]
+                        tuple(f.pts_s for f in chosen),
+                        reconstruction.shot_context(doc, shot),
+                    )
+                )
+            t = time.perf_counter()
+            payloads = analyzer.analyze(shots)
+            per_analyzer_s[name] += time.perf_counter() - t
+            per_analyzer_n[name] += len(shots)
+            rows.extend(
+                {
+                    "analyzer": name,
+                    "item_key": f"s{item.index:04d}",
+                    "model": "m",
+                    "provenance": "composed",
+                    "start_s": item.start_s,
+                    "end_s": item.end_s,
+                    "payload": json.dumps(p),
+                    "error": "",
+                }
+                for item, p in zip(shots, payloads, strict=True)
+            )
     reconstruction.build(video, rows, classes, settings.aggregator.segment_s)
     total = time.perf_counter() - t0
     return {

@@ -260,6 +260,13 @@ def cmd_process(settings: Settings, args: argparse.Namespace) -> int:
 
     _setup_logging(settings)
     name = args.name or f"group-{args.group}-{os.getpid()}"
+    if threads := os.environ.get("REELSCOPE_TORCH_THREADS"):
+        try:
+            import torch
+
+            torch.set_num_threads(int(threads))
+        except ImportError:
+            pass
 
     async def main() -> None:
         serve_metrics(settings.metrics_port)

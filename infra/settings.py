@@ -334,6 +334,9 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 18080
     api_token: SecretStr | None = None
+    threads_per_process: int = 0
+    """CPU threads each processor group may use for its models (OpenMP, BLAS, onnxruntime, torch); 0 shares
+    the machine's cores among the groups `reelscope up` starts, so they do not oversubscribe it."""
     group_devices: dict[str, str] = Field(default_factory=dict)
     """Pin processor groups to GPUs, e.g. {"vision": "0", "describe": "1"}: `reelscope up` starts each
     group's processes with CUDA_VISIBLE_DEVICES set to it."""

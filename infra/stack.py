@@ -29,6 +29,11 @@ class StackInfo:
     api_url: str
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "REELSCOPE_TORCH_THREADS")
+"""How a processor's thread budget reaches OpenMP/BLAS (onnxruntime and CTranslate2 follow OMP_NUM_THREADS)
+and torch (set in `reelscope process`)."""
+
+
 def run_dir(settings: Settings) -> Path:
     path = settings.state_dir / "run"
     path.mkdir(parents=True, exist_ok=True)
@@ -75,6 +80,11 @@ def spawn(settings: Settings, name: str, args: list[str]) -> int:
     env = os.environ.copy()
     if args[0] == "process":
         group = args[args.index("--group") + 1]
+        threads = settings.threads_per_process or max(
+            1, (os.cpu_count() or 1) // len(groups(settings.analyzers, settings))
+        )
+        for variable in THREAD_VARIABLES:
+            env.setdefault(variable, str(threads))
         if group in settings.group_devices:
             env["CUDA_VISIBLE_DEVICES"] = settings.group_devices[group]
         port = free_port()
