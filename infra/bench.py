@@ -53,9 +53,10 @@ def make_clip(path: Path, seconds: float, size: tuple[int, int], fps: int = 30) 
 
 
 def raw_decode_s(path: Path) -> float:
+    """Seconds to decode every frame (or, for audio-only files, every audio frame) with plain PyAV."""
     t0 = time.perf_counter()
     with av.open(str(path)) as container:
-        stream = container.streams.video[0]
+        stream = container.streams.video[0] if container.streams.video else container.streams.audio[0]
         stream.thread_type = "AUTO"
         for _ in container.decode(stream):
             pass
@@ -249,14 +250,21 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="reelscope-bench-"))
     seconds = args.duration
-    clip = make_clip(work / "clip_720x1280.mp4", seconds, (720, 1280))
+    if args.clip:
+        clip = Path(args.clip).resolve()
+        with av.open(str(clip)) as container:
+            seconds = float(container.duration or 0) / av.time_base
+    else:
+        clip = make_clip(work / "clip_720x1280.mp4", seconds, (720, 1280))
     results: dict[str, Any] = {
         "command": "reelscope bench "
         + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("fn", "command")
         ),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "clip": f"{seconds:.0f} s 720x1280 30 fps, H.264 + AAC",
+        "clip": f"{clip.name}, {seconds:.1f} s"
+        if args.clip
+        else f"{seconds:.0f} s 720x1280 30 fps, H.264 + AAC",
         "analyzers": sorted(enabled_analyzers(settings.analyzers, settings)),
     }
     raw = raw_decode_s(clip)
