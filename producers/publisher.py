@@ -93,6 +93,11 @@ async def publish_events(
     Returns the last event (finished or failed)."""
     in_flight: list[asyncio.Future] = []
     last: Event | None = None
+    # the lag is checked before the first event and every few batches, so many short videos are throttled
+    # as well as one long one
+    check_every = min(settings.producer.max_in_flight, 4 * _BATCH)
+    if lag is not None:
+        await lag.wait_below(settings.producer.max_lag_events)
 
     def next_batch() -> list[Event]:
         return [e for _, e in zip(range(_BATCH), events, strict=False)]
@@ -103,7 +108,7 @@ async def publish_events(
                 await producer.send(topic_for(event, settings), encode(event), key=event.video_id.encode())
             )
             last = event
-        if len(in_flight) >= settings.producer.max_in_flight:
+        if len(in_flight) >= check_every:
             await _acknowledged(in_flight, lag)
             if lag is not None:
                 await lag.wait_below(settings.producer.max_lag_events)
