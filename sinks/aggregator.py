@@ -40,6 +40,7 @@ from schemas.events import (
     decode,
 )
 from sinks import reconstruction
+from sinks.about import embedding_model
 from sinks.store import Store, now, utc
 from stream_processors.transport import (
     DeadLetters,
@@ -143,6 +144,8 @@ class Aggregator:
 
     async def run(self) -> None:
         await self.store.call(self.store.create_tables)
+        # the keyword/topic embedding model loads once, in the background, not during the first video
+        warm_up = asyncio.create_task(asyncio.to_thread(embedding_model))
         producer = make_producer(self.settings)
         consumer = make_consumer(
             self.settings,
@@ -172,6 +175,7 @@ class Aggregator:
                 )
             finally:
                 checker.cancel()
+                warm_up.cancel()
                 await consumer.stop()
         finally:
             await producer.stop()
