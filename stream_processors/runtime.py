@@ -187,9 +187,9 @@ class GroupProcessor:
             if self.stateful and not self.streams.admit(record, event):  # type: ignore[arg-type]
                 continue
             events.append((record, event))  # type: ignore[arg-type]
-        results = await asyncio.to_thread(self.analyze_batch, events)
+        results, failed = await asyncio.to_thread(self.analyze_batch, events)
         await send_all(self.producer, [(self.settings.topics.results, r) for r in results])
-        for record, reason in self.failed_items:
+        for record, reason in failed:
             await self.dead_letters.publish(record, reason)
         acked = time.time()
         for record, _ in events:
@@ -202,9 +202,12 @@ class GroupProcessor:
             self.streams.advance(record, event)
         return self.streams.watermarks(self.settings.aggregator.completion_timeout_s)
 
-    def analyze_batch(self, events: list[tuple[ConsumerRecord, Frame | AudioChunk]]) -> list[AnalyzerResult]:
-        """Run each analyzer on the items that sampled it; runs in a worker thread."""
-        self.failed_items: list[tuple[ConsumerRecord, str]] = []
+    def analyze_batch(
+        self, events: list[tuple[ConsumerRecord, Frame | AudioChunk]]
+    ) -> tuple[list[AnalyzerResult], list[tuple[ConsumerRecord, str]]]:
+        """Run each analyzer on the items that sampled it (in a worker thread): the results, and the input
+        records an analyzer gave up on, with the reason, for the dead-letter topic."""
+        failed: list[tuple[ConsumerRecord, str]] = []
         items = {id(ev): to_item(ev) for _, ev in events if set(ev.targets) & self.analyzers.keys()}
         results: list[AnalyzerResult] = []
         for name, analyzer in self.analyzers.items():
@@ -217,7 +220,7 @@ class GroupProcessor:
             model, provenance = analyzer.describe_model()
             for (record, ev), (payload, error) in zip(mine, payloads, strict=True):
                 if error:
-                    self.failed_items.append((record, error))
+                    failed.append((record, error))
                 start, end = item_span(ev)
                 results.append(
                     AnalyzerResult(
@@ -233,7 +236,7 @@ class GroupProcessor:
                         produced_at=time.time(),
                     )
                 )
-        return results
+        return results, failed
 
     def analyze_with_retries(
         self, analyzer: Analyzer, batch: list[Item]
