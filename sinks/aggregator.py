@@ -353,7 +353,12 @@ class Aggregator:
         parts = [
             (
                 topics.part(p),
-                VideoPart(video_id=video_id, part=p, status=doc["status"], document=json.dumps(doc[p])),
+                VideoPart(
+                    video_id=video_id,
+                    part=p,
+                    status=doc["status"],
+                    document=reconstruction.part_for_event(doc, p, self.settings.kafka.max_event_bytes),
+                ),
             )
             for p in topics.PARTS
             if doc.get(p)
@@ -363,7 +368,11 @@ class Aggregator:
             [
                 (
                     topics.reconstructions,
-                    Reconstruction(video_id=video_id, status=doc["status"], document=document),
+                    Reconstruction(
+                        video_id=video_id,
+                        status=doc["status"],
+                        document=reconstruction.for_event(doc, self.settings.kafka.max_event_bytes),
+                    ),
                 ),
                 *parts,
             ],

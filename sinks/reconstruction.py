@@ -257,3 +257,32 @@ def shot_context(doc: dict[str, Any], shot: dict[str, Any]) -> dict[str, Any]:
     if brightness:
         context["brightness"] = round(sum(brightness) / len(brightness), 3)
     return context
+
+
+def for_event(doc: dict[str, Any], limit_bytes: int) -> str:
+    """The document as JSON for the reconstructions topic, kept under the broker's message limit: shot
+    thumbnails go first, then the per-second segments (both stay in ClickHouse and the API); what was left
+    out is named in `omitted`."""
+    document = json.dumps(doc, separators=(",", ":"))
+    if len(document) <= limit_bytes:
+        return document
+    slim = {
+        **doc,
+        "shots": [{k: v for k, v in shot.items() if k != "thumbnail"} for shot in doc["shots"]],
+        "omitted": ["shots[].thumbnail"],
+    }
+    document = json.dumps(slim, separators=(",", ":"))
+    if len(document) <= limit_bytes:
+        return document
+    slim = {**slim, "segments": [], "omitted": ["shots[].thumbnail", "segments"]}
+    return json.dumps(slim, separators=(",", ":"))
+
+
+def part_for_event(doc: dict[str, Any], part: str, limit_bytes: int) -> str:
+    """One part of the document as JSON for its topic; shots lose their thumbnails if they would not fit."""
+    document = json.dumps(doc[part], separators=(",", ":"))
+    if part == "shots" and len(document) > limit_bytes:
+        document = json.dumps(
+            [{k: v for k, v in shot.items() if k != "thumbnail"} for shot in doc[part]], separators=(",", ":")
+        )
+    return document
