@@ -18,6 +18,7 @@ from typing import Any
 from aiokafka import ConsumerRecord, TopicPartition
 
 from analyzers.base import Analyzer, ShotItem
+from infra.metrics import RESULT_LATENCY, RESULTS_OUT
 from infra.settings import Settings
 from schemas.events import AnalyzerResult, Frame, SchemaError, ShotsReady, decode
 from stream_processors.runtime import GroupProcessor, to_item
@@ -43,6 +44,8 @@ class Pending:
     event: ShotsReady
     tp: TopicPartition
     offset: int
+    published: float
+    """The shots event's broker timestamp (s): the group's latency runs from it to the captions' ack."""
     since: float = field(default_factory=time.monotonic)
 
 
@@ -76,7 +79,7 @@ class ShotProcessor(GroupProcessor):
                 await self.dead_letters.publish(record, str(exc))
                 continue
             if isinstance(event, ShotsReady):
-                self.pending[event.video_id] = Pending(event, tp, record.offset)
+                self.pending[event.video_id] = Pending(event, tp, record.offset, record.timestamp / 1000)
                 continue
             assert isinstance(event, Frame)
             if event.first:
@@ -93,7 +96,11 @@ class ShotProcessor(GroupProcessor):
         if ready:
             results = await asyncio.to_thread(self.caption, [p.event for p in ready])
             await send_all(self.producer, [(self.settings.topics.results, r) for r in results])
+            acked = time.time()
+            for result in results:
+                RESULTS_OUT.labels(self.group, result.analyzer).inc()
             for p in ready:
+                RESULT_LATENCY.labels(self.group).observe(max(0.0, acked - p.published))
                 self.pending.pop(p.event.video_id, None)
                 self.videos.pop(p.event.video_id, None)
                 self.begun.discard(p.event.video_id)

@@ -217,3 +217,5 @@ def test_every_process_exports_prometheus_metrics(running_stack: Settings, tmp_p
     assert {"group-light-0", "group-audio-0"} <= groups.keys()
     assert 'reelscope_results_out_total{analyzer="scene",group="light"}' in groups["group-light-0"]
     assert "reelscope_result_latency_seconds_bucket" in groups["group-audio-0"]
+    assert 'reelscope_results_out_total{analyzer="captions",group="describe"}' in groups["group-describe-0"]
+    assert 'reelscope_result_latency_seconds_count{group="describe"}' in groups["group-describe-0"]
