@@ -32,11 +32,10 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel
-
-from analyzers.base import RANDOM_TEST_MARKER, Analyzer, AudioItem, Item, ItemResult, Sampling
-from analyzers.loudness import to_dbfs
-from infra.settings import AudioClassifierSettings, AudioModelSettings, SoundEventSettings
-from schemas.events import Provenance
+from reelscope.analyzers.base import RANDOM_TEST_MARKER, Analyzer, AudioItem, Item, ItemResult, Sampling
+from reelscope.analyzers.loudness import to_dbfs
+from reelscope.infra.core.settings import AudioClassifierSettings, AudioModelSettings, SoundEventSettings
+from reelscope.schemas.events import Provenance
 
 MIN_SAMPLES = 1_600
 """Chunks shorter than 0.1 s are zero-padded to it: wav2vec2-style encoders need 400 samples at least."""

@@ -38,9 +38,8 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-
-from analyzers.base import Analyzer, AudioItem, Item, ItemResult, Sampling
-from analyzers.loudness import SILENCE_DBFS
+from reelscope.analyzers.base import Analyzer, AudioItem, Item, ItemResult, Sampling
+from reelscope.analyzers.loudness import SILENCE_DBFS
 
 SAMPLE_RATE = 16_000
 SUB_BLOCK = 1_600

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-
-from schemas.events import Provenance
+from reelscope.schemas.events import Provenance
 
 InputKind = Literal["frame", "audio", "shot"]
 

@@ -21,8 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-
-from analyzers.base import Analyzer, FrameItem, Item, ItemResult, Sampling
+from reelscope.analyzers.base import Analyzer, FrameItem, Item, ItemResult, Sampling
 
 _THUMB_SIDE = 128  # longest side of the stored thumbnail, pixels
 _JPEG_QUALITIES = (90, 75, 60, 45)  # tried in turn until the thumbnail fits _MAX_THUMB_CHARS

@@ -38,9 +38,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-
-from analyzers.base import Analyzer, Item, ItemResult, Sampling, ShotItem
-from analyzers.describe import (
+from reelscope.analyzers.base import Analyzer, Item, ItemResult, Sampling, ShotItem
+from reelscope.analyzers.describe import (
     MAX_DESCRIPTION_CHARS,
     RANDOM_TEST_MARKER,
     TextModel,
@@ -48,8 +47,8 @@ from analyzers.describe import (
     describe,
     stop_ids,
 )
-from infra.settings import CaptionSettings
-from schemas.events import Provenance
+from reelscope.infra.core.settings import CaptionSettings
+from reelscope.schemas.events import Provenance
 
 log = logging.getLogger(__name__)
 

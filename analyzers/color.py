@@ -6,8 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
-from analyzers.base import Analyzer, FrameItem, Item, Sampling, mean_numeric
+from reelscope.analyzers.base import Analyzer, FrameItem, Item, Sampling, mean_numeric
 
 _PALETTE_SIZE = 5
 _LEVELS = 8  # quantisation levels per channel for the palette histogram

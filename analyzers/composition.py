@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
-from analyzers.base import Analyzer, FrameItem, Item, ItemResult, Sampling, mean_numeric
+from reelscope.analyzers.base import Analyzer, FrameItem, Item, ItemResult, Sampling, mean_numeric
 
 _SALIENCY_SIDE = 64  # saliency works on a 64-px image: the subject's place, not its outline
 _SALIENCY_BLUR = 1.0  # Gaussian sigma before comparing with the mean colour, pixels at 64 px

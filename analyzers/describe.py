@@ -13,8 +13,8 @@ import re
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from analyzers.base import RANDOM_TEST_MARKER
-from schemas.events import Provenance
+from reelscope.analyzers.base import RANDOM_TEST_MARKER
+from reelscope.schemas.events import Provenance
 
 MAX_DESCRIPTION_CHARS = 2000
 MAX_SHOTS_LISTED = 12

@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from analyzers.base import RANDOM_TEST_MARKER, Analyzer, FrameItem, Item, ItemResult, Sampling
-from infra.settings import FacesSettings
-from schemas.events import Provenance
+from reelscope.analyzers.base import RANDOM_TEST_MARKER, Analyzer, FrameItem, Item, ItemResult, Sampling
+from reelscope.infra.core.settings import FacesSettings
+from reelscope.schemas.events import Provenance
 
 ATTRIBUTES = ("age", "emotion")
 CLOSE_UP_SHARE = 0.10

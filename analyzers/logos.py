@@ -4,9 +4,9 @@ leaves it out until `REELSCOPE_LOGOS__MODEL` points at one; its tracks come from
 
 from __future__ import annotations
 
-from analyzers.base import Sampling
-from analyzers.objects import ObjectsAnalyzer
-from infra.settings import LogoSettings
+from reelscope.analyzers.base import Sampling
+from reelscope.analyzers.objects import ObjectsAnalyzer
+from reelscope.infra.core.settings import LogoSettings
 
 
 class LogosAnalyzer(ObjectsAnalyzer):

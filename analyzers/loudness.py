@@ -6,8 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
-from analyzers.base import Analyzer, AudioItem, Item, ItemResult, Sampling
+from reelscope.analyzers.base import Analyzer, AudioItem, Item, ItemResult, Sampling
 
 SILENCE_DBFS = -50.0
 _FLOOR_DBFS = -120.0

@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-
-from analyzers.base import Analyzer, FrameItem, Item, ItemResult, Sampling
-from infra.settings import YoloSettings
-from schemas.events import Provenance
+from reelscope.analyzers.base import Analyzer, FrameItem, Item, ItemResult, Sampling
+from reelscope.infra.core.settings import YoloSettings
+from reelscope.schemas.events import Provenance
 
 TRACK_LOW_CONF = 0.1
 """Detections down to ByteTrack's track_low_thresh are kept for its second association stage (ultralytics'

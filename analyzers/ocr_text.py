@@ -23,8 +23,7 @@ from itertools import pairwise
 from typing import Any
 
 import numpy as np
-
-from analyzers.base import Analyzer, FrameItem, Item, ItemResult, Sampling, cpu_threads
+from reelscope.analyzers.base import Analyzer, FrameItem, Item, ItemResult, Sampling, cpu_threads
 
 MIN_LINE_CONFIDENCE = 0.5
 """RapidOCR's own default recognition score floor: below it lines are mostly hallucinated glyphs."""

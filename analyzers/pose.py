@@ -16,9 +16,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
-from analyzers.base import FrameItem, Item, ItemResult, Sampling
-from analyzers.objects import (
+from reelscope.analyzers.base import FrameItem, Item, ItemResult, Sampling
+from reelscope.analyzers.objects import (
     TRACK_LOW_CONF,
     ObjectsAnalyzer,
     Track,
@@ -26,7 +25,7 @@ from analyzers.objects import (
     frame_rate,
     track_detections,
 )
-from infra.settings import PoseSettings
+from reelscope.infra.core.settings import PoseSettings
 
 NOSE, LEFT_EYE, RIGHT_EYE = 0, 1, 2
 LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_ELBOW, RIGHT_ELBOW, LEFT_WRIST, RIGHT_WRIST = 5, 6, 7, 8, 9, 10

@@ -10,8 +10,9 @@ import pkgutil
 from functools import lru_cache
 from typing import Any
 
-import analyzers
-from analyzers.base import Analyzer
+from reelscope.analyzers.base import Analyzer
+
+from reelscope import analyzers
 
 _INFRASTRUCTURE_MODULES = {"base", "registry"}
 
@@ -23,7 +24,7 @@ def all_analyzers() -> dict[str, type[Analyzer]]:
     for info in pkgutil.iter_modules(analyzers.__path__):
         if info.name in _INFRASTRUCTURE_MODULES or info.name.startswith("_"):
             continue
-        module = importlib.import_module(f"analyzers.{info.name}")
+        module = importlib.import_module(f"reelscope.analyzers.{info.name}")
         for obj in vars(module).values():
             if (
                 isinstance(obj, type)

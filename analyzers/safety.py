@@ -14,8 +14,8 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from analyzers.base import Analyzer, FrameItem, Item, ItemResult, Sampling, cpu_threads
-from infra.settings import SafetySettings
+from reelscope.analyzers.base import Analyzer, FrameItem, Item, ItemResult, Sampling, cpu_threads
+from reelscope.infra.core.settings import SafetySettings
 
 EXPLICIT_LABELS = frozenset(
     {

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from analyzers.base import Analyzer, FrameItem, Item, ItemResult, Sampling
+from reelscope.analyzers.base import Analyzer, FrameItem, Item, ItemResult, Sampling
 
 _GRID = 8  # RGB grid cells per side: colour content, compared like PySceneDetect's ContentDetector
 _THUMB = 16  # grey thumbnail cells per side: the layout, for the same-layout check and for freezes

@@ -25,11 +25,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
-from analyzers.audio_classes import AudioModel, settings_section
-from analyzers.base import Analyzer, Item, ItemResult, Sampling
-from infra.settings import SpeakerSettings
-from schemas.events import Provenance
+from reelscope.analyzers.audio_classes import AudioModel, settings_section
+from reelscope.analyzers.base import Analyzer, Item, ItemResult, Sampling
+from reelscope.infra.core.settings import SpeakerSettings
+from reelscope.schemas.events import Provenance
 
 TURN_GAP_S = 1.0
 """Consecutive chunks of one speaker separated by at most this much silence are one turn."""

@@ -15,9 +15,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-
-from analyzers.base import Analyzer, FrameItem, Item, ItemResult, Sampling
-from analyzers.quality import quality_stats
+from reelscope.analyzers.base import Analyzer, FrameItem, Item, ItemResult, Sampling
+from reelscope.analyzers.quality import quality_stats
 
 THUMB_SIDE = 192
 JPEG_QUALITIES = (70, 55, 40, 25)

@@ -24,11 +24,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-
-from analyzers.base import Analyzer, AudioItem, Item, ItemResult, Sampling, cpu_threads
-from analyzers.speech_delivery import delivery_stats, normalize_word
-from infra.settings import TranscriptionSettings
-from schemas.events import Provenance
+from reelscope.analyzers.base import Analyzer, AudioItem, Item, ItemResult, Sampling, cpu_threads
+from reelscope.analyzers.speech_delivery import delivery_stats, normalize_word
+from reelscope.infra.core.settings import TranscriptionSettings
+from reelscope.schemas.events import Provenance
 
 SAMPLE_RATE = 16_000
 _RECENT_WORDS = 8

@@ -14,8 +14,7 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-
-from infra.settings import Settings
+from reelscope.infra.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ import logging
 import os
 import sys
 import time
-import urllib.error
 from pathlib import Path
 from typing import Any
 
-from infra.settings import Settings, get_settings
+from reelscope.infra.client import fetch, push_paths, read_store
+from reelscope.infra.core.settings import Settings, get_settings
 
 TERMINAL = ("complete", "degraded", "failed")
 
@@ -23,58 +23,6 @@ def _setup_logging(settings: Settings) -> None:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
-
-
-def _token(settings: Settings) -> str | None:
-    return settings.api_token.get_secret_value() if settings.api_token else None
-
-
-def fetch(settings: Settings, path: str) -> Any:
-    """GET from the running stack's API (the store's owner in embedded mode); None on 404."""
-    from infra.stack import api_url, http_json
-
-    try:
-        return http_json(f"{api_url(settings)}{path}", timeout=10, token=_token(settings))
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            return None
-        raise
-
-
-def read_store(settings: Settings, what: str, video_id: str) -> Any:
-    """Status or reconstruction: through the API when the stack runs, else straight from the store."""
-    try:
-        if what == "status":
-            return fetch(settings, f"/videos/{video_id}")
-        return fetch(settings, f"/videos/{video_id}/reconstruction")
-    except urllib.error.URLError:
-        from sinks.store import Store
-
-        store = Store(settings)
-        try:
-            return store.video(video_id) if what == "status" else store.reconstruction(video_id)
-        finally:
-            store.close()
-
-
-async def _push(
-    settings: Settings, paths: list[str], metadata: dict[str, Any], options: dict[str, Any] | None = None
-) -> list[str]:
-    from producers.publisher import push, request_for_path
-    from stream_processors.transport import make_producer, start_with_backoff
-
-    producer = make_producer(settings)
-    if not await start_with_backoff(producer, "push", asyncio.Event()):
-        raise RuntimeError("broker unreachable")
-    try:
-        ids = []
-        for path in paths:
-            request = request_for_path(path, metadata=metadata, options=options or {})
-            await push(producer, settings, request)
-            ids.append(request.video_id)
-        return ids
-    finally:
-        await producer.stop()
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
@@ -87,7 +35,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_push(settings: Settings, args: argparse.Namespace) -> int:
     for video_id in asyncio.run(
-        _push(settings, args.videos, json.loads(args.metadata or "{}"), _options(args))
+        push_paths(settings, args.videos, json.loads(args.metadata or "{}"), _options(args))
     ):
         print(video_id)
     return 0
@@ -172,10 +120,10 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
 
 
 def cmd_analyze(settings: Settings, args: argparse.Namespace) -> int:
-    from infra.stack import down, up
+    from reelscope.infra.stack import down, up
 
     if args.sample:
-        from infra.sample_media import sample_clip
+        from reelscope.infra.sample_media import sample_clip
 
         args.videos.append(str(sample_clip(settings.state_dir / "samples" / "sample.mp4")))
     if not args.videos:
@@ -184,7 +132,7 @@ def cmd_analyze(settings: Settings, args: argparse.Namespace) -> int:
     info = up(settings)
     try:
         video_ids = asyncio.run(
-            _push(settings, args.videos, json.loads(args.metadata or "{}"), _options(args))
+            push_paths(settings, args.videos, json.loads(args.metadata or "{}"), _options(args))
         )
         docs = wait_and_show(settings, video_ids, args.timeout)
     finally:
@@ -230,7 +178,7 @@ def cmd_results(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
-    from infra.stack import up
+    from reelscope.infra.stack import up
 
     info = up(settings, processes_per_group=args.processes)
     print(f"stack ready at {info.api_url}; started: {', '.join(info.started) or 'nothing (already running)'}")
@@ -238,14 +186,14 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
-    from infra.stack import down
+    from reelscope.infra.stack import down
 
     print(f"stopped: {', '.join(down(settings)) or 'nothing was running'}")
     return 0
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from infra.services import serve
+    from reelscope.infra.services import serve
 
     _setup_logging(settings)
     asyncio.run(serve(settings))
@@ -253,10 +201,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_process(settings: Settings, args: argparse.Namespace) -> int:
-    from infra.metrics import serve_metrics
-    from infra.stack import run_dir
-    from stream_processors.runtime import install_signal_handlers
-    from stream_processors.shots import processor_for
+    from reelscope.infra.core.metrics import serve_metrics
+    from reelscope.infra.stack import run_dir
+    from reelscope.stream_processors.runtime import install_signal_handlers
+    from reelscope.stream_processors.shots import processor_for
 
     _setup_logging(settings)
     name = args.name or f"group-{args.group}-{os.getpid()}"
@@ -290,13 +238,13 @@ def cmd_process(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
-    from infra.bench import run_bench
+    from reelscope.infra.bench.pipeline import run_bench
 
     return run_bench(settings, args)
 
 
 def cmd_loadtest(settings: Settings, args: argparse.Namespace) -> int:
-    from infra.loadtest import run_loadtest
+    from reelscope.infra.bench.loadtest import run_loadtest
 
     return run_loadtest(settings, args)
 

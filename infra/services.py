@@ -11,14 +11,13 @@ import logging
 
 import uvicorn
 from aiokafka import AIOKafkaProducer
-
-from infra.broker import create_topics
-from infra.settings import Settings
-from producers.publisher import IngestWorker
-from sinks.aggregator import Aggregator
-from sinks.api import create_app
-from sinks.store import Store
-from stream_processors.runtime import install_signal_handlers
+from reelscope.infra.broker import create_topics
+from reelscope.infra.core.settings import Settings
+from reelscope.producers.publisher import IngestWorker
+from reelscope.sinks.aggregator import Aggregator
+from reelscope.sinks.api import create_app
+from reelscope.sinks.store import Store
+from reelscope.stream_processors.runtime import install_signal_handlers
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from analyzers.registry import groups
-from infra.broker import free_port, port_open, start_broker
-from infra.settings import Settings
+from reelscope.analyzers.registry import groups
+from reelscope.infra.broker import free_port, port_open, start_broker
+from reelscope.infra.core.settings import Settings
 
 
 @dataclass
@@ -74,7 +74,7 @@ def running(settings: Settings) -> dict[str, int]:
 
 
 def spawn(settings: Settings, name: str, args: list[str]) -> int:
-    """Start `python -m infra.cli ARGS` in its own session, logging to state_dir/logs/NAME.log.
+    """Start `python -m reelscope ARGS` in its own session, logging to state_dir/logs/NAME.log.
 
     A processor group gets its own Prometheus port, written to state_dir/run/NAME.metrics."""
     env = os.environ.copy()
@@ -92,7 +92,7 @@ def spawn(settings: Settings, name: str, args: list[str]) -> int:
         (run_dir(settings) / f"{name}.metrics").write_text(f"127.0.0.1:{port}")
     with (log_dir(settings) / f"{name}.log").open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "infra.cli", *args],
+            [sys.executable, "-m", "reelscope", *args],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -15,10 +15,9 @@ import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import RecordMetadata
-
-from analyzers.registry import groups
-from infra.metrics import BACKPRESSURE_SECONDS, CONSUMER_LAG
-from infra.settings import Settings
+from reelscope.analyzers.registry import groups
+from reelscope.infra.core.metrics import BACKPRESSURE_SECONDS, CONSUMER_LAG
+from reelscope.infra.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

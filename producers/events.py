@@ -13,10 +13,9 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-
-from analyzers.base import Analyzer
-from infra.settings import ProducerSettings
-from producers.decode import (
+from reelscope.analyzers.base import Analyzer
+from reelscope.infra.core.settings import ProducerSettings
+from reelscope.producers.decode import (
     AUDIO_RATE,
     DecodedAudio,
     DecodedFrame,
@@ -26,8 +25,8 @@ from producers.decode import (
     open_media,
     upright_rgb,
 )
-from producers.sampling import FramePlan, audio_targets
-from schemas.events import AudioChunk, Event, Frame, VideoFailed, VideoFinished, VideoStarted
+from reelscope.producers.sampling import FramePlan, audio_targets
+from reelscope.schemas.events import AudioChunk, Event, Frame, VideoFailed, VideoFinished, VideoStarted
 
 _SPLIT_PROBE_S = 4.0
 _SPLIT_MAX_CORRELATION = 0.8

@@ -14,13 +14,20 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
-
-from analyzers.registry import enabled_analyzers
-from infra.metrics import VIDEOS_PUBLISHED
-from infra.settings import Settings
-from producers.backpressure import LagWatcher
-from producers.events import VideoEventSource
-from schemas.events import (
+from reelscope.analyzers.registry import enabled_analyzers
+from reelscope.infra.core.kafka import (
+    DeadLetters,
+    consume_batches,
+    make_consumer,
+    make_producer,
+    send_all,
+    start_with_backoff,
+)
+from reelscope.infra.core.metrics import VIDEOS_PUBLISHED
+from reelscope.infra.core.settings import Settings
+from reelscope.producers.backpressure import LagWatcher
+from reelscope.producers.events import VideoEventSource
+from reelscope.schemas.events import (
     AudioChunk,
     Event,
     Frame,
@@ -29,14 +36,6 @@ from schemas.events import (
     VideoFailed,
     decode,
     encode,
-)
-from stream_processors.transport import (
-    DeadLetters,
-    consume_batches,
-    make_consumer,
-    make_producer,
-    send_all,
-    start_with_backoff,
 )
 
 log = logging.getLogger(__name__)

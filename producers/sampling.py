@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from analyzers.base import Analyzer
+from reelscope.analyzers.base import Analyzer
 
 _EPS = 1e-6
 

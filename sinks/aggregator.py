@@ -23,11 +23,18 @@ from typing import Any
 
 from aiokafka import ConsumerRecord
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-
-from analyzers.registry import enabled_analyzers
-from infra.metrics import VIDEOS_FINISHED
-from infra.settings import Settings
-from schemas.events import (
+from reelscope.analyzers.registry import enabled_analyzers
+from reelscope.infra.core.kafka import (
+    DeadLetters,
+    consume_batches,
+    make_consumer,
+    make_producer,
+    send_all,
+    start_with_backoff,
+)
+from reelscope.infra.core.metrics import VIDEOS_FINISHED
+from reelscope.infra.core.settings import Settings
+from reelscope.schemas.events import (
     AnalyzerResult,
     Event,
     Reconstruction,
@@ -39,17 +46,9 @@ from schemas.events import (
     VideoStarted,
     decode,
 )
-from sinks import reconstruction
-from sinks.about import embedding_model
-from sinks.store import Store, now, utc
-from stream_processors.transport import (
-    DeadLetters,
-    consume_batches,
-    make_consumer,
-    make_producer,
-    send_all,
-    start_with_backoff,
-)
+from reelscope.sinks import reconstruction
+from reelscope.sinks.about import embedding_model
+from reelscope.sinks.store import Store, now, utc
 
 log = logging.getLogger(__name__)
 

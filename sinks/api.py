@@ -27,13 +27,12 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from python_multipart.multipart import MultipartParser, parse_options_header
-
-from analyzers.registry import enabled_analyzers
-from infra.settings import Settings
-from producers.publisher import make_request, push
-from sinks import exports
-from sinks.reconstruction import build as build_reconstruction
-from sinks.store import Store, now
+from reelscope.analyzers.registry import enabled_analyzers
+from reelscope.infra.core.settings import Settings
+from reelscope.producers.publisher import make_request, push
+from reelscope.sinks import exports
+from reelscope.sinks.reconstruction import build as build_reconstruction
+from reelscope.sinks.store import Store, now
 
 log = logging.getLogger(__name__)
 

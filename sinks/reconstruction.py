@@ -13,11 +13,11 @@ import math
 from collections import defaultdict
 from typing import Any
 
-from analyzers.base import Analyzer, ItemResult
-from analyzers.registry import all_analyzers
-from analyzers.thumbnails import pick_thumbnails
-from schemas.tables import MEDIA_COLUMNS
-from sinks.about import about
+from reelscope.analyzers.base import Analyzer, ItemResult
+from reelscope.analyzers.registry import all_analyzers
+from reelscope.analyzers.thumbnails import pick_thumbnails
+from reelscope.schemas.tables import MEDIA_COLUMNS
+from reelscope.sinks.about import about
 
 FORMAT = "reelscope.reconstruction"
 FORMAT_VERSION = 1

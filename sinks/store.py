@@ -17,9 +17,8 @@ from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import clickhouse_connect
-
-from infra.settings import Settings
-from schemas.tables import (
+from reelscope.infra.core.settings import Settings
+from reelscope.schemas.tables import (
     RECONSTRUCTION_COLUMNS,
     RESULT_COLUMNS,
     SCHEMA_VERSION,

@@ -21,13 +21,9 @@ from typing import Any
 import numpy as np
 from aiokafka import ConsumerRecord, TopicPartition
 from PIL import Image
-
-from analyzers.base import Analyzer, AudioItem, FrameItem, Item
-from analyzers.registry import groups
-from infra.metrics import ANALYZER_FAILURES, ANALYZER_SECONDS, RESULT_LATENCY, RESULTS_OUT
-from infra.settings import Settings
-from schemas.events import AnalyzerResult, AudioChunk, Frame, SchemaError, decode
-from stream_processors.transport import (
+from reelscope.analyzers.base import Analyzer, AudioItem, FrameItem, Item
+from reelscope.analyzers.registry import groups
+from reelscope.infra.core.kafka import (
     DeadLetters,
     consume_batches,
     make_consumer,
@@ -35,6 +31,9 @@ from stream_processors.transport import (
     send_all,
     start_with_backoff,
 )
+from reelscope.infra.core.metrics import ANALYZER_FAILURES, ANALYZER_SECONDS, RESULT_LATENCY, RESULTS_OUT
+from reelscope.infra.core.settings import Settings
+from reelscope.schemas.events import AnalyzerResult, AudioChunk, Frame, SchemaError, decode
 
 log = logging.getLogger(__name__)
 

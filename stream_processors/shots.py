@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
-
-from analyzers.base import Analyzer, ShotItem
-from infra.metrics import RESULT_LATENCY, RESULTS_OUT
-from infra.settings import Settings
-from schemas.events import AnalyzerResult, Frame, SchemaError, ShotsReady, decode
-from stream_processors.runtime import GroupProcessor, to_item
-from stream_processors.transport import send_all
+from reelscope.analyzers.base import Analyzer, ShotItem
+from reelscope.infra.core.kafka import send_all
+from reelscope.infra.core.metrics import RESULT_LATENCY, RESULTS_OUT
+from reelscope.infra.core.settings import Settings
+from reelscope.schemas.events import AnalyzerResult, Frame, SchemaError, ShotsReady, decode
+from reelscope.stream_processors.runtime import GroupProcessor, to_item
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +208,7 @@ class ShotProcessor(GroupProcessor):
 
 def processor_for(settings: Settings, group: str) -> GroupProcessor:
     """The processor a group needs: ShotProcessor when its analyzers take shots."""
-    from analyzers.registry import groups
+    from reelscope.analyzers.registry import groups
 
     classes = groups(settings.analyzers, settings).get(group, [])
     if any(cls.input == "shot" for cls in classes):

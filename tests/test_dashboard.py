@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from reelscope.infra.core.settings import Settings
+from reelscope.infra.stack import api_url
 
-from infra.settings import Settings
-from infra.stack import api_url
 from tests.conftest import stack_env, stack_running
 from tests.media import cut_clip
 from tests.test_exports import FULL_DOC, PROMOTED_DOC

@@ -6,8 +6,7 @@ import re
 from typing import Any
 
 import pytest
-
-from sinks.exports import MAX_CUE_S, MAX_LINE_CHARS, to_markdown, to_webvtt, vtt_time
+from reelscope.sinks.exports import MAX_CUE_S, MAX_LINE_CHARS, to_markdown, to_webvtt, vtt_time
 
 TIMING = re.compile(
     r"^(\d{2}):([0-5]\d):([0-5]\d)\.(\d{3}) --> (\d{2}):([0-5]\d):([0-5]\d)\.(\d{3})((?: [a-z]+:\S+)*)$"

@@ -16,11 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
-from analyzers import faces
-from analyzers.base import FrameItem, ItemResult
-from analyzers.faces import FacesAnalyzer, find_haar_cascade, shot_type, track_faces
-from infra.settings import FacesSettings
+from reelscope.analyzers import faces
+from reelscope.analyzers.base import FrameItem, ItemResult
+from reelscope.analyzers.faces import FacesAnalyzer, find_haar_cascade, shot_type, track_faces
+from reelscope.infra.core.settings import FacesSettings
 
 MAX_SIDE = FacesAnalyzer.sampling.max_side
 
@@ -220,7 +219,7 @@ def test_tiny_random_emotion_model_runs_and_is_labelled_random_test(
 
 
 def test_options_from_settings_section(monkeypatch: pytest.MonkeyPatch) -> None:
-    from infra.settings import Settings
+    from reelscope.infra.core.settings import Settings
 
     monkeypatch.setenv("REELSCOPE_FACES__DETECTOR", "haar")
     monkeypatch.setenv("REELSCOPE_FACES__EMOTION_MODEL", "/models/emotion")

@@ -6,8 +6,8 @@ import json
 import re
 from pathlib import Path
 
-import infra.metrics as metrics
-from schemas.tables import ddl
+import reelscope.infra.core.metrics as metrics
+from reelscope.schemas.tables import ddl
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "infra" / "grafana" / "reelscope-dashboard.json"
 

@@ -19,10 +19,9 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-
-from analyzers.base import FrameItem, ItemResult
-from analyzers.objects import ObjectsAnalyzer, track_detections, ultralytics_offline
-from infra.settings import Settings, YoloSettings
+from reelscope.analyzers.base import FrameItem, ItemResult
+from reelscope.analyzers.objects import ObjectsAnalyzer, track_detections, ultralytics_offline
+from reelscope.infra.core.settings import Settings, YoloSettings
 
 pytest.importorskip("ultralytics")
 pytest.importorskip("torch")

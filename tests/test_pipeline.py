@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from reelscope.infra.cli import fetch
+from reelscope.infra.core.kafka import make_producer
+from reelscope.infra.core.settings import Settings
+from reelscope.infra.stack import down, up
+from reelscope.producers.publisher import push, request_for_path
+from reelscope.schemas.events import DeadLetter, Reconstruction, decode
+from reelscope.sinks.store import Store
 
-from infra.cli import fetch
-from infra.settings import Settings
-from infra.stack import down, up
-from producers.publisher import push, request_for_path
-from schemas.events import DeadLetter, Reconstruction, decode
-from sinks.store import Store
-from stream_processors.transport import make_producer
 from tests.media import cut_clip
 
 pytestmark = pytest.mark.integration
@@ -199,7 +199,7 @@ def test_duplicate_ingest_writes_no_duplicate_rows(env_settings: Any, tmp_path: 
 def test_every_process_exports_prometheus_metrics(running_stack: Settings, tmp_path: Path) -> None:
     import urllib.request
 
-    from infra.stack import run_dir
+    from reelscope.infra.stack import run_dir
 
     settings = running_stack
     request = request_for_path(str(cut_clip(tmp_path / "m.mp4", frames=30)))

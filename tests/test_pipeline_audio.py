@@ -14,10 +14,10 @@ from typing import Any
 import av
 import numpy as np
 import pytest
+from reelscope.infra.stack import down, up
+from reelscope.producers.publisher import request_for_path
+from reelscope.sinks.store import Store
 
-from infra.stack import down, up
-from producers.publisher import request_for_path
-from sinks.store import Store
 from tests.media import textured, write_video
 from tests.test_pipeline import _push, wait_done
 

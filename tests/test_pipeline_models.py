@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from reelscope.infra.stack import down, up
+from reelscope.producers.publisher import request_for_path
+from reelscope.sinks.store import Store
 
-from infra.stack import down, up
-from producers.publisher import request_for_path
-from sinks.store import Store
 from tests.media import cut_clip
 from tests.test_pipeline import _push, wait_done
 
@@ -26,8 +26,8 @@ pytestmark = pytest.mark.integration
 def model_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     pytest.importorskip("ultralytics")
     pytest.importorskip("transformers")
-    from analyzers.objects import ultralytics_offline
-    from infra.bench_vlm import build_random_vlm
+    from reelscope.analyzers.objects import ultralytics_offline
+    from reelscope.infra.bench.vlm import build_random_vlm
 
     folder = tmp_path_factory.mktemp("models")
     ultralytics_offline()

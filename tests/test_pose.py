@@ -14,10 +14,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from analyzers import objects, pose
-from analyzers.base import FrameItem, ItemResult
-from analyzers.pose import (
+from reelscope.analyzers import objects, pose
+from reelscope.analyzers.base import FrameItem, ItemResult
+from reelscope.analyzers.pose import (
     LEFT_ELBOW,
     LEFT_EYE,
     LEFT_SHOULDER,
@@ -34,7 +33,8 @@ from analyzers.pose import (
     hands_raised,
     pointing,
 )
-from infra.settings import PoseSettings, Settings
+from reelscope.infra.core.settings import PoseSettings, Settings
+
 from tests.test_objects import asset, random_checkpoint
 
 STANDING = {

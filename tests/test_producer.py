@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from reelscope.analyzers.registry import enabled_analyzers
+from reelscope.infra.core.settings import ProducerSettings, Settings
+from reelscope.producers.events import VideoEventSource
+from reelscope.producers.publisher import UriRejected, resolve_uri
+from reelscope.schemas.events import AudioChunk, Frame, VideoFailed, VideoFinished, VideoStarted
 
-from analyzers.registry import enabled_analyzers
-from infra.settings import ProducerSettings, Settings
-from producers.events import VideoEventSource
-from producers.publisher import UriRejected, resolve_uri
-from schemas.events import AudioChunk, Frame, VideoFailed, VideoFinished, VideoStarted
 from tests.media import cut_clip, textured, tone, write_video
 
 ANALYZERS = ["scene", "color", "quality", "loudness"]
@@ -71,7 +71,7 @@ def test_rotation_is_honoured(tmp_path: Path) -> None:
 
 
 def test_stereo_with_different_channels_is_split(shared_media: Path) -> None:
-    from analyzers.base import Analyzer, Sampling
+    from reelscope.analyzers.base import Analyzer, Sampling
 
     class SplitProbe(Analyzer):
         name = "split_probe"
@@ -98,7 +98,7 @@ def test_stereo_with_different_channels_is_split(shared_media: Path) -> None:
 def test_mono_duplicated_to_stereo_is_not_split(tmp_path: Path) -> None:
     signal = tone(2.0)
     clip = write_video(tmp_path / "s.mp4", 0, 25, None, audio=np.stack([signal, signal]))
-    from producers.events import channels_differ
+    from reelscope.producers.events import channels_differ
 
     assert not channels_differ(np.stack([signal, signal]) * 32767)
     assert channels_differ(np.stack([signal, np.roll(tone(2.0, 300.0), 7)]) * 32767)

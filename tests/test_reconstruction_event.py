@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sinks.reconstruction import for_event, part_for_event
+from reelscope.sinks.reconstruction import for_event, part_for_event
 
 DOC = {
     "video_id": "v",

@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
-from analyzers.base import FrameItem, ItemResult
-from analyzers.safety import EXPLICIT_LABELS, SafetyAnalyzer, frame_payload
+from reelscope.analyzers.base import FrameItem, ItemResult
+from reelscope.analyzers.safety import EXPLICIT_LABELS, SafetyAnalyzer, frame_payload
 
 MAX_SIDE = SafetyAnalyzer.sampling.max_side
 

@@ -15,9 +15,8 @@ import av
 import numpy as np
 import pytest
 from PIL import Image
-
-from analyzers.base import FrameItem, ItemResult
-from analyzers.scene import SceneAnalyzer, frame_signature
+from reelscope.analyzers.base import FrameItem, ItemResult
+from reelscope.analyzers.scene import SceneAnalyzer, frame_signature
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 FPS = 25

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import msgpack
 import pytest
-
-from schemas.events import (
+from reelscope.schemas.events import (
     EVENT_TYPES,
     AnalyzerResult,
     AudioChunk,

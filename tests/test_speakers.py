@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from reelscope.analyzers.base import ItemResult
+from reelscope.analyzers.speakers import SpeakersAnalyzer, average_linkage, diarize, quantize
+from reelscope.infra.core.settings import SpeakerSettings
 
-from analyzers.base import ItemResult
-from analyzers.speakers import SpeakersAnalyzer, average_linkage, diarize, quantize
-from infra.settings import SpeakerSettings
 from tests.test_audio_classes import RATE, two_videos
 
 DIMS = 512

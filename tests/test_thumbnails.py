@@ -9,10 +9,10 @@ import av
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
+from reelscope.analyzers.base import FrameItem, ItemResult
+from reelscope.analyzers.registry import all_analyzers
+from reelscope.analyzers.thumbnails import MAX_B64_BYTES, THUMB_SIDE, ThumbnailsAnalyzer, pick_thumbnails
 
-from analyzers.base import FrameItem, ItemResult
-from analyzers.registry import all_analyzers
-from analyzers.thumbnails import MAX_B64_BYTES, THUMB_SIDE, ThumbnailsAnalyzer, pick_thumbnails
 from tests.media import SHARED_MEDIA, textured
 
 needs_media = pytest.mark.skipif(

@@ -13,11 +13,11 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from reelscope.analyzers.base import AudioItem, ItemResult
+from reelscope.analyzers.speech_delivery import delivery_stats, normalize_word
+from reelscope.analyzers.transcription import TranscriptionAnalyzer, choose_cut
+from reelscope.infra.core.settings import TranscriptionSettings
 
-from analyzers.base import AudioItem, ItemResult
-from analyzers.speech_delivery import delivery_stats, normalize_word
-from analyzers.transcription import TranscriptionAnalyzer, choose_cut
-from infra.settings import TranscriptionSettings
 from tests.media import tone
 
 RATE = 16_000

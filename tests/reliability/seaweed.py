@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from infra.broker import port_open
+from reelscope.infra.broker import port_open
 
 
 def grpc_safe_port() -> int:

@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import pytest
 from aiokafka import AIOKafkaProducer
+from reelscope.infra.stack import down, up
+from reelscope.producers.publisher import make_request, request_for_path
+from reelscope.schemas.events import DeadLetter
 
-from infra.stack import down, up
-from producers.publisher import make_request, request_for_path
-from schemas.events import DeadLetter
 from tests.media import cut_clip, textured, tone, write_video
 from tests.test_pipeline import _push, read_topic, wait_done
 

@@ -12,17 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from reelscope.analyzers.base import Analyzer, FrameItem, Item, Sampling
+from reelscope.infra.broker import free_port, start_broker
+from reelscope.infra.cli import fetch
+from reelscope.infra.core.kafka import make_producer
+from reelscope.infra.core.settings import Settings
+from reelscope.infra.stack import down, running, spawn, up
+from reelscope.producers.publisher import publish_video, request_for_path
+from reelscope.schemas.events import AnalyzerResult, DeadLetter
+from reelscope.sinks.store import Store
+from reelscope.stream_processors.runtime import GroupProcessor
 
-from analyzers.base import Analyzer, FrameItem, Item, Sampling
-from infra.broker import free_port, start_broker
-from infra.cli import fetch
-from infra.settings import Settings
-from infra.stack import down, running, spawn, up
-from producers.publisher import publish_video, request_for_path
-from schemas.events import AnalyzerResult, DeadLetter
-from sinks.store import Store
-from stream_processors.runtime import GroupProcessor
-from stream_processors.transport import make_producer
 from tests.media import cut_clip
 from tests.test_pipeline import _push, read_topic, wait_done
 
@@ -124,7 +124,7 @@ def test_broker_unreachable_at_start_then_recovers(tmp_path: Path) -> None:
         assert not processor.ready.is_set()
         broker = start_broker(port, tmp_path / "broker.log")
         try:
-            from infra.broker import create_topics
+            from reelscope.infra.broker import create_topics
 
             await create_topics(settings)
             await asyncio.wait_for(processor.ready.wait(), timeout=30)
@@ -174,7 +174,7 @@ def test_poison_item_is_dead_lettered_after_retries_and_the_partition_moves_on(
     )
 
     async def scenario() -> tuple[list[Any], list[Any]]:
-        from infra.broker import create_topics
+        from reelscope.infra.broker import create_topics
 
         await create_topics(settings)
         processor = GroupProcessor(settings, "light", analyzers=[FailsOnFrame()])
@@ -183,7 +183,7 @@ def test_poison_item_is_dead_lettered_after_retries_and_the_partition_moves_on(
         producer = make_producer(settings)
         await producer.start()
         source = request_for_path(str(cut_clip(tmp_path / "p.mp4", frames=30)), video_id="poison")
-        from producers.events import VideoEventSource
+        from reelscope.producers.events import VideoEventSource
 
         events = VideoEventSource(
             "poison",
@@ -193,7 +193,7 @@ def test_poison_item_is_dead_lettered_after_retries_and_the_partition_moves_on(
             settings.producer,
             900_000,
         ).events()
-        from producers.publisher import publish_events
+        from reelscope.producers.publisher import publish_events
 
         await publish_events(producer, settings, events)
         await producer.stop()
@@ -219,8 +219,8 @@ def test_poison_item_is_dead_lettered_after_retries_and_the_partition_moves_on(
 def test_clickhouse_outage_holds_the_batch_and_loses_nothing(broker: str, tmp_path: Path) -> None:
     """ClickHouse unavailable for a while (its inserts raise): the aggregator keeps the batch, retries with
     backoff, does not consume further, and once it is back every result is written exactly once."""
-    from infra.broker import create_topics
-    from sinks.aggregator import Aggregator
+    from reelscope.infra.broker import create_topics
+    from reelscope.sinks.aggregator import Aggregator
 
     settings = Settings(
         kafka={"bootstrap_servers": broker, "session_timeout_ms": 6000},

@@ -25,16 +25,15 @@ from pathlib import Path
 from typing import Any
 
 import av
-
-from analyzers.base import ShotItem
-from analyzers.registry import enabled_analyzers
-from infra.sample_media import cut_clip
-from infra.settings import Settings
-from producers.events import VideoEventSource
-from schemas.events import AudioChunk, Frame, VideoFinished
-from sinks import reconstruction
-from stream_processors.runtime import item_key, item_span, to_item
-from stream_processors.shots import pick
+from reelscope.analyzers.base import ShotItem
+from reelscope.analyzers.registry import enabled_analyzers
+from reelscope.infra.core.settings import Settings
+from reelscope.infra.sample_media import cut_clip
+from reelscope.producers.events import VideoEventSource
+from reelscope.schemas.events import AudioChunk, Frame, VideoFinished
+from reelscope.sinks import reconstruction
+from reelscope.stream_processors.runtime import item_key, item_span, to_item
+from reelscope.stream_processors.shots import pick
 
 
 def make_clip(path: Path, seconds: float, size: tuple[int, int], fps: int = 30) -> Path:
@@ -181,10 +180,10 @@ def in_process(path: Path, settings: Settings) -> dict[str, Any]:
 
 def pipeline(paths: list[Path], settings: Settings) -> dict[str, Any]:
     """Push the videos into the running stack and time until every reconstruction exists."""
-    from infra.cli import _push, fetch
+    from reelscope.infra.client import fetch, push_paths
 
     t0 = time.perf_counter()
-    ids = asyncio.run(_push(settings, [str(p) for p in paths], {}))
+    ids = asyncio.run(push_paths(settings, [str(p) for p in paths], {}))
     first_result: float | None = None
     done: dict[str, float] = {}
     while len(done) < len(ids):
@@ -211,8 +210,7 @@ def latency_quantiles(settings: Settings) -> dict[str, dict[str, float | None]]:
     import urllib.request
 
     from prometheus_client.parser import text_string_to_metric_families
-
-    from infra.stack import run_dir
+    from reelscope.infra.stack import run_dir
 
     out: dict[str, dict[str, float | None]] = {}
     for path in run_dir(settings).glob("group-*.metrics"):
@@ -246,7 +244,7 @@ def latency_quantiles(settings: Settings) -> dict[str, dict[str, float | None]]:
 
 
 def run_bench(settings: Settings, args: argparse.Namespace) -> int:
-    from infra.stack import down, up
+    from reelscope.infra.stack import down, up
 
     work = Path(tempfile.mkdtemp(prefix="reelscope-bench-"))
     seconds = args.duration

@@ -19,8 +19,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from infra.sample_media import textured, tone, with_text, write_video
-from infra.settings import Settings
+from reelscope.infra.core.settings import Settings
+from reelscope.infra.sample_media import textured, tone, with_text, write_video
 
 
 def rss_mib(pid: int) -> float:
@@ -61,8 +61,8 @@ def scrape(address: str, name: str) -> float:
 
 
 def run_loadtest(settings: Settings, args: argparse.Namespace) -> int:
-    from infra.bench import pipeline
-    from infra.stack import down, running, up
+    from reelscope.infra.bench.pipeline import pipeline
+    from reelscope.infra.stack import down, running, up
 
     work = Path(tempfile.mkdtemp(prefix="reelscope-load-"))
     clips = make_clips(work, args.videos, args.seconds)

@@ -6,7 +6,7 @@ Qwen2-VL written down from the published Qwen2-VL-2B dimensions, or a tiny one),
 processors are built locally too. Random weights compute exactly what trained ones do, so the timings hold
 for the real model; the text they produce is noise (provenance `random-test`).
 
-    python -m infra.bench_vlm --family qwen2_vl --size 2b --device cuda --batches 1,2,4,8,16,32 \
+    python -m reelscope.infra.bench.vlm --family qwen2_vl --size 2b --device cuda --batches 1,2,4,8,16,32 \
         --prompt-tokens 32 --new-tokens 32 --out results.json
 
 Every shot carries K frames of a vertical 252x448 picture (what the producer publishes at max_side 448)
@@ -29,9 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from analyzers.base import ShotItem
-from analyzers.describe import RANDOM_TEST_MARKER, stop_ids
+from reelscope.analyzers.base import ShotItem
+from reelscope.analyzers.describe import RANDOM_TEST_MARKER, stop_ids
 
 QWEN_SPECIALS = (
     "<|endoftext|>",
@@ -512,9 +511,8 @@ def run_bench(
     """Build and save the model, load it through CaptionAnalyzer, then time `repeats` batches per size."""
     import torch
     import transformers
-
-    from analyzers.captions import CaptionAnalyzer
-    from infra.settings import CaptionSettings
+    from reelscope.analyzers.captions import CaptionAnalyzer
+    from reelscope.infra.core.settings import CaptionSettings
 
     started = time.perf_counter()
     path = build_random_vlm(family, size, workdir / f"{family}-{size}", device=device)

@@ -15,10 +15,9 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
-
-from infra.metrics import BATCH_SECONDS, BATCH_SIZE, DEAD_LETTERS, EVENTS_IN
-from infra.settings import Settings
-from schemas.events import DeadLetter, Event, encode
+from reelscope.infra.core.metrics import BATCH_SECONDS, BATCH_SIZE, DEAD_LETTERS, EVENTS_IN
+from reelscope.infra.core.settings import Settings
+from reelscope.schemas.events import DeadLetter, Event, encode
 
 log = logging.getLogger(__name__)
 

@@ -4,13 +4,13 @@ Runs on a machine with only torch, torchvision and transformers (plus the ultral
 database. It measures what batching across videos buys on one GPU and turns the throughputs into the time
 factor of a realistic sampling policy (docs/benchmarks.md explains the policy):
 
-    python -m infra.bench_gpu --out gpu.json            # everything, a few minutes on an H100/H200
-    python -m infra.bench_gpu --only yolo --out y.json   # one part
+    python -m reelscope.infra.bench.gpu --out gpu.json            # everything, a few minutes on an H100/H200
+    python -m reelscope.infra.bench.gpu --only yolo --out y.json   # one part
 
 Parts: `jpeg` (torchvision GPU JPEG decode), `yolo` (YOLO11n/11s detect and 11n-pose, fp16, 9:16 rectangular
 384x640 input vs padded 640x640, forward + NMS), `whisper` (Whisper large-v3-turbo architecture through
 transformers, fp16, 30 s windows, encoder + 100 greedy tokens), `vlm` (Qwen2-VL-2B architecture via
-infra.bench_vlm), `policy` (the aggregate time factor).
+reelscope.infra.bench.vlm), `policy` (the aggregate time factor).
 """
 
 from __future__ import annotations
@@ -193,7 +193,7 @@ def bench_vlm7b_load() -> dict[str, Any]:
     import tempfile
     from pathlib import Path
 
-    from infra.bench_vlm import run_bench
+    from reelscope.infra.bench.vlm import run_bench
 
     with tempfile.TemporaryDirectory(prefix="bench_vlm7b_", dir="/tmp") as tmp:
         return run_bench(
@@ -264,7 +264,7 @@ def bench_vlm(batches: tuple[int, ...] = (1, 8, 32, 64)) -> dict[str, Any]:
     import tempfile
     from pathlib import Path
 
-    from infra.bench_vlm import run_bench
+    from reelscope.infra.bench.vlm import run_bench
 
     with tempfile.TemporaryDirectory(prefix="bench_vlm_") as tmp:
         return run_bench(

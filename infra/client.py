@@ -1,0 +1,64 @@
+"""Talking to a running stack from outside: push videos to the ingest topic, read status and results.
+
+Used by the CLI and the benchmark tools alike (the HTTP API is the store's owner in embedded mode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.error
+from typing import Any
+
+from reelscope.infra.core.settings import Settings
+
+
+def api_token(settings: Settings) -> str | None:
+    return settings.api_token.get_secret_value() if settings.api_token else None
+
+
+def fetch(settings: Settings, path: str) -> Any:
+    """GET from the running stack's API (the store's owner in embedded mode); None on 404."""
+    from reelscope.infra.stack import api_url, http_json
+
+    try:
+        return http_json(f"{api_url(settings)}{path}", timeout=10, token=api_token(settings))
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise
+
+
+def read_store(settings: Settings, what: str, video_id: str) -> Any:
+    """Status or reconstruction: through the API when the stack runs, else straight from the store."""
+    try:
+        if what == "status":
+            return fetch(settings, f"/videos/{video_id}")
+        return fetch(settings, f"/videos/{video_id}/reconstruction")
+    except urllib.error.URLError:
+        from reelscope.sinks.store import Store
+
+        store = Store(settings)
+        try:
+            return store.video(video_id) if what == "status" else store.reconstruction(video_id)
+        finally:
+            store.close()
+
+
+async def push_paths(
+    settings: Settings, paths: list[str], metadata: dict[str, Any], options: dict[str, Any] | None = None
+) -> list[str]:
+    from reelscope.infra.core.kafka import make_producer, start_with_backoff
+    from reelscope.producers.publisher import push, request_for_path
+
+    producer = make_producer(settings)
+    if not await start_with_backoff(producer, "push", asyncio.Event()):
+        raise RuntimeError("broker unreachable")
+    try:
+        ids = []
+        for path in paths:
+            request = request_for_path(path, metadata=metadata, options=options or {})
+            await push(producer, settings, request)
+            ids.append(request.video_id)
+        return ids
+    finally:
+        await producer.stop()
