@@ -14,8 +14,9 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-from reelscope.analyzers.audio_features import LABELS, AudioFeaturesAnalyzer, chunk_features, estimate_key
+from reelscope.analyzers.audio_features import AudioFeaturesAnalyzer, estimate_key
 from reelscope.analyzers.base import AudioItem, ItemResult
+from reelscope.analyzers.common.audio_signal import LABELS, chunk_features
 
 from tests.media import SHARED_MEDIA
 
