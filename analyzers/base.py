@@ -16,13 +16,27 @@ The contract (v2):
 - The aggregator and the reconstruction (sinks/) call only the model-free class methods declared here:
   `segment_fields` (merge the payloads that fall in one timeline segment), `timeline_results`,
   `video_summary` (temporal reasoning over a whole video, such as cuts from per-frame signatures),
-  `document_fields` (which top-level fields of the reconstruction that summary fills), `shot_context` (what
-  a shot analyzer is told of a shot), `shot_fields` and `shot_thumbnails` (what the document's shots
-  carry). So per-item work stays stateless, a processor killed mid-video loses nothing, and
-  no sink names a particular analyzer.
+  `document_fields` (which top-level fields of the reconstruction that summary fills; `summary_promoted`
+  keeps it out of `summaries`), `shot_context` (what a shot analyzer is told of a shot), `shot_fields` and
+  `shot_thumbnails` (what the document's shots carry). So per-item work stays stateless, a processor killed
+  mid-video loses nothing, and no processor or sink names a particular analyzer.
 
 Heavy imports belong inside `load()`, so the aggregator and the producer can import every analyzer class
 cheaply.
+
+Adding an analyzer is one module and its test (tests/test_analyzer_contract.py writes one), e.g.
+
+    class BrightOptions(BaseModel):
+        threshold: int = 200                     # REELSCOPE_BRIGHT__THRESHOLD
+
+    class BrightAnalyzer(FrameAnalyzer):
+        name = "bright"
+        group = "light"
+        options_model = BrightOptions
+        options: BrightOptions
+
+        def analyze(self, items: Sequence[FrameItem]) -> list[dict[str, Any]]:
+            return [{"share": float((i.image.max(axis=2) >= self.options.threshold).mean())} for i in items]
 """
 
 from __future__ import annotations
@@ -174,6 +188,8 @@ class Analyzer(ABC, Generic[ItemT]):
     options_model: ClassVar[type[BaseModel] | None] = None
     """Its options, declared in its own module; the settings get a section `<name>` of this model
     (REELSCOPE_<NAME>__<FIELD>). An analyzer with options narrows `options` to its model's type."""
+    summary_promoted: ClassVar[bool] = False
+    """Its video summary is wholly in its `document_fields`, so the document's `summaries` leaves it out."""
 
     options: BaseModel | None
     runtime: Runtime
@@ -241,9 +257,6 @@ class Analyzer(ABC, Generic[ItemT]):
         transitions, which make the shots; description; transcript; text_events; tracks; faces; camera:
         docs/reconstruction.md); default: none."""
         return {}
-
-    summary_promoted: ClassVar[bool] = False
-    """Its video summary is wholly in its `document_fields`, so the document's `summaries` leaves it out."""
 
     @classmethod
     def shot_context(cls, fields: list[dict[str, Any]]) -> dict[str, Any]:

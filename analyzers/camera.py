@@ -268,6 +268,7 @@ class CameraAnalyzer(FrameAnalyzer):
     name = "camera"
     group = "light"
     sampling = Sampling(fps=5.0, max_side=160)
+    summary_promoted = True
     requires = ("cv2",)
 
     def analyze(self, items: Sequence[FrameItem]) -> list[dict[str, Any]]:
@@ -305,8 +306,6 @@ class CameraAnalyzer(FrameAnalyzer):
             "shaky_s": sum((_SEGMENT_S for _, f in labels if f["shaky"]), 0.0),
             "dominant": max(known, key=lambda k: known[k]) if known else None,
         }
-
-    summary_promoted = True
 
     @classmethod
     def document_fields(cls, summary: dict[str, Any]) -> dict[str, Any]:

@@ -196,6 +196,7 @@ class FacesAnalyzer(FrameAnalyzer):
     name = "faces"
     group = "vision"
     sampling = Sampling(fps=2.0, max_side=640)
+    summary_promoted = True
     model_name = _Mtcnn.name
     provenance = "packaged"
     options_model = FacesOptions
@@ -310,8 +311,6 @@ class FacesAnalyzer(FrameAnalyzer):
             "tracks": [t.summary(dt) for t in tracks[:MAX_TRACKS]],
             "frame_interval_s": round(dt, 4),
         }
-
-    summary_promoted = True
 
     @classmethod
     def document_fields(cls, summary: dict[str, Any]) -> dict[str, Any]:

@@ -354,6 +354,7 @@ class SceneAnalyzer(FrameAnalyzer):
     name = "scene"
     group = "light"
     sampling = Sampling(fps=None, max_side=160)
+    summary_promoted = True
 
     def analyze(self, items: Sequence[FrameItem]) -> list[dict[str, Any]]:
         return [frame_signature(item.image) for item in items]
@@ -407,8 +408,6 @@ class SceneAnalyzer(FrameAnalyzer):
             "cuts": cuts,
             "transitions": sorted(events, key=lambda ev: ev["start_s"]),
         }
-
-    summary_promoted = True
 
     @classmethod
     def document_fields(cls, summary: dict[str, Any]) -> dict[str, Any]:

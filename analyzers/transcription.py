@@ -135,6 +135,7 @@ class TranscriptionAnalyzer(AudioAnalyzer):
     name = "transcription"
     group = "audio"
     sampling = Sampling(fps=None, audio_channels="split")
+    summary_promoted = True
     requires = ("faster_whisper",)
     stateful = True
     model_name = "faster-whisper/tiny.en"
@@ -398,8 +399,6 @@ class TranscriptionAnalyzer(AudioAnalyzer):
                 spk: " ".join(w["word"] for w in words if w["speaker"] == spk) for spk in speakers
             }
         return summary
-
-    summary_promoted = True
 
     @classmethod
     def document_fields(cls, summary: dict[str, Any]) -> dict[str, Any]:

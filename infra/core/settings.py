@@ -220,7 +220,8 @@ def with_analyzer_sections(core: type[CoreSettings]) -> type[CoreSettings]:
     clash = sections.keys() & core.model_fields.keys()
     if clash:
         raise RuntimeError(f"analyzers {sorted(clash)} are named like a settings field")
-    return create_model("Settings", __base__=core, __module__=__name__, __doc__=core.__doc__, **sections)
+    doc = "All of reelscope's configuration, analyzers' sections included; see README 'Configuration'."
+    return create_model("Settings", __base__=core, __module__=__name__, __doc__=doc, **sections)
 
 
 if TYPE_CHECKING:  # checkers see the typed core; analyzer sections are reached through options_for()
