@@ -189,8 +189,8 @@ def build(
     segments = build_segments(by_analyzer, enabled, shots, origin, end_s, segment_s) if shots else []
     for name, results in by_analyzer.items():
         if name in enabled:
-            for index, fields in enabled[name].shot_fields(results, shots).items():
-                shots[index].update(fields)
+            for index, added in enabled[name].shot_fields(results, shots).items():
+                shots[index].update(added)
     warnings = list(video.get("warnings") or [])
     if failed_reason:
         status = "failed"
@@ -240,11 +240,9 @@ def shot_context(doc: dict[str, Any], shot: dict[str, Any]) -> dict[str, Any]:
     """What the other analyzers found during one shot, in the keys shot analyzers read (see captions.py):
     each analyzer's `shot_context` over its segment fields in the shot."""
     segments = [s for s in doc["segments"] if s["shot"] == shot["index"]]
-    registry = all_analyzers()
     context: dict[str, Any] = {}
-    for name in doc["analyzers"]:
-        if name in registry:
-            context.update(registry[name].shot_context([s[name] for s in segments if name in s]))
+    for name, cls in all_analyzers().items():  # every key present, empty when its analyzer did not run
+        context.update(cls.shot_context([s[name] for s in segments if name in s]))
     return context
 
 
