@@ -26,9 +26,8 @@ from typing import Any
 
 import numpy as np
 from pydantic import Field
-from reelscope.analyzers.base import AudioAnalyzer, AudioItem, ItemResult, Runtime, Sampling
-from reelscope.analyzers.common.audio_model import AudioModel, AudioModelOptions
-from reelscope.schemas.events import Provenance
+from reelscope.analyzers.base import AudioItem, ItemResult
+from reelscope.analyzers.common.audio_model import AudioModelAnalyzer, AudioModelOptions
 
 
 class SpeakersOptions(AudioModelOptions):
@@ -150,35 +149,13 @@ def merge_turns(voiced: list[ItemResult], speakers: list[str]) -> list[dict[str,
     return turns
 
 
-class SpeakersAnalyzer(AudioAnalyzer):
+class SpeakersAnalyzer(AudioModelAnalyzer):
     """Speaker embedding per voiced mix chunk; speakers and turns per video."""
 
     name = "speakers"
-    group = "audio"
-    sampling = Sampling(fps=None, audio_channels="mix")
-    requires = ("transformers", "torch")
-    stateful = False
-    model_name = "not configured"
-    provenance: Provenance = "configured"
+    head = "xvector"
     options_model = SpeakersOptions
     options: SpeakersOptions
-
-    def __init__(self, options: SpeakersOptions | None = None, runtime: Runtime | None = None) -> None:
-        super().__init__(options, runtime)
-        self._model = AudioModel("speakers", self.options, "xvector")
-
-    @classmethod
-    def configured(cls, options: SpeakersOptions, runtime: Runtime | None = None) -> bool:
-        """Only with a model: none is configured by default, so `auto` leaves it out."""
-        return bool(options.model)
-
-    def describe_model(self) -> tuple[str, Provenance]:
-        if not self.options.model:
-            return self.model_name, self.provenance
-        return self.options.model, self._model.provenance
-
-    def load(self) -> None:
-        self._model.load()
 
     def analyze(self, items: Sequence[AudioItem]) -> list[dict[str, Any]]:
         if not self._model.loaded:

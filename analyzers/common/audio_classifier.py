@@ -14,9 +14,8 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
-from reelscope.analyzers.base import AudioAnalyzer, AudioItem, ItemResult, Runtime, Sampling
-from reelscope.analyzers.common.audio_model import AudioModel, AudioModelOptions
-from reelscope.schemas.events import Provenance
+from reelscope.analyzers.base import AudioItem, ItemResult, Runtime
+from reelscope.analyzers.common.audio_model import AudioModelAnalyzer, AudioModelOptions
 
 MAX_SPANS = 200
 
@@ -40,35 +39,20 @@ def scores_from_logits(logits: np.ndarray, activation: Literal["softmax", "sigmo
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
-class AudioClassifier(AudioAnalyzer):
+class AudioClassifier(AudioModelAnalyzer):
     """A transformers audio classifier on each mix chunk; subclasses name it and reduce it per video."""
 
-    group = "audio"
-    sampling = Sampling(fps=None, audio_channels="mix")
-    requires = ("transformers", "torch")
-    model_name = "not configured"
-    provenance: Provenance = "configured"
+    head = "classification"
     options_model: ClassVar[type[BaseModel] | None] = AudioClassifierOptions
     options: AudioClassifierOptions
 
     def __init__(self, options: AudioClassifierOptions | None = None, runtime: Runtime | None = None) -> None:
         super().__init__(options, runtime)
-        self._model = AudioModel(self.name, self.options, "classification")
         self._labels: list[str] = []
         self._activation: Literal["softmax", "sigmoid"] = "softmax"
 
-    @classmethod
-    def configured(cls, options: AudioClassifierOptions, runtime: Runtime | None = None) -> bool:
-        """Only with a model: none is configured by default, so `auto` leaves it out."""
-        return bool(options.model)
-
-    def describe_model(self) -> tuple[str, Provenance]:
-        if not self.options.model:
-            return self.model_name, self.provenance
-        return self.options.model, self._model.provenance
-
     def load(self) -> None:
-        self._model.load()
+        super().load()
         config = self._model.config
         self._labels = [str(config.id2label[i]) for i in range(config.num_labels)]
         activation = self.options.activation

@@ -8,11 +8,11 @@ their tiny random models) reports provenance random-test; otherwise configured.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
-from reelscope.analyzers.base import RANDOM_TEST_MARKER, AudioItem
+from reelscope.analyzers.base import RANDOM_TEST_MARKER, AudioAnalyzer, AudioItem, Runtime, Sampling
 from reelscope.analyzers.loudness import to_dbfs
 from reelscope.schemas.events import Provenance
 
@@ -162,6 +162,36 @@ class AudioModel:
                 f"{self.owner}: the model takes {self.sample_rate} Hz, got {item.sample_rate} Hz"
             )
         return item
+
+
+class AudioModelAnalyzer(AudioAnalyzer):
+    """An analyzer that runs one AudioModel on every mix chunk; it is off until a model is configured."""
+
+    group = "audio"
+    sampling = Sampling(fps=None, audio_channels="mix")
+    requires = ("transformers", "torch")
+    model_name = "not configured"
+    provenance: Provenance = "configured"
+    head: ClassVar[Literal["classification", "xvector"]]
+    options_model: ClassVar[type[BaseModel] | None] = AudioModelOptions
+    options: AudioModelOptions
+
+    def __init__(self, options: AudioModelOptions | None = None, runtime: Runtime | None = None) -> None:
+        super().__init__(options, runtime)
+        self._model = AudioModel(self.name, self.options, self.head)
+
+    @classmethod
+    def configured(cls, options: AudioModelOptions, runtime: Runtime | None = None) -> bool:
+        """Only with a model: none is configured by default, so `auto` leaves it out."""
+        return bool(options.model)
+
+    def describe_model(self) -> tuple[str, Provenance]:
+        if not self.options.model:
+            return self.model_name, self.provenance
+        return self.options.model, self._model.provenance
+
+    def load(self) -> None:
+        self._model.load()
 
 
 def _at_least(samples: np.ndarray, n: int) -> np.ndarray:
