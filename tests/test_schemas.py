@@ -290,9 +290,8 @@ def assert_valid_document(doc: dict) -> None:
 
     doc = json.loads(json.dumps(doc))
     jsonschema.validate(doc, json_schemas()["reconstruction"])
-    assert set(doc) <= set(ReconstructionDocument.model_fields), set(doc) - set(
-        ReconstructionDocument.model_fields
-    )
+    undeclared = set(doc) - set(ReconstructionDocument.model_fields)
+    assert not undeclared, undeclared
     assert ReconstructionDocument.model_validate(doc).model_dump(mode="json") == doc
 
 
