@@ -345,6 +345,11 @@ class PoseAnalyzer(YoloAnalyzer):
         return out
 
     @classmethod
+    def shot_context(cls, fields: list[dict[str, Any]]) -> dict[str, Any]:
+        """`body`: the body cues seen in the shot (in at least one sampled frame)."""
+        return {"body": [cue for cue in GESTURES if any(f.get(f"{cue}_share", 0) > 0 for f in fields)]}
+
+    @classmethod
     def video_summary(cls, results: list[ItemResult]) -> dict[str, Any] | None:
         """Person tracks with their cues over time, and gesture spans (raised hands, crossed arms, pointing,
         waves) per track."""
