@@ -13,6 +13,8 @@ says what was found, never more, and is labelled `composed`. Context keys (all o
 
     objects     dict[str, int]  label -> most visible at once in the shot (objects' `counts`, max over
                                 the shot's frames), e.g. {"person": 2, "car": 1}
+    appearing   dict[str, float] label -> when it first shows, as a share of the shot, for objects that
+                                come into view during it (objects), e.g. {"cat": 0.6}
     faces       int             most faces visible at once (faces' face_count, max over the shot)
     shot_type   str             framing (faces' shot_type, its mode over the shot): "close-up",
                                 "talking_head", "two_shot", "group", "wide"; "no_face" is left out

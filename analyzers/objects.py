@@ -87,9 +87,13 @@ class ObjectsAnalyzer(YoloAnalyzer):
 
     @classmethod
     def shot_context(cls, fields: list[dict[str, Any]]) -> dict[str, Any]:
-        """`objects`: label -> most seen at once in the shot."""
+        """`objects`: label -> most seen at once in the shot; `appearing`: label -> when it first shows, as
+        a share of the shot (segment resolution), for labels absent from the shot's first segment."""
         objects: dict[str, int] = {}
-        for f in fields:
+        appearing: dict[str, float] = {}
+        for i, f in enumerate(fields):
             for label, n in f.get("counts", {}).items():
+                if label not in objects and i > 0:
+                    appearing[label] = round(i / len(fields), 3)
                 objects[label] = max(objects.get(label, 0), int(n))
-        return {"objects": objects}
+        return {"objects": objects, "appearing": appearing}

@@ -135,3 +135,7 @@ def test_composed_caption_uses_gaze_gestures_and_emotion() -> None:
         {"objects": {"person": 1}, "eye_contact": True, "gestures": ["pointing"], "speech": "look here"},
     )
     assert caption == "3.0 s shot: a person; a person talks to the camera, pointing; speech: 'look here'."
+    fields = [{"counts": {"person": 1}}, {"counts": {"person": 1}}, {"counts": {"person": 1, "cat": 1}}]
+    context = ObjectsAnalyzer.shot_context(fields)
+    assert context == {"objects": {"person": 1, "cat": 1}, "appearing": {"cat": 0.667}}
+    assert compose_caption(3.0, context) == "3.0 s shot: a person and a cat; a cat appears 2.0 s in."

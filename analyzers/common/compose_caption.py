@@ -105,6 +105,8 @@ def compose_caption(duration_s: float, context: dict[str, Any]) -> str:
     shot_type = _SHOT_TYPES.get(shot_type, shot_type.replace("_", " "))
     head = f"{duration_s:.1f} s {shot_type + ' ' if shot_type else ''}shot: "
     parts = [_join(subjects) if subjects else "no people or objects detected"]
+    appearing = sorted((float(v), str(k)) for k, v in (context.get("appearing") or {}).items())
+    parts += [f"{counted(1, label)} appears {share * duration_s:.1f} s in" for share, label in appearing[:3]]
     lines = [clean_text(t, 60) for t in context.get("text") or [] if str(t).strip()]
     if lines:
         shown = ", ".join(_quote(t, 40) for t in lines[:3])
