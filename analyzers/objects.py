@@ -24,6 +24,9 @@ class ObjectsOptions(YoloOptions):
     detect checkpoint."""
 
     model: str = ""
+    conf: float = 0.4
+    """Counted from this confidence: the SSD scores real people 0.5-0.99 on the test photos and clips, and
+    its duplicate or partial boxes 0.2-0.3 (YOLO's own default, 0.25, suits YOLO checkpoints)."""
 
 
 class ObjectsAnalyzer(YoloAnalyzer):

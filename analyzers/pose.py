@@ -59,6 +59,9 @@ WAVE_STEP = 0.1
 """Sideways wrist moves (body-scale units, relative to the elbow) smaller than this are noise."""
 WAVE_REVERSALS = 2
 WAVE_AMPLITUDE = 0.3
+WAVE_RISE = 0.3
+"""A waving wrist is this many body-scale units above its elbow (a raised forearm): a forearm held level,
+or another person's arm that the model lends this body where two people overlap, swings no wave."""
 MIN_GESTURE_FRAMES = 2
 GESTURES = ("hands_raised", "arms_crossed", "pointing")
 
@@ -423,7 +426,7 @@ def track_gestures(track: Track, frame_s: float) -> list[dict[str, Any]]:
 
 
 def waves(track: Track, frame_s: float) -> list[dict[str, Any]]:
-    """Waves of each hand: runs of frames with the wrist above its elbow in which the wrist's sideways
+    """Waves of each hand: runs of frames with the forearm raised (WAVE_RISE) in which the wrist's sideways
     position relative to the elbow (in body-scale units) reverses direction WAVE_REVERSALS times or more
     over a range of WAVE_AMPLITUDE or more."""
     out = []
@@ -432,7 +435,7 @@ def waves(track: Track, frame_s: float) -> list[dict[str, Any]]:
     for hand, (_, elbow, wrist) in SIDES.items():
         offsets: list[float | None] = [
             (float(kp[wrist, 0] - kp[elbow, 0]) / scale)
-            if scale and _seen(kp, elbow, wrist) and kp[wrist, 1] < kp[elbow, 1]
+            if scale and _seen(kp, elbow, wrist) and kp[wrist, 1] < kp[elbow, 1] - WAVE_RISE * scale
             else None
             for kp, scale in zip(kps, scales, strict=True)
         ]
