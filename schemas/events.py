@@ -17,6 +17,10 @@ Provenance = Literal["algorithm", "packaged", "configured", "random-test", "comp
 """Where a model's weights came from: `random-test` output is noise by construction and never a result."""
 
 
+VIDEO_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"
+"""A video id that can be submitted: it is a path segment of the API and a file name of exports."""
+
+
 class SchemaError(ValueError):
     """An event that cannot be decoded; the message names the field at fault."""
 
@@ -45,6 +49,7 @@ class IngestRequest(Event):
         1: lambda d: {**{k: v for k, v in d.items() if k != "path"}, "uri": d.get("path", d.get("uri"))},
     }
 
+    video_id: str = Field(pattern=VIDEO_ID_PATTERN)
     uri: str = Field(min_length=1)
     options: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import re
 import secrets
+import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -25,11 +27,12 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from python_multipart.multipart import MultipartParser, parse_options_header
 from reelscope.analyzers.registry import enabled_analyzers
 from reelscope.infra.core.settings import Settings
-from reelscope.producers.publisher import make_request, push
+from reelscope.producers.publisher import id_slug, make_request, push
+from reelscope.schemas.events import VIDEO_ID_PATTERN
 from reelscope.sinks import exports
 from reelscope.sinks.reconstruction import build as build_reconstruction
 from reelscope.sinks.store import Store, now
@@ -47,6 +50,11 @@ LIVE_REBUILD_S = 2.0
 FORM_OVERHEAD = 1 << 20
 """Multipart framing and small fields allowed on top of max_upload_bytes before the body is refused."""
 MAX_FIELDS_BYTES = 64 * 1024
+"""Metadata and options of one video, as JSON, at most (uploads and POST /videos alike)."""
+MAX_JSON_BODY = 1 << 20
+"""Bodies of every endpoint but uploads are refused (413) past this, before they are parsed."""
+MAX_LIST = 1000
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 LAG_MEANING = (
     "events this server's producer published on the frame and audio topics that each processor group has "
     "not committed yet (from acknowledged and committed offsets; the broker's end offsets are not used, since "
@@ -54,11 +62,69 @@ LAG_MEANING = (
 )
 
 
+def check_fields(value: dict[str, Any]) -> dict[str, Any]:
+    """Metadata or options that fit the budget and travel as JSON (refused with a reason otherwise)."""
+    try:
+        size = len(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"not plain JSON: {exc}") from None
+    if size > MAX_FIELDS_BYTES:
+        raise ValueError(f"{size} bytes as JSON; at most {MAX_FIELDS_BYTES} are accepted")
+    return value
+
+
 class SubmitRequest(BaseModel):
-    uri: str = Field(min_length=1)
-    video_id: str | None = None
+    uri: str = Field(min_length=1, max_length=4096)
+    video_id: str | None = Field(None, pattern=VIDEO_ID_PATTERN)
+    """Letters, digits, `.`, `_` and `-`, at most 128, not starting with `.` or `-`."""
     metadata: dict[str, Any] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
+
+    _fields_fit = field_validator("metadata", "options")(check_fields)
+
+
+class BodyLimit:
+    """ASGI middleware: a request body past `limit` bytes (declared or streamed) gets 413, unparsed.
+
+    Uploads stream to disk under their own limit and are left alone."""
+
+    def __init__(self, app: Any, limit: int, exempt: str) -> None:
+        self.app, self.limit, self.exempt = app, limit, exempt
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] == self.exempt:
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(send)
+            return
+        seen = 0
+
+        async def counted() -> dict[str, Any]:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise HTTPException(status_code=413, detail=f"request body larger than {self.limit} bytes")
+            return message
+
+        await self.app(scope, counted, send)
+
+    async def _refuse(self, send: Any) -> None:
+        body = json.dumps({"detail": f"request body larger than {self.limit} bytes"}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
 
 def progress(video: dict[str, Any], counts: dict[str, tuple[int, int]]) -> dict[str, Any]:
@@ -158,7 +224,7 @@ def stored_name(filename: str) -> tuple[str, str]:
     if not dot:
         stem, ext = base, ""
     ext = f".{ext.lower()}" if re.fullmatch(r"[A-Za-z0-9]{1,8}", ext) else ""
-    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-_")[:40] or "upload"
+    slug = id_slug(stem, "upload")
     token = uuid.uuid4().hex
     return f"{slug}-{token[:10]}", f"{token}{ext}"
 
@@ -177,14 +243,15 @@ class UploadReceiver:
     """Streams one multipart body: the `file` part to disk (counting bytes as they arrive), the small
     `metadata` / `options` fields to memory. Nothing is buffered whole."""
 
-    def __init__(self, boundary: bytes, target: Path, limit: int) -> None:
+    def __init__(self, boundary: bytes, target: Path, limit: int, read_timeout_s: float = 30.0) -> None:
         self.target = target
         self.limit = limit
+        self.read_timeout_s = read_timeout_s
         self.filename: str | None = None
         self.size = 0
         self.fields: dict[str, bytearray] = {}
         self._out: Any = None
-        self._headers: dict[str, str] = {}
+        self._headers: dict[str, bytes] = {}
         self._field = b""
         self._value = b""
         self._part: str | None = None
@@ -212,14 +279,16 @@ class UploadReceiver:
         self._value += data[start:end]
 
     def _header_end(self) -> None:
-        self._headers[self._field.decode("latin-1").lower()] = self._value.decode("utf-8", "replace")
+        # raw bytes: a UTF-8 file name is not latin-1 text, and parse_options_header takes either
+        self._headers[self._field.decode("latin-1").lower()] = self._value
         self._field, self._value = b"", b""
 
     def _headers_finished(self) -> None:
-        _, params = parse_options_header(self._headers.get("content-disposition", ""))
+        _, params = parse_options_header(self._headers.get("content-disposition", b""))
         name = params.get(b"name", b"").decode("utf-8", "replace")
-        if name == "file" and b"filename" in params and self._out is None and self.filename is None:
-            self.filename = params[b"filename"].decode("utf-8", "replace")
+        if name == "file" and self._out is None and self.filename is None:
+            # an empty or absent file name is still the file (named "upload"), not a form field
+            self.filename = params.get(b"filename", b"").decode("utf-8", "replace")
             self._out = self.target.open("wb")
             self._part = "file"
         elif name in ("metadata", "options"):
@@ -245,8 +314,18 @@ class UploadReceiver:
         self._part = None
 
     async def receive(self, request: Request) -> None:
+        """Parse the whole body; a client that sends nothing for read_timeout_s gets 408."""
+        chunks = request.stream().__aiter__()
         try:
-            async for chunk in request.stream():
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(anext(chunks), self.read_timeout_s)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise HTTPException(
+                        status_code=408, detail=f"upload stalled: no data for {self.read_timeout_s:.0f} s"
+                    ) from None
                 self.parser.write(chunk)
             self.parser.finalize()
         finally:
@@ -264,6 +343,26 @@ class UploadReceiver:
         if not isinstance(value, dict):
             raise HTTPException(status_code=422, detail=f"{name} must be a JSON object")
         return value
+
+
+def storage_problem(settings: Settings) -> str | None:
+    """Why the state directory (or the uploads under it, which may be another mount) cannot take writes
+    now: too little free space, or a write fails."""
+    for directory in (settings.state_dir, settings.state_dir / "uploads"):
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            free = shutil.disk_usage(directory).free
+            if free < settings.min_free_bytes:
+                return (
+                    f"the server's disk is nearly full: {free} bytes free in {directory.name}, "
+                    f"{settings.min_free_bytes} needed"
+                )
+            probe = directory / ".write-probe"
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as exc:
+            return f"{directory.name} takes no writes: {exc.strerror or exc}"
+    return None
 
 
 def uploads_refused(directory: Path, settings: Settings) -> str | None:
@@ -301,6 +400,7 @@ async def lag_fields(services: Any) -> dict[str, Any]:
 def create_app(settings: Settings, store: Store, services: Any = None) -> FastAPI:
     """The API app; `services` (the serve process) provides readiness and the Kafka producer."""
     app = FastAPI(title="reelscope", version="0.1.0")
+    app.add_middleware(BodyLimit, limit=MAX_JSON_BODY, exempt="/videos/upload")
 
     def token_ok(given: str) -> bool:
         assert settings.api_token is not None
@@ -335,20 +435,44 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/health")
-    async def health() -> dict[str, Any]:
-        ready = bool(services and services.ready())
-        return {"status": "ok" if ready else "starting", "ready": ready}
+    async def health() -> JSONResponse:
+        """200 and ready only when the process serves and its disk takes writes; 503 with the reason
+        otherwise, so a load balancer stops sending uploads to a server that cannot store them."""
+        started = bool(services and services.ready())
+        problem = storage_problem(settings) or (
+            f"ClickHouse writes are failing: {services.aggregator.write_error}"
+            if services is not None and getattr(services.aggregator, "write_error", None)
+            else None
+        )
+        ready = started and problem is None
+        body: dict[str, Any] = {"status": "ok" if ready else "starting" if not started else "degraded"}
+        body["ready"] = ready
+        if problem:
+            body["reason"] = problem
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    async def submit_request(uri: str, video_id: str | None, metadata: dict, options: dict) -> str:
+        """Build and push one ingest request; a request the schema refuses is the client's fault (422)."""
+        if services is None or services.producer is None:
+            raise HTTPException(status_code=503, detail="not connected to the broker yet")
+        try:
+            request = make_request(uri, video_id, metadata, options)
+        except ValidationError as exc:
+            raise HTTPException(
+                status_code=422, detail=f"invalid request: {exc.errors()[0]['msg']}"
+            ) from None
+        await push(services.producer, settings, request)
+        return request.video_id
 
     @app.post("/videos", dependencies=auth, status_code=202)
     async def submit(body: SubmitRequest) -> dict[str, str]:
-        if services is None or services.producer is None:
-            raise HTTPException(status_code=503, detail="not connected to the broker yet")
-        request = make_request(body.uri, body.video_id, body.metadata, body.options)
-        await push(services.producer, settings, request)
-        return {"video_id": request.video_id, "status": "submitted"}
+        video_id = await submit_request(body.uri, body.video_id, body.metadata, body.options)
+        return {"video_id": video_id, "status": "submitted"}
 
     @app.get("/videos", dependencies=auth)
-    async def videos(limit: int = 100, status: str | None = None) -> list[dict[str, Any]]:
+    async def videos(
+        limit: int = Query(100, ge=1, le=MAX_LIST), status: str | None = Query(None, max_length=32)
+    ) -> list[dict[str, Any]]:
         return await store.call(store.videos, limit, status)
 
     @app.get("/videos/{video_id}", dependencies=auth)
@@ -393,28 +517,41 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
         refused = uploads_refused(directory, settings)
         if refused:
             raise HTTPException(status_code=503, detail=f"uploads are disabled: {refused}")
-        directory.mkdir(parents=True, exist_ok=True)
+        full = storage_problem(settings)
+        if full:
+            raise HTTPException(status_code=507, detail=full)
         partial = directory / f"{uuid.uuid4().hex}.part"
-        receiver = UploadReceiver(params[b"boundary"], partial, limit)
+        receiver = UploadReceiver(params[b"boundary"], partial, limit, settings.upload_read_timeout_s)
         try:
+            directory.mkdir(parents=True, exist_ok=True)
             await receiver.receive(request)
             if receiver.filename is None:
-                raise HTTPException(status_code=422, detail="no `file` part with a filename")
+                raise HTTPException(status_code=422, detail="no `file` part in the form")
             if receiver.size == 0:
                 raise HTTPException(status_code=422, detail="the uploaded file is empty")
             metadata = receiver.json_field("metadata")
             options = receiver.json_field("options")
+            video_id, name = stored_name(receiver.filename)
+            path = partial.rename(directory / name)
         except UploadTooLarge:
             partial.unlink(missing_ok=True)
             raise HTTPException(status_code=413, detail=f"upload larger than {limit} bytes") from None
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            if exc.errno in DISK_FULL:
+                raise HTTPException(
+                    status_code=507, detail=f"the server's disk is full: {exc.strerror}"
+                ) from None
+            raise
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
-        video_id, name = stored_name(receiver.filename)
-        path = partial.rename(directory / name)
         metadata.setdefault("filename", display_name(receiver.filename))
-        request_event = make_request(path.as_uri(), video_id, metadata, options)
-        await push(services.producer, settings, request_event)
+        try:
+            video_id = await submit_request(path.as_uri(), video_id, metadata, options)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
         return {"video_id": video_id, "status": "submitted"}
 
     # --- exports --------------------------------------------------------------------------------------
@@ -460,7 +597,13 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
         if cached is None or (cached[0] != total and time.monotonic() - cached[1] >= LIVE_REBUILD_S):
             rows = await store.call(store.results, video_id)
             doc = await asyncio.to_thread(  # no enrichment (embedding model, thumbnails): the final has it
-                build_reconstruction, row, rows, enabled, settings.aggregator.segment_s, enrich=False
+                build_reconstruction,
+                row,
+                rows,
+                enabled,
+                settings.aggregator.segment_s,
+                enrich=False,
+                max_span_s=settings.producer.max_duration_s,
             )
             doc.update(status=row["status"], provisional=True)
             if len(live_cache) >= 32:
