@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -37,6 +36,7 @@ from reelscope.schemas.events import (
     VideoFailed,
     decode,
     encode,
+    video_id_slug,
 )
 
 log = logging.getLogger(__name__)
@@ -71,15 +71,10 @@ def resolve_uri(uri: str, settings: Settings) -> str:
     return str(path)
 
 
-def id_slug(name: str, default: str = "video") -> str:
-    """A file name's contribution to a video id: letters, digits, `-` and `_` only (see VIDEO_ID_PATTERN)."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-_")[:40] or default
-
-
 def new_video_id(path: str) -> str:
     """A fresh id from a path or file URI: its file name's slug and a random suffix."""
     name = Path(unquote(urlparse(path).path) if "://" in path else path).stem
-    return f"{id_slug(name)}-{uuid.uuid4().hex[:10]}"
+    return f"{video_id_slug(name)}-{uuid.uuid4().hex[:10]}"
 
 
 def topic_for(event: Event, settings: Settings) -> str:

@@ -7,6 +7,7 @@ raises SchemaError naming the offending field.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
@@ -19,6 +20,11 @@ Provenance = Literal["algorithm", "packaged", "configured", "random-test", "comp
 
 VIDEO_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"
 """A video id that can be submitted: it is a path segment of the API and a file name of exports."""
+
+
+def video_id_slug(name: str, default: str = "video") -> str:
+    """A file name's contribution to a video id: letters, digits, `-` and `_` only (VIDEO_ID_PATTERN)."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-_")[:40] or default
 
 
 class SchemaError(ValueError):
