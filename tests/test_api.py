@@ -9,6 +9,7 @@ import json
 import os
 import re
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -44,6 +45,7 @@ def api_stack(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         REELSCOPE_MAX_UPLOAD_BYTES=str(LIMIT),
         REELSCOPE_ANALYZERS=ANALYZERS,
         REELSCOPE_UPLOAD_READ_TIMEOUT_S=str(STALL_S),
+        REELSCOPE_MIN_FREE_BYTES="0",  # the disk-full test fills a tiny mount; the floor has its own test
     )
     with stack_running(env) as settings:
         yield settings
@@ -330,13 +332,36 @@ def test_a_stalled_upload_is_timed_out_and_leaves_nothing(api_stack: Settings) -
     assert set(os.listdir(uploads_dir(api_stack))) == before
 
 
+def test_an_upload_that_fills_the_disk_gets_507_and_leaves_nothing(
+    api_stack: Settings, client: httpx.Client
+) -> None:
+    """A real ENOSPC: a 256 KB tmpfs over the uploads directory (needs the right to mount)."""
+    target = uploads_dir(api_stack)
+    target.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(target)], capture_output=True
+    ).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        answer = upload(client, "big.mp4", os.urandom(600_000))
+        assert answer.status_code == 507 and "disk is full" in answer.json()["detail"], answer.text
+        assert os.listdir(target) == []
+    finally:
+        subprocess.run(["umount", str(target)], check=True)
+    assert upload(client, "small.mp4", b"not a video").status_code == 202  # space again: accepted
+
+
 def test_a_full_disk_is_named_by_health_and_uploads(broker: str, tmp_path: Path) -> None:
     """Free space below the configured floor: /health says why it is not ready, uploads get 507, and
     `up` names the cause instead of just timing out."""
     from reelscope.infra.stack import down, spawn, up
 
     env = stack_env(
-        broker, tmp_path / "state", REELSCOPE_ANALYZERS=ANALYZERS, REELSCOPE_MIN_FREE_BYTES=str(1 << 60)
+        broker,
+        tmp_path / "state",
+        REELSCOPE_ANALYZERS=ANALYZERS,
+        REELSCOPE_MIN_FREE_BYTES=str(1 << 60),
+        REELSCOPE_API_TOKEN=TOKEN,
     )
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
@@ -344,7 +369,8 @@ def test_a_full_disk_is_named_by_health_and_uploads(broker: str, tmp_path: Path)
         settings = Settings()
         spawn(settings, "serve", ["serve"])
         try:
-            with httpx.Client(base_url=api_url(settings), timeout=30) as anon:
+            auth = {"Authorization": f"Bearer {TOKEN}"}
+            with httpx.Client(base_url=api_url(settings), headers=auth, timeout=30) as anon:
                 deadline = time.monotonic() + 120
                 health = None
                 while time.monotonic() < deadline:
@@ -357,7 +383,8 @@ def test_a_full_disk_is_named_by_health_and_uploads(broker: str, tmp_path: Path)
                 assert not health.json()["ready"] and "nearly full" in health.json()["reason"]
                 refused = upload(anon, "c.mp4", b"0" * 1000)
             assert refused.status_code == 507 and "nearly full" in refused.json()["detail"]
-            assert not [p for p in (settings.state_dir / "uploads").iterdir() if not p.name.startswith(".")]
+            uploads = settings.state_dir / "uploads"
+            assert not uploads.exists() or not [p for p in uploads.iterdir() if not p.name.startswith(".")]
             with pytest.raises(TimeoutError, match="disk is nearly full"):
                 up(settings, timeout_s=5)
         finally:
