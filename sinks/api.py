@@ -26,8 +26,9 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from reelscope.analyzers.registry import enabled_analyzers
+from reelscope.infra.core.ingest import make_request, push
 from reelscope.infra.core.settings import Settings
-from reelscope.producers.publisher import make_request, push
+from reelscope.schemas.records import TERMINAL
 from reelscope.sinks import exports
 from reelscope.sinks.reconstruction import build as build_reconstruction
 from reelscope.sinks.store import Store, now
@@ -43,7 +44,6 @@ from reelscope.sinks.uploads import (
 log = logging.getLogger(__name__)
 
 DASHBOARD = Path(__file__).with_name("dashboard")
-TERMINAL = ("complete", "degraded", "failed")
 STREAM_INTERVAL_S = 0.5
 KEEPALIVE_S = 10.0
 RECENT_S = 300.0
@@ -254,6 +254,7 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
         counts = await store.call(store.result_counts, video_id)
         row["progress"] = progress(row, counts)
         row["metadata"] = json.loads(row["metadata"] or "{}")
+        row["options"] = json.loads(row["options"] or "{}")
         row["expected"] = json.loads(row["expected"] or "{}")
         return row
 

@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import HTTPException, Request
 from pydantic import BaseModel, Field, field_validator
 from python_multipart.multipart import MultipartParser, parse_options_header
+from reelscope.infra.core.ingest import path_refused
 from reelscope.infra.core.settings import Settings
 from reelscope.schemas.events import VIDEO_ID_PATTERN, video_id_slug
 
@@ -245,16 +246,6 @@ def storage_problem(settings: Settings) -> str | None:
     return None
 
 
-def uploads_refused(directory: Path, settings: Settings) -> str | None:
-    """Why the producer would refuse files in the upload directory (its URI policy), if it would."""
-    if "file" not in settings.producer.allowed_schemes:
-        return "the producer does not allow file URIs"
-    roots = [Path(r).expanduser().resolve() for r in settings.producer.allowed_roots]
-    if not any(directory == root or root in directory.parents for root in roots):
-        return f"{directory} is outside the producer's allowed_roots"
-    return None
-
-
 @dataclass
 class Upload:
     """A received upload, stored under its generated name, with its form fields."""
@@ -276,7 +267,7 @@ async def receive_upload(request: Request, settings: Settings) -> Upload:
     if declared.isdigit() and int(declared) > limit + FORM_OVERHEAD:
         raise HTTPException(status_code=413, detail=f"upload larger than {limit} bytes")
     directory = (settings.state_dir / "uploads").resolve()
-    refused = uploads_refused(directory, settings)
+    refused = path_refused(directory, settings)  # the producer would refuse these files
     if refused:
         raise HTTPException(status_code=503, detail=f"uploads are disabled: {refused}")
     full = storage_problem(settings)

@@ -14,10 +14,11 @@ import av
 import pytest
 from PIL import Image
 from reelscope.infra.cli import fetch
+from reelscope.infra.core.ingest import request_for_path
 from reelscope.infra.core.kafka import make_producer, send_all
 from reelscope.infra.core.settings import Settings
-from reelscope.producers.publisher import request_for_path
 from reelscope.schemas.events import VideoFinished, VideoStarted
+from reelscope.schemas.records import Media
 
 from tests.conftest import stack_env, stack_running
 from tests.media import cut_clip, textured, tone
@@ -67,7 +68,10 @@ async def forge(settings: Settings, video_id: str) -> None:
     await producer.start()
     try:
         started = VideoStarted(
-            video_id=video_id, uri="file:///forged.mp4", duration_s=2e6, started_at=time.time()
+            video_id=video_id,
+            uri="file:///forged.mp4",
+            media=Media(duration_s=2e6, has_video=True),
+            started_at=time.time(),
         )
         finished = VideoFinished(
             video_id=video_id, frames_published=0, chunks_published=0, finished_at=time.time()

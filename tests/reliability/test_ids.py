@@ -7,7 +7,7 @@ import sys
 
 import pytest
 from pydantic import ValidationError
-from reelscope.producers.publisher import make_request, request_for_path
+from reelscope.infra.core.ingest import make_request, request_for_path
 from reelscope.schemas.events import IngestRequest, SchemaError, decode, encode
 
 BAD = ["a" * 129, "a/b", "../x", ".hidden", "-flag", "sp ace", "é", "a?b=c"]

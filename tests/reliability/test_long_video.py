@@ -12,8 +12,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from reelscope.infra.core.ingest import request_for_path
 from reelscope.infra.sample_media import looped_clip
-from reelscope.producers.publisher import request_for_path
 
 from tests.conftest import stack_env, stack_running
 from tests.media import cut_clip, tone, write_video
