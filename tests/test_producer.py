@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import wave
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 from PIL import Image
@@ -16,7 +14,7 @@ from reelscope.infra.core.settings import ProducerSettings, Settings
 from reelscope.producers.events import VideoEventSource
 from reelscope.schemas.events import AudioChunk, Frame, VideoFailed, VideoFinished, VideoStarted
 
-from tests.media import cut_clip, textured, tone, write_video
+from tests.media import cut_clip, late_audio, mpegts_copy, textured, tone, write_video
 
 ANALYZERS = ["scene", "color", "quality", "loudness"]
 
@@ -158,24 +156,11 @@ def test_audio_reaches_the_end_of_the_stream(tmp_path: Path) -> None:
     assert chunks[-1].end_s == pytest.approx(samples / rate, abs=1e-3)
 
 
-def _segment(tmp_path: Path) -> Path:
-    """An MPEG-TS copy of a clip: what an HLS playlist names."""
-    clip = cut_clip(tmp_path / "secret.mp4", frames=25)
-    target = tmp_path / "secret.ts"
-    with av.open(str(clip)) as src, av.open(str(target), "w", format="mpegts") as dst:
-        outs = {s.index: dst.add_stream_from_template(s) for s in src.streams}
-        for packet in src.demux():
-            if packet.dts is not None:
-                packet.stream = outs[packet.stream.index]
-                dst.mux(packet)
-    return target
-
-
 @pytest.mark.parametrize("absolute", [True, False])
 def test_a_playlist_reads_no_other_file(tmp_path: Path, absolute: bool) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
-    segment = _segment(outside)
+    segment = mpegts_copy(cut_clip(outside / "secret.mp4", frames=25), outside / "secret.ts")
     playlist = tmp_path / "root" / "clip.m3u8"
     playlist.parent.mkdir()
     entry = segment.as_uri() if absolute else "../outside/secret.ts"
@@ -200,18 +185,7 @@ def test_a_still_image_is_refused_with_a_reason(tmp_path: Path, fmt: str) -> Non
 
 def test_a_late_audio_stream_starts_where_its_samples_do(tmp_path: Path) -> None:
     """An audio-only file whose stream starts at 80,000 s: the video starts there too (no 80,000 s gap)."""
-    path = tmp_path / "late.m4a"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("aac", rate=16_000, layout="mono")
-        signal = tone(2.0, rate=16_000)
-        for i in range(0, signal.size, 1024):
-            frame = av.AudioFrame.from_ndarray(signal[None, i : i + 1024], format="fltp", layout="mono")
-            frame.sample_rate, frame.time_base = 16_000, Fraction(1, 16_000)
-            frame.pts = 80_000 * 16_000 + i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+    path = late_audio(tmp_path / "late.m4a", 80_000.0, 2.0)
     evs = events(path, ["loudness"])
     started, chunks = of(evs, VideoStarted)[0], of(evs, AudioChunk)
     assert started.media.start_s == pytest.approx(80_000, abs=0.1)

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import pytest
 from PIL import Image
 from reelscope.infra.cli import fetch
@@ -21,7 +19,7 @@ from reelscope.schemas.events import VideoFinished, VideoStarted
 from reelscope.schemas.records import Media
 
 from tests.conftest import stack_env, stack_running
-from tests.media import cut_clip, textured, tone
+from tests.media import cut_clip, late_audio, mpegts_copy, textured
 from tests.test_pipeline import _push, wait_done
 
 pytestmark = pytest.mark.integration
@@ -31,35 +29,12 @@ MAX_DURATION_S = 20
 
 def playlist_escaping(root: Path, outside: Path) -> Path:
     """An HLS playlist inside `root` whose only segment is a clip (as MPEG-TS) outside it."""
-    clip = cut_clip(outside / "secret.mp4", frames=50)
-    segment = outside / "secret.ts"
-    with av.open(str(clip)) as src, av.open(str(segment), "w", format="mpegts") as dst:
-        outs = {s.index: dst.add_stream_from_template(s) for s in src.streams}
-        for packet in src.demux():
-            if packet.dts is not None:
-                packet.stream = outs[packet.stream.index]
-                dst.mux(packet)
+    segment = mpegts_copy(cut_clip(outside / "secret.mp4", frames=50), outside / "secret.ts")
     playlist = root / "upload.m3u8"
     playlist.write_text(
         f"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\n{segment.as_uri()}\n#EXT-X-ENDLIST\n"
     )
     return playlist
-
-
-def late_audio(path: Path, start_s: float) -> Path:
-    """An audio-only AAC file of 3 s whose stream starts at start_s."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("aac", rate=16_000, layout="mono")
-        signal = tone(3.0, rate=16_000)
-        for i in range(0, signal.size, 1024):
-            frame = av.AudioFrame.from_ndarray(signal[None, i : i + 1024], format="fltp", layout="mono")
-            frame.sample_rate, frame.time_base = 16_000, Fraction(1, 16_000)
-            frame.pts = round(start_s * 16_000) + i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
 
 
 async def forge(settings: Settings, video_id: str) -> None:
@@ -90,7 +65,7 @@ def test_hostile_inputs_cost_only_themselves(broker: str, tmp_path: Path) -> Non
     playlist = playlist_escaping(root, outside)
     image = root / "photo.mp4"
     Image.fromarray(textured(64, 48, 1)).save(image, format="PNG")
-    audio = late_audio(root / "late.m4a", 80_000.0)
+    audio = late_audio(root / "late.m4a", 80_000.0, 3.0)
     good = cut_clip(root / "good.mp4", frames=40)
     env = stack_env(
         broker,
