@@ -23,6 +23,7 @@ from typing import Any
 
 from aiokafka import ConsumerRecord
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from reelscope.analyzers.base import ShotAnalyzer
 from reelscope.analyzers.registry import enabled_analyzers
 from reelscope.infra.core.kafka import (
     DeadLetters,
@@ -139,7 +140,7 @@ class Aggregator:
         self.settings = settings
         self.store = store
         self.enabled = enabled_analyzers(settings.analyzers, settings)
-        self.shot_analyzers = [n for n, c in self.enabled.items() if c.input == "shot"]
+        self.shot_analyzers = {n: c for n, c in self.enabled.items() if issubclass(c, ShotAnalyzer)}
         self.stop = asyncio.Event()
         self.ready = asyncio.Event()
         self.finalized: dict[str, str] = {}
@@ -297,7 +298,10 @@ class Aggregator:
             },
         )
         expected = json.loads(video["expected"] or "{}")
-        expected.update({name: len(doc["shots"]) + 1 for name in self.shot_analyzers})
+        # one result per shot, plus the whole-video description from those that write one
+        expected.update(
+            {name: len(doc["shots"]) + int(cls.describes_video) for name, cls in self.shot_analyzers.items()}
+        )
         # published_at restarts the completion clock for the second phase
         row = {
             **video,

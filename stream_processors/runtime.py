@@ -22,7 +22,7 @@ import numpy as np
 from aiokafka import ConsumerRecord, TopicPartition
 from PIL import Image
 from reelscope.analyzers.base import Analyzer, AudioItem, FrameItem, Item
-from reelscope.analyzers.registry import groups
+from reelscope.analyzers.registry import create, groups
 from reelscope.infra.core.kafka import (
     DeadLetters,
     consume_batches,
@@ -46,10 +46,16 @@ def item_key(event: Frame | AudioChunk) -> str:
     return f"{channel}{event.index:06d}"
 
 
+def frame_image(frame: Frame) -> np.ndarray:
+    """The frame's picture, RGB uint8."""
+    return np.asarray(Image.open(io.BytesIO(frame.jpeg)).convert("RGB"))
+
+
 def to_item(event: Frame | AudioChunk) -> Item:
     if isinstance(event, Frame):
-        image = np.asarray(Image.open(io.BytesIO(event.jpeg)).convert("RGB"))
-        return FrameItem(event.video_id, event.index, event.pts_s, image, event.final, event.first)
+        return FrameItem(
+            event.video_id, event.index, event.pts_s, frame_image(event), event.final, event.first
+        )
     samples = np.frombuffer(event.pcm, dtype="<i2").astype(np.float32) / 32768.0
     return AudioItem(
         event.video_id,
@@ -140,14 +146,14 @@ class OpenStreams:
 class GroupProcessor:
     """Runs one analyzer group against the broker until stopped."""
 
-    def __init__(self, settings: Settings, group: str, analyzers: list[Analyzer] | None = None) -> None:
+    def __init__(self, settings: Settings, group: str, analyzers: list[Analyzer[Any]] | None = None) -> None:
         self.settings = settings
         self.group = group
         if analyzers is None:
             classes = groups(settings.analyzers, settings).get(group)
             if not classes:
                 raise ValueError(f"no enabled analyzer belongs to group {group!r}")
-            analyzers = [cls(settings) for cls in classes]
+            analyzers = [create(cls, settings) for cls in classes]
         self.analyzers = {a.name: a for a in analyzers}
         inputs = {a.input for a in analyzers}
         self.topics = [
@@ -258,7 +264,7 @@ class GroupProcessor:
         return results, failed
 
     def analyze_with_retries(
-        self, analyzer: Analyzer, batch: list[Item]
+        self, analyzer: Analyzer[Any], batch: list[Item]
     ) -> list[tuple[dict[str, Any], str | None]]:
         """(payload, None) per item, or ({}, error) for an item that failed alone `max_retries` times."""
         try:
@@ -286,7 +292,7 @@ class GroupProcessor:
         return out
 
     @staticmethod
-    def _checked(analyzer: Analyzer, batch: list[Item]) -> list[dict[str, Any]]:
+    def _checked(analyzer: Analyzer[Any], batch: list[Item]) -> list[dict[str, Any]]:
         payloads = analyzer.analyze(batch)
         if len(payloads) != len(batch):
             raise RuntimeError(f"returned {len(payloads)} payloads for {len(batch)} items")

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
-from reelscope.analyzers.base import Analyzer, ShotItem
+from reelscope.analyzers.base import Analyzer, ShotAnalyzer, ShotItem
 from reelscope.infra.core.kafka import send_all
 from reelscope.infra.core.metrics import RESULT_LATENCY, RESULTS_OUT
 from reelscope.infra.core.settings import Settings
 from reelscope.schemas.events import AnalyzerResult, Frame, SchemaError, ShotsReady, decode
-from reelscope.stream_processors.runtime import GroupProcessor, to_item
+from reelscope.stream_processors.runtime import GroupProcessor, frame_image
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,11 @@ def pick(frames: list[Frame], start_s: float, end_s: float, k: int) -> list[Fram
 class ShotProcessor(GroupProcessor):
     """GroupProcessor for analyzers whose items are shots."""
 
-    def __init__(self, settings: Settings, group: str, analyzers: list[Analyzer] | None = None) -> None:
+    def __init__(self, settings: Settings, group: str, analyzers: list[Analyzer[Any]] | None = None) -> None:
         super().__init__(settings, group, analyzers)
+        self.shot_analyzers = [a for a in self.analyzers.values() if isinstance(a, ShotAnalyzer)]
+        if len(self.shot_analyzers) != len(self.analyzers):
+            raise ValueError(f"group {group!r} mixes shot analyzers with frame or audio analyzers")
         self.topics = [settings.topics.frames, settings.topics.shots]
         self.videos: dict[str, VideoFrames] = {}
         self.pending: dict[str, Pending] = {}
@@ -150,14 +153,15 @@ class ShotProcessor(GroupProcessor):
     def caption(self, ready: list[ShotsReady]) -> list[AnalyzerResult]:
         """Caption every shot of the ready videos in shared batches, then describe each video."""
         results: list[AnalyzerResult] = []
-        for name, analyzer in self.analyzers.items():
-            k = getattr(analyzer, "frames_per_shot", 4)
+        for analyzer in self.shot_analyzers:
+            name = analyzer.name
+            k = analyzer.frames_per_shot
             items: list[ShotItem] = []
             for event in ready:
                 frames = [f for f in self.videos[event.video_id].frames if name in f.targets]
                 for shot in event.shots:
                     chosen = pick(frames, shot["start_s"], shot["end_s"], k)
-                    images = tuple(to_item(f).image for f in chosen)  # type: ignore[union-attr]
+                    images = tuple(frame_image(f) for f in chosen)
                     items.append(
                         ShotItem(
                             event.video_id,
@@ -200,13 +204,14 @@ class ShotProcessor(GroupProcessor):
                     by_video.setdefault(item.video_id, []).append(
                         {"start_s": item.start_s, "end_s": item.end_s, "caption": payload["caption"]}
                     )
-            describe = getattr(analyzer, "describe_video", None)
             for event in ready:
-                if describe is None:
+                if not analyzer.describes_video:
                     continue
                 try:
                     payload, error = (
-                        describe(by_video.get(event.video_id, []), event.transcript, event.texts, event.meta),
+                        analyzer.describe_video(
+                            by_video.get(event.video_id, []), event.transcript, event.texts, event.meta
+                        ),
                         None,
                     )
                 except Exception as exc:  # the captions stand; the description is reported missing
