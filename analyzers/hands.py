@@ -5,14 +5,15 @@ waves over time, on MediaPipe's packaged hand_landmark + palm_detection models
 Gestures come from finger geometry alone (model-free functions, unit-tested on synthetic hands): a finger
 is extended when it is straight at its middle joint and its tip lies farther from the wrist than that joint.
 `side` is the person's own hand: MediaPipe labels hands as if the image were a mirrored selfie, so its label
-is swapped for camera footage. Waves need motion: `video_summary` tracks hands (ByteTrack over their boxes)
-and finds an open hand whose wrist swings sideways and back.
+is swapped for camera footage. Waves need motion: `video_summary` follows each hand (`link_hands`) and finds
+an open hand whose wrist swings sideways and back.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from pydantic import BaseModel
 from reelscope.analyzers.base import FrameAnalyzer, FrameItem, ItemResult, Runtime, Sampling
 from reelscope.analyzers.common import mediapipe_solutions
 from reelscope.analyzers.common.gestures import oscillations, spans
-from reelscope.analyzers.common.yolo import frame_rate, track_detections
+from reelscope.analyzers.common.yolo import frame_rate
 
 WRIST, THUMB_MCP, THUMB_IP, THUMB_TIP, INDEX_MCP = 0, 2, 3, 4, 5
 FINGERS = {
@@ -40,6 +41,10 @@ WAVE_STEP = 0.25
 WAVE_REVERSALS = 2
 WAVE_AMPLITUDE = 0.6
 MIN_GESTURE_FRAMES = 2
+MAX_LINK = 3.0
+"""A hand joins a track whose last wrist is within this many hand sizes (wrist to middle knuckle)."""
+MAX_GAP_FRAMES = 2
+MAX_TRACKS = 50
 
 
 def _angle(lm: np.ndarray, a: int, b: int, c: int) -> float:
@@ -191,25 +196,19 @@ class HandsAnalyzer(FrameAnalyzer):
         }
         fps = frame_rate([r.start_s for r in frames], cls.sampling.fps or 3.0)
         sized = [[{**h, "size": r.payload["size"]} for h in r.payload.get("hands", [])] for r in frames]
-        try:
-            tracks = track_detections([(r.start_s, h) for r, h in zip(frames, sized, strict=True)], fps)
-        except ImportError as missing:  # an aggregator installed without the vision extra
-            return {**summary, "tracker": f"unavailable: {missing}", "tracks": None, "gestures": None}
+        tracks = link_hands([(r.start_s, h) for r, h in zip(frames, sized, strict=True)], 1.0 / fps)
         found = []
         for track in tracks:
-            kinds = [h.get("gesture") if h.get("gesture") in GESTURES else None for h in track.detections]
+            kinds = [h.get("gesture") if h.get("gesture") in GESTURES else None for h in track.hands]
             for start, end, kind in spans(track.times, kinds, 1.0 / fps, MIN_GESTURE_FRAMES):
                 found.append(_span(kind, track.track_id, start, end))
-            for i, j in hand_waves(track.detections):
+            for i, j in hand_waves(track.hands):
                 found.append(_span("wave", track.track_id, track.times[i], track.times[j] + 1.0 / fps))
         return {
             **summary,
-            "tracker": "bytetrack (ultralytics)",
+            "tracker": "nearest wrist, same hand",
             "track_count": len(tracks),
-            "tracks": [
-                {**{k: v for k, v in t.summary().items() if k != "label"}, "side": _side(t.detections)}
-                for t in tracks
-            ],
+            "tracks": [t.summary() for t in tracks[:MAX_TRACKS]],
             "gestures": sorted(found, key=lambda g: (g["start_s"], g["track_id"])),
         }
 
@@ -230,10 +229,68 @@ def hand_waves(hands: Sequence[dict[str, Any]]) -> list[tuple[int, int]]:
     return oscillations(offsets, WAVE_STEP, WAVE_REVERSALS, WAVE_AMPLITUDE)
 
 
+@dataclass
+class HandTrack:
+    """One hand followed over sampled frames: its times and stored hand payloads (with the frame size)."""
+
+    track_id: int
+    times: list[float] = field(default_factory=list)
+    hands: list[dict[str, Any]] = field(default_factory=list)
+
+    def wrist(self, i: int = -1) -> tuple[np.ndarray, float]:
+        """Wrist position in pixels and hand size of its i-th hand."""
+        return _wrist(self.hands[i])
+
+    def summary(self) -> dict[str, Any]:
+        n = len(self.hands)
+        gestures = Counter(h["gesture"] for h in self.hands if h.get("gesture"))
+        return {
+            "track_id": self.track_id,
+            "side": self.hands[0].get("side"),
+            "first_s": round(self.times[0], 4),
+            "last_s": round(self.times[-1], 4),
+            "frames": n,
+            "mean_box": [round(sum(h["box"][k] for h in self.hands) / n, 4) for k in range(4)],
+            "gestures": dict(gestures.most_common()),
+        }
+
+
+def _wrist(hand: dict[str, Any]) -> tuple[np.ndarray, float]:
+    lm = np.array(hand["landmarks"], dtype=np.float64)[:, :2] * np.array(hand["size"], dtype=np.float64)
+    return lm[WRIST], hand_size(lm)
+
+
+def link_hands(frames: Sequence[tuple[float, Sequence[dict[str, Any]]]], frame_s: float) -> list[HandTrack]:
+    """Follow hands frame to frame: each hand joins the track of the same side (the person's left or right
+    hand) whose last wrist is nearest, within MAX_LINK hand sizes and MAX_GAP_FRAMES missed frames; nearest
+    pairs first. A waving hand moves about a hand width between samples at 3 fps, too far for box overlap
+    (IoU) trackers, which is why hands are linked by distance. Ids follow first appearance."""
+    tracks: list[HandTrack] = []
+    for t, hands in frames:
+        active = [k for k in tracks if t - k.times[-1] <= (MAX_GAP_FRAMES + 1) * frame_s + 1e-6]
+        pairs = []
+        for ti, track in enumerate(active):
+            last, scale = track.wrist()
+            for hi, hand in enumerate(hands):
+                if hand.get("side") != track.hands[-1].get("side"):
+                    continue
+                wrist, size = _wrist(hand)
+                distance = float(np.linalg.norm(wrist - last)) / max(scale, size)
+                if distance <= MAX_LINK:
+                    pairs.append((distance, ti, hi))
+        used_t: set[int] = set()
+        used_h: set[int] = set()
+        for _, ti, hi in sorted(pairs):
+            if ti not in used_t and hi not in used_h:
+                used_t.add(ti)
+                used_h.add(hi)
+                active[ti].times.append(t)
+                active[ti].hands.append(hands[hi])
+        for hi, hand in enumerate(hands):
+            if hi not in used_h:
+                tracks.append(HandTrack(len(tracks) + 1, [t], [hand]))
+    return tracks
+
+
 def _span(kind: str, track_id: int, start: float, end: float) -> dict[str, Any]:
     return {"kind": kind, "track_id": track_id, "start_s": round(start, 4), "end_s": round(end, 4)}
-
-
-def _side(hands: Sequence[dict[str, Any]]) -> str | None:
-    sides = Counter(h.get("side") for h in hands if h.get("side"))
-    return sides.most_common(1)[0][0] if sides else None

@@ -20,10 +20,11 @@ from reelscope.analyzers.base import FrameItem, ItemResult
 from reelscope.analyzers.common.compose_caption import compose_caption
 from reelscope.analyzers.common.face_mesh import EMOTIONS
 from reelscope.analyzers.faces import FacesAnalyzer
-from reelscope.analyzers.hands import HandsAnalyzer, gesture
+from reelscope.analyzers.hands import HandsAnalyzer, gesture, hand_record
 from reelscope.analyzers.objects import ObjectsAnalyzer
 from reelscope.analyzers.pose import PoseAnalyzer
 from reelscope.analyzers.segmentation import SegmentationAnalyzer
+from reelscope.infra.cli import vision_lines
 
 pytest.importorskip("mediapipe")
 pytest.importorskip("cv2")
@@ -139,3 +140,48 @@ def test_composed_caption_uses_gaze_gestures_and_emotion() -> None:
     context = ObjectsAnalyzer.shot_context(fields)
     assert context == {"objects": {"person": 1, "cat": 1}, "appearing": {"cat": 0.667}}
     assert compose_caption(3.0, context) == "3.0 s shot: a person and a cat; a cat appears 2.0 s in."
+
+
+def test_a_held_pointing_hand_becomes_a_gesture_span_in_the_summary_lines() -> None:
+    """Zidane's photo held for three sampled frames: one tracked hand, pointing for the whole span, which the
+    CLI's summary names."""
+    a = HandsAnalyzer()
+    a.load()
+    image = photo("zidane.jpg", HandsAnalyzer.sampling.max_side)
+    payloads = a.analyze([FrameItem("v", i, i / 3, image) for i in range(3)])
+    results = [ItemResult(str(i), i / 3, i / 3, p) for i, p in enumerate(payloads)]
+    summary = HandsAnalyzer.video_summary(results)
+    assert summary is not None and summary["track_count"] == 1
+    assert [(g["kind"], g["start_s"], g["end_s"]) for g in summary["gestures"]] == [("pointing", 0.0, 1.0)]
+    lines = vision_lines({"summaries": {"hands": summary}})
+    assert lines == ["  hands: up to 1 at once, in 100% of frames; gestures: pointing 0.0-1.0s"]
+
+
+def test_an_open_hand_swinging_sideways_is_a_wave() -> None:
+    """Synthetic open hands (all fingers straight up) whose wrist moves +-0.8 hand sizes frame to frame."""
+    lm = np.zeros((21, 3))
+    lm[1:5, :2] = [(-20, -10), (-35, -25), (-45, -35), (-50, -45)]
+    for k, x in enumerate((-15, -5, 5, 15)):
+        lm[5 + 4 * k : 9 + 4 * k, :2] = [(x, -40), (x, -60), (x, -75), (x, -90)]
+    size = (1000, 1000)
+
+    def at(dx: float) -> dict:
+        moved = lm.copy()
+        moved[:, 0] += 500 + dx
+        moved[:, 1] += 500
+        return hand_record(moved / 1000, "Right", 0.9, size)
+
+    swings = [0, 30, -30, 30, -30, 30, 0]  # +-30 px, a hand size is 40 px (wrist to middle knuckle)
+    frames = [[at(dx)] for dx in swings]
+    results = [
+        ItemResult(str(i), i / 3, i / 3, {"size": list(size), "count": 1, "gestures": {}, "hands": h})
+        for i, h in enumerate(frames)
+    ]
+    summary = HandsAnalyzer.video_summary(results)
+    assert summary is not None
+    assert [g["kind"] for g in summary["gestures"]] == ["open_palm", "wave"]
+    still = [
+        ItemResult(str(i), i / 3, i / 3, {"size": list(size), "count": 1, "gestures": {}, "hands": [at(0)]})
+        for i in range(7)
+    ]
+    assert [g["kind"] for g in HandsAnalyzer.video_summary(still)["gestures"]] == ["open_palm"]
