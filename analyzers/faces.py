@@ -47,6 +47,9 @@ from reelscope.analyzers.common.face_mesh import (
 from reelscope.schemas.events import Provenance
 
 ATTRIBUTES = ("age", "emotion")
+ATTRIBUTE_SURE = 0.6
+"""A segment names a face's age or emotion only from classifications this probable (fer's emotion model
+gives a neutral face 'happy' at 0.56 on zidane.jpg): the per-face labels and scores stay in the payload."""
 CLOSE_UP_SHARE = 0.10
 """Largest face covering this share of the frame: a close-up."""
 TALKING_HEAD_MIN_SHARE = 0.01
@@ -337,7 +340,12 @@ class FacesAnalyzer(FrameAnalyzer):
             out["eye_contact_share"] = round(sum(f["eye_contact"] for f in meshed) / len(meshed), 3)
             out["mouth_open_share"] = round(sum(f["mouth_open"] for f in meshed) / len(meshed), 3)
         for attribute in ATTRIBUTES:
-            labels = [f[attribute]["label"] for p in payloads for f in p.get("faces", []) if attribute in f]
+            labels = [
+                f[attribute]["label"]
+                for p in payloads
+                for f in p.get("faces", [])
+                if attribute in f and f[attribute]["score"] >= ATTRIBUTE_SURE
+            ]
             if labels:
                 out[attribute] = _mode(labels)
         return out

@@ -155,7 +155,7 @@ class HandsAnalyzer(FrameAnalyzer):
         payloads = []
         for item in items:
             h, w = item.image.shape[:2]
-            found = self._graph.process(np.ascontiguousarray(item.image))
+            found = self._graph.process(mediapipe_solutions.fit(item.image, self.sampling.max_side))
             hands = [
                 hand_record(
                     np.array([[p.x, p.y, p.z] for p in marks.landmark], dtype=np.float64),
@@ -238,7 +238,7 @@ class HandTrack:
     hands: list[dict[str, Any]] = field(default_factory=list)
 
     def wrist(self, i: int = -1) -> tuple[np.ndarray, float]:
-        """Wrist position in pixels and hand size of its i-th hand."""
+        """Wrist position and hand size (frame heights) of its i-th hand."""
         return _wrist(self.hands[i])
 
     def summary(self) -> dict[str, Any]:
@@ -256,7 +256,10 @@ class HandTrack:
 
 
 def _wrist(hand: dict[str, Any]) -> tuple[np.ndarray, float]:
-    lm = np.array(hand["landmarks"], dtype=np.float64)[:, :2] * np.array(hand["size"], dtype=np.float64)
+    """Wrist position and hand size in frame heights: frames of one video reach an analyzer at several
+    sizes (the producer encodes a frame at the largest size any analyzer sampling it wants)."""
+    width, height = hand["size"]
+    lm = np.array(hand["landmarks"], dtype=np.float64)[:, :2] * np.array([width / height, 1.0])
     return lm[WRIST], hand_size(lm)
 
 

@@ -285,7 +285,7 @@ class PoseAnalyzer(YoloAnalyzer):
         """MediaPipe finds one person a pass: each found person's box is greyed out and the graph run again,
         up to `people` persons, so a second person is not hidden behind the most prominent one."""
         h, w = image.shape[:2]
-        work = np.ascontiguousarray(image)
+        work = mediapipe_solutions.fit(image, self.sampling.max_side)
         persons = []
         for _ in range(self.options.people):
             found = self._graph.process(work).pose_landmarks
@@ -296,7 +296,8 @@ class PoseAnalyzer(YoloAnalyzer):
             persons.append(person)
             x0, y0, x1, y1 = person["box"]
             work = work.copy()
-            work[int(y0 * h) : int(np.ceil(y1 * h)), int(x0 * w) : int(np.ceil(x1 * w))] = 128
+            wh, ww = work.shape[:2]
+            work[int(y0 * wh) : int(np.ceil(y1 * wh)), int(x0 * ww) : int(np.ceil(x1 * ww))] = 128
         return self._summarised(persons, (w, h), sum(p["conf"] >= self.options.conf for p in persons))
 
     def _payload(self, result: Any) -> dict[str, Any]:

@@ -117,7 +117,7 @@ class SegmentationAnalyzer(FrameAnalyzer):
             raise RuntimeError("load() was not called")
         out = []
         for item in items:
-            image = np.ascontiguousarray(item.image)
+            image = mediapipe_solutions.fit(item.image, self.sampling.max_side)
             out.append(frame_payload(image, self._graph.process(image).segmentation_mask))
         return out
 

@@ -143,12 +143,15 @@ def test_composed_caption_uses_gaze_gestures_and_emotion() -> None:
 
 
 def test_a_held_pointing_hand_becomes_a_gesture_span_in_the_summary_lines() -> None:
-    """Zidane's photo held for three sampled frames: one tracked hand, pointing for the whole span, which the
-    CLI's summary names."""
+    """Zidane's photo held for three sampled frames, the middle one at twice the size (the producer encodes a
+    frame at the largest size any analyzer sampling it wants): one hand, pointing for the whole span, which
+    the CLI's summary names."""
     a = HandsAnalyzer()
     a.load()
-    image = photo("zidane.jpg", HandsAnalyzer.sampling.max_side)
-    payloads = a.analyze([FrameItem("v", i, i / 3, image) for i in range(3)])
+    sides = (480, 960, 480)
+    payloads = a.analyze(
+        [FrameItem("v", i, i / 3, photo("zidane.jpg", side)) for i, side in enumerate(sides)]
+    )
     results = [ItemResult(str(i), i / 3, i / 3, p) for i, p in enumerate(payloads)]
     summary = HandsAnalyzer.video_summary(results)
     assert summary is not None and summary["track_count"] == 1
