@@ -26,8 +26,9 @@ says what was found, never more, and is labelled `composed`. Context keys (all o
     brightness  float           mean luma 0..1 over the shot (color's brightness)
     eye_contact bool            a face looks into the camera in most sampled frames (faces' face mesh)
     emotion     str             the face emotion seen most (faces), e.g. "happy"; "neutral" is left out
-    gestures    list[str]       hand gestures seen (hands): "pointing", "open_palm", "thumbs_up"
-    body        list[str]       body cues seen (pose): "hands_raised", "arms_crossed", "pointing"
+    gestures    list[str]       hand gestures seen in a quarter of the shot's frames or more (hands):
+                                "pointing", "open_palm", "thumbs_up"
+    body        list[str]       body cues seen as often (pose): "hands_raised", "arms_crossed", "pointing"
 
 A model whose config.json carries `"reelscope_provenance": "random-test"` (what the tests and the
 benchmark write next to their random models) is reported as random-test whatever the settings say.

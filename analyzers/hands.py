@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import BaseModel
 from reelscope.analyzers.base import FrameAnalyzer, FrameItem, ItemResult, Runtime, Sampling
 from reelscope.analyzers.common import mediapipe_solutions
-from reelscope.analyzers.common.gestures import oscillations, spans
+from reelscope.analyzers.common.gestures import oscillations, shot_cues, spans
 from reelscope.analyzers.common.yolo import frame_rate
 
 WRIST, THUMB_MCP, THUMB_IP, THUMB_TIP, INDEX_MCP = 0, 2, 3, 4, 5
@@ -214,8 +214,8 @@ class HandsAnalyzer(FrameAnalyzer):
 
     @classmethod
     def shot_context(cls, fields: list[dict[str, Any]]) -> dict[str, Any]:
-        """`gestures`: the hand gestures seen in the shot (in at least one sampled frame)."""
-        return {"gestures": [k for k in GESTURES if any(f.get(f"{k}_share", 0) > 0 for f in fields)]}
+        """`gestures`: the hand gestures seen in the shot (gestures.SHOT_CUE_SHARE of its frames)."""
+        return {"gestures": shot_cues(fields, GESTURES)}
 
 
 def hand_waves(hands: Sequence[dict[str, Any]]) -> list[tuple[int, int]]:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from reelscope.analyzers.base import FrameItem, ItemResult, Runtime, Sampling
 from reelscope.analyzers.common import mediapipe_solutions
-from reelscope.analyzers.common.gestures import oscillations, spans
+from reelscope.analyzers.common.gestures import oscillations, shot_cues, spans
 from reelscope.analyzers.common.yolo import (
     TRACK_LOW_CONF,
     Track,
@@ -350,8 +350,8 @@ class PoseAnalyzer(YoloAnalyzer):
 
     @classmethod
     def shot_context(cls, fields: list[dict[str, Any]]) -> dict[str, Any]:
-        """`body`: the body cues seen in the shot (in at least one sampled frame)."""
-        return {"body": [cue for cue in GESTURES if any(f.get(f"{cue}_share", 0) > 0 for f in fields)]}
+        """`body`: the body cues seen in the shot (gestures.SHOT_CUE_SHARE of its frames)."""
+        return {"body": shot_cues(fields, GESTURES)}
 
     @classmethod
     def video_summary(cls, results: list[ItemResult]) -> dict[str, Any] | None:

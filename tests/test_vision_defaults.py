@@ -140,6 +140,11 @@ def test_composed_caption_uses_gaze_gestures_and_emotion() -> None:
     context = ObjectsAnalyzer.shot_context(fields)
     assert context == {"objects": {"person": 1, "cat": 1}, "appearing": {"cat": 0.667}}
     assert compose_caption(3.0, context) == "3.0 s shot: a person and a cat; a cat appears 2.0 s in."
+    # a gesture is told of a shot when seen in a quarter of its frames or more
+    assert HandsAnalyzer.shot_context([{"pointing_share": 0.5}, {"pointing_share": 0.0}]) == {
+        "gestures": ["pointing"]
+    }
+    assert HandsAnalyzer.shot_context([{"pointing_share": 0.2}, {"open_palm_share": 0.0}]) == {"gestures": []}
 
 
 def test_a_held_pointing_hand_becomes_a_gesture_span_in_the_summary_lines() -> None:

@@ -7,6 +7,19 @@ from typing import Any
 
 import numpy as np
 
+SHOT_CUE_SHARE = 0.25
+"""A cue or gesture is told of a shot (its captions) when seen in at least this share of its sampled frames,
+so one odd frame does not become a claim."""
+
+
+def shot_cues(fields: Sequence[dict[str, Any]], cues: Sequence[str]) -> list[str]:
+    """The cues whose `<cue>_share`, averaged over a shot's segments, reaches SHOT_CUE_SHARE."""
+    if not fields:
+        return []
+    return [
+        c for c in cues if sum(float(f.get(f"{c}_share", 0)) for f in fields) / len(fields) >= SHOT_CUE_SHARE
+    ]
+
 
 def spans(
     times: Sequence[float], values: Sequence[Any], frame_s: float, min_frames: int
