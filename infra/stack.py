@@ -1,7 +1,8 @@
 """`reelscope up` / `down`: the local stack as background processes with pid files under the state dir.
 
 up: the embedded broker (unless one answers at the configured address), topics, the serve process (ingest
-worker + aggregator + API, owner of the embedded ClickHouse) and one process per processor group. Each
+worker + aggregator + API, owner of the embedded ClickHouse) and one process per processor group, the
+finalize group included. Each
 process logs to state_dir/logs. down: SIGTERM to each (graceful: finish the batch, commit), then SIGKILL.
 """
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from reelscope.analyzers.registry import groups
 from reelscope.infra.broker import free_port, port_open, start_broker
 from reelscope.infra.core.settings import Settings
+from reelscope.infra.core.topics import FINALIZE
 
 
 @dataclass
@@ -73,6 +75,11 @@ def running(settings: Settings) -> dict[str, int]:
     return out
 
 
+def process_groups(settings: Settings) -> list[str]:
+    """The groups `up` starts as processes: every analyzer group, then the finalize group."""
+    return [*groups(settings.analyzers, settings), FINALIZE]
+
+
 def spawn(settings: Settings, name: str, args: list[str]) -> int:
     """Start `python -m reelscope ARGS` in its own session, logging to state_dir/logs/NAME.log.
 
@@ -81,7 +88,7 @@ def spawn(settings: Settings, name: str, args: list[str]) -> int:
     if args[0] == "process":
         group = args[args.index("--group") + 1]
         threads = settings.threads_per_process or max(
-            1, (os.cpu_count() or 1) // len(groups(settings.analyzers, settings))
+            1, (os.cpu_count() or 1) // len(process_groups(settings))
         )
         for variable in THREAD_VARIABLES:
             env.setdefault(variable, str(threads))
@@ -135,7 +142,7 @@ def up(settings: Settings, processes_per_group: int = 1, timeout_s: float = 180.
             )
         spawn(settings, "serve", ["serve"])
         started.append("serve")
-    for group in groups(settings.analyzers, settings):
+    for group in process_groups(settings):
         for i in range(processes_per_group):
             name = f"group-{group}-{i}"
             if name not in alive:

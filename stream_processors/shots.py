@@ -64,7 +64,6 @@ class ShotProcessor(GroupProcessor):
 
     def __init__(self, settings: Settings, group: str, analyzers: list[Analyzer] | None = None) -> None:
         super().__init__(settings, group, analyzers)
-        self.topics = [settings.topics.frames, settings.topics.shots]
         self.videos: dict[str, VideoFrames] = {}
         self.pending: dict[str, Pending] = {}
         self.begun: set[str] = set()
