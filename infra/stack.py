@@ -88,7 +88,7 @@ def spawn(settings: Settings, name: str, args: list[str]) -> int:
     if args[0] == "process":
         group = args[args.index("--group") + 1]
         threads = settings.threads_per_process or max(
-            1, (os.cpu_count() or 1) // len(process_groups(settings))
+            1, (os.cpu_count() or 1) // len(groups(settings.analyzers, settings))
         )
         for variable in THREAD_VARIABLES:
             env.setdefault(variable, str(threads))

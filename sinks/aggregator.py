@@ -34,7 +34,7 @@ from reelscope.analyzers.registry import enabled_analyzers
 from reelscope.infra.core.chunks import Assembler, split
 from reelscope.infra.core.kafka import send_all
 from reelscope.infra.core.metrics import VIDEOS_FINISHED
-from reelscope.infra.core.retry import retry_with_backoff
+from reelscope.infra.core.retry import is_dependency_failure, retry_with_backoff
 from reelscope.infra.core.service import KafkaService, describe
 from reelscope.infra.core.settings import Settings
 from reelscope.infra.core.sink import BatchingSink
@@ -211,9 +211,15 @@ class Aggregator(KafkaService):
         await self.sink.flush()
         for first, body in documents:
             # retried here, not by redelivery: the parts of a document may span batches already handled
-            await retry_with_backoff(
-                partial(self._store_document, first, body), "storing a document", self.stop
-            )
+            try:
+                await retry_with_backoff(
+                    partial(self._store_document, first, body), "storing a document", self.stop
+                )
+            except Exception as exc:
+                if is_dependency_failure(exc) or self.stop.is_set():
+                    raise
+                log.warning("document of %s cannot be stored: %s", first.video_id, describe(exc))
+                await self._fail(first.video_id, exc)
         for video_id in touched:
             await self._maybe_complete(video_id)
         return self.documents.watermarks(self.settings.aggregator.completion_timeout_s)
@@ -225,8 +231,14 @@ class Aggregator(KafkaService):
             event = decode(record.value or b"")
         except SchemaError:
             return
-        if isinstance(event, (VideoStarted, VideoFinished, VideoDocument)):
-            await self.fail_video(event.video_id, describe(exc), "aggregator")
+        if isinstance(event, (VideoStarted, VideoFinished)):
+            await self._fail(event.video_id, exc)
+
+    async def _fail(self, video_id: str, exc: BaseException) -> None:
+        """Fail the video with the exception as its reason: published, and stored now too, so the video's
+        next events in this batch meet a failed video."""
+        self.sink.add(await self.fail_video(video_id, describe(exc), "aggregator"))
+        await self.sink.flush()
 
     def _write(self, results: list[AnalyzerResult], lifecycle: list[Event]) -> None:
         stamp = now()
@@ -303,10 +315,11 @@ class Aggregator(KafkaService):
         """Send VideoReady with the row and the stored results, unless this completion's phase was asked
         for less than `completion_timeout_s` ago (the finalize group's answer is on its way)."""
         video_id, cid = video["video_id"], completion_id(video)
+        phase_key = "failed" if failed_reason else phase
         last = self.requested.get(video_id)
         if (
             last
-            and last[:2] == (cid, phase)
+            and last[:2] == (cid, phase_key)
             and time.monotonic() - last[2] < self.settings.aggregator.completion_timeout_s
         ):
             return
@@ -320,7 +333,7 @@ class Aggregator(KafkaService):
             for i, p in enumerate(pieces)
         ]
         await send_all(self.producer, [(self.settings.topics.finalize, e) for e in events])
-        self.requested[video_id] = (cid, phase, time.monotonic())
+        self.requested[video_id] = (cid, phase_key, time.monotonic())
 
     async def _store_document(self, first: VideoDocument, body: bytes) -> None:
         """Store what the finalize group built, once per completion: the shots phase's expected counts, or
@@ -343,7 +356,10 @@ class Aggregator(KafkaService):
             if await self.store.call(self.store.stored_completion, video_id) == first.completion_id:
                 self.finalized[video_id] = first.completion_id
                 return
-            await self._finish(video, json.loads(body), first.completion_id)
+            doc = json.loads(body)
+            if video["status"] == "failed" and doc["status"] != "failed":
+                return  # built before the video failed; the failed document is on its way
+            await self._finish(video, doc, first.completion_id)
 
     async def _describing(self, video: dict[str, Any], added: dict[str, int]) -> None:
         """Second phase: the shot analyzers were asked for one result per shot plus the description."""

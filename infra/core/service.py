@@ -76,12 +76,13 @@ class KafkaService:
         await self.dead_letters.publish(record, describe(exc))
 
     # shared helpers -------------------------------------------------------------------------------------
-    async def fail_video(self, video_id: str, reason: str, stage: str) -> None:
+    async def fail_video(self, video_id: str, reason: str, stage: str) -> VideoFailed:
         """Publish VideoFailed on the lifecycle topic: the aggregator finishes the video with this reason."""
         failed = VideoFailed(
             video_id=video_id[:128], reason=reason[:2000], stage=stage, failed_at=time.time()
         )
         await send_all(self.producer, [(self.settings.topics.lifecycle, failed)])
+        return failed
 
     # the skeleton ---------------------------------------------------------------------------------------
     async def run(self) -> None:
