@@ -237,11 +237,11 @@ def test_clickhouse_outage_holds_the_batch_and_loses_nothing(broker: str, tmp_pa
         await create_topics(settings)
         store = Store(settings)
         real_insert = store.insert_results
-        outage_until = time.monotonic() + 6.0
+        outage_until = [float("inf")]  # from when every service is ready
         attempts: list[int] = []
 
         def insert_during_outage(rows: Any) -> None:
-            if time.monotonic() < outage_until:
+            if time.monotonic() < outage_until[0]:
                 attempts.append(len(rows))
                 raise ConnectionError("ClickHouse unavailable (simulated outage)")
             real_insert(rows)
@@ -251,6 +251,7 @@ def test_clickhouse_outage_holds_the_batch_and_loses_nothing(broker: str, tmp_pa
         services = [aggregator, GroupProcessor(settings, "light"), Finalizer(settings)]
         tasks = [asyncio.create_task(s.run()) for s in services]
         await asyncio.wait_for(asyncio.gather(*(s.ready.wait() for s in services)), timeout=60)
+        outage_until[0] = time.monotonic() + 6.0
         producer = make_producer(settings)
         await producer.start()
         await publish_video(
