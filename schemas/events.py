@@ -193,14 +193,9 @@ class DeadLetter(Event):
     failed_at: float = 0.0
 
 
-class VideoReady(Event):
-    """From the aggregator to the finalize group: a video's results are in (or it timed out, or failed).
-
-    `phase` is `shots` (frame and audio results are in: find the shots, ask the shot analyzers) or `final`
-    (build the document). The body (MessagePack: the videos row, the stored results, the failure reason)
-    may exceed one message, so it travels in `parts` pieces of one `completion_id`; see infra/core/chunks.py."""
-
-    KIND = "video.ready"
+class Parts(Event):
+    """One of `parts` pieces of a body too large for one message, for one completion of a video; the
+    consumer puts the pieces back together (infra/core/chunks.py)."""
 
     completion_id: str
     phase: Literal["shots", "final"]
@@ -209,19 +204,22 @@ class VideoReady(Event):
     body: bytes
 
 
-class VideoDocument(Event):
-    """From the finalize group to the aggregator: what it built for a VideoReady, in `parts` pieces.
+class VideoReady(Parts):
+    """From the aggregator to the finalize group: a video's results are in (or it timed out, or failed).
+
+    `phase` is `shots` (frame and audio results are in: find the shots, ask the shot analyzers) or `final`
+    (build the document). The body is MessagePack: the videos row, the stored results, the failure reason."""
+
+    KIND = "video.ready"
+
+
+class VideoDocument(Parts):
+    """From the finalize group to the aggregator: what it built for a VideoReady.
 
     Phase `final`: the reconstruction document (JSON); phase `shots`: MessagePack {expected} (the shot
     analyzers' expected counts; the ShotsReady event went to the shots topic)."""
 
     KIND = "video.document"
-
-    completion_id: str
-    phase: Literal["shots", "final"]
-    part: int = Field(ge=0)
-    parts: int = Field(ge=1)
-    body: bytes
 
 
 class Reconstruction(Event):

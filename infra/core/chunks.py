@@ -12,12 +12,10 @@ import time
 from dataclasses import dataclass, field
 
 from aiokafka import ConsumerRecord, TopicPartition
-from reelscope.schemas.events import VideoDocument, VideoReady
+from reelscope.schemas.events import Parts
 
 PART_OVERHEAD = 4096
 """Room left in a message for the event's other fields."""
-
-Chunked = VideoReady | VideoDocument
 
 
 def split(body: bytes, max_event_bytes: int) -> list[bytes]:
@@ -31,7 +29,7 @@ class _Partial:
     parts: int
     tp: TopicPartition
     offset: int
-    first: Chunked | None = None
+    first: Parts | None = None
     pieces: dict[int, bytes] = field(default_factory=dict)
     since: float = field(default_factory=time.monotonic)
 
@@ -45,7 +43,7 @@ class Assembler:
     def __init__(self) -> None:
         self.partial: dict[tuple[str, str, str], _Partial] = {}
 
-    def add(self, record: ConsumerRecord, event: Chunked) -> tuple[Chunked, bytes] | None:
+    def add(self, record: ConsumerRecord, event: Parts) -> tuple[Parts, bytes] | None:
         """The first part's event and the whole body once every part is in; else None."""
         key = (event.video_id, event.completion_id, event.phase)
         partial = self.partial.get(key)
