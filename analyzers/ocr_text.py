@@ -264,14 +264,15 @@ class OcrTextAnalyzer(Analyzer):
 
     @classmethod
     def segment_fields(cls, payloads: list[dict[str, Any]]) -> dict[str, Any]:
-        """The distinct texts visible in the segment, in order of appearance, joined with ' | '."""
+        """The distinct texts visible in the segment, in order of appearance: `lines`, one text each (read
+        these: a text may itself contain ' | '), and `text`, the same joined with ' | ' for display."""
         seen: list[str] = []
         for p in payloads:
             for block in p.get("blocks", []):
                 text = _norm_text(block["text"])
                 if text and not any(same_text(text, s) for s in seen):
                     seen.append(text)
-        return {"text": " | ".join(seen), "text_blocks": len(seen), "has_text": bool(seen)}
+        return {"text": " | ".join(seen), "lines": seen, "text_blocks": len(seen), "has_text": bool(seen)}
 
     @classmethod
     def video_summary(cls, results: list[ItemResult]) -> dict[str, Any] | None:

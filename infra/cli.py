@@ -14,8 +14,7 @@ from typing import Any
 
 from reelscope.infra.client import fetch, push_paths, read_store
 from reelscope.infra.core.settings import Settings, get_settings
-
-TERMINAL = ("complete", "degraded", "failed")
+from reelscope.schemas.records import TERMINAL, VideoStatus
 
 
 def _setup_logging(settings: Settings) -> None:
@@ -80,7 +79,7 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
     lines = [
         f"{doc['video_id']}: {doc['status'].upper()}" + (f" - {doc['error']}" if doc.get("error") else "")
     ]
-    if doc["status"] == "failed":
+    if doc["status"] == VideoStatus.FAILED:
         return lines
     media = doc.get("media", {})
     lines.append(
@@ -144,10 +143,10 @@ def cmd_analyze(settings: Settings, args: argparse.Namespace) -> int:
     for path, video_id in zip(args.videos, video_ids, strict=True):
         doc = docs.get(video_id) or {
             "video_id": video_id,
-            "status": "failed",
+            "status": VideoStatus.FAILED,
             "error": f"no result within {args.timeout:.0f} s",
         }
-        failed |= doc["status"] == "failed"
+        failed |= doc["status"] == VideoStatus.FAILED
         target = out_dir / f"{video_id}.json"
         if args.json:
             target = Path(args.json) / f"{video_id}.json" if len(args.videos) > 1 else Path(args.json)

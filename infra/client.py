@@ -47,8 +47,8 @@ def read_store(settings: Settings, what: str, video_id: str) -> Any:
 async def push_paths(
     settings: Settings, paths: list[str], metadata: dict[str, Any], options: dict[str, Any] | None = None
 ) -> list[str]:
+    from reelscope.infra.core.ingest import push, request_for_path
     from reelscope.infra.core.kafka import make_producer, start_with_backoff
-    from reelscope.producers.publisher import push, request_for_path
 
     producer = make_producer(settings)
     if not await start_with_backoff(producer, "push", asyncio.Event()):

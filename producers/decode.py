@@ -12,6 +12,7 @@ from fractions import Fraction
 
 import av
 import numpy as np
+from reelscope.schemas.records import Media
 
 AUDIO_RATE = 16_000
 
@@ -22,18 +23,10 @@ class DecodeError(Exception):
 
 @dataclass
 class MediaInfo:
-    duration_s: float
-    start_s: float
-    avg_fps: float | None
-    real_fps: float | None
-    width: int
-    height: int
-    rotation: int
-    video_codec: str | None
-    audio_codec: str | None
-    has_video: bool
-    has_audio: bool
-    audio_channels: int
+    """What decoding learns about a video: its Media record (rotation, and with it the displayed width and
+    height, known from the first decoded frame) and the problems met on the way."""
+
+    media: Media
     warnings: list[str] = field(default_factory=list)
 
 
@@ -86,21 +79,21 @@ def probe(container: av.container.InputContainer) -> MediaInfo:
             ends.append(start + float(stream.duration * stream.time_base))
     if not ends and container.duration is not None:
         ends.append(min(starts, default=0.0) + container.duration / av.time_base)
-    return MediaInfo(
+    media = Media(
         duration_s=round(max(ends, default=0.0), 4),
         start_s=round(min(starts, default=0.0), 4),
         avg_fps=_fraction(video.average_rate) if video else None,
         real_fps=_fraction(video.base_rate) if video else None,
         width=video.codec_context.width if video else 0,
         height=video.codec_context.height if video else 0,
-        rotation=0,  # known from the first decoded frame's display matrix; see publisher
-        video_codec=video.codec_context.name if video else None,
-        audio_codec=audio.codec_context.name if audio else None,
+        rotation=0,  # known from the first decoded frame's display matrix; see producers/events.py
+        video_codec=video.codec_context.name if video else "",
+        audio_codec=audio.codec_context.name if audio else "",
         has_video=video is not None,
         has_audio=audio is not None,
         audio_channels=audio.codec_context.channels if audio else 0,
-        warnings=warnings,
     )
+    return MediaInfo(media, warnings)
 
 
 def open_media(path: str) -> tuple[av.container.InputContainer, MediaInfo]:
@@ -147,7 +140,7 @@ def iterate(
     if audio is not None:
         streams.append(audio)
         mix_resampler = av.AudioResampler(format="s16", layout="mono", rate=AUDIO_RATE)
-        if info.audio_channels >= 2:
+        if info.media.audio_channels >= 2:
             stereo_resampler = av.AudioResampler(format="s16", layout="stereo", rate=AUDIO_RATE)
     index = 0
     bad_packets = 0

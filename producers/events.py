@@ -27,6 +27,7 @@ from reelscope.producers.decode import (
 )
 from reelscope.producers.sampling import FramePlan, audio_targets
 from reelscope.schemas.events import AudioChunk, Event, Frame, VideoFailed, VideoFinished, VideoStarted
+from reelscope.schemas.records import Media
 
 _SPLIT_PROBE_S = 4.0
 _SPLIT_MAX_CORRELATION = 0.8
@@ -99,6 +100,18 @@ class _ChunkStream:
             self.held = None
 
 
+def upright(media: Media, rotation: int) -> Media:
+    """The media as displayed: a quarter-turned video shows its height as its width."""
+    turned = rotation % 180 != 0
+    return media.model_copy(
+        update={
+            "rotation": rotation,
+            "width": media.height if turned else media.width,
+            "height": media.width if turned else media.height,
+        }
+    )
+
+
 class VideoEventSource:
     """Decodes one video and yields its events; counts what it published for the finished event."""
 
@@ -112,6 +125,8 @@ class VideoEventSource:
         max_event_bytes: int,
         metadata: dict[str, Any] | None = None,
         hotwords: list[str] | None = None,
+        options: dict[str, Any] | None = None,
+        submitted_at: float = 0.0,
     ) -> None:
         self.video_id, self.path, self.uri = video_id, path, uri
         # shot analyzers (captioning) sample frames too; their items are shots, counted by the aggregator
@@ -121,6 +136,8 @@ class VideoEventSource:
         self.settings = settings
         self.max_jpeg_bytes = max_event_bytes - 4096
         self.metadata = metadata or {}
+        self.options = options or {}
+        self.submitted_at = submitted_at
         self.hotwords = hotwords or []
         self.expected: dict[str, int] = {}
         self.frames_published = 0
@@ -157,9 +174,9 @@ class VideoEventSource:
         if self.frames_published == 0 and self.chunks_published == 0:
             raise DecodeError("no decodable frames or audio in the file")
         warnings = list(info.warnings)
-        if not info.has_audio:
+        if not info.media.has_audio:
             warnings.append("no audio stream: audio analyzers did not run")
-        if not info.has_video:
+        if not info.media.has_video:
             warnings.append("no video stream: frame analyzers did not run")
         yield VideoFinished(
             video_id=self.video_id,
@@ -173,14 +190,15 @@ class VideoEventSource:
         )
 
     def _check_limits(self, info: MediaInfo) -> None:
-        if info.duration_s - info.start_s > self.settings.max_duration_s:
+        media = info.media
+        if media.duration_s - media.start_s > self.settings.max_duration_s:
             raise DecodeError(
-                f"video is {info.duration_s:.1f} s long; the configured maximum is "
+                f"video is {media.duration_s:.1f} s long; the configured maximum is "
                 f"{self.settings.max_duration_s:.0f} s"
             )
-        if info.width * info.height > self.settings.max_pixels:
+        if media.width * media.height > self.settings.max_pixels:
             raise DecodeError(
-                f"resolution {info.width}x{info.height} exceeds the configured maximum of "
+                f"resolution {media.width}x{media.height} exceeds the configured maximum of "
                 f"{self.settings.max_pixels} pixels"
             )
 
@@ -188,17 +206,15 @@ class VideoEventSource:
         """Decode until the first frame (for its rotation) and a few seconds of audio (to choose split)."""
         head: list[DecodedFrame | DecodedAudio] = []
         audio_s = 0.0
-        seen_frame = not info.has_video
+        seen_frame = not info.media.has_video
         for item in items:
             head.append(item)
             if isinstance(item, DecodedFrame) and not seen_frame:
                 seen_frame = True
-                info.rotation = int(getattr(item.frame, "rotation", 0) or 0)
-                if info.rotation % 180:
-                    info.width, info.height = info.height, info.width
+                info.media = upright(info.media, int(getattr(item.frame, "rotation", 0) or 0))
             elif isinstance(item, DecodedAudio):
                 audio_s += item.mix.size / AUDIO_RATE
-            if seen_frame and (audio_s >= _SPLIT_PROBE_S or not info.has_audio):
+            if seen_frame and (audio_s >= _SPLIT_PROBE_S or not info.media.has_audio):
                 break
             if len(head) > 2000:
                 break
@@ -208,26 +224,17 @@ class VideoEventSource:
         return VideoStarted(
             video_id=self.video_id,
             uri=self.uri,
-            duration_s=info.duration_s,
-            start_s=info.start_s,
-            avg_fps=info.avg_fps,
-            real_fps=info.real_fps,
-            width=info.width,
-            height=info.height,
-            rotation=info.rotation,
-            video_codec=info.video_codec,
-            audio_codec=info.audio_codec,
-            has_video=info.has_video,
-            has_audio=info.has_audio,
-            audio_channels=info.audio_channels,
+            media=info.media,
             metadata=self.metadata,
+            options=self.options,
+            submitted_at=self.submitted_at,
             started_at=time.time(),
         )
 
     def _audio_streams(self, head: list, info: MediaInfo) -> list[tuple[_ChunkStream, int | None]]:
         """(chunk stream, source channel or None for the mix) for this video."""
         split = False
-        if info.audio_channels >= 2 and any(
+        if info.media.audio_channels >= 2 and any(
             c.sampling.audio_channels == "split" for c in self.audio_analyzers.values()
         ):
             probe = [a.channels for a in head if isinstance(a, DecodedAudio) and a.channels is not None]
@@ -245,7 +252,7 @@ class VideoEventSource:
 
     def _publish(self, head: list, rest: Iterator, info: MediaInfo) -> Iterator[Event]:
         plan = FramePlan(self.frame_analyzers)
-        audio_streams = self._audio_streams(head, info) if info.has_audio else []
+        audio_streams = self._audio_streams(head, info) if info.media.has_audio else []
         held: Frame | None = None
 
         def chain() -> Iterator[DecodedFrame | DecodedAudio]:

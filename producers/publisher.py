@@ -8,13 +8,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from reelscope.analyzers.registry import enabled_analyzers
+from reelscope.infra.core.ingest import UriRejected, resolve_uri
 from reelscope.infra.core.kafka import send_all
 from reelscope.infra.core.metrics import VIDEOS_PUBLISHED
 from reelscope.infra.core.service import KafkaService, describe
@@ -32,41 +30,11 @@ from reelscope.schemas.events import (
     decode,
     encode,
 )
+from reelscope.schemas.records import VideoStatus
 
 log = logging.getLogger(__name__)
 
 _BATCH = 32
-
-
-class UriRejected(ValueError):
-    """The ingest URI is not allowed by settings or does not exist."""
-
-
-def resolve_uri(uri: str, settings: Settings) -> str:
-    """Local path for an ingest URI, refusing schemes and roots that settings do not allow."""
-    parsed = urlparse(uri)
-    scheme = parsed.scheme or "file"
-    if len(scheme) == 1:  # a Windows drive letter, not a scheme
-        scheme = "file"
-    if scheme not in settings.producer.allowed_schemes:
-        raise UriRejected(
-            f"URI scheme {scheme!r} is not allowed (allowed: {settings.producer.allowed_schemes})"
-        )
-    if scheme != "file":
-        raise UriRejected(f"URI scheme {scheme!r} is not supported yet")
-    path = Path(unquote(parsed.path) if parsed.scheme else uri).expanduser().resolve()
-    roots = [Path(r).expanduser().resolve() for r in settings.producer.allowed_roots]
-    if not any(path == root or root in path.parents for root in roots):
-        raise UriRejected(f"{path} is outside the allowed roots")
-    if not path.exists():
-        raise UriRejected(f"file not found: {path}")
-    if not path.is_file():
-        raise UriRejected(f"not a regular file: {path}")
-    return str(path)
-
-
-def new_video_id(path: str) -> str:
-    return f"{Path(path).stem[:40]}-{uuid.uuid4().hex[:10]}"
 
 
 def topic_for(event: Event, settings: Settings) -> str:
@@ -137,15 +105,12 @@ async def publish_video(
         analyzers=enabled_analyzers(settings.analyzers, settings),
         settings=settings.producer,
         max_event_bytes=settings.kafka.max_event_bytes,
-        metadata={**request.metadata, "submitted_at": request.submitted_at, "options": request.options},
+        metadata=request.metadata,
+        options=request.options,
+        submitted_at=request.submitted_at,
         hotwords=[str(w) for w in request.options.get("hotwords", [])][:100],
     )
     return await publish_events(producer, settings, source.events(), lag)
-
-
-async def push(producer: AIOKafkaProducer, settings: Settings, request: IngestRequest) -> None:
-    """Put an ingest request on the ingest topic."""
-    await send_all(producer, [(settings.topics.ingest, request)])
 
 
 class IngestWorker(KafkaService):
@@ -179,7 +144,8 @@ class IngestWorker(KafkaService):
             assert isinstance(request, IngestRequest)
             t0 = time.monotonic()
             last = await publish_video(self.producer, self.settings, request, self.lag)
-            VIDEOS_PUBLISHED.labels("failed" if isinstance(last, VideoFailed) else "published").inc()
+            status = VideoStatus.FAILED if isinstance(last, VideoFailed) else VideoStatus.PUBLISHED
+            VIDEOS_PUBLISHED.labels(status).inc()
             log.info("published %s (%s) in %.2f s", request.video_id, last.KIND, time.monotonic() - t0)
 
     async def reject(self, record: ConsumerRecord, exc: BaseException) -> None:
@@ -187,21 +153,4 @@ class IngestWorker(KafkaService):
         await super().reject(record, exc)
         if record.key:
             await self.fail_video(record.key.decode("utf-8", "replace"), describe(exc), "ingest")
-        VIDEOS_PUBLISHED.labels("failed").inc()
-
-
-def make_request(
-    uri: str, video_id: str | None = None, metadata: dict | None = None, options: dict | None = None
-) -> IngestRequest:
-    return IngestRequest(
-        video_id=video_id or new_video_id(uri),
-        uri=uri,
-        metadata=metadata or {},
-        options=options or {},
-        submitted_at=time.time(),
-    )
-
-
-def request_for_path(path: str, **kwargs: object) -> IngestRequest:
-    """An ingest request for a local file (the CLI's path); the URI is the absolute file URI."""
-    return make_request(Path(path).resolve().as_uri(), **kwargs)  # type: ignore[arg-type]
+        VIDEOS_PUBLISHED.labels(VideoStatus.FAILED).inc()

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal
 
 import msgpack
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from reelscope.schemas.records import Media, VideoStatus
 
 Provenance = Literal["algorithm", "packaged", "configured", "random-test", "composed"]
 """Where a model's weights came from: `random-test` output is noise by construction and never a result."""
@@ -53,23 +54,42 @@ class IngestRequest(Event):
     submitted_at: float = 0.0
 
 
+def _media_block(d: dict[str, Any]) -> dict[str, Any]:
+    """VideoStarted v1 -> v2: the media fields move into `media`; `submitted_at` and `options`, which v1 hid
+    in the user's metadata, become fields of their own."""
+    body = {k: v for k, v in d.items() if k not in Media.model_fields}
+    media = {k: v for k, v in d.items() if k in Media.model_fields}
+    for codec in ("video_codec", "audio_codec"):
+        media[codec] = media.get(codec) or ""
+    metadata = dict(body.get("metadata") or {})
+    submitted_at = metadata.pop("submitted_at", None)
+    options = metadata.pop("options", None)
+    return {
+        **body,
+        "media": media,
+        "metadata": metadata,
+        "submitted_at": submitted_at or 0.0,
+        "options": options if isinstance(options, dict) else {},
+    }
+
+
 class VideoStarted(Event):
+    """The producer opened the video: what it is (`media`) and what was asked for it.
+
+    v1 carried the media fields flat and hid `submitted_at` and `options` in `metadata`."""
+
     KIND = "video.started"
+    VERSION = 2
+    UPGRADERS: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {1: _media_block}
 
     uri: str
-    duration_s: float
-    start_s: float = 0.0
-    avg_fps: float | None = None
-    real_fps: float | None = None
-    width: int = 0
-    height: int = 0
-    rotation: int = 0
-    video_codec: str | None = None
-    audio_codec: str | None = None
-    has_video: bool = True
-    has_audio: bool = False
-    audio_channels: int = 0
+    media: Media
     metadata: dict[str, Any] = Field(default_factory=dict)
+    """The user's metadata, exactly as submitted."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """The ingest request's options."""
+    submitted_at: float = 0.0
+    """When the ingest request was made (epoch seconds); 0 when unknown."""
     started_at: float = 0.0
 
 
@@ -223,7 +243,7 @@ class VideoDocument(Parts):
 
 
 class Reconstruction(Event):
-    """The finished video's reconstruction, as JSON text (schema in schemas/reconstruction.py).
+    """The finished video's reconstruction, as JSON text (its model: schemas/reconstruction.py).
 
     Output events are at-least-once: a restart may publish a completion again. `completion_id` is the same
     for every copy of one completion (v2), so a consumer keeps one per (video_id, completion_id)."""
@@ -232,7 +252,7 @@ class Reconstruction(Event):
     VERSION = 2
     UPGRADERS: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {1: lambda d: d}
 
-    status: str
+    status: VideoStatus
     document: str
     completion_id: str = ""
 
@@ -247,7 +267,7 @@ class VideoPart(Event):
     UPGRADERS: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {1: lambda d: d}
 
     part: str
-    status: str
+    status: VideoStatus
     document: str
     """JSON of the part, exactly as it appears in the reconstruction."""
     completion_id: str = ""

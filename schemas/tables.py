@@ -1,231 +1,321 @@
-"""ClickHouse tables: the same DDL for embedded chdb and a ClickHouse server.
+"""ClickHouse tables: each defined once, here; the DDL, the column lists and the rows come from that spec.
 
-Every table that a redelivered event can write to is a ReplacingMergeTree keyed by the event's natural
-identity, so at-least-once delivery never duplicates a row (read with FINAL). TTLs bound storage.
-SCHEMA_VERSION is bumped when a table changes. Materialized views keep the live aggregates the dashboard
-reads (videos per minute, analyzer latency, top objects, top on-screen words) up to date as rows arrive.
+The same DDL serves embedded chdb and a ClickHouse server. Every table that a redelivered event can write
+to is a ReplacingMergeTree keyed by the event's natural identity, so at-least-once delivery never
+duplicates a row (read with FINAL). TTLs bound storage. Materialized views keep the live aggregates the
+dashboard reads (videos per minute, analyzer latency, top objects, top on-screen words) up to date as rows
+arrive.
+
+SCHEMA_VERSION is bumped when a table changes. A column added later says so (`since`), and a database made
+by an older version gets it by `ALTER TABLE ... ADD COLUMN IF NOT EXISTS`; a view whose query changed is
+re-created. Version 2: `videos.options`; `detections_mv` reads any result with a `detections` list.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from reelscope.schemas.records import TERMINAL, Media, sql_list
+
+SCHEMA_VERSION = 2
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    since: int = 1
+    """The schema version that added the column."""
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    order_by: str
+    engine: str = "ReplacingMergeTree(updated_at)"
+    ttl_column: str | None = "updated_at"
+
+    @property
+    def names(self) -> list[str]:
+        """Column names in table order: the `column_names` of every insert."""
+        return [c.name for c in self.columns]
+
+    def create(self, db: str, ttl_days: int) -> str:
+        ttl = (
+            f" TTL toDateTime({self.ttl_column}) + INTERVAL {int(ttl_days)} DAY"
+            if self.ttl_column and ttl_days > 0
+            else ""
+        )
+        columns = ",\n    ".join(f"{c.name} {c.type}" for c in self.columns)
+        return (
+            f"CREATE TABLE IF NOT EXISTS {db}.{self.name} (\n    {columns}\n) "
+            f"ENGINE = {self.engine} ORDER BY {self.order_by}{ttl}"
+        )
+
+    def added_since(self, db: str, version: int) -> list[str]:
+        """ALTER statements giving a table made by schema `version` the columns added after it."""
+        out = []
+        for before, column in zip(self.columns, self.columns[1:], strict=False):
+            if column.since > version:
+                out.append(
+                    f"ALTER TABLE {db}.{self.name} ADD COLUMN IF NOT EXISTS {column.name} {column.type} "
+                    f"AFTER {before.name}"
+                )
+        return out
+
+    def row(self, values: Mapping[str, Any]) -> list[Any]:
+        """One insert row from a record's fields by column name (other fields are ignored)."""
+        missing = [n for n in self.names if n not in values]
+        if missing:
+            raise KeyError(f"{self.name} row lacks {missing}")
+        return [values[n] for n in self.names]
+
+
+@dataclass(frozen=True)
+class View:
+    """A materialized view feeding `target`; `select` names the database as `{db}`."""
+
+    name: str
+    target: Table
+    select: str
+    since: int = 1
+    """The schema version that last changed the query (an older database's view is re-created)."""
+
+    def create(self, db: str) -> str:
+        return (
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{self.name} TO {db}.{self.target.name} AS "
+            f"{self.select.format(db=db)}"
+        )
+
+
+def _columns(spec: str, since: int = 1) -> tuple[Column, ...]:
+    """Columns from `name Type, name Type, ...` (types without commas)."""
+    return tuple(Column(*part.split(maxsplit=1), since=since) for part in spec.split(", "))  # type: ignore[misc]
+
+
+_MEDIA_TYPES = {
+    "duration_s": "Float64",
+    "start_s": "Float64",
+    "width": "UInt32",
+    "height": "UInt32",
+    "rotation": "Int16",
+    "avg_fps": "Nullable(Float64)",
+    "real_fps": "Nullable(Float64)",
+    "video_codec": "String",
+    "audio_codec": "String",
+    "has_video": "Bool",
+    "has_audio": "Bool",
+    "audio_channels": "UInt8",
+}
+MEDIA_COLUMNS = tuple(Column(name, _MEDIA_TYPES[name]) for name in Media.model_fields)
+"""The videos columns holding a Media record: one per field, same name (a new field needs a type here)."""
+
+_UPDATED = Column("updated_at", "DateTime64(3)")
+
+VIDEOS = Table(
+    "videos",
+    (
+        *_columns("video_id String, uri String, status LowCardinality(String), error String"),
+        *MEDIA_COLUMNS,
+        Column("metadata", "String"),
+        Column("options", "String DEFAULT '{}'", since=2),
+        *_columns(
+            "expected String, frames_published UInt32, chunks_published UInt32, warnings Array(String), "
+            "submitted_at Nullable(DateTime64(3)), started_at Nullable(DateTime64(3)), "
+            "published_at Nullable(DateTime64(3)), completed_at Nullable(DateTime64(3))"
+        ),
+        _UPDATED,
+    ),
+    order_by="video_id",
+)
+RESULTS = Table(
+    "results",
+    (
+        *_columns(
+            "video_id String, analyzer LowCardinality(String), item_key String, model String, "
+            "provenance LowCardinality(String), start_s Float64, end_s Float64, payload String, "
+            "error String, produced_at DateTime64(3)"
+        ),
+        _UPDATED,
+    ),
+    order_by="(video_id, analyzer, item_key)",
+)
+SEGMENTS = Table(
+    "segments",
+    (
+        *_columns("video_id String, segment_index UInt32, start_s Float64, end_s Float64, shot_index UInt32"),
+        Column("fields", "String"),
+        _UPDATED,
+    ),
+    order_by="(video_id, segment_index)",
+)
+RECONSTRUCTIONS = Table(
+    "reconstructions",
+    (
+        *_columns("video_id String, status LowCardinality(String), format_version UInt16, document String"),
+        _UPDATED,
+    ),
+    order_by="video_id",
+)
+WORDS = Table(
+    "words",
+    (
+        *_columns(
+            "video_id String, start_s Float64, end_s Float64, word String, speaker LowCardinality(String)"
+        ),
+        _UPDATED,
+    ),
+    order_by="(video_id, start_s, speaker, word)",
+)
+TEXT_EVENTS = Table(
+    "text_events",
+    (*_columns("video_id String, start_s Float64, end_s Float64, text String, box Array(Float64)"), _UPDATED),
+    order_by="(video_id, start_s, text)",
+)
+TRACKS = Table(
+    "tracks",
+    (
+        *_columns(
+            "video_id String, track_id UInt32, label LowCardinality(String), first_s Float64, "
+            "last_s Float64, frames UInt32"
+        ),
+        _UPDATED,
+    ),
+    order_by="(video_id, track_id)",
+)
+SHOTS = Table(
+    "shots",
+    (
+        *_columns(
+            "video_id String, shot_index UInt32, start_s Float64, end_s Float64, caption String, "
+            "caption_model String, caption_provenance LowCardinality(String), thumbnail String"
+        ),
+        _UPDATED,
+    ),
+    order_by="(video_id, shot_index)",
+)
+DETECTIONS = Table(
+    "detections",
+    (
+        *_columns(
+            "video_id String, item_key String, start_s Float64, label LowCardinality(String), conf Float64"
+        ),
+        _UPDATED,
+    ),
+    order_by="(video_id, item_key, label, conf)",
+)
+VIDEOS_PER_MINUTE = Table(
+    "videos_per_minute",
+    _columns("minute DateTime, status LowCardinality(String), videos UInt64"),
+    order_by="(minute, status)",
+    engine="SummingMergeTree",
+    ttl_column="minute",
+)
+ANALYZER_MINUTE = Table(
+    "analyzer_minute",
+    _columns(
+        "minute DateTime, analyzer LowCardinality(String), results UInt64, errors UInt64, "
+        "latency_ms_sum Float64"
+    ),
+    order_by="(minute, analyzer)",
+    engine="SummingMergeTree",
+    ttl_column="minute",
+)
+TOP_OBJECTS_MINUTE = Table(
+    "top_objects_minute",
+    _columns("minute DateTime, label LowCardinality(String), detections UInt64"),
+    order_by="(minute, label)",
+    engine="SummingMergeTree",
+    ttl_column="minute",
+)
+TOP_WORDS_MINUTE = Table(
+    "top_words_minute",
+    _columns("minute DateTime, word String, mentions UInt64"),
+    order_by="(minute, word)",
+    engine="SummingMergeTree",
+    ttl_column="minute",
+)
+SCHEMA_VERSIONS = Table(
+    "schema_version",
+    _columns("version UInt32, applied_at DateTime64(3)"),
+    order_by="version",
+    engine="ReplacingMergeTree(applied_at)",
+    ttl_column=None,
+)
+
+TABLES = (
+    VIDEOS,
+    RESULTS,
+    SEGMENTS,
+    RECONSTRUCTIONS,
+    WORDS,
+    TEXT_EVENTS,
+    TRACKS,
+    SHOTS,
+    DETECTIONS,
+    VIDEOS_PER_MINUTE,
+    ANALYZER_MINUTE,
+    TOP_OBJECTS_MINUTE,
+    TOP_WORDS_MINUTE,
+    SCHEMA_VERSIONS,
+)
+VIEWS = (
+    # every result whose payload has a `detections` list of {label, conf} (ARRAY JOIN skips the others)
+    View(
+        "detections_mv",
+        DETECTIONS,
+        "SELECT video_id, item_key, start_s, JSONExtractString(d, 'label') AS label, "
+        "JSONExtractFloat(d, 'conf') AS conf, updated_at "
+        "FROM {db}.results ARRAY JOIN JSONExtractArrayRaw(payload, 'detections') AS d",
+        since=2,
+    ),
+    View(
+        "videos_per_minute_mv",
+        VIDEOS_PER_MINUTE,
+        "SELECT toStartOfMinute(completed_at) AS minute, status, count() AS videos FROM {db}.videos "
+        f"WHERE status IN ({sql_list(TERMINAL)}) AND completed_at IS NOT NULL GROUP BY minute, status",
+    ),
+    View(
+        "analyzer_minute_mv",
+        ANALYZER_MINUTE,
+        "SELECT toStartOfMinute(updated_at) AS minute, analyzer, count() AS results, "
+        "countIf(error != '') AS errors, sum(dateDiff('millisecond', produced_at, updated_at)) AS latency_ms_sum "
+        "FROM {db}.results GROUP BY minute, analyzer",
+    ),
+    View(
+        "top_objects_minute_mv",
+        TOP_OBJECTS_MINUTE,
+        "SELECT toStartOfMinute(updated_at) AS minute, label, count() AS detections FROM {db}.detections "
+        "GROUP BY minute, label",
+    ),
+    View(
+        "top_words_minute_mv",
+        TOP_WORDS_MINUTE,
+        "SELECT toStartOfMinute(updated_at) AS minute, lower(w) AS word, count() AS mentions "
+        "FROM {db}.text_events ARRAY JOIN splitByNonAlpha(text) AS w WHERE length(w) >= 3 GROUP BY minute, word",
+    ),
+)
 
 
 def ddl(database: str, ttl_days: int) -> list[str]:
-    """CREATE statements, idempotent, in dependency order."""
-    ttl = f"TTL toDateTime(updated_at) + INTERVAL {int(ttl_days)} DAY" if ttl_days > 0 else ""
-    db = database
+    """CREATE statements, idempotent, in dependency order (a view after its source and target tables)."""
     return [
-        f"CREATE DATABASE IF NOT EXISTS {db}",
-        f"""CREATE TABLE IF NOT EXISTS {db}.videos (
-            video_id String,
-            uri String,
-            status LowCardinality(String),
-            error String,
-            duration_s Float64,
-            start_s Float64,
-            width UInt32,
-            height UInt32,
-            rotation Int16,
-            avg_fps Nullable(Float64),
-            real_fps Nullable(Float64),
-            video_codec String,
-            audio_codec String,
-            has_video Bool,
-            has_audio Bool,
-            audio_channels UInt8,
-            metadata String,
-            expected String,
-            frames_published UInt32,
-            chunks_published UInt32,
-            warnings Array(String),
-            submitted_at Nullable(DateTime64(3)),
-            started_at Nullable(DateTime64(3)),
-            published_at Nullable(DateTime64(3)),
-            completed_at Nullable(DateTime64(3)),
-            updated_at DateTime64(3)
-        ) ENGINE = ReplacingMergeTree(updated_at)
-        ORDER BY video_id {ttl}""",
-        f"""CREATE TABLE IF NOT EXISTS {db}.results (
-            video_id String,
-            analyzer LowCardinality(String),
-            item_key String,
-            model String,
-            provenance LowCardinality(String),
-            start_s Float64,
-            end_s Float64,
-            payload String,
-            error String,
-            produced_at DateTime64(3),
-            updated_at DateTime64(3)
-        ) ENGINE = ReplacingMergeTree(updated_at)
-        ORDER BY (video_id, analyzer, item_key) {ttl}""",
-        f"""CREATE TABLE IF NOT EXISTS {db}.segments (
-            video_id String,
-            segment_index UInt32,
-            start_s Float64,
-            end_s Float64,
-            shot_index UInt32,
-            fields String,
-            updated_at DateTime64(3)
-        ) ENGINE = ReplacingMergeTree(updated_at)
-        ORDER BY (video_id, segment_index) {ttl}""",
-        f"""CREATE TABLE IF NOT EXISTS {db}.reconstructions (
-            video_id String,
-            status LowCardinality(String),
-            format_version UInt16,
-            document String,
-            updated_at DateTime64(3)
-        ) ENGINE = ReplacingMergeTree(updated_at)
-        ORDER BY video_id {ttl}""",
-        f"""CREATE TABLE IF NOT EXISTS {db}.words (
-            video_id String,
-            start_s Float64,
-            end_s Float64,
-            word String,
-            speaker LowCardinality(String),
-            updated_at DateTime64(3)
-        ) ENGINE = ReplacingMergeTree(updated_at)
-        ORDER BY (video_id, start_s, speaker, word) {ttl}""",
-        f"""CREATE TABLE IF NOT EXISTS {db}.text_events (
-            video_id String,
-            start_s Float64,
-            end_s Float64,
-            text String,
-            box Array(Float64),
-            updated_at DateTime64(3)
-        ) ENGINE = ReplacingMergeTree(updated_at)
-        ORDER BY (video_id, start_s, text) {ttl}""",
-        f"""CREATE TABLE IF NOT EXISTS {db}.tracks (
-            video_id String,
-            track_id UInt32,
-            label LowCardinality(String),
-            first_s Float64,
-            last_s Float64,
-            frames UInt32,
-            updated_at DateTime64(3)
-        ) ENGINE = ReplacingMergeTree(updated_at)
-        ORDER BY (video_id, track_id) {ttl}""",
-        f"""CREATE TABLE IF NOT EXISTS {db}.shots (
-            video_id String,
-            shot_index UInt32,
-            start_s Float64,
-            end_s Float64,
-            caption String,
-            caption_model String,
-            caption_provenance LowCardinality(String),
-            thumbnail String,
-            updated_at DateTime64(3)
-        ) ENGINE = ReplacingMergeTree(updated_at)
-        ORDER BY (video_id, shot_index) {ttl}""",
-        f"""CREATE TABLE IF NOT EXISTS {db}.detections (
-            video_id String,
-            item_key String,
-            start_s Float64,
-            label LowCardinality(String),
-            conf Float64,
-            updated_at DateTime64(3)
-        ) ENGINE = ReplacingMergeTree(updated_at)
-        ORDER BY (video_id, item_key, label, conf) {ttl}""",
-        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.detections_mv TO {db}.detections AS
-        SELECT video_id, item_key, start_s, JSONExtractString(d, 'label') AS label,
-               JSONExtractFloat(d, 'conf') AS conf, updated_at
-        FROM {db}.results ARRAY JOIN JSONExtractArrayRaw(payload, 'detections') AS d
-        WHERE analyzer = 'objects'""",
-        f"""CREATE TABLE IF NOT EXISTS {db}.videos_per_minute (
-            minute DateTime, status LowCardinality(String), videos UInt64
-        ) ENGINE = SummingMergeTree ORDER BY (minute, status) {ttl.replace("updated_at", "minute")}""",
-        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.videos_per_minute_mv TO {db}.videos_per_minute AS
-        SELECT toStartOfMinute(completed_at) AS minute, status, count() AS videos FROM {db}.videos
-        WHERE status IN ('complete', 'degraded', 'failed') AND completed_at IS NOT NULL
-        GROUP BY minute, status""",
-        f"""CREATE TABLE IF NOT EXISTS {db}.analyzer_minute (
-            minute DateTime, analyzer LowCardinality(String), results UInt64, errors UInt64,
-            latency_ms_sum Float64
-        ) ENGINE = SummingMergeTree ORDER BY (minute, analyzer) {ttl.replace("updated_at", "minute")}""",
-        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.analyzer_minute_mv TO {db}.analyzer_minute AS
-        SELECT toStartOfMinute(updated_at) AS minute, analyzer, count() AS results, countIf(error != '') AS errors,
-               sum(dateDiff('millisecond', produced_at, updated_at)) AS latency_ms_sum
-        FROM {db}.results GROUP BY minute, analyzer""",
-        f"""CREATE TABLE IF NOT EXISTS {db}.top_objects_minute (
-            minute DateTime, label LowCardinality(String), detections UInt64
-        ) ENGINE = SummingMergeTree ORDER BY (minute, label) {ttl.replace("updated_at", "minute")}""",
-        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.top_objects_minute_mv TO {db}.top_objects_minute AS
-        SELECT toStartOfMinute(updated_at) AS minute, label, count() AS detections FROM {db}.detections
-        GROUP BY minute, label""",
-        f"""CREATE TABLE IF NOT EXISTS {db}.top_words_minute (
-            minute DateTime, word String, mentions UInt64
-        ) ENGINE = SummingMergeTree ORDER BY (minute, word) {ttl.replace("updated_at", "minute")}""",
-        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.top_words_minute_mv TO {db}.top_words_minute AS
-        SELECT toStartOfMinute(updated_at) AS minute, lower(w) AS word, count() AS mentions
-        FROM {db}.text_events ARRAY JOIN splitByNonAlpha(text) AS w
-        WHERE length(w) >= 3 GROUP BY minute, word""",
-        f"""CREATE TABLE IF NOT EXISTS {db}.schema_version (
-            version UInt32,
-            applied_at DateTime64(3)
-        ) ENGINE = ReplacingMergeTree(applied_at)
-        ORDER BY version""",
+        f"CREATE DATABASE IF NOT EXISTS {database}",
+        *(t.create(database, ttl_days) for t in TABLES),
+        *(v.create(database) for v in VIEWS),
     ]
 
 
-MEDIA_COLUMNS = [
-    "width",
-    "height",
-    "rotation",
-    "avg_fps",
-    "real_fps",
-    "video_codec",
-    "audio_codec",
-    "has_video",
-    "has_audio",
-    "audio_channels",
-]
-"""The videos columns that describe the media itself (the reconstruction's `media` block)."""
-VIDEO_COLUMNS = [
-    "video_id",
-    "uri",
-    "status",
-    "error",
-    "duration_s",
-    "start_s",
-    *MEDIA_COLUMNS,
-    "metadata",
-    "expected",
-    "frames_published",
-    "chunks_published",
-    "warnings",
-    "submitted_at",
-    "started_at",
-    "published_at",
-    "completed_at",
-    "updated_at",
-]
-RESULT_COLUMNS = [
-    "video_id",
-    "analyzer",
-    "item_key",
-    "model",
-    "provenance",
-    "start_s",
-    "end_s",
-    "payload",
-    "error",
-    "produced_at",
-    "updated_at",
-]
-SEGMENT_COLUMNS = ["video_id", "segment_index", "start_s", "end_s", "shot_index", "fields", "updated_at"]
-WORD_COLUMNS = ["video_id", "start_s", "end_s", "word", "speaker", "updated_at"]
-TEXT_EVENT_COLUMNS = ["video_id", "start_s", "end_s", "text", "box", "updated_at"]
-TRACK_COLUMNS = ["video_id", "track_id", "label", "first_s", "last_s", "frames", "updated_at"]
-SHOT_COLUMNS = [
-    "video_id",
-    "shot_index",
-    "start_s",
-    "end_s",
-    "caption",
-    "caption_model",
-    "caption_provenance",
-    "thumbnail",
-    "updated_at",
-]
-RECONSTRUCTION_COLUMNS = ["video_id", "status", "format_version", "document", "updated_at"]
+def upgrade(database: str, applied: int) -> list[str]:
+    """Statements that bring a database made by schema version `applied` to SCHEMA_VERSION (run after
+    `ddl`): the columns added since, and the views changed since, dropped and re-created. A database with
+    no recorded version is taken as version 1 (the statements are idempotent)."""
+    applied = max(applied, 1)
+    statements = [s for t in TABLES for s in t.added_since(database, applied)]
+    for view in VIEWS:
+        if view.since > applied:
+            statements += [f"DROP VIEW IF EXISTS {database}.{view.name}", view.create(database)]
+    return statements

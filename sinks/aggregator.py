@@ -52,6 +52,7 @@ from reelscope.schemas.events import (
     VideoStarted,
     decode,
 )
+from reelscope.schemas.records import TERMINAL, Media, VideoStatus
 from reelscope.sinks import reconstruction
 from reelscope.sinks.store import Store, now, utc
 
@@ -61,24 +62,15 @@ LIFECYCLE = (VideoStarted, VideoFinished, VideoFailed)
 
 
 def empty_video(video_id: str) -> dict[str, Any]:
+    """The videos row of a video nothing is known about yet (a result can arrive before its start)."""
     return {
         "video_id": video_id,
         "uri": "",
-        "status": "processing",
+        "status": VideoStatus.PROCESSING,
         "error": "",
-        "duration_s": 0.0,
-        "start_s": 0.0,
-        "width": 0,
-        "height": 0,
-        "rotation": 0,
-        "avg_fps": None,
-        "real_fps": None,
-        "video_codec": "",
-        "audio_codec": "",
-        "has_video": False,
-        "has_audio": False,
-        "audio_channels": 0,
+        **Media().model_dump(),
         "metadata": "{}",
+        "options": "{}",
         "expected": "{}",
         "frames_published": 0,
         "chunks_published": 0,
@@ -94,31 +86,20 @@ def apply_lifecycle(row: dict[str, Any], event: Event) -> dict[str, Any]:
     """The videos row after a lifecycle event (events may arrive more than once, or out of order)."""
     row = dict(row)
     if isinstance(event, VideoStarted):
-        if row["status"] in ("complete", "degraded", "failed", "describing"):
-            row["status"] = "processing"  # the same video id was submitted again: process it again
+        if row["status"] in (*TERMINAL, VideoStatus.DESCRIBING):
+            row["status"] = VideoStatus.PROCESSING  # the same video id was submitted again: process it again
             row["completed_at"] = None
-        meta = dict(event.metadata)
         row.update(
+            event.media.model_dump(),
             uri=event.uri,
-            duration_s=event.duration_s,
-            start_s=event.start_s,
-            width=event.width,
-            height=event.height,
-            rotation=event.rotation,
-            avg_fps=event.avg_fps,
-            real_fps=event.real_fps,
-            video_codec=event.video_codec or "",
-            audio_codec=event.audio_codec or "",
-            has_video=event.has_video,
-            has_audio=event.has_audio,
-            audio_channels=event.audio_channels,
-            metadata=json.dumps(meta),
+            metadata=json.dumps(event.metadata),
+            options=json.dumps(event.options),
             started_at=utc(event.started_at),
-            submitted_at=utc(meta.get("submitted_at")),
+            submitted_at=utc(event.submitted_at),
         )
     elif isinstance(event, VideoFinished):
-        if row["status"] == "processing":
-            row["status"] = "published"
+        if row["status"] == VideoStatus.PROCESSING:
+            row["status"] = VideoStatus.PUBLISHED
         row.update(
             expected=json.dumps(event.expected),
             frames_published=event.frames_published,
@@ -127,8 +108,33 @@ def apply_lifecycle(row: dict[str, Any], event: Event) -> dict[str, Any]:
             published_at=utc(event.finished_at),
         )
     elif isinstance(event, VideoFailed):
-        row.update(status="failed", error=event.reason, completed_at=utc(event.failed_at))
+        row.update(status=VideoStatus.FAILED, error=event.reason, completed_at=utc(event.failed_at))
     return row
+
+
+def result_row(result: AnalyzerResult, stamp: datetime) -> dict[str, Any]:
+    """A results-table record of one analyzer result."""
+    return {
+        **result.model_dump(exclude={"payload", "error", "produced_at"}),
+        "payload": json.dumps(result.payload, separators=(",", ":")),
+        "error": result.error or "",
+        "produced_at": utc(result.produced_at) or stamp,
+        "updated_at": stamp,
+    }
+
+
+def segment_row(video_id: str, segment: dict[str, Any], stamp: datetime) -> dict[str, Any]:
+    """A segments-table record: the segment's place, and every analyzer's fields as JSON."""
+    place = ("index", "start_s", "end_s", "shot")
+    return {
+        "video_id": video_id,
+        "segment_index": segment["index"],
+        "start_s": segment["start_s"],
+        "end_s": segment["end_s"],
+        "shot_index": segment["shot"],
+        "fields": json.dumps({k: v for k, v in segment.items() if k not in place}),
+        "updated_at": stamp,
+    }
 
 
 class ResultSink(BatchingSink[Event]):
@@ -242,24 +248,7 @@ class Aggregator(KafkaService):
 
     def _write(self, results: list[AnalyzerResult], lifecycle: list[Event]) -> None:
         stamp = now()
-        self.store.insert_results(
-            [
-                [
-                    r.video_id,
-                    r.analyzer,
-                    r.item_key,
-                    r.model,
-                    r.provenance,
-                    r.start_s,
-                    r.end_s,
-                    json.dumps(r.payload, separators=(",", ":")),
-                    r.error or "",
-                    utc(r.produced_at) or stamp,
-                    stamp,
-                ]
-                for r in results
-            ]
-        )
+        self.store.insert_results([result_row(r, stamp) for r in results])
         rows: dict[str, dict[str, Any]] = {}
         for event in lifecycle:
             vid = event.video_id
@@ -287,18 +276,18 @@ class Aggregator(KafkaService):
         covers a restarted aggregator with an empty tally) always asks."""
         async with self.locks[video_id]:
             video = await self._video(video_id)
-            if video is None or video["status"] in ("complete", "degraded"):
+            if video is None or video["status"] in (VideoStatus.COMPLETE, VideoStatus.DEGRADED):
                 return
             cid = completion_id(video)
             if self.finalized.get(video_id) == cid:
                 return
-            if video["status"] == "failed":
+            if video["status"] == VideoStatus.FAILED:
                 if await self.store.call(self.store.stored_completion, video_id) == cid:
                     self.finalized[video_id] = cid
                 else:
                     await self._request(video, "final", video["error"] or "failed")
                 return
-            if video["status"] not in ("published", "describing"):
+            if video["status"] not in (VideoStatus.PUBLISHED, VideoStatus.DESCRIBING):
                 return
             expected: dict[str, int] = json.loads(video["expected"] or "{}")
             tally = self.seen.get(video_id, {})
@@ -308,7 +297,7 @@ class Aggregator(KafkaService):
             done = all(counts.get(name, (0, 0))[0] >= n for name, n in expected.items())
             if not (done or timed_out):
                 return
-            shots = video["status"] == "published" and self.shot_analyzers and video["has_video"]
+            shots = video["status"] == VideoStatus.PUBLISHED and self.shot_analyzers and video["has_video"]
             await self._request(video, "shots" if shots else "final")
 
     async def _request(self, video: dict[str, Any], phase: str, failed_reason: str | None = None) -> None:
@@ -345,11 +334,11 @@ class Aggregator(KafkaService):
                 log.info("document for %s is of an earlier completion; dropped", video_id)
                 return
             if first.phase == "shots":
-                if video["status"] == "published":
+                if video["status"] == VideoStatus.PUBLISHED:
                     await self._describing(video, msgpack.unpackb(body)["expected"])
                 return
             if (
-                video["status"] in ("complete", "degraded")
+                video["status"] in (VideoStatus.COMPLETE, VideoStatus.DEGRADED)
                 or self.finalized.get(video_id) == first.completion_id
             ):
                 return
@@ -357,7 +346,7 @@ class Aggregator(KafkaService):
                 self.finalized[video_id] = first.completion_id
                 return
             doc = json.loads(body)
-            if video["status"] == "failed" and doc["status"] != "failed":
+            if video["status"] == VideoStatus.FAILED and doc["status"] != VideoStatus.FAILED:
                 return  # built before the video failed; the failed document is on its way
             await self._finish(video, doc, first.completion_id)
 
@@ -365,7 +354,12 @@ class Aggregator(KafkaService):
         """Second phase: the shot analyzers were asked for one result per shot plus the description."""
         expected = {**json.loads(video["expected"] or "{}"), **added}
         # published_at restarts the completion clock for the second phase
-        row = {**video, "status": "describing", "expected": json.dumps(expected), "published_at": now()}
+        row = {
+            **video,
+            "status": VideoStatus.DESCRIBING,
+            "expected": json.dumps(expected),
+            "published_at": now(),
+        }
         await self.store.call(self.store.upsert_video, row)
         self.rows[video["video_id"]] = row
 
@@ -378,27 +372,12 @@ class Aggregator(KafkaService):
 
         def write_rows() -> None:
             stamp = now()
-            self.store.replace_segments(
-                [
-                    [
-                        video_id,
-                        s["index"],
-                        s["start_s"],
-                        s["end_s"],
-                        s["shot"],
-                        json.dumps(
-                            {k: v for k, v in s.items() if k not in ("index", "start_s", "end_s", "shot")}
-                        ),
-                        stamp,
-                    ]
-                    for s in doc["segments"]
-                ]
-            )
+            self.store.replace_segments([segment_row(video_id, s, stamp) for s in doc["segments"]])
             self.store.write_details(video_id, doc)
 
         def mark_finished() -> None:
             document = json.dumps(doc, separators=(",", ":"))
-            self.store.save_reconstruction(video_id, doc["status"], reconstruction.FORMAT_VERSION, document)
+            self.store.save_reconstruction(video_id, doc["status"], doc["format_version"], document)
             self.store.upsert_video({**video, "status": doc["status"], "completed_at": completed})
 
         await self.store.call(write_rows)

@@ -28,8 +28,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from python_multipart.multipart import MultipartParser, parse_options_header
 from reelscope.analyzers.registry import enabled_analyzers
+from reelscope.infra.core.ingest import make_request, path_refused, push
 from reelscope.infra.core.settings import Settings
-from reelscope.producers.publisher import make_request, push
+from reelscope.schemas.records import TERMINAL
 from reelscope.sinks import exports
 from reelscope.sinks.reconstruction import build as build_reconstruction
 from reelscope.sinks.store import Store, now
@@ -37,7 +38,6 @@ from reelscope.sinks.store import Store, now
 log = logging.getLogger(__name__)
 
 DASHBOARD = Path(__file__).with_name("dashboard")
-TERMINAL = ("complete", "degraded", "failed")
 STREAM_INTERVAL_S = 0.5
 KEEPALIVE_S = 10.0
 RECENT_S = 300.0
@@ -266,16 +266,6 @@ class UploadReceiver:
         return value
 
 
-def uploads_refused(directory: Path, settings: Settings) -> str | None:
-    """Why the producer would refuse files in the upload directory (its URI policy), if it would."""
-    if "file" not in settings.producer.allowed_schemes:
-        return "the producer does not allow file URIs"
-    roots = [Path(r).expanduser().resolve() for r in settings.producer.allowed_roots]
-    if not any(directory == root or root in directory.parents for root in roots):
-        return f"{directory} is outside the producer's allowed_roots"
-    return None
-
-
 def attachment(video_id: str, suffix: str) -> dict[str, str]:
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", video_id) or "video"
     return {"Content-Disposition": f'attachment; filename="{safe}{suffix}"'}
@@ -359,6 +349,7 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
         counts = await store.call(store.result_counts, video_id)
         row["progress"] = progress(row, counts)
         row["metadata"] = json.loads(row["metadata"] or "{}")
+        row["options"] = json.loads(row["options"] or "{}")
         row["expected"] = json.loads(row["expected"] or "{}")
         return row
 
@@ -390,7 +381,7 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
         if declared.isdigit() and int(declared) > limit + FORM_OVERHEAD:
             raise HTTPException(status_code=413, detail=f"upload larger than {limit} bytes")
         directory = (settings.state_dir / "uploads").resolve()
-        refused = uploads_refused(directory, settings)
+        refused = path_refused(directory, settings)  # the producer would refuse these files
         if refused:
             raise HTTPException(status_code=503, detail=f"uploads are disabled: {refused}")
         directory.mkdir(parents=True, exist_ok=True)

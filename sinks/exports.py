@@ -383,9 +383,7 @@ def to_markdown(doc: dict[str, Any]) -> str:
         facts.append(
             ["codecs", f"video {media.get('video_codec') or '-'}, audio {media.get('audio_codec') or '-'}"]
         )
-    facts += [
-        [k, v] for k, v in metadata.items() if k not in ("options", "submitted_at") and v not in ("", None)
-    ]
+    facts += [[k, v] for k, v in metadata.items() if v not in ("", None)]
     lines += ["## Video", "", *_table(["field", "value"], facts), ""]
 
     shots = doc.get("shots") or []

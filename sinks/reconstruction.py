@@ -1,8 +1,8 @@
 """Build a video's reconstruction: its shots, per-second timeline and per-analyzer state.
 
 Pure functions over stored rows (no Kafka, no ClickHouse), so the aggregator, the tests and a rebuild from
-ClickHouse all produce the same document. The format is documented in docs/reconstruction.md and versioned
-by FORMAT_VERSION.
+ClickHouse all produce the same document: a schemas.reconstruction.ReconstructionDocument, documented in
+docs/reconstruction.md.
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ from typing import Any
 from reelscope.analyzers.base import Analyzer, ItemResult
 from reelscope.analyzers.registry import all_analyzers
 from reelscope.analyzers.thumbnails import pick_thumbnails
-from reelscope.schemas.tables import MEDIA_COLUMNS
+from reelscope.schemas.reconstruction import AnalyzerState, ReconstructionDocument
+from reelscope.schemas.records import Media, VideoStatus
 from reelscope.sinks.about import about
-
-FORMAT = "reelscope.reconstruction"
-FORMAT_VERSION = 1
 
 
 def _analyzer_states(
@@ -30,21 +28,21 @@ def _analyzer_states(
     models: dict[str, tuple[str, str]],
     has: dict[str, bool],
 ) -> dict[str, dict[str, Any]]:
-    """complete / partial / missing / failed / not_applicable, with the numbers behind it."""
+    """Each analyzer's AnalyzerState, with the numbers behind it."""
     states: dict[str, dict[str, Any]] = {}
     for name, cls in enabled.items():
         want = expected.get(name, 0)
         got, errors = counts.get(name, (0, 0))
         if want == 0:
-            state = "not_applicable" if not has.get(cls.input, True) else "missing"
+            state = AnalyzerState.NOT_APPLICABLE if not has.get(cls.input, True) else AnalyzerState.MISSING
         elif got - errors >= want and errors == 0:
-            state = "complete"
+            state = AnalyzerState.COMPLETE
         elif got == 0:
-            state = "missing"
+            state = AnalyzerState.MISSING
         elif errors >= got:
-            state = "failed"
+            state = AnalyzerState.FAILED
         else:
-            state = "partial"
+            state = AnalyzerState.PARTIAL
         model, provenance = models.get(name, (cls.model_name, cls.provenance))
         states[name] = {
             "state": state,
@@ -180,12 +178,13 @@ def build(
                 "provenance": provenance,
             }
     warnings = list(video.get("warnings") or [])
+    metadata = json.loads(video.get("metadata") or "{}")
     if failed_reason:
-        status = "failed"
-    elif warnings or any(s["state"] not in ("complete",) for s in states.values()):
-        status = "degraded"
+        status = VideoStatus.FAILED
+    elif warnings or any(s["state"] != AnalyzerState.COMPLETE for s in states.values()):
+        status = VideoStatus.DEGRADED
     else:
-        status = "complete"
+        status = VideoStatus.COMPLETE
     about_block = None
     if enrich and not failed_reason:
         thumbs = pick_thumbnails(by_analyzer.get("thumbnails", []), shots)
@@ -193,39 +192,36 @@ def build(
             if shot["index"] in thumbs:
                 shot["thumbnail"] = thumbs[shot["index"]]
         ocr_events = (summaries.get("ocr_text") or {}).get("events", [])
-        about_block = about(
-            summaries.get("transcription"), ocr_events, json.loads(video.get("metadata") or "{}")
-        )
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "video_id": video["video_id"],
-        "status": status,
-        "error": failed_reason,
-        "uri": video.get("uri", ""),
-        "metadata": json.loads(video.get("metadata") or "{}"),
-        "duration_s": round(end_s, 4),
-        "start_s": round(start_s, 4),
-        "media": {k: video.get(k) for k in MEDIA_COLUMNS},
-        "shots": shots,
-        "cuts": scene.get("cuts", []),
-        "transitions": scene.get("transitions", []),
-        "segment_s": segment_s,
-        "segments": segments,
-        "analyzers": states,
-        "description": _description(summaries.get("captions")),
-        "transcript": summaries.get("transcription"),
-        "text_events": [
+        about_block = about(summaries.get("transcription"), ocr_events, metadata)
+    return ReconstructionDocument(
+        video_id=video["video_id"],
+        status=status,
+        error=failed_reason,
+        uri=video.get("uri", ""),
+        metadata=metadata,
+        options=json.loads(video.get("options") or "{}"),
+        duration_s=round(end_s, 4),
+        start_s=round(start_s, 4),
+        media=Media.model_validate(video),
+        shots=shots,
+        cuts=scene.get("cuts", []),
+        transitions=scene.get("transitions", []),
+        segment_s=segment_s,
+        segments=segments,
+        analyzers=states,
+        description=_description(summaries.get("captions")),
+        transcript=summaries.get("transcription"),
+        text_events=[
             {k: e[k] for k in ("text", "start_s", "end_s", "box")}
             for e in (summaries.get("ocr_text") or {}).get("events", [])
         ],
-        "tracks": (summaries.get("objects") or {}).get("tracks") or [],
-        "faces": summaries.get("faces"),
-        "camera": summaries.get("camera"),
-        "about": about_block,
-        "summaries": {k: v for k, v in summaries.items() if k not in PROMOTED},
-        "warnings": warnings,
-    }
+        tracks=(summaries.get("objects") or {}).get("tracks") or [],
+        faces=summaries.get("faces"),
+        camera=summaries.get("camera"),
+        about=about_block,
+        summaries={k: v for k, v in summaries.items() if k not in PROMOTED},
+        warnings=warnings,
+    ).model_dump()
 
 
 def shot_context(doc: dict[str, Any], shot: dict[str, Any]) -> dict[str, Any]:
@@ -238,7 +234,7 @@ def shot_context(doc: dict[str, Any], shot: dict[str, Any]) -> dict[str, Any]:
             objects[label] = max(objects.get(label, 0), int(n))
     texts: list[str] = []
     for s in segments:
-        for line in filter(None, s.get("ocr_text", {}).get("text", "").split(" | ")):
+        for line in s.get("ocr_text", {}).get("lines", []):
             if line not in texts:
                 texts.append(line)
     faces = [s["faces"] for s in segments if "faces" in s]

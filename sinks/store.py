@@ -11,7 +11,7 @@ import asyncio
 import errno
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -21,17 +21,21 @@ import clickhouse_connect
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from reelscope.infra.core.retry import DependencyError
 from reelscope.infra.core.settings import Settings
+from reelscope.schemas.records import IN_FLIGHT, TERMINAL, VideoStatus, sql_list
 from reelscope.schemas.tables import (
-    RECONSTRUCTION_COLUMNS,
-    RESULT_COLUMNS,
+    RECONSTRUCTIONS,
+    RESULTS,
     SCHEMA_VERSION,
-    SEGMENT_COLUMNS,
-    SHOT_COLUMNS,
-    TEXT_EVENT_COLUMNS,
-    TRACK_COLUMNS,
-    VIDEO_COLUMNS,
-    WORD_COLUMNS,
+    SCHEMA_VERSIONS,
+    SEGMENTS,
+    SHOTS,
+    TEXT_EVENTS,
+    TRACKS,
+    VIDEOS,
+    WORDS,
+    Table,
     ddl,
+    upgrade,
 )
 
 log = logging.getLogger(__name__)
@@ -92,6 +96,20 @@ def connect(settings: Settings) -> Any:
     )
 
 
+def shot_row(shot: Mapping[str, Any]) -> dict[str, Any]:
+    """A document shot as a shots-table record (its caption flattened into three columns)."""
+    caption = shot.get("caption") or {}
+    return {
+        "shot_index": shot["index"],
+        "start_s": shot["start_s"],
+        "end_s": shot["end_s"],
+        "caption": caption.get("text", ""),
+        "caption_model": caption.get("model", ""),
+        "caption_provenance": caption.get("provenance", ""),
+        "thumbnail": shot.get("thumbnail", ""),
+    }
+
+
 class Store:
     """Typed reads and idempotent writes for reelscope's tables."""
 
@@ -118,11 +136,13 @@ class Store:
         return self._client
 
     def create_tables(self) -> None:
+        """Create what is missing, then bring a database made by an older schema version up to date."""
         for statement in ddl(self.db, self.settings.clickhouse.ttl_days):
             self.client.command(statement)
-        self.client.insert(
-            f"{self.db}.schema_version", [[SCHEMA_VERSION, now()]], column_names=["version", "applied_at"]
-        )
+        applied = int(self.scalar(f"SELECT max(version) FROM {self.db}.{SCHEMA_VERSIONS.name}"))
+        for statement in upgrade(self.db, applied):
+            self.client.command(statement)
+        self.insert(SCHEMA_VERSIONS, [{"version": SCHEMA_VERSION, "applied_at": now()}])
 
     def close(self) -> None:
         if self._client is not None:
@@ -131,66 +151,32 @@ class Store:
         self._executor.shutdown(wait=False)
 
     # writes ---------------------------------------------------------------------------------------------
-    def insert_results(self, rows: Sequence[Sequence[Any]]) -> None:
+    def insert(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Rows given as records (column name -> value), in the table spec's column order."""
         if rows:
-            self.client.insert(f"{self.db}.results", list(rows), column_names=RESULT_COLUMNS)
+            self.client.insert(
+                f"{self.db}.{table.name}", [table.row(r) for r in rows], column_names=table.names
+            )
 
-    def upsert_video(self, row: dict[str, Any]) -> None:
-        row = {**row, "updated_at": now()}
-        self.client.insert(f"{self.db}.videos", [[row[c] for c in VIDEO_COLUMNS]], column_names=VIDEO_COLUMNS)
+    def insert_results(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        self.insert(RESULTS, rows)
 
-    def replace_segments(self, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            self.client.insert(f"{self.db}.segments", list(rows), column_names=SEGMENT_COLUMNS)
+    def upsert_video(self, row: Mapping[str, Any]) -> None:
+        self.insert(VIDEOS, [{**row, "updated_at": now()}])
+
+    def replace_segments(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        self.insert(SEGMENTS, rows)
 
     def write_details(self, video_id: str, doc: dict[str, Any]) -> None:
         """The reconstruction's queryable parts as rows: words, on-screen text events, tracks, shots."""
-        stamp = now()
+        row = {"video_id": video_id, "updated_at": now()}
         words = (doc.get("transcript") or {}).get("words", [])
-        tables: list[tuple[str, list[str], list[list[Any]]]] = [
-            (
-                "words",
-                WORD_COLUMNS,
-                [[video_id, w["start_s"], w["end_s"], w["word"], w["speaker"], stamp] for w in words],
-            ),
-            (
-                "text_events",
-                TEXT_EVENT_COLUMNS,
-                [
-                    [video_id, e["start_s"], e["end_s"], e["text"], list(e.get("box") or []), stamp]
-                    for e in doc.get("text_events", [])
-                ],
-            ),
-            (
-                "tracks",
-                TRACK_COLUMNS,
-                [
-                    [video_id, t["track_id"], t["label"], t["first_s"], t["last_s"], t["frames"], stamp]
-                    for t in doc.get("tracks", [])
-                ],
-            ),
-            (
-                "shots",
-                SHOT_COLUMNS,
-                [
-                    [
-                        video_id,
-                        s["index"],
-                        s["start_s"],
-                        s["end_s"],
-                        (s.get("caption") or {}).get("text", ""),
-                        (s.get("caption") or {}).get("model", ""),
-                        (s.get("caption") or {}).get("provenance", ""),
-                        s.get("thumbnail", ""),
-                        stamp,
-                    ]
-                    for s in doc.get("shots", [])
-                ],
-            ),
-        ]
-        for table, columns, rows in tables:
-            if rows:
-                self.client.insert(f"{self.db}.{table}", rows, column_names=columns)
+        self.insert(WORDS, [{**row, **w} for w in words])
+        self.insert(
+            TEXT_EVENTS, [{**row, **e, "box": list(e.get("box") or [])} for e in doc.get("text_events", [])]
+        )
+        self.insert(TRACKS, [{**row, **t} for t in doc.get("tracks", [])])
+        self.insert(SHOTS, [{**row, **shot_row(s)} for s in doc.get("shots", [])])
 
     def words(self, video_id: str) -> list[dict[str, Any]]:
         return self._rows(
@@ -199,11 +185,18 @@ class Store:
             v=video_id,
         )
 
-    def save_reconstruction(self, video_id: str, status: str, version: int, document: str) -> None:
-        self.client.insert(
-            f"{self.db}.reconstructions",
-            [[video_id, status, version, document, now()]],
-            column_names=RECONSTRUCTION_COLUMNS,
+    def save_reconstruction(self, video_id: str, status: VideoStatus, version: int, document: str) -> None:
+        self.insert(
+            RECONSTRUCTIONS,
+            [
+                {
+                    "video_id": video_id,
+                    "status": status,
+                    "format_version": version,
+                    "document": document,
+                    "updated_at": now(),
+                }
+            ],
         )
 
     # reads ----------------------------------------------------------------------------------------------
@@ -226,9 +219,7 @@ class Store:
 
     def open_videos(self) -> list[dict[str, Any]]:
         """Videos whose completion is still pending (for the aggregator's restart and timeout checks)."""
-        return self._rows(
-            f"SELECT * FROM {self.db}.videos FINAL WHERE status IN ('processing', 'published', 'describing')"
-        )
+        return self._rows(f"SELECT * FROM {self.db}.videos FINAL WHERE status IN ({sql_list(IN_FLIGHT)})")
 
     def result_counts(self, video_id: str) -> dict[str, tuple[int, int]]:
         """Analyzer -> (results received, of which errors)."""
@@ -281,7 +272,7 @@ class Store:
         return self._rows(
             f"SELECT video_id, uri, status, error, expected, duration_s, submitted_at, completed_at, "
             f"updated_at FROM {self.db}.videos FINAL "
-            f"WHERE status IN ('processing', 'published', 'describing') OR updated_at >= %(t)s ORDER BY submitted_at",
+            f"WHERE status IN ({sql_list(IN_FLIGHT)}) OR updated_at >= %(t)s ORDER BY submitted_at",
             t=since,
         )
 
@@ -306,7 +297,7 @@ class Store:
             f"SELECT intDiv(toUInt32(dateDiff('second', completed_at, now64(3))), 60) AS ago, "
             f"status, count() AS n FROM {self.db}.videos FINAL "
             f"WHERE completed_at IS NOT NULL AND completed_at >= now64(3) - toIntervalSecond(%(w)s) "
-            f"AND status IN ('complete', 'degraded', 'failed') GROUP BY ago, status",
+            f"AND status IN ({sql_list(TERMINAL)}) GROUP BY ago, status",
             w=minutes * 60,
         )
         per_minute = [0] * minutes
@@ -315,6 +306,6 @@ class Store:
             per_minute[minutes - 1 - min(int(r["ago"]), minutes - 1)] += int(r["n"])
             by_status[r["status"]] = by_status.get(r["status"], 0) + int(r["n"])
         in_flight = self.scalar(
-            f"SELECT count() FROM {self.db}.videos FINAL WHERE status IN ('processing', 'published', 'describing')"
+            f"SELECT count() FROM {self.db}.videos FINAL WHERE status IN ({sql_list(IN_FLIGHT)})"
         )
         return {"per_minute": per_minute, "by_status": by_status, "in_flight": int(in_flight)}

@@ -22,6 +22,7 @@ from reelscope.infra.stack import api_url
 from tests.conftest import stack_env, stack_running
 from tests.media import SHARED_MEDIA, cut_clip
 from tests.test_exports import parse_vtt, voice_text
+from tests.test_schemas import assert_valid_document
 
 pytestmark = pytest.mark.integration
 
@@ -184,13 +185,14 @@ def test_upload_streams_progress_then_exports(
     assert stored.parent == uploads_dir(api_stack)
     assert re.fullmatch(r"[0-9a-f]{32}\.mp4", stored.name)
     assert hashlib.sha256(stored.read_bytes()).digest() == hashlib.sha256(content).digest()
-    assert row["metadata"]["filename"] == "evil <name>.mp4"
-    assert row["metadata"]["creator"] == "tester"
+    assert row["metadata"] == {"filename": "evil <name>.mp4", "creator": "tester"}  # only what was sent
+    assert row["options"] == {} and row["submitted_at"]
 
     download = client.get(f"/videos/{video_id}/reconstruction.json")
     assert download.headers["content-disposition"] == f'attachment; filename="{video_id}.json"'
     doc = download.json()
     assert doc["status"] == "complete"
+    assert_valid_document(doc)
     assert [round(c["time_s"], 2) for c in doc["cuts"]] == [1.2]  # frame 30 at 25 fps
     assert client.get(f"/videos/{video_id}/reconstruction/live").json() == doc
 

@@ -139,7 +139,7 @@ FULL_DOC: dict[str, Any] = {
         "provenance": "packaged",
     },
     "uri": "file:///videos/clip.mp4",
-    "metadata": {"title": "Onion | tips", "creator": "<script>x</script>", "submitted_at": 1.0},
+    "metadata": {"title": "Onion | tips", "creator": "<script>x</script>", "options": "extra cheese"},
     "duration_s": 6.0,
     "start_s": 0.0,
     "media": {"width": 720, "height": 1280, "rotation": 0, "avg_fps": 30.0, "video_codec": "h264"},
@@ -161,7 +161,7 @@ FULL_DOC: dict[str, Any] = {
             ],
             "description": "not used: the document's own description wins",
         },
-        "ocr_text": {"events": [{"text": "STEP 1", "start_s": 0.0, "end_s": 2.0}]},
+        "ocr_text": {"events": [{"text": "STEP 1 | chop", "start_s": 0.0, "end_s": 2.0}]},
         "faces": {"face_share": 0.5, "max_faces": 1, "track_count": 1, "shot_type": "close-up", "tracks": []},
         "objects": {"max_counts": {"knife": 1, "bowl": 2}, "tracks_by_label": {"knife": 1}},
         "camera": {"dominant": "static", "seconds": {"static": 6.0}, "spans": []},
@@ -198,7 +198,7 @@ def test_markdown_report_has_every_section() -> None:
     assert "| 1 | 2.50 | 6.00 | 3.50 s | a plated dish |" in md
     assert "- `0:00.2` **ch0**: First the onions." in md
     assert "- `0:03.0` **ch1**: Looks good!" in md
-    assert "| 0:00.0 | 0:02.0 | STEP 1 |" in md
+    assert "| 0:00.0 | 0:02.0 | STEP 1 \\| chop |" in md  # one line of text, its pipe escaped
     assert "### Faces" in md and "50% of the time" in md and "close-up" in md
     assert "Most at once: knife 1, bowl 2." in md
     assert "### Camera" in md and "Mostly static." in md
@@ -207,7 +207,7 @@ def test_markdown_report_has_every_section() -> None:
     assert "| scene | complete | 180 / 180 | 0 | algorithm | algorithm |" in md
     assert "## Warnings\n\n- faces: 2 items failed" in md
     assert "<script>" not in md and "&lt;script&gt;" in md  # submitted text cannot inject HTML
-    assert "| creator |" in md and "submitted_at" not in md
+    assert "| creator |" in md and "| options | extra cheese |" in md  # the user's metadata, all of it
     assert "fade_out 0:05.0–0:06.0" in md
     # every table row has as many cells as its header
     for block in md.split("\n\n"):

@@ -18,7 +18,9 @@ def namespace_tree(dest: Path) -> Path:
     dirs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
     for name, folder in sorted(dirs.items()):
         target = dest.joinpath(*name.split("."))
-        shutil.copytree(ROOT / folder, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            ROOT / folder, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
+        )
     return dest
 
 

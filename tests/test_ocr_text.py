@@ -216,10 +216,32 @@ def test_segment_fields_dedupes_noisy_repeats() -> None:
     ]
     assert OcrTextAnalyzer.segment_fields(payloads) == {
         "text": "Hello world | Score 3",
+        "lines": ["Hello world", "Score 3"],
         "text_blocks": 2,
         "has_text": True,
     }
     assert OcrTextAnalyzer.segment_fields([{"blocks": []}])["has_text"] is False
+
+
+def test_a_caption_with_a_pipe_stays_one_line_up_to_the_shot_context() -> None:
+    """Lines travel as lists from the segment fields to what shot analyzers read: never split on ' | '."""
+    from reelscope.analyzers.base import ItemResult
+    from reelscope.sinks.reconstruction import build_segments, shot_context
+
+    lines = ["Before | After", "50% off"]
+    frames = [
+        ItemResult(
+            "f000000",
+            0.2,
+            0.2,
+            {"blocks": [{"text": t, "box": [0.1, 0.1 + 0.3 * i, 0.9, 0.3 + 0.3 * i], "conf": 0.9}]},
+        )
+        for i, t in enumerate(lines)
+    ]
+    shot = {"index": 0, "start_s": 0.0, "end_s": 1.0}
+    segments = build_segments({"ocr_text": frames}, {"ocr_text": OcrTextAnalyzer}, [shot], 0.0, 1.0, 1.0)
+    assert segments[0]["ocr_text"]["lines"] == lines
+    assert shot_context({"segments": segments}, shot)["text"] == lines
 
 
 def test_entities() -> None:

@@ -11,14 +11,15 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from reelscope.infra.cli import fetch
+from reelscope.infra.core.ingest import push, request_for_path
 from reelscope.infra.core.kafka import make_producer
 from reelscope.infra.core.settings import Settings
 from reelscope.infra.stack import down, up
-from reelscope.producers.publisher import push, request_for_path
 from reelscope.schemas.events import DeadLetter, Reconstruction, decode
 from reelscope.sinks.store import Store
 
 from tests.media import cut_clip
+from tests.test_schemas import assert_valid_document
 
 pytestmark = pytest.mark.integration
 
@@ -73,12 +74,15 @@ async def read_topic(settings: Settings, topic: str, until: Any, timeout_s: floa
 def test_cut_silence_and_late_start(running_stack: Settings, tmp_path: Path, shared_media: Path) -> None:
     settings = running_stack
     clip = cut_clip(tmp_path / "cut.mp4", cut_frame=30, frames=60, fps=25, tone_s=1.0, silence_s=1.4)
-    cut_req = request_for_path(str(clip))
+    cut_req = request_for_path(str(clip), metadata={"creator": "@me", "caption": "before | after"})
     late_req = request_for_path(str(shared_media / "delayed_start.mp4"))
     asyncio.run(_push(settings, [cut_req, late_req]))
 
     doc = wait_done(settings, cut_req.video_id)
     assert doc["status"] == "complete", doc["analyzers"]
+    assert_valid_document(doc)
+    assert doc["metadata"] == {"creator": "@me", "caption": "before | after"}  # exactly what was sent
+    assert doc["timings"]["submitted_at"] and doc["media"]["has_audio"] and doc["media"]["width"] == 320
     assert [round(c["time_s"], 2) for c in doc["cuts"]] == [1.2]  # frame 30 at 25 fps
     assert next((s["start_s"], s["end_s"]) for s in doc["shots"]) == (0.0, 1.2)
     silences = doc["summaries"]["loudness"]["silences"]
@@ -88,6 +92,7 @@ def test_cut_silence_and_late_start(running_stack: Settings, tmp_path: Path, sha
     assert all(a["state"] == "complete" for a in doc["analyzers"].values())
 
     late = wait_done(settings, late_req.video_id)
+    assert_valid_document(late)
     assert late["start_s"] == pytest.approx(1.075, abs=1e-3)
     assert late["shots"][0]["start_s"] == pytest.approx(1.075, abs=1e-3)
     assert late["status"] == "degraded" and "no audio stream" in late["warnings"][0]

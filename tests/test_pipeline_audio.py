@@ -14,8 +14,8 @@ from typing import Any
 import av
 import numpy as np
 import pytest
+from reelscope.infra.core.ingest import request_for_path
 from reelscope.infra.stack import down, up
-from reelscope.producers.publisher import request_for_path
 from reelscope.sinks.store import Store
 
 from tests.media import textured, write_video

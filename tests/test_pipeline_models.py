@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from reelscope.infra.core.ingest import request_for_path
 from reelscope.infra.stack import down, up
-from reelscope.producers.publisher import request_for_path
 from reelscope.sinks.store import Store
 
 from tests.media import cut_clip

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from reelscope.analyzers.registry import enabled_analyzers
+from reelscope.infra.core.ingest import UriRejected, resolve_uri
 from reelscope.infra.core.settings import ProducerSettings, Settings
 from reelscope.producers.events import VideoEventSource
-from reelscope.producers.publisher import UriRejected, resolve_uri
 from reelscope.schemas.events import AudioChunk, Frame, VideoFailed, VideoFinished, VideoStarted
 
 from tests.media import cut_clip, textured, tone, write_video
@@ -39,7 +39,7 @@ def test_counter_pts_come_from_the_stream(shared_media: Path) -> None:
 def test_late_start_keeps_its_offset(shared_media: Path) -> None:
     evs = events(shared_media / "delayed_start.mp4", ["scene"])
     started = of(evs, VideoStarted)[0]
-    assert started.start_s == pytest.approx(1.075, abs=1e-3)
+    assert started.media.start_s == pytest.approx(1.075, abs=1e-3)
     assert of(evs, Frame)[0].pts_s == pytest.approx(1.075, abs=1e-3)
 
 
@@ -66,7 +66,7 @@ def test_rotation_is_honoured(tmp_path: Path) -> None:
     evs = events(clip, ["color"])
     started = of(evs, VideoStarted)[0]
     frame = of(evs, Frame)[0]
-    assert started.rotation == 90 and (started.width, started.height) == (32, 64)
+    assert started.media.rotation == 90 and (started.media.width, started.media.height) == (32, 64)
     assert (frame.width, frame.height) == (32, 64)
 
 
@@ -103,7 +103,7 @@ def test_mono_duplicated_to_stereo_is_not_split(tmp_path: Path) -> None:
     assert not channels_differ(np.stack([signal, signal]) * 32767)
     assert channels_differ(np.stack([signal, np.roll(tone(2.0, 300.0), 7)]) * 32767)
     evs = events(clip, ["loudness"])
-    assert of(evs, VideoStarted)[0].audio_channels == 2
+    assert of(evs, VideoStarted)[0].media.audio_channels == 2
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,8 @@ from reelscope.analyzers.registry import enabled_analyzers
 from reelscope.infra.core.settings import Settings
 from reelscope.infra.sample_media import cut_clip
 from reelscope.producers.events import VideoEventSource
-from reelscope.schemas.events import AudioChunk, Frame, VideoFinished
+from reelscope.schemas.events import AudioChunk, Frame, VideoFinished, VideoStarted
+from reelscope.schemas.records import TERMINAL, VideoStatus
 from reelscope.sinks import reconstruction
 from reelscope.stream_processors.runtime import item_key, item_span, to_item
 from reelscope.stream_processors.shots import pick
@@ -120,8 +121,8 @@ def in_process(path: Path, settings: Settings) -> dict[str, Any]:
             pending.append(event)
             if len(pending) >= settings.batch.max_size:
                 flush()
-        elif hasattr(event, "duration_s"):
-            info = event.model_dump()
+        elif isinstance(event, VideoStarted):
+            info = {**event.media.model_dump(), "uri": event.uri}
         elif isinstance(event, VideoFinished):
             info["expected"] = json.dumps(event.expected)
     flush()
@@ -197,9 +198,9 @@ def pipeline(paths: list[Path], settings: Settings) -> dict[str, Any]:
                 and any(p["received"] for p in status.get("progress", {}).values())
             ):
                 first_result = time.perf_counter() - t0
-            if status and status["status"] in ("complete", "degraded", "failed"):
+            if status and status["status"] in TERMINAL:
                 done[vid] = time.perf_counter() - t0
-                assert status["status"] != "failed", status
+                assert status["status"] != VideoStatus.FAILED, status
         time.sleep(0.05)
     return {"seconds": max(done.values()), "time_to_first_result_s": first_result, "videos": len(ids)}
 

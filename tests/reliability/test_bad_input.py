@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 from aiokafka import AIOKafkaProducer
+from reelscope.infra.core.ingest import make_request, request_for_path
 from reelscope.infra.stack import down, up
-from reelscope.producers.publisher import make_request, request_for_path
 from reelscope.schemas.events import DeadLetter
 
 from tests.media import cut_clip, textured, tone, write_video

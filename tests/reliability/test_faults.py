@@ -15,10 +15,11 @@ import pytest
 from reelscope.analyzers.base import Analyzer, FrameItem, Item, Sampling
 from reelscope.infra.broker import free_port, start_broker
 from reelscope.infra.cli import fetch
+from reelscope.infra.core.ingest import request_for_path
 from reelscope.infra.core.kafka import make_producer
 from reelscope.infra.core.settings import Settings
 from reelscope.infra.stack import down, running, spawn, up
-from reelscope.producers.publisher import publish_video, request_for_path
+from reelscope.producers.publisher import publish_video
 from reelscope.schemas.events import AnalyzerResult, DeadLetter
 from reelscope.sinks.store import Store
 from reelscope.stream_processors.runtime import GroupProcessor

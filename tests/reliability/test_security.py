@@ -8,8 +8,8 @@ import logging
 from pathlib import Path
 
 import pytest
+from reelscope.infra.core.ingest import UriRejected, resolve_uri
 from reelscope.infra.core.settings import Settings
-from reelscope.producers.publisher import UriRejected, resolve_uri
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ["producers", "stream_processors", "analyzers", "schemas", "sinks", "infra"]
