@@ -16,9 +16,9 @@ from typing import Any
 import msgpack
 import pytest
 from aiokafka import AIOKafkaProducer
+from reelscope.infra.core.ingest import request_for_path
 from reelscope.infra.core.settings import Settings
 from reelscope.infra.stack import running
-from reelscope.producers.publisher import request_for_path
 from reelscope.schemas.events import DeadLetter, IngestRequest, Reconstruction, VideoPart, encode
 
 from tests.conftest import stack_env, stack_running
