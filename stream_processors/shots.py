@@ -87,7 +87,8 @@ class ShotProcessor(GroupProcessor):
                 continue  # the tail of a video finished before a restart
             video = self.videos.setdefault(event.video_id, VideoFrames())
             video.first_offsets.setdefault(tp, record.offset)
-            if self.analyzers.keys() & set(event.targets):
+            new = not video.frames or event.index > video.frames[-1].index  # not a batch handled again
+            if new and self.analyzers.keys() & set(event.targets):
                 video.frames.append(event)
             video.complete = video.complete or event.final
         ready = [p for vid, p in self.pending.items() if self.videos.get(vid, VideoFrames()).complete]

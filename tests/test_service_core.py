@@ -1,5 +1,5 @@
-"""The service foundation without a broker: retry classification and backoff, dead letters that fit,
-bodies split into parts and put back together."""
+"""The service foundation without a broker: retry classification and backoff, the failure boundary, dead
+letters that fit, bodies split into parts and put back together."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 from reelscope.infra.core.chunks import Assembler, split
 from reelscope.infra.core.kafka import DeadLetters
 from reelscope.infra.core.retry import DependencyError, is_dependency_failure, retry_with_backoff
+from reelscope.infra.core.service import KafkaService
+from reelscope.infra.core.settings import Settings
 from reelscope.schemas.events import DeadLetter, VideoReady, decode, encode
 
 
@@ -110,3 +112,39 @@ def test_an_incomplete_set_holds_its_first_offset_and_a_resend_starts_over() -> 
     assert assembler.watermarks(60) == {}
     assert assembler.add(record(b"", offset=40), parts[2]) is None  # a tail without its beginning
     assert assembler.watermarks(0) == {}
+
+
+class Picky(KafkaService):
+    """Handles any batch without the message b"bad"; a batch with it fails as a whole."""
+
+    def __init__(self) -> None:
+        super().__init__(Settings(), "picky", ["t"])
+        self.handled: list[int] = []
+        self.rejected: list[int] = []
+
+    async def handle(self, records: list[ConsumerRecord]) -> None:
+        if any(r.value == b"bad" for r in records):
+            raise ValueError("bad message")
+        self.handled += [r.offset for r in records]
+
+    async def reject(self, record: ConsumerRecord, exc: BaseException) -> None:
+        self.rejected.append(record.offset)
+
+
+def test_the_failure_boundary_rejects_only_the_message_at_fault() -> None:
+    service = Picky()
+    batch = [record(b"bad" if i == 5 else b"ok", offset=i) for i in range(9)]
+    asyncio.run(service.guarded(batch))
+    assert service.rejected == [5]
+    assert service.handled == [0, 1, 2, 3, 4, 6, 7, 8]  # in order, each once
+
+
+def test_the_failure_boundary_leaves_dependency_failures_to_the_retry() -> None:
+    class Down(Picky):
+        async def handle(self, records: list[ConsumerRecord]) -> None:
+            raise DependencyError("ClickHouse unavailable")
+
+    service = Down()
+    with pytest.raises(DependencyError):
+        asyncio.run(service.guarded([record(b"ok")]))
+    assert service.rejected == []

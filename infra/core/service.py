@@ -2,9 +2,9 @@
 worker), written once: start with backoff, ready, consume in batches, a failure boundary per message, flush
 sinks before commit, drain, stop.
 
-Failure boundary: a dependency failure (retry.py) retries the batch; any other exception while handling a
-batch is retried message by message, and a message that fails alone goes to `reject` (dead-letter it, and
-in services that own videos, fail its video) and is committed past: one bad message costs only itself.
+Failure boundary: a dependency failure (retry.py) retries the batch; after any other exception the batch
+is handled again in halves, and a message that fails alone goes to `reject` (dead-letter it, and in
+services that own videos, fail its video) and is committed past: one bad message costs only itself.
 """
 
 from __future__ import annotations
@@ -130,19 +130,29 @@ class KafkaService:
         except Exception as exc:
             if is_dependency_failure(exc) or self.stop.is_set():
                 raise
-            log.warning(
-                "%s: a batch of %d failed (%s); one by one", self.component, len(records), describe(exc)
-            )
-        for record in records:
-            try:
-                await self.attempt([record])
-            except Exception as alone:
-                if is_dependency_failure(alone) or self.stop.is_set():
-                    raise
-                where = f"{record.topic}[{record.partition}]@{record.offset}"
-                log.warning("%s: %s failed: %s", self.component, where, describe(alone))
-                await self.reject(record, alone)
+            log.warning("%s: a batch of %d failed (%s)", self.component, len(records), describe(exc))
+        half = len(records) // 2
+        for part in (records[:half], records[half:]) if half else ():
+            await self.bisect(part)
         return await self.attempt([])  # what is still held, after the last record
+
+    async def bisect(self, records: list[ConsumerRecord]) -> None:
+        """Handle `records` again in halves, in order, until the message at fault is alone: `reject` it."""
+        try:
+            await self.attempt(records)
+            return
+        except Exception as exc:
+            if is_dependency_failure(exc) or self.stop.is_set():
+                raise
+            if len(records) == 1:
+                record = records[0]
+                where = f"{record.topic}[{record.partition}]@{record.offset}"
+                log.warning("%s: %s failed: %s", self.component, where, describe(exc))
+                await self.reject(record, exc)
+                return
+        half = len(records) // 2
+        await self.bisect(records[:half])
+        await self.bisect(records[half:])
 
     async def attempt(self, records: list[ConsumerRecord]) -> Held:
         held = await self.handle(records)
