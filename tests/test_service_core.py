@@ -137,6 +137,9 @@ def test_the_failure_boundary_rejects_only_the_message_at_fault() -> None:
     asyncio.run(service.guarded(batch))
     assert service.rejected == [5]
     assert service.handled == [0, 1, 2, 3, 4, 6, 7, 8]  # in order, each once
+    alone = Picky()
+    asyncio.run(alone.guarded([record(b"bad", offset=3)]))
+    assert alone.rejected == [3] and alone.handled == []
 
 
 def test_the_failure_boundary_leaves_dependency_failures_to_the_retry() -> None:

@@ -131,28 +131,26 @@ class KafkaService:
             if is_dependency_failure(exc) or self.stop.is_set():
                 raise
             log.warning("%s: a batch of %d failed (%s)", self.component, len(records), describe(exc))
-        half = len(records) // 2
-        for part in (records[:half], records[half:]) if half else ():
-            await self.bisect(part)
+            await self.bisect(records, exc)
         return await self.attempt([])  # what is still held, after the last record
 
-    async def bisect(self, records: list[ConsumerRecord]) -> None:
-        """Handle `records` again in halves, in order, until the message at fault is alone: `reject` it."""
-        try:
-            await self.attempt(records)
+    async def bisect(self, records: list[ConsumerRecord], exc: BaseException) -> None:
+        """`records` failed together with `exc`: handle them again in halves, in order, until the message
+        at fault is alone, and `reject` it."""
+        if len(records) == 1:
+            record = records[0]
+            where = f"{record.topic}[{record.partition}]@{record.offset}"
+            log.warning("%s: %s failed: %s", self.component, where, describe(exc))
+            await self.reject(record, exc)
             return
-        except Exception as exc:
-            if is_dependency_failure(exc) or self.stop.is_set():
-                raise
-            if len(records) == 1:
-                record = records[0]
-                where = f"{record.topic}[{record.partition}]@{record.offset}"
-                log.warning("%s: %s failed: %s", self.component, where, describe(exc))
-                await self.reject(record, exc)
-                return
         half = len(records) // 2
-        await self.bisect(records[:half])
-        await self.bisect(records[half:])
+        for part in (records[:half], records[half:]):
+            try:
+                await self.attempt(part)
+            except Exception as again:
+                if is_dependency_failure(again) or self.stop.is_set():
+                    raise
+                await self.bisect(part, again)
 
     async def attempt(self, records: list[ConsumerRecord]) -> Held:
         held = await self.handle(records)
