@@ -1,13 +1,42 @@
-"""The one interface every analyzer implements. Analyzers know nothing of Kafka.
+"""The one interface every analyzer implements. Analyzers know nothing of Kafka, nor of reelscope's settings.
 
-A processor (stream_processors/) calls `load()` once per process, then `analyze(items)` with batches that mix
-videos; it returns one payload dict per item. The aggregator (sinks/) calls the model-free class methods
-`segment_fields` (merge the payloads that fall in one timeline segment) and `video_summary` (temporal
-reasoning over a whole video, such as cuts from per-frame signatures), so per-item work stays stateless
-and a processor killed mid-video loses nothing.
+The contract (v2):
+
+- An analyzer is one module of this package holding one class derived from `FrameAnalyzer`, `AudioAnalyzer`
+  or `ShotAnalyzer` with a `name`; `registry.py` finds it. Helpers shared by several analyzers live in
+  `analyzers/common/`, which holds no analyzer.
+- It imports only `reelscope.schemas`, this package and its own libraries (tests/test_layout.py checks it).
+- Its options are a pydantic model declared in its own module and named by `options_model`. The
+  application's settings gain a section named after the analyzer from it (environment variables
+  `REELSCOPE_<NAME>__<FIELD>`), and the constructor receives that section, typed, with a small `Runtime`
+  (state directory, thread budget): never the whole settings. `configured(options)` sees the same options.
+- A processor (stream_processors/) calls `load()` once per process, then `analyze(items)` with batches that
+  mix videos; it returns one payload dict per item. Shot analyzers also declare how many frames they want
+  per shot and whether they describe the whole video.
+- The aggregator and the reconstruction (sinks/) call only the model-free class methods declared here:
+  `segment_fields` (merge the payloads that fall in one timeline segment), `timeline_results`,
+  `video_summary` (temporal reasoning over a whole video, such as cuts from per-frame signatures),
+  `document_fields` (which top-level fields of the reconstruction that summary fills; `summary_promoted`
+  keeps it out of `summaries`), `shot_context` (what a shot analyzer is told of a shot), `shot_fields` and
+  `shot_thumbnails` (what the document's shots carry). So per-item work stays stateless, a processor killed
+  mid-video loses nothing, and no processor or sink names a particular analyzer.
 
 Heavy imports belong inside `load()`, so the aggregator and the producer can import every analyzer class
 cheaply.
+
+Adding an analyzer is one module and its test (tests/test_analyzer_contract.py writes one), e.g.
+
+    class BrightOptions(BaseModel):
+        threshold: int = 200                     # REELSCOPE_BRIGHT__THRESHOLD
+
+    class BrightAnalyzer(FrameAnalyzer):
+        name = "bright"
+        group = "light"
+        options_model = BrightOptions
+        options: BrightOptions
+
+        def analyze(self, items: Sequence[FrameItem]) -> list[dict[str, Any]]:
+            return [{"share": float((i.image.max(axis=2) >= self.options.threshold).mean())} for i in items]
 """
 
 from __future__ import annotations
@@ -16,10 +45,12 @@ import importlib.util
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 import numpy as np
+from pydantic import BaseModel
 from reelscope.schemas.events import Provenance
 
 InputKind = Literal["frame", "audio", "shot"]
@@ -36,6 +67,16 @@ def cpu_threads() -> int:
         return max(0, int(os.environ.get("OMP_NUM_THREADS", "0")))
     except ValueError:
         return 0
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What an analyzer may know of the process that runs it (the settings themselves stay above it)."""
+
+    state_dir: Path = Path(".reelscope")
+    """Local state: weights looked up by bare file name live in `<state_dir>/weights`."""
+    threads: int = field(default_factory=cpu_threads)
+    """CPU threads this process may use for its models; 0: the library decides."""
 
 
 @dataclass(frozen=True)
@@ -107,10 +148,29 @@ class ItemResult:
     start_s: float
     end_s: float
     payload: dict[str, Any]
+    model: str = ""
+    """The model that wrote it, as its result event reported it."""
+    provenance: str = ""
 
 
-class Analyzer(ABC):
-    """Base class; subclasses set the class attributes and implement `analyze`."""
+ItemT = TypeVar("ItemT", FrameItem, AudioItem, ShotItem)
+
+
+class AnalyzerConfig(Protocol):
+    """What the registry needs of the application's settings (infra/core/settings.py implements it)."""
+
+    def options_for(self, analyzer: type[Analyzer[Any]]) -> BaseModel | None:
+        """The analyzer's section of the settings (an instance of its options_model); None without one."""
+        ...
+
+    def analyzer_runtime(self) -> Runtime:
+        """The runtime context analyzers of this process get."""
+        ...
+
+
+class Analyzer(ABC, Generic[ItemT]):
+    """Base class; analyzers derive from FrameAnalyzer, AudioAnalyzer or ShotAnalyzer, set the class
+    attributes and implement `analyze`."""
 
     name: ClassVar[str]
     input: ClassVar[InputKind]
@@ -125,9 +185,33 @@ class Analyzer(ABC):
     killed process replays whole open videos and never a tail."""
     requires: ClassVar[tuple[str, ...]] = ()
     """Importable modules it needs (from an extra such as `[audio]`); `auto` enables it only if present."""
+    options_model: ClassVar[type[BaseModel] | None] = None
+    """Its options, declared in its own module; the settings get a section `<name>` of this model
+    (REELSCOPE_<NAME>__<FIELD>). An analyzer with options narrows `options` to its model's type."""
+    summary_promoted: ClassVar[bool] = False
+    """Its video summary is wholly in its `document_fields`, so the document's `summaries` leaves it out."""
 
-    def __init__(self, settings: Any = None) -> None:
-        self.settings = settings
+    options: BaseModel | None
+    runtime: Runtime
+
+    def __init__(self, options: BaseModel | None = None, runtime: Runtime | None = None) -> None:
+        self.options = self.checked_options(options)
+        self.runtime = runtime or Runtime()
+
+    @classmethod
+    def checked_options(cls, options: BaseModel | None) -> BaseModel | None:
+        """The options it runs with: the ones given, else its model's defaults; a wrong type fails here."""
+        if cls.options_model is None:
+            if options is not None:
+                raise TypeError(f"{cls.__name__} declares no options, got {type(options).__name__}")
+            return None
+        if options is None:
+            return cls.options_model()
+        if not isinstance(options, cls.options_model):
+            raise TypeError(
+                f"{cls.__name__} takes {cls.options_model.__name__}, got {type(options).__name__}"
+            )
+        return options
 
     @classmethod
     def available(cls) -> bool:
@@ -135,11 +219,12 @@ class Analyzer(ABC):
         return all(importlib.util.find_spec(module) is not None for module in cls.requires)
 
     @classmethod
-    def configured(cls, settings: Any) -> bool:
-        """False when it needs weights that are not configured here (then `auto` leaves it out)."""
+    def configured(cls, options: Any, runtime: Runtime | None = None) -> bool:
+        """False when it needs weights that are not configured here (then `auto` leaves it out); `options`
+        is its options model's instance (None for an analyzer without options)."""
         return True
 
-    def load(self) -> None:  # noqa: B027 - optional hook: model-free analyzers load nothing
+    def load(self) -> None:
         """Load models; called once per process before the first batch."""
 
     def describe_model(self) -> tuple[str, Provenance]:
@@ -147,7 +232,7 @@ class Analyzer(ABC):
         return self.model_name, self.provenance
 
     @abstractmethod
-    def analyze(self, items: Sequence[Item]) -> list[dict[str, Any]]:
+    def analyze(self, items: Sequence[ItemT]) -> list[dict[str, Any]]:
         """One JSON-able payload per item, in order. Raise to fail the batch; the runtime retries per item."""
 
     @classmethod
@@ -165,6 +250,63 @@ class Analyzer(ABC):
     def video_summary(cls, results: list[ItemResult]) -> dict[str, Any] | None:
         """Whole-video reduction written into the reconstruction under the analyzer's name; None for none."""
         return None
+
+    @classmethod
+    def document_fields(cls, summary: dict[str, Any]) -> dict[str, Any]:
+        """Top-level fields of the reconstruction that this analyzer's video summary fills (cuts and
+        transitions, which make the shots; description; transcript; text_events; tracks; faces; camera:
+        docs/reconstruction.md); default: none."""
+        return {}
+
+    @classmethod
+    def shot_context(cls, fields: list[dict[str, Any]]) -> dict[str, Any]:
+        """What shot analyzers are told of one shot (ShotItem.context; the keys are listed in captions.py),
+        from this analyzer's `segment_fields` of the shot's segments; default: nothing."""
+        return {}
+
+    @classmethod
+    def shot_fields(cls, results: list[ItemResult], shots: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+        """Fields this analyzer adds to the document's shots, by shot index (a shot's caption); default none."""
+        return {}
+
+    @classmethod
+    def shot_thumbnails(cls, results: list[ItemResult], shots: list[dict[str, Any]]) -> dict[int, str]:
+        """Shot index -> data URI of the shot's keyframe, for the final document only (images are large);
+        default: this analyzer picks none."""
+        return {}
+
+
+class FrameAnalyzer(Analyzer[FrameItem]):
+    """Takes sampled frames (`sampling.fps`, `sampling.max_side`)."""
+
+    input: ClassVar[InputKind] = "frame"
+
+
+class AudioAnalyzer(Analyzer[AudioItem]):
+    """Takes the audio chunks of every video (the mix, or each channel: `sampling.audio_channels`)."""
+
+    input: ClassVar[InputKind] = "audio"
+
+
+class ShotAnalyzer(Analyzer[ShotItem]):
+    """Takes whole shots once the aggregator knows them: frames sampled across each shot (at `sampling`) and
+    the shot's context from the other analyzers."""
+
+    input: ClassVar[InputKind] = "shot"
+    describes_video: ClassVar[bool] = False
+    """Also writes one whole-video result (item key `video`) with `describe_video` after a video's shots."""
+
+    @property
+    def frames_per_shot(self) -> int:
+        """Frames picked across each shot for its ShotItem."""
+        return 4
+
+    def describe_video(
+        self, shots: list[dict[str, Any]], transcript: str, texts: Sequence[str], meta: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The whole-video payload from the shots' payloads (start_s, end_s, caption), the transcript, the
+        on-screen texts and the video's facts (duration_s, width, height, title); see `describes_video`."""
+        raise NotImplementedError(f"{self.name} does not describe whole videos")
 
 
 def mean_numeric(payloads: list[dict[str, Any]]) -> dict[str, Any]:

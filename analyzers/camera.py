@@ -21,7 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from reelscope.analyzers.base import Analyzer, FrameItem, Item, ItemResult, Sampling
+from reelscope.analyzers.base import FrameAnalyzer, FrameItem, ItemResult, Sampling
 
 _THUMB_SIDE = 128  # longest side of the stored thumbnail, pixels
 _JPEG_QUALITIES = (90, 75, 60, 45)  # tried in turn until the thumbnail fits _MAX_THUMB_CHARS
@@ -254,7 +254,7 @@ def _spans(labels: list[tuple[int, dict[str, Any]]], segment_s: float) -> list[d
     return spans
 
 
-class CameraAnalyzer(Analyzer):
+class CameraAnalyzer(FrameAnalyzer):
     """Camera motion; per-frame thumbnails here, the motion in `timeline_results` and `video_summary`.
 
     5 fps: five steps per one-second segment, enough for a median jitter and a net motion, while a pan of
@@ -266,18 +266,13 @@ class CameraAnalyzer(Analyzer):
     """
 
     name = "camera"
-    input = "frame"
     group = "light"
     sampling = Sampling(fps=5.0, max_side=160)
+    summary_promoted = True
     requires = ("cv2",)
 
-    def analyze(self, items: Sequence[Item]) -> list[dict[str, Any]]:
-        out = []
-        for item in items:
-            if not isinstance(item, FrameItem):
-                raise TypeError(f"camera analyzes frames, got {type(item).__name__}")
-            out.append({"thumb": encode_thumb(item.image)})
-        return out
+    def analyze(self, items: Sequence[FrameItem]) -> list[dict[str, Any]]:
+        return [{"thumb": encode_thumb(item.image)} for item in items]
 
     @classmethod
     def timeline_results(cls, results: list[ItemResult], segment_s: float) -> list[ItemResult]:
@@ -311,3 +306,13 @@ class CameraAnalyzer(Analyzer):
             "shaky_s": sum((_SEGMENT_S for _, f in labels if f["shaky"]), 0.0),
             "dominant": max(known, key=lambda k: known[k]) if known else None,
         }
+
+    @classmethod
+    def document_fields(cls, summary: dict[str, Any]) -> dict[str, Any]:
+        return {"camera": summary}
+
+    @classmethod
+    def shot_context(cls, fields: list[dict[str, Any]]) -> dict[str, Any]:
+        """`camera`: the motion label seen in most of the shot's segments."""
+        cameras = [f["label"] for f in fields if f.get("label")]
+        return {"camera": max(set(cameras), key=cameras.count) if cameras else ""}

@@ -38,8 +38,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from reelscope.analyzers.base import Analyzer, Item, ItemResult, Sampling, ShotItem
-from reelscope.analyzers.describe import (
+from pydantic import BaseModel, Field
+from reelscope.analyzers.base import ItemResult, Runtime, Sampling, ShotAnalyzer, ShotItem
+from reelscope.analyzers.common.compose_caption import MAX_CAPTION_CHARS, clean_text, compose_caption
+from reelscope.analyzers.common.describe import (
     MAX_DESCRIPTION_CHARS,
     RANDOM_TEST_MARKER,
     TextModel,
@@ -47,14 +49,41 @@ from reelscope.analyzers.describe import (
     describe,
     stop_ids,
 )
-from reelscope.infra.core.settings import CaptionSettings
 from reelscope.schemas.events import Provenance
 
 log = logging.getLogger(__name__)
 
-MAX_CAPTION_CHARS = 400
-"""Belt and braces over max_new_tokens: a caption never exceeds this, so payloads stay small."""
 COMPOSED = "composed"
+
+CaptionFamily = Literal["auto", "blip", "blip2", "qwen2_vl", "qwen2_5_vl", "llava_next_video", "smolvlm"]
+
+
+class CaptionsOptions(BaseModel):
+    """Shot captioning and the whole-video description (REELSCOPE_CAPTIONS__*)."""
+
+    model: str = ""
+    """Local directory or a model id already in the local Hugging Face cache; empty: composed captions."""
+    family: CaptionFamily = "auto"
+    """`auto` reads it from the model's config (model_type)."""
+    device: str = "auto"
+    """`auto`: cuda when available, else cpu; or any torch device string ("cuda:1")."""
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
+    """`auto`: float32 on CPU, bfloat16 on a GPU that supports it, else float16."""
+    quantization: Literal["none", "8bit", "4bit"] = "none"
+    """8bit/4bit load through bitsandbytes (not a default dependency)."""
+    frames_per_shot: int = Field(default=0, ge=0, le=32)
+    """K frames spread across the shot; 0: 4 for multi-frame families, 1 (the middle frame) for BLIP."""
+    prompt: str = ""
+    """Empty: the family's default (a chat instruction, or no prefix for BLIP's plain captioning)."""
+    max_new_tokens: int = Field(default=40, ge=1, le=512)
+    batch_size: int = Field(default=8, ge=1)
+    """Shots per `generate` call; a processor batch is split into chunks of this size."""
+    provenance: Literal["", "configured", "random-test"] = ""
+    """Empty: `configured`, unless the model's config marks it random-test."""
+    text_model: str = ""
+    """Optional causal language model (directory or cached id) for the whole-video description; empty: the
+    captioning model itself when it can generate from text alone, else a composed description."""
+    description_max_new_tokens: int = Field(default=120, ge=1, le=1024)
 
 
 @dataclass(frozen=True)
@@ -97,120 +126,25 @@ def pick_frames(count: int, k: int) -> list[int]:
     return [min(count - 1, math.floor((i + 0.5) * count / k)) for i in range(k)]
 
 
-def clean_text(text: str, limit: int = MAX_CAPTION_CHARS) -> str:
-    """One line, single spaces, at most `limit` characters (cut at a word boundary)."""
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1].rsplit(" ", 1)[0]
-    return cut + "…"
-
-
-# --- composed captions -------------------------------------------------------------------------------
-
-_NUMBERS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
-_IRREGULAR = {"person": "people", "man": "men", "woman": "women", "child": "children", "mouse": "mice"}
-_INVARIANT = {"sheep", "skis", "scissors", "glasses", "people"}
-
-
-def _plural(label: str) -> str:
-    if label in _IRREGULAR:
-        return _IRREGULAR[label]
-    if label in _INVARIANT:
-        return label
-    last = label.rsplit(" ", 1)[-1]
-    if last.endswith(("s", "x", "z", "ch", "sh")):
-        return label + "es"
-    if last.endswith("y") and len(last) > 1 and last[-2] not in "aeiou":
-        return label[:-1] + "ies"
-    return label + "s"
-
-
-def counted(n: int, label: str) -> str:
-    """'a car', 'an apple', 'two people', '12 cars'."""
-    if n == 1:
-        return ("an " if label[:1] in "aeiou" else "a ") + label
-    return f"{_NUMBERS[n] if 0 <= n < len(_NUMBERS) else n} {_plural(label)}"
-
-
-def _join(parts: Sequence[str]) -> str:
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-
-
-def _camera_phrase(label: str) -> str:
-    label = " ".join(label.lower().replace("_", " ").split())
-    if label in ("", "unknown"):
-        return ""
-    if label in ("static", "still", "fixed"):
-        return "static camera"
-    if label in ("shake", "shaky", "handheld"):
-        return "handheld camera"
-    verb, _, rest = label.partition(" ")
-    if verb in ("pan", "tilt", "zoom", "dolly", "truck", "rotate"):
-        return f"camera {verb}s {rest}".strip()
-    return f"camera {label}"
-
-
-_SHOT_TYPES = {"talking_head": "talking-head", "two_shot": "two-person", "no_face": ""}
-"""faces' shot_type labels as words before 'shot'."""
-
-
-def _quote(text: str, limit: int) -> str:
-    return "'" + clean_text(text.replace("'", "’"), limit) + "'"
-
-
-def compose_caption(duration_s: float, context: dict[str, Any]) -> str:
-    """A caption written from the other analyzers' findings for one shot (keys: the module docstring)."""
-    objects = {str(k): int(v) for k, v in (context.get("objects") or {}).items() if int(v) > 0}
-    order = sorted(objects, key=lambda k: (k != "person", -objects[k], k))
-    subjects = [counted(objects[k], k) for k in order[:4]]
-    if len(order) > 4:
-        subjects.append(f"{len(order) - 4} other kinds of object")
-    faces = int(context.get("faces") or 0)
-    if faces and "person" not in objects:
-        subjects.insert(0, counted(faces, "face"))
-    shot_type = str(context.get("shot_type") or "").strip()
-    shot_type = _SHOT_TYPES.get(shot_type, shot_type.replace("_", " "))
-    head = f"{duration_s:.1f} s {shot_type + ' ' if shot_type else ''}shot: "
-    parts = [_join(subjects) if subjects else "no people or objects detected"]
-    lines = [clean_text(t, 60) for t in context.get("text") or [] if str(t).strip()]
-    if lines:
-        shown = ", ".join(_quote(t, 40) for t in lines[:3])
-        parts.append(
-            f"on-screen text {shown}" + (f" and {len(lines) - 3} more lines" if len(lines) > 3 else "")
-        )
-    words = str(context.get("speech") or "").split()
-    if words:
-        spoken = " ".join(words[:15]) + (" …" if len(words) > 15 else "")
-        parts.append(f"speech: {_quote(spoken, 120)}")
-    if camera := _camera_phrase(str(context.get("camera") or "")):
-        parts.append(camera)
-    brightness = context.get("brightness")
-    if isinstance(brightness, int | float) and not isinstance(brightness, bool):
-        if brightness < 0.2:
-            parts.append("dark")
-        elif brightness > 0.8:
-            parts.append("bright")
-    return clean_text(head + "; ".join(parts) + ".")
-
-
 # --- the analyzer --------------------------------------------------------------------------------------
 
 
-class CaptionAnalyzer(Analyzer):
+class CaptionAnalyzer(ShotAnalyzer):
     """One caption per shot with its time span; see the module docstring for the two modes."""
 
     name = "captions"
-    input = "shot"
     group = "describe"
     sampling = Sampling(fps=2.0, max_side=448)
     requires = ("transformers", "torch")
     model_name = COMPOSED
     provenance: Provenance = "composed"
+    options_model = CaptionsOptions
+    options: CaptionsOptions
+    describes_video = True
+    summary_promoted = True
 
-    def __init__(self, settings: Any = None, config: CaptionSettings | None = None) -> None:
-        super().__init__(settings)
-        self.config = config or (settings.captions if settings is not None else CaptionSettings())
+    def __init__(self, options: CaptionsOptions | None = None, runtime: Runtime | None = None) -> None:
+        super().__init__(options, runtime)
         self.family: str | None = None
         self.load_seconds: float | None = None
         self.warmup_seconds: float | None = None
@@ -227,24 +161,24 @@ class CaptionAnalyzer(Analyzer):
 
     @property
     def generated(self) -> bool:
-        return bool(self.config.model)
+        return bool(self.options.model)
 
     def describe_model(self) -> tuple[str, Provenance]:
         if not self.generated:
             return COMPOSED, "composed"
-        return self.config.model, self._provenance if self._model is not None else self._configured()
+        return self.options.model, self._provenance if self._model is not None else self._configured()
 
     def _configured(self) -> Provenance:
-        return "random-test" if self.config.provenance == "random-test" else "configured"
+        return "random-test" if self.options.provenance == "random-test" else "configured"
 
     @property
     def frames_per_shot(self) -> int:
         spec = FAMILIES[self.family or "qwen2_vl"]
-        return self.config.frames_per_shot or spec.default_frames
+        return self.options.frames_per_shot or spec.default_frames
 
     @property
     def prompt(self) -> str:
-        return self.config.prompt or FAMILIES[self.family or "qwen2_vl"].default_prompt
+        return self.options.prompt or FAMILIES[self.family or "qwen2_vl"].default_prompt
 
     # -- loading --------------------------------------------------------------------------------------
 
@@ -256,7 +190,7 @@ class CaptionAnalyzer(Analyzer):
         import transformers
 
         started = time.perf_counter()
-        source = self.config.model
+        source = self.options.model
         try:
             config = transformers.AutoConfig.from_pretrained(source, local_files_only=True)
             model_type = getattr(config, "model_type", "")
@@ -266,13 +200,13 @@ class CaptionAnalyzer(Analyzer):
                     f"({', '.join(sorted(_MODEL_TYPES))})"
                 )
             family, class_name = _MODEL_TYPES[model_type]
-            if self.config.family not in ("auto", family):
-                raise ValueError(f"captions.family is {self.config.family!r} but the model is {family!r}")
-            self._device = _resolve_device(self.config.device)
-            self._dtype = _resolve_dtype(self.config.dtype, self._device)
+            if self.options.family not in ("auto", family):
+                raise ValueError(f"captions.family is {self.options.family!r} but the model is {family!r}")
+            self._device = _resolve_device(self.options.device)
+            self._dtype = _resolve_dtype(self.options.dtype, self._device)
             kwargs: dict[str, Any] = {"dtype": self._dtype, "local_files_only": True}
-            if self.config.quantization != "none":
-                kwargs.update(_quantization_kwargs(self.config.quantization, self._dtype, self._device))
+            if self.options.quantization != "none":
+                kwargs.update(_quantization_kwargs(self.options.quantization, self._dtype, self._device))
             model = getattr(transformers, class_name).from_pretrained(source, **kwargs)
             if "quantization_config" not in kwargs:
                 model = model.to(self._device)
@@ -291,9 +225,9 @@ class CaptionAnalyzer(Analyzer):
             tokenizer.padding_side = "left"
             if not getattr(self._processor, "chat_template", None):
                 raise RuntimeError(f"captions: the processor of {source!r} has no chat template")
-        if self.config.text_model:
+        if self.options.text_model:
             self._text_model = TextModel(
-                self.config.text_model, self._device, self._dtype, self.config.provenance
+                self.options.text_model, self._device, self._dtype, self.options.provenance
             ).load()
         self.load_seconds = time.perf_counter() - started
         started = time.perf_counter()
@@ -321,16 +255,12 @@ class CaptionAnalyzer(Analyzer):
             [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(self.frames_per_shot)]
             for h, w in ((448, 252), (252, 448))
         ]
-        self._generate(shots[: max(1, min(2, self.config.batch_size))], min(4, self.config.max_new_tokens))
+        self._generate(shots[: max(1, min(2, self.options.batch_size))], min(4, self.options.max_new_tokens))
 
     # -- analysis -------------------------------------------------------------------------------------
 
-    def analyze(self, items: Sequence[Item]) -> list[dict[str, Any]]:
-        shots = []
-        for item in items:
-            if not isinstance(item, ShotItem):
-                raise TypeError(f"captions takes shots, got {type(item).__name__}")
-            shots.append(item)
+    def analyze(self, items: Sequence[ShotItem]) -> list[dict[str, Any]]:
+        shots = list(items)
         if self.generated and self._model is None:
             raise RuntimeError("CaptionAnalyzer.load() was not called")
         payloads: list[dict[str, Any] | None] = [None] * len(shots)
@@ -340,18 +270,18 @@ class CaptionAnalyzer(Analyzer):
                 todo.append((i, pick_frames(len(shot.frames), self.frames_per_shot)))
             else:
                 payloads[i] = self._composed(shot)
-        size = self.config.batch_size
+        size = self.options.batch_size
         for start in range(0, len(todo), size):
             chunk = todo[start : start + size]
             frames = [[shots[i].frames[j] for j in picked] for i, picked in chunk]
             for (i, picked), (caption, tokens) in zip(
-                chunk, self._generate(frames, self.config.max_new_tokens), strict=True
+                chunk, self._generate(frames, self.options.max_new_tokens), strict=True
             ):
                 shot = shots[i]
                 payloads[i] = {
                     **self._span(shot),
                     "caption": caption,
-                    "model": self.config.model,
+                    "model": self.options.model,
                     "provenance": self._provenance,
                     "mode": "generated",
                     "frames_used": [round(float(shot.frame_times[j]), 3) for j in picked],
@@ -469,7 +399,7 @@ class CaptionAnalyzer(Analyzer):
             transcript,
             texts,
             meta or {},
-            self.config.description_max_new_tokens,
+            self.options.description_max_new_tokens,
         )
 
     def text_generator(self) -> Any:
@@ -527,6 +457,30 @@ class CaptionAnalyzer(Analyzer):
                 "mode": "composed",
             }
         return {"shots": shots, **{k: described[k] for k in ("description", "model", "provenance", "mode")}}
+
+    @classmethod
+    def document_fields(cls, summary: dict[str, Any]) -> dict[str, Any]:
+        """`description`, the document's headline: the text with the model that wrote it and where from."""
+        if not summary.get("description"):
+            return {}
+        return {"description": {k: summary.get(k) for k in ("description", "model", "provenance", "mode")}}
+
+    @classmethod
+    def shot_fields(cls, results: list[ItemResult], shots: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+        """Each shot's `caption` (text, mode, model, provenance) from its result (item key `s<index>`)."""
+        out: dict[int, dict[str, Any]] = {}
+        for r in results:
+            index = int(r.item_key[1:]) if r.item_key.startswith("s") and r.item_key[1:].isdigit() else -1
+            if 0 <= index < len(shots) and r.payload.get("caption"):
+                out[index] = {
+                    "caption": {
+                        "text": r.payload["caption"],
+                        "mode": r.payload.get("mode"),
+                        "model": r.payload.get("model", r.model),
+                        "provenance": r.provenance,
+                    }
+                }
+        return out
 
 
 def _text(text: str) -> dict[str, str]:

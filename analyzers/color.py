@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from reelscope.analyzers.base import Analyzer, FrameItem, Item, Sampling, mean_numeric
+from reelscope.analyzers.base import FrameAnalyzer, FrameItem, Sampling, mean_numeric
 
 _PALETTE_SIZE = 5
 _LEVELS = 8  # quantisation levels per channel for the palette histogram
@@ -45,14 +45,13 @@ def color_stats(image: np.ndarray) -> dict[str, Any]:
     }
 
 
-class ColorAnalyzer(Analyzer):
+class ColorAnalyzer(FrameAnalyzer):
     name = "color"
-    input = "frame"
     group = "light"
     sampling = Sampling(fps=1.0, max_side=320)
 
-    def analyze(self, items: Sequence[Item]) -> list[dict[str, Any]]:
-        return [color_stats(item.image) for item in items if isinstance(item, FrameItem)]
+    def analyze(self, items: Sequence[FrameItem]) -> list[dict[str, Any]]:
+        return [color_stats(item.image) for item in items]
 
     @classmethod
     def segment_fields(cls, payloads: list[dict[str, Any]]) -> dict[str, Any]:
@@ -60,3 +59,9 @@ class ColorAnalyzer(Analyzer):
         if payloads:
             fields["palette"] = payloads[len(payloads) // 2]["palette"][:3]
         return fields
+
+    @classmethod
+    def shot_context(cls, fields: list[dict[str, Any]]) -> dict[str, Any]:
+        """`brightness`: the mean over the shot's segments, when measured."""
+        brightness = [f["brightness"] for f in fields if "brightness" in f]
+        return {"brightness": round(sum(brightness) / len(brightness), 3)} if brightness else {}

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from reelscope.analyzers.base import Analyzer, FrameItem, Item, ItemResult, Sampling, mean_numeric
+from reelscope.analyzers.base import FrameAnalyzer, FrameItem, ItemResult, Sampling, mean_numeric
 
 _SALIENCY_SIDE = 64  # saliency works on a 64-px image: the subject's place, not its outline
 _SALIENCY_BLUR = 1.0  # Gaussian sigma before comparing with the mean colour, pixels at 64 px
@@ -152,20 +152,14 @@ def _shares(values: list[str]) -> dict[str, float]:
     return {v: round(values.count(v) / len(values), 4) for v in sorted(set(values))}
 
 
-class CompositionAnalyzer(Analyzer):
+class CompositionAnalyzer(FrameAnalyzer):
     name = "composition"
-    input = "frame"
     group = "light"
     sampling = Sampling(fps=1.0, max_side=320)
     requires = ("cv2",)
 
-    def analyze(self, items: Sequence[Item]) -> list[dict[str, Any]]:
-        out = []
-        for item in items:
-            if not isinstance(item, FrameItem):
-                raise TypeError(f"composition analyzes frames, got {type(item).__name__}")
-            out.append(composition(item.image))
-        return out
+    def analyze(self, items: Sequence[FrameItem]) -> list[dict[str, Any]]:
+        return [composition(item.image) for item in items]
 
     @classmethod
     def segment_fields(cls, payloads: list[dict[str, Any]]) -> dict[str, Any]:

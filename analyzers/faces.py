@@ -18,11 +18,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-from reelscope.analyzers.base import RANDOM_TEST_MARKER, Analyzer, FrameItem, Item, ItemResult, Sampling
-from reelscope.infra.core.settings import FacesSettings
+from pydantic import BaseModel
+from reelscope.analyzers.base import (
+    RANDOM_TEST_MARKER,
+    FrameAnalyzer,
+    FrameItem,
+    ItemResult,
+    Sampling,
+)
 from reelscope.schemas.events import Provenance
 
 ATTRIBUTES = ("age", "emotion")
@@ -38,6 +44,18 @@ MAX_TRACKS = 50
 HAAR_CASCADE = "haarcascade_frontalface_alt2.xml"
 HAAR_DIRS = ("/usr/share/opencv4/haarcascades", "/usr/share/opencv/haarcascades")
 """Debian's opencv-data, for OpenCV builds whose wheel does not ship cv2.data (OpenCV 5)."""
+
+
+class FacesOptions(BaseModel):
+    """Face detection and attributes (REELSCOPE_FACES__*)."""
+
+    detector: Literal["auto", "mtcnn", "haar"] = "auto"
+    min_confidence: float = 0.9
+    """MTCNN's last-stage probability floor: its own 0.7 lets crowd texture and ears through."""
+    max_faces: int = 12
+    age_model: str = ""
+    """transformers image-classification model id (cached) or local directory; empty: not run."""
+    emotion_model: str = ""
 
 
 @dataclass
@@ -113,6 +131,8 @@ class _Mtcnn:
         self._model = MTCNN(keep_all=True, device=device, post_process=False)
 
     def detect(self, image: np.ndarray) -> list[RawFace]:
+        if min(image.shape[:2]) < self._model.min_face_size:
+            return []  # no face fits, and MTCNN's image pyramid would be empty (it fails on that)
         boxes, probs, points = self._model.detect(image, landmarks=True)
         if boxes is None:
             return []
@@ -170,23 +190,23 @@ def load_image_classifier(ref: str) -> tuple[Any, Provenance]:
     return pipeline("image-classification", model=model, image_processor=processor, device=device), provenance
 
 
-class FacesAnalyzer(Analyzer):
+class FacesAnalyzer(FrameAnalyzer):
     """Face detection and per-face cues; optional age/emotion classifiers on the crops."""
 
     name = "faces"
-    input = "frame"
     group = "vision"
     sampling = Sampling(fps=2.0, max_side=640)
+    summary_promoted = True
     model_name = _Mtcnn.name
     provenance = "packaged"
+    options_model = FacesOptions
+    options: FacesOptions
 
-    def __init__(self, settings: Any = None, options: FacesSettings | None = None) -> None:
-        super().__init__(settings)
-        self.options = options or (settings.faces if settings is not None else FacesSettings())
-        self._detector: _Mtcnn | _Haar | None = None
-        self._classifiers: dict[str, tuple[Any, Provenance]] = {}
+    _detector: _Mtcnn | _Haar | None = None
 
     def load(self) -> None:
+        self._classifiers: dict[str, tuple[Any, Provenance]] = {}
+
         choice = self.options.detector
         if choice == "mtcnn":
             self._detector = _Mtcnn()
@@ -219,15 +239,13 @@ class FacesAnalyzer(Analyzer):
             a: self._classifiers[a][1] if a in self._classifiers else "not_configured" for a in ATTRIBUTES
         }
 
-    def analyze(self, items: Sequence[Item]) -> list[dict[str, Any]]:
+    def analyze(self, items: Sequence[FrameItem]) -> list[dict[str, Any]]:
         if self._detector is None:
             raise RuntimeError("load() was not called")
         payloads = []
         crops: list[tuple[dict[str, Any], Any]] = []
         status = self.attribute_status()
         for item in items:
-            if not isinstance(item, FrameItem):
-                raise TypeError(f"{self.name} takes frames, got {type(item).__name__}")
             h, w = item.image.shape[:2]
             raw = [
                 f
@@ -292,6 +310,18 @@ class FacesAnalyzer(Analyzer):
             "track_count": len(tracks),
             "tracks": [t.summary(dt) for t in tracks[:MAX_TRACKS]],
             "frame_interval_s": round(dt, 4),
+        }
+
+    @classmethod
+    def document_fields(cls, summary: dict[str, Any]) -> dict[str, Any]:
+        return {"faces": summary}
+
+    @classmethod
+    def shot_context(cls, fields: list[dict[str, Any]]) -> dict[str, Any]:
+        """`faces`: most faces seen at once in the shot; `shot_type`: the first framing named."""
+        return {
+            "faces": max((f.get("max_faces", 0) for f in fields), default=0),
+            "shot_type": next((f["shot_type"] for f in fields if f.get("shot_type")), ""),
         }
 
 

@@ -1,22 +1,28 @@
 """Logos and brand marks: any ultralytics detection checkpoint trained on logos (or an open-vocabulary
 detector exported to a .pt checkpoint), by path in settings. No logo weights ship in a wheel, so `auto`
-leaves it out until `REELSCOPE_LOGOS__MODEL` points at one; its tracks come from the objects tracker."""
+leaves it out until `REELSCOPE_LOGOS__MODEL` points at one; its tracks come from the shared ByteTrack replay
+(analyzers/common/yolo.py)."""
 
 from __future__ import annotations
 
 from reelscope.analyzers.base import Sampling
-from reelscope.analyzers.objects import ObjectsAnalyzer
-from reelscope.infra.core.settings import LogoSettings
+from reelscope.analyzers.common.yolo import YoloAnalyzer, YoloOptions
 
 
-class LogosAnalyzer(ObjectsAnalyzer):
+class LogosOptions(YoloOptions):
+    """Logo detection (REELSCOPE_LOGOS__*): an ultralytics detect checkpoint trained on logos; none by default."""
+
+    model: str = ""
+
+
+class LogosAnalyzer(YoloAnalyzer):
     """Detections per frame (label = brand), brand appearances as tracks in `video_summary`.
 
     1 fps is enough: a logo on screen for less than a second rarely matters, and brand marks move little.
     """
 
     name = "logos"
-    group = "vision"
     sampling = Sampling(fps=1.0, max_side=640)
     model_name = "logo detector (ultralytics detect)"
-    settings_model = LogoSettings
+    options_model = LogosOptions
+    options: LogosOptions

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from reelscope.analyzers.base import Analyzer, AudioItem, Item, ItemResult, Sampling
+from reelscope.analyzers.base import AudioAnalyzer, AudioItem, ItemResult, Sampling
 
 SILENCE_DBFS = -50.0
 _FLOOR_DBFS = -120.0
@@ -31,14 +31,13 @@ def loudness_stats(samples: np.ndarray) -> dict[str, Any]:
     }
 
 
-class LoudnessAnalyzer(Analyzer):
+class LoudnessAnalyzer(AudioAnalyzer):
     name = "loudness"
-    input = "audio"
     group = "audio"
     sampling = Sampling(fps=None, audio_channels="mix")
 
-    def analyze(self, items: Sequence[Item]) -> list[dict[str, Any]]:
-        return [loudness_stats(item.samples) for item in items if isinstance(item, AudioItem)]
+    def analyze(self, items: Sequence[AudioItem]) -> list[dict[str, Any]]:
+        return [loudness_stats(item.samples) for item in items]
 
     @classmethod
     def video_summary(cls, results: list[ItemResult]) -> dict[str, Any] | None:

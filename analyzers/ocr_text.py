@@ -23,7 +23,8 @@ from itertools import pairwise
 from typing import Any
 
 import numpy as np
-from reelscope.analyzers.base import Analyzer, FrameItem, Item, ItemResult, Sampling, cpu_threads
+from reelscope.analyzers.base import FrameAnalyzer, FrameItem, ItemResult, Sampling
+from reelscope.analyzers.common.text_entities import extract_entities
 
 MIN_LINE_CONFIDENCE = 0.5
 """RapidOCR's own default recognition score floor: below it lines are mostly hallucinated glyphs."""
@@ -40,13 +41,6 @@ MAX_EVENTS = 200
 
 _NUMBER = re.compile(r"(?<![^\W\d_])\d+(?:[.,:]\d+)*")
 """Numbers not glued to letters: `HELL0` has none, `1.2s` has `1.2`."""
-_HASHTAG = re.compile(r"(?<![\w#])#(\w+)")
-_MENTION = re.compile(r"(?<![\w@])@(\w(?:[\w.]*\w)?)")
-_LINK = re.compile(
-    r"\b(?:https?://\S+|www\.\S+|[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\."
-    r"(?:com|net|org|io|co|tv|me|ly|gg|app|shop|store|link|bio|xyz|info|dev|ai)(?:/\S*)?)",
-    re.IGNORECASE,
-)
 
 
 def _norm_text(text: str) -> str:
@@ -196,19 +190,16 @@ class _Event:
         return _same_place(self.box, block["box"]) and any(same_text(t, block["text"]) for t in self.variants)
 
 
-class OcrTextAnalyzer(Analyzer):
+class OcrTextAnalyzer(FrameAnalyzer):
     """PP-OCRv4 detection + recognition through RapidOCR's ONNX runtime (models ship in its wheel)."""
 
     name = "ocr_text"
-    input = "frame"
     group = "vision"
     sampling = Sampling(fps=2.0, max_side=960)
     model_name = "rapidocr-onnxruntime PP-OCRv4 det/rec + mobile v2 cls"
     provenance = "packaged"
 
-    def __init__(self, settings: Any = None) -> None:
-        super().__init__(settings)
-        self._engine: Any = None
+    _engine: Any = None
 
     def load(self) -> None:
         from rapidocr_onnxruntime import RapidOCR
@@ -216,20 +207,15 @@ class OcrTextAnalyzer(Analyzer):
         # Detect at the frame's own size: the default ("min" side 736) upsamples a 960x540 frame to
         # 1308x736, 40 % slower for no gain on caption-sized text.
         side = self.sampling.max_side
-        threads = {"intra_op_num_threads": cpu_threads()} if cpu_threads() else {}
+        threads = {"intra_op_num_threads": self.runtime.threads} if self.runtime.threads else {}
         self._engine = RapidOCR(
             det_limit_type="max", det_limit_side_len=side, text_score=MIN_LINE_CONFIDENCE, **threads
         )
 
-    def analyze(self, items: Sequence[Item]) -> list[dict[str, Any]]:
+    def analyze(self, items: Sequence[FrameItem]) -> list[dict[str, Any]]:
         if self._engine is None:
             raise RuntimeError("load() was not called")
-        out = []
-        for item in items:
-            if not isinstance(item, FrameItem):
-                raise TypeError(f"{self.name} takes frames, got {type(item).__name__}")
-            out.append(self._frame(item.image))
-        return out
+        return [self._frame(item.image) for item in items]
 
     def _frame(self, image: np.ndarray) -> dict[str, Any]:
         h, w = image.shape[:2]
@@ -275,6 +261,25 @@ class OcrTextAnalyzer(Analyzer):
         return {"text": " | ".join(seen), "lines": seen, "text_blocks": len(seen), "has_text": bool(seen)}
 
     @classmethod
+    def document_fields(cls, summary: dict[str, Any]) -> dict[str, Any]:
+        """`text_events`: each event's text, times and box (the summary keeps confidence and frames)."""
+        return {
+            "text_events": [
+                {k: e[k] for k in ("text", "start_s", "end_s", "box")} for e in summary.get("events", [])
+            ]
+        }
+
+    @classmethod
+    def shot_context(cls, fields: list[dict[str, Any]]) -> dict[str, Any]:
+        """`text`: the shot's distinct lines in order of first appearance."""
+        texts: list[str] = []
+        for f in fields:
+            for line in f.get("lines", []):
+                if line not in texts:
+                    texts.append(line)
+        return {"text": texts}
+
+    @classmethod
     def video_summary(cls, results: list[ItemResult]) -> dict[str, Any] | None:
         if not results:
             return None
@@ -317,16 +322,3 @@ class OcrTextAnalyzer(Analyzer):
             "frame_interval_s": round(dt, 4),
             **extract_entities([e["text"] for e in events]),
         }
-
-
-def extract_entities(texts: Sequence[str]) -> dict[str, list[str]]:
-    """Hashtags, @mentions and links found in on-screen text, each once, in order of first appearance."""
-    found: dict[str, dict[str, None]] = {"hashtags": {}, "mentions": {}, "links": {}}
-    for text in texts:
-        for tag in _HASHTAG.findall(text):
-            found["hashtags"].setdefault("#" + tag, None)
-        for handle in _MENTION.findall(text):
-            found["mentions"].setdefault("@" + handle, None)
-        for link in _LINK.findall(text):
-            found["links"].setdefault(link.rstrip(".,;:!?)"), None)
-    return {k: list(v) for k, v in found.items()}

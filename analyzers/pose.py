@@ -3,7 +3,7 @@
 Cues come from keypoint geometry alone (model-free functions, so they are unit-tested on synthetic
 skeletons): hands raised, arms crossed, pointing, facing the camera or not. `left`/`right` of a hand is the
 person's own side; the pointing direction is the frame's (toward the frame's left or right edge).
-Waves need motion, so `video_summary` finds them on person tracks (ByteTrack, from analyzers/objects.py):
+Waves need motion, so `video_summary` finds them on person tracks (ByteTrack, analyzers/common/yolo.py):
 a hand above its elbow whose wrist swings sideways and back. At the 5 fps sampling a fast wave (over about
 2.5 swings a second) aliases, but it still shows as large sideways jumps with reversals, which is what
 is tested for.
@@ -16,16 +16,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from reelscope.analyzers.base import FrameItem, Item, ItemResult, Sampling
-from reelscope.analyzers.objects import (
+from reelscope.analyzers.base import FrameItem, ItemResult, Sampling
+from reelscope.analyzers.common.yolo import (
     TRACK_LOW_CONF,
-    ObjectsAnalyzer,
     Track,
-    frame_items,
+    YoloAnalyzer,
+    YoloOptions,
     frame_rate,
     track_detections,
 )
-from reelscope.infra.core.settings import PoseSettings
 
 NOSE, LEFT_EYE, RIGHT_EYE = 0, 1, 2
 LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_ELBOW, RIGHT_ELBOW, LEFT_WRIST, RIGHT_WRIST = 5, 6, 7, 8, 9, 10
@@ -184,7 +183,14 @@ def pixel_keypoints(person: dict[str, Any], size: Sequence[int]) -> np.ndarray:
     return kp
 
 
-class PoseAnalyzer(ObjectsAnalyzer):
+class PoseOptions(YoloOptions):
+    """Pose keypoints (REELSCOPE_POSE__*): an ultralytics pose checkpoint."""
+
+    model: str = "yolo11n-pose.pt"
+    max_detections: int = 6
+
+
+class PoseAnalyzer(YoloAnalyzer):
     """People's keypoints and body cues per frame; person tracks, gestures and waves in `video_summary`.
 
     Same sampling as objects (5 fps, 640 px) for the same reasons, and because waves need several samples
@@ -192,17 +198,16 @@ class PoseAnalyzer(ObjectsAnalyzer):
     """
 
     name = "pose"
-    group = "vision"
     sampling = Sampling(fps=5.0, max_side=640)
     model_name = "yolo11n-pose.pt (ultralytics pose)"
     task = "pose"
-    settings_model = PoseSettings
+    options_model = PoseOptions
+    options: PoseOptions
 
-    def analyze(self, items: Sequence[Item]) -> list[dict[str, Any]]:
+    def analyze(self, items: Sequence[FrameItem]) -> list[dict[str, Any]]:
         if self._yolo is None:
             raise RuntimeError("load() was not called")
-        frames: list[FrameItem] = frame_items(items, self.name)
-        results = self._yolo.predict([f.image for f in frames], min(self.options.conf, TRACK_LOW_CONF))
+        results = self._yolo.predict([f.image for f in items], min(self.options.conf, TRACK_LOW_CONF))
         return [self._payload(r) for r in results]
 
     def _payload(self, result: Any) -> dict[str, Any]:

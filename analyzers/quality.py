@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from reelscope.analyzers.base import Analyzer, FrameItem, Item, Sampling
+from reelscope.analyzers.base import FrameAnalyzer, FrameItem, Sampling
 
 _LAPLACIAN = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], dtype=np.float32)
 _NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
@@ -45,11 +45,10 @@ def quality_stats(image: np.ndarray) -> dict[str, Any]:
     }
 
 
-class QualityAnalyzer(Analyzer):
+class QualityAnalyzer(FrameAnalyzer):
     name = "quality"
-    input = "frame"
     group = "light"
     sampling = Sampling(fps=1.0, max_side=640)
 
-    def analyze(self, items: Sequence[Item]) -> list[dict[str, Any]]:
-        return [quality_stats(item.image) for item in items if isinstance(item, FrameItem)]
+    def analyze(self, items: Sequence[FrameItem]) -> list[dict[str, Any]]:
+        return [quality_stats(item.image) for item in items]

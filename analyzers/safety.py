@@ -14,8 +14,8 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from reelscope.analyzers.base import Analyzer, FrameItem, Item, ItemResult, Sampling, cpu_threads
-from reelscope.infra.core.settings import SafetySettings
+from pydantic import BaseModel
+from reelscope.analyzers.base import FrameAnalyzer, FrameItem, ItemResult, Sampling
 
 EXPLICIT_LABELS = frozenset(
     {
@@ -42,23 +42,28 @@ def frame_payload(detections: Sequence[dict[str, Any]], threshold: float) -> dic
     }
 
 
-class SafetyAnalyzer(Analyzer):
+class SafetyOptions(BaseModel):
+    """Explicit-content detection (REELSCOPE_SAFETY__*)."""
+
+    explicit_threshold: float = 0.5
+    """Score from which an explicit class makes the frame explicit (NudeNet itself reports from 0.2)."""
+
+
+class SafetyAnalyzer(FrameAnalyzer):
     """NudeNet per frame. Sampling: 1 fps is enough to flag a span of seconds (a reviewer looks at the span);
     320 px because NudeNet pads every frame to a square and shrinks it to 320 x 320, so more pixels are
     never seen."""
 
     name = "safety"
-    input = "frame"
     group = "vision"
     sampling = Sampling(fps=1.0, max_side=320)
     requires = ("nudenet",)
     model_name = "nudenet 320n detector (onnx)"
     provenance = "packaged"
+    options_model = SafetyOptions
+    options: SafetyOptions
 
-    def __init__(self, settings: Any = None) -> None:
-        super().__init__(settings)
-        self.options = settings.safety if settings is not None else SafetySettings()
-        self._detector: Any = None
+    _detector: Any = None
 
     def load(self) -> None:
         import nudenet
@@ -66,12 +71,13 @@ class SafetyAnalyzer(Analyzer):
 
         detector = nudenet.NudeDetector()
         on_gpu = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
-        if on_gpu or cpu_threads():
+        threads = self.runtime.threads
+        if on_gpu or threads:
             # NudeDetector ignores its providers argument and sizes its own thread pool: rebuild its session
             # on the GPU, or within this process's thread budget
             options = onnxruntime.SessionOptions()
-            if cpu_threads():
-                options.intra_op_num_threads = cpu_threads()
+            if threads:
+                options.intra_op_num_threads = threads
             detector.onnx_session = onnxruntime.InferenceSession(
                 str(Path(nudenet.__file__).parent / "320n.onnx"),
                 sess_options=options,
@@ -81,14 +87,10 @@ class SafetyAnalyzer(Analyzer):
             )
         self._detector = detector
 
-    def analyze(self, items: Sequence[Item]) -> list[dict[str, Any]]:
+    def analyze(self, items: Sequence[FrameItem]) -> list[dict[str, Any]]:
         if self._detector is None:
             raise RuntimeError("load() was not called")
-        images = []
-        for item in items:
-            if not isinstance(item, FrameItem):
-                raise TypeError(f"{self.name} takes frames, got {type(item).__name__}")
-            images.append(item.image)
+        images = [item.image for item in items]
         found = self._detector.detect_batch(images, batch_size=len(images)) if images else []
         return [frame_payload(d, self.options.explicit_threshold) for d in found]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from reelscope.analyzers.base import Analyzer, FrameItem, Item, ItemResult, Sampling
+from reelscope.analyzers.base import FrameAnalyzer, FrameItem, ItemResult, Sampling
 
 _GRID = 8  # RGB grid cells per side: colour content, compared like PySceneDetect's ContentDetector
 _THUMB = 16  # grey thumbnail cells per side: the layout, for the same-layout check and for freezes
@@ -348,21 +348,16 @@ def _dissolves(f: _Frames, blocked: np.ndarray, cuts: list[int]) -> list[tuple[i
     return sorted(found)
 
 
-class SceneAnalyzer(Analyzer):
+class SceneAnalyzer(FrameAnalyzer):
     """Shot boundaries and transitions; per-frame signatures here, the reasoning in `video_summary`."""
 
     name = "scene"
-    input = "frame"
     group = "light"
     sampling = Sampling(fps=None, max_side=160)
+    summary_promoted = True
 
-    def analyze(self, items: Sequence[Item]) -> list[dict[str, Any]]:
-        out = []
-        for item in items:
-            if not isinstance(item, FrameItem):
-                raise TypeError(f"scene analyzes frames, got {type(item).__name__}")
-            out.append(frame_signature(item.image))
-        return out
+    def analyze(self, items: Sequence[FrameItem]) -> list[dict[str, Any]]:
+        return [frame_signature(item.image) for item in items]
 
     @classmethod
     def segment_fields(cls, payloads: list[dict[str, Any]]) -> dict[str, Any]:
@@ -413,3 +408,8 @@ class SceneAnalyzer(Analyzer):
             "cuts": cuts,
             "transitions": sorted(events, key=lambda ev: ev["start_s"]),
         }
+
+    @classmethod
+    def document_fields(cls, summary: dict[str, Any]) -> dict[str, Any]:
+        """The cuts (which make the document's shots) and the transitions."""
+        return {"cuts": summary.get("cuts", []), "transitions": summary.get("transitions", [])}

@@ -25,10 +25,19 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from reelscope.analyzers.audio_classes import AudioModel, settings_section
-from reelscope.analyzers.base import Analyzer, Item, ItemResult, Sampling
-from reelscope.infra.core.settings import SpeakerSettings
-from reelscope.schemas.events import Provenance
+from pydantic import Field
+from reelscope.analyzers.base import AudioItem, ItemResult
+from reelscope.analyzers.common.audio_model import AudioModelAnalyzer, AudioModelOptions
+
+
+class SpeakersOptions(AudioModelOptions):
+    """Speaker embeddings and diarization (REELSCOPE_SPEAKERS__*)."""
+
+    distance_threshold: float = Field(default=0.3, gt=0.0, lt=2.0)
+    """Average-linkage cosine distance under which clusters of chunks are one speaker (model-dependent)."""
+    min_speaker_chunks: int = Field(default=2, ge=1)
+    """Clusters with fewer voiced chunks are folded into the nearest larger cluster."""
+
 
 TURN_GAP_S = 1.0
 """Consecutive chunks of one speaker separated by at most this much silence are one turn."""
@@ -123,7 +132,7 @@ def speaker_turns(results: list[ItemResult]) -> tuple[list[ItemResult], list[str
     voiced = [r for r in results if r.payload.get("embedding")]
     if not voiced:
         return [], []
-    threshold = float(voiced[0].payload.get("threshold", SpeakerSettings().distance_threshold))
+    threshold = float(voiced[0].payload.get("threshold", SpeakersOptions().distance_threshold))
     min_chunks = int(voiced[0].payload.get("min_chunks", 2))
     x = np.asarray([r.payload["embedding"] for r in voiced], dtype=np.float64)
     labels = diarize(x, threshold, min_chunks, [(r.start_s, r.end_s) for r in voiced])
@@ -140,36 +149,15 @@ def merge_turns(voiced: list[ItemResult], speakers: list[str]) -> list[dict[str,
     return turns
 
 
-class SpeakersAnalyzer(Analyzer):
+class SpeakersAnalyzer(AudioModelAnalyzer):
     """Speaker embedding per voiced mix chunk; speakers and turns per video."""
 
     name = "speakers"
-    input = "audio"
-    group = "audio"
-    sampling = Sampling(fps=None, audio_channels="mix")
-    requires = ("transformers", "torch")
-    stateful = False
-    model_name = "not configured"
-    provenance: Provenance = "configured"
+    head = "xvector"
+    options_model = SpeakersOptions
+    options: SpeakersOptions
 
-    def __init__(self, settings: Any = None, options: SpeakerSettings | None = None) -> None:
-        super().__init__(settings)
-        self.options = options or settings_section(settings, "speakers", SpeakerSettings())
-        self._model = AudioModel("speakers", self.options, "xvector")
-
-    @classmethod
-    def configured(cls, settings: Any) -> bool:
-        return bool(settings_section(settings, "speakers", SpeakerSettings()).model)
-
-    def describe_model(self) -> tuple[str, Provenance]:
-        if not self.options.model:
-            return self.model_name, self.provenance
-        return self.options.model, self._model.provenance
-
-    def load(self) -> None:
-        self._model.load()
-
-    def analyze(self, items: Sequence[Item]) -> list[dict[str, Any]]:
+    def analyze(self, items: Sequence[AudioItem]) -> list[dict[str, Any]]:
         if not self._model.loaded:
             raise RuntimeError("speakers: load() was not called")
         payloads, voiced, embeddings = self._model.run_voiced(items, self.options.min_rms_dbfs)

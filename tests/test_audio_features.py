@@ -14,8 +14,9 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-from reelscope.analyzers.audio_features import LABELS, AudioFeaturesAnalyzer, chunk_features, estimate_key
+from reelscope.analyzers.audio_features import AudioFeaturesAnalyzer, estimate_key
 from reelscope.analyzers.base import AudioItem, ItemResult
+from reelscope.analyzers.common.audio_signal import LABELS, chunk_features
 
 from tests.media import SHARED_MEDIA
 
@@ -327,3 +328,27 @@ def test_other_sample_rates_are_resampled() -> None:
     payload = chunk_features(0.1 * np.sin(2 * np.pi * 1000 * np.arange(48_000) / 48_000), 48_000)
     assert payload["n"] == RATE
     assert np.mean(payload["lufs"][1:]) == pytest.approx(-22.96, abs=0.05)
+
+
+@pytest.mark.parametrize("rate", [8_000, 16_000, 22_050, 44_100, 48_000])
+@pytest.mark.parametrize("tail_ms", [30, 45, 63])
+def test_short_last_chunk_is_measured_at_any_source_rate(rate: int, tail_ms: int) -> None:
+    """A video's last chunk can be a few ms long: too short for the 64 ms spectral frames, it still gets
+    its loudness and peaks, its label comes from the chunk before it, and the summary covers it."""
+    n = rate + rate * tail_ms // 1000
+    x = pcm(0.2 * np.sin(2 * np.pi * 440 * np.arange(n) / rate))
+    items = [
+        AudioItem("v", 0, 0.0, 1.0, x[:rate], rate, first=True),
+        AudioItem("v", 1, 1.0, n / rate, x[rate:], rate, final=True),
+    ]
+    head, tail = ANALYZER.analyze(items)
+    assert tail["n"] == pytest.approx(RATE * tail_ms / 1000, abs=2)
+    assert tail["rms_dbfs"] == pytest.approx(20 * np.log10(0.2 / np.sqrt(2)), abs=1.0)
+    assert "voiced" not in tail["features"] and tail["label"] is None  # too short to tell
+    results = [
+        ItemResult(f"m{i:06d}", it.start_s, it.end_s, p)
+        for i, (it, p) in enumerate(zip(items, (head, tail), strict=True))
+    ]
+    summary = AudioFeaturesAnalyzer.video_summary(results)
+    assert summary is not None
+    assert summary["segments"] == [{"start_s": 0.0, "end_s": round(n / rate, 3), "label": head["label"]}]

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 from reelscope.analyzers.base import ItemResult, ShotItem
-from reelscope.analyzers.captions import CaptionAnalyzer, compose_caption, pick_frames
-from reelscope.analyzers.describe import compose_description
-from reelscope.infra.core.settings import CaptionSettings, Settings
+from reelscope.analyzers.captions import CaptionAnalyzer, CaptionsOptions, pick_frames
+from reelscope.analyzers.common.compose_caption import compose_caption
+from reelscope.analyzers.common.describe import compose_description
 
 needs_transformers = pytest.mark.skipif(
     not CaptionAnalyzer.available(), reason="transformers and torch are not installed"
@@ -33,10 +32,6 @@ def shot(
     pictures = tuple(rng.integers(0, 256, (*size, 3), dtype=np.uint8) for _ in range(frames))
     times = tuple(start + (end - start) * (j + 0.5) / frames for j in range(frames))
     return ShotItem(video, index, start, end, pictures, times, {})
-
-
-def settings(**kwargs: Any) -> Settings:
-    return Settings(captions=CaptionSettings(**kwargs))
 
 
 # --- composed ------------------------------------------------------------------------------------------
@@ -61,7 +56,7 @@ def test_composed_caption_says_what_was_found() -> None:
 
 
 def test_composed_mode_captions_every_shot_in_order_without_a_model() -> None:
-    analyzer = CaptionAnalyzer(None)
+    analyzer = CaptionAnalyzer()
     analyzer.load()
     shots = [
         ShotItem("a", 0, 0.0, 2.0, (), (), {"objects": {"car": 3}}),
@@ -132,7 +127,7 @@ def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def qwen(model_dirs: dict[str, Path]) -> CaptionAnalyzer:
     analyzer = CaptionAnalyzer(
-        settings(
+        CaptionsOptions(
             model=str(model_dirs["qwen2_vl"]), max_new_tokens=12, batch_size=8, description_max_new_tokens=16
         )
     )
@@ -154,7 +149,7 @@ def _interleaved_shots() -> list[ShotItem]:
 def test_qwen2_vl_batches_shots_of_two_videos(qwen: CaptionAnalyzer) -> None:
     assert qwen.family == "qwen2_vl" and qwen.frames_per_shot == 4
     assert qwen.load_seconds is not None and qwen.warmup_seconds is not None
-    assert qwen.describe_model() == (qwen.config.model, "random-test")
+    assert qwen.describe_model() == (qwen.options.model, "random-test")
     shots = _interleaved_shots()
     payloads = qwen.analyze(shots)
     alone = [qwen.analyze([s])[0] for s in shots]
@@ -166,7 +161,7 @@ def test_qwen2_vl_batches_shots_of_two_videos(qwen: CaptionAnalyzer) -> None:
     ]
     assert [(p["start_s"], p["end_s"]) for p in payloads] == [(s.start_s, s.end_s) for s in shots]
     assert {(p["mode"], p["provenance"], p["model"]) for p in payloads} == {
-        ("generated", "random-test", qwen.config.model)
+        ("generated", "random-test", qwen.options.model)
     }
     assert all(1 <= p["tokens"] <= 12 for p in payloads)
 
@@ -175,14 +170,14 @@ def test_qwen2_vl_batches_shots_of_two_videos(qwen: CaptionAnalyzer) -> None:
 def test_captions_are_bounded_by_max_new_tokens(qwen: CaptionAnalyzer) -> None:
     shots = _interleaved_shots()
     assert max(p["tokens"] for p in qwen.analyze(shots)) > 3
-    config = qwen.config
-    qwen.config = config.model_copy(update={"max_new_tokens": 3})
+    config = qwen.options
+    qwen.options = config.model_copy(update={"max_new_tokens": 3})
     try:
         bounded = qwen.analyze(shots)
         qwen.generate_overrides = {"min_new_tokens": 3}
         forced = qwen.analyze(shots)
     finally:
-        qwen.config, qwen.generate_overrides = config, {}
+        qwen.options, qwen.generate_overrides = config, {}
     assert all(p["tokens"] <= 3 and len(p["caption"].split()) <= 3 for p in bounded)
     assert [p["tokens"] for p in forced] == [3] * len(shots)
 
@@ -195,13 +190,13 @@ def test_generated_description_carries_its_provenance(qwen: CaptionAnalyzer) -> 
     ]
     described = qwen.describe_video(shots, "hello", ["SALE"], {"duration_s": 3.0})
     assert described["mode"] == "generated" and described["provenance"] == "random-test"
-    assert described["model"] == qwen.config.model
+    assert described["model"] == qwen.options.model
     assert described["description"] and 1 <= described["tokens"] <= 16
 
 
 @needs_transformers
 def test_blip_captions_the_middle_frame(model_dirs: dict[str, Path]) -> None:
-    analyzer = CaptionAnalyzer(settings(model=str(model_dirs["blip"]), max_new_tokens=6, batch_size=3))
+    analyzer = CaptionAnalyzer(CaptionsOptions(model=str(model_dirs["blip"]), max_new_tokens=6, batch_size=3))
     analyzer.load()
     assert analyzer.family == "blip" and analyzer.describe_model()[1] == "random-test"
     shots = _interleaved_shots()
@@ -240,7 +235,7 @@ def test_a_configured_text_model_writes_the_description(model_dirs: dict[str, Pa
     LlamaForCausalLM(config).save_pretrained(tmp_path / "llm")
     tokenizer.save_pretrained(tmp_path / "llm")
     analyzer = CaptionAnalyzer(
-        settings(
+        CaptionsOptions(
             model=str(model_dirs["blip"]), text_model=str(tmp_path / "llm"), description_max_new_tokens=7
         )
     )
@@ -263,7 +258,7 @@ def test_every_family_captions_a_mixed_batch(family: str, tmp_path: Path) -> Non
     from reelscope.infra.bench.vlm import build_random_vlm
 
     path = build_random_vlm(family, "tiny", tmp_path / family)
-    analyzer = CaptionAnalyzer(settings(model=str(path), max_new_tokens=5))
+    analyzer = CaptionAnalyzer(CaptionsOptions(model=str(path), max_new_tokens=5))
     analyzer.load()
     assert analyzer.family == family
     shots = _interleaved_shots()
@@ -277,13 +272,13 @@ def test_every_family_captions_a_mixed_batch(family: str, tmp_path: Path) -> Non
 @needs_transformers
 def test_a_model_that_cannot_load_fails_loudly(tmp_path: Path, model_dirs: dict[str, Path]) -> None:
     with pytest.raises(RuntimeError, match="cannot load the captioning model"):
-        CaptionAnalyzer(settings(model=str(tmp_path / "missing"))).load()
+        CaptionAnalyzer(CaptionsOptions(model=str(tmp_path / "missing"))).load()
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "config.json").write_text('{"model_type": "bert"}')
     with pytest.raises(RuntimeError, match="not a supported captioning architecture"):
-        CaptionAnalyzer(settings(model=str(tmp_path / "broken"))).load()
+        CaptionAnalyzer(CaptionsOptions(model=str(tmp_path / "broken"))).load()
     with pytest.raises(RuntimeError, match="family is 'blip' but the model is 'qwen2_vl'"):
-        CaptionAnalyzer(settings(model=str(model_dirs["qwen2_vl"]), family="blip")).load()
+        CaptionAnalyzer(CaptionsOptions(model=str(model_dirs["qwen2_vl"]), family="blip")).load()
     if importlib.util.find_spec("bitsandbytes") is None:
         with pytest.raises(RuntimeError, match="needs the bitsandbytes package"):
-            CaptionAnalyzer(settings(model=str(model_dirs["blip"]), quantization="8bit")).load()
+            CaptionAnalyzer(CaptionsOptions(model=str(model_dirs["blip"]), quantization="8bit")).load()

@@ -18,8 +18,7 @@ import pytest
 from PIL import Image
 from reelscope.analyzers import faces
 from reelscope.analyzers.base import FrameItem, ItemResult
-from reelscope.analyzers.faces import FacesAnalyzer, find_haar_cascade, shot_type, track_faces
-from reelscope.infra.core.settings import FacesSettings
+from reelscope.analyzers.faces import FacesAnalyzer, FacesOptions, find_haar_cascade, shot_type, track_faces
 
 MAX_SIDE = FacesAnalyzer.sampling.max_side
 
@@ -43,7 +42,7 @@ def centre(face: dict) -> tuple[float, float]:
 @pytest.fixture(scope="module")
 def mtcnn() -> FacesAnalyzer:
     pytest.importorskip("facenet_pytorch")
-    a = FacesAnalyzer(options=FacesSettings(detector="mtcnn"))
+    a = FacesAnalyzer(FacesOptions(detector="mtcnn"))
     a.load()
     return a
 
@@ -67,6 +66,17 @@ def test_mtcnn_zidane_two_faces_with_landmarks_and_head_turn(mtcnn: FacesAnalyze
     assert payload["attributes"] == {"age": "not_configured", "emotion": "not_configured"}
     assert "emotion" not in zidane and "age" not in zidane
     assert mtcnn.describe_model()[1] == "packaged"
+
+
+def test_mtcnn_tiny_frames_have_no_faces_and_do_not_fail_the_batch(mtcnn: FacesAnalyzer) -> None:
+    """Frames under MTCNN's smallest face (20 px) leave its image pyramid empty, which it cannot handle."""
+    rng = np.random.default_rng(3)
+    tiny = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in ((16, 16, 3), (19, 400, 3), (20, 20, 3))]
+    frames = [FrameItem("v", i, i * 0.5, image) for i, image in enumerate([*tiny, asset("zidane.jpg")])]
+    payloads = mtcnn.analyze(frames)
+    assert [p["face_count"] for p in payloads[:2]] == [0, 0]
+    assert payloads[0]["faces"] == [] and payloads[0]["shot_type"] == "no_face"
+    assert payloads[3]["face_count"] == 2
 
 
 def test_mtcnn_bus_finds_the_two_visible_faces(mtcnn: FacesAnalyzer) -> None:
@@ -199,7 +209,7 @@ def test_tiny_random_emotion_model_runs_and_is_labelled_random_test(
         json.loads((tmp_path / "emotion" / "config.json").read_text())["reelscope_provenance"]
         == "random-test"
     )
-    a = FacesAnalyzer(options=FacesSettings(detector="mtcnn", emotion_model=str(tmp_path / "emotion")))
+    a = FacesAnalyzer(FacesOptions(detector="mtcnn", emotion_model=str(tmp_path / "emotion")))
     a.load()
     model, provenance = a.describe_model()
     assert provenance == "random-test" and "emotion=" in model
@@ -212,17 +222,18 @@ def test_tiny_random_emotion_model_runs_and_is_labelled_random_test(
 
     # The same weights without the marker are a configured model: the marker only ever lowers trust.
     tiny_emotion_model(tmp_path / "unmarked", random_test_marker=False)
-    b = FacesAnalyzer(options=FacesSettings(detector="mtcnn", age_model=str(tmp_path / "unmarked")))
+    b = FacesAnalyzer(FacesOptions(detector="mtcnn", age_model=str(tmp_path / "unmarked")))
     b.load()
     assert b.describe_model()[1] == "configured"
     assert b.attribute_status() == {"age": "configured", "emotion": "not_configured"}
 
 
 def test_options_from_settings_section(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reelscope.analyzers.registry import create
     from reelscope.infra.core.settings import Settings
 
     monkeypatch.setenv("REELSCOPE_FACES__DETECTOR", "haar")
     monkeypatch.setenv("REELSCOPE_FACES__EMOTION_MODEL", "/models/emotion")
-    options = FacesAnalyzer(Settings()).options
+    options = create(FacesAnalyzer, Settings()).options
     assert (options.detector, options.emotion_model, options.age_model) == ("haar", "/models/emotion", "")
-    assert FacesAnalyzer(None).options == FacesSettings()
+    assert FacesAnalyzer().options == FacesOptions()

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-from reelscope.analyzers.base import FrameItem, ItemResult
-from reelscope.analyzers.objects import ObjectsAnalyzer, track_detections, ultralytics_offline
-from reelscope.infra.core.settings import Settings, YoloSettings
+from reelscope.analyzers.base import FrameItem, ItemResult, Runtime
+from reelscope.analyzers.common.yolo import track_detections, ultralytics_offline
+from reelscope.analyzers.objects import ObjectsAnalyzer, ObjectsOptions
 
 pytest.importorskip("ultralytics")
 pytest.importorskip("torch")
@@ -53,10 +53,6 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return random_checkpoint(tmp_path_factory.mktemp("weights") / "random-yolo11n.pt", "yolo11n.yaml")
 
 
-def settings(**objects: Any) -> Settings:
-    return Settings(objects=YoloSettings(**objects))
-
-
 @pytest.fixture
 def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Any attempt to resolve or connect fails the call and is recorded."""
@@ -76,7 +72,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def analyzer(weights: Path) -> ObjectsAnalyzer:
     # conf near zero: the random head scores ~2e-4, and the payload path must see detections
     # FP32 on CUDA too, so the payload can be compared with ultralytics' own FP32 predictions
-    a = ObjectsAnalyzer(settings(model=str(weights), conf=1e-6, max_detections=25, half=False))
+    a = ObjectsAnalyzer(ObjectsOptions(model=str(weights), conf=1e-6, max_detections=25, half=False))
     a.load()
     return a
 
@@ -88,7 +84,7 @@ def test_random_checkpoint_loads_offline_by_name_as_random_test(
     (tmp_path / "state" / "weights").mkdir(parents=True)
     (tmp_path / "state" / "weights" / "yolo11n.pt").write_bytes(weights.read_bytes())
     monkeypatch.chdir(tmp_path)
-    a = ObjectsAnalyzer(Settings(state_dir=tmp_path / "state"))
+    a = ObjectsAnalyzer(runtime=Runtime(state_dir=tmp_path / "state"))
     a.load()
     name, provenance = a.describe_model()
     assert provenance == "random-test"
@@ -102,7 +98,7 @@ def test_missing_weights_fail_loudly_and_download_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: list[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    a = ObjectsAnalyzer(Settings(state_dir=tmp_path / "state"))
+    a = ObjectsAnalyzer(runtime=Runtime(state_dir=tmp_path / "state"))
     with pytest.raises(FileNotFoundError, match=r"'yolo11n\.pt' not found.*never downloads"):
         a.load()
     assert no_network == []
@@ -111,7 +107,7 @@ def test_missing_weights_fail_loudly_and_download_nothing(
 
 def test_only_pt_checkpoints_are_accepted(tmp_path: Path) -> None:
     (tmp_path / "yolo11n.onnx").write_bytes(b"not a checkpoint")
-    a = ObjectsAnalyzer(settings(model=str(tmp_path / "yolo11n.onnx")))
+    a = ObjectsAnalyzer(ObjectsOptions(model=str(tmp_path / "yolo11n.onnx")))
     with pytest.raises(ValueError, match=r"only ultralytics \.pt checkpoints"):
         a.load()
 
@@ -123,14 +119,14 @@ def test_trained_checkpoint_is_configured(weights: Path, tmp_path: Path) -> None
     ckpt = torch.load(weights, weights_only=False)
     ckpt["train_args"] = {"data": "coco.yaml", "epochs": 1}
     torch.save(ckpt, tmp_path / "trained.pt")
-    a = ObjectsAnalyzer(settings(model=str(tmp_path / "trained.pt")))
+    a = ObjectsAnalyzer(ObjectsOptions(model=str(tmp_path / "trained.pt")))
     a.load()
     assert a.describe_model()[1] == "configured"
 
 
 def hooked(weights: Path) -> tuple[ObjectsAnalyzer, list[Any]]:
     """A fresh analyzer whose network records every input batch it is given."""
-    a = ObjectsAnalyzer(settings(model=str(weights), conf=1e-6))
+    a = ObjectsAnalyzer(ObjectsOptions(model=str(weights), conf=1e-6))
     a.load()
     a.analyze(
         [FrameItem("warm-up", 0, 0.0, np.zeros((64, 64, 3), dtype=np.uint8))]

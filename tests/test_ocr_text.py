@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 from reelscope.analyzers.base import FrameItem, ItemResult
-from reelscope.analyzers.ocr_text import OcrTextAnalyzer, extract_entities, group_blocks, same_text
+from reelscope.analyzers.common.text_entities import extract_entities
+from reelscope.analyzers.ocr_text import OcrTextAnalyzer, group_blocks, same_text
 
 COUNTER = Path(__file__).resolve().parents[2] / "shared" / "media" / "counter.mp4"
 MAX_SIDE = OcrTextAnalyzer.sampling.max_side

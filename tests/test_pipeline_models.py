@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 def model_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     pytest.importorskip("ultralytics")
     pytest.importorskip("transformers")
-    from reelscope.analyzers.objects import ultralytics_offline
+    from reelscope.analyzers.common.yolo import ultralytics_offline
     from reelscope.infra.bench.vlm import build_random_vlm
 
     folder = tmp_path_factory.mktemp("models")

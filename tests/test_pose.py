@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from reelscope.analyzers import objects, pose
+from reelscope.analyzers import pose
 from reelscope.analyzers.base import FrameItem, ItemResult
+from reelscope.analyzers.common import yolo
 from reelscope.analyzers.pose import (
     LEFT_ELBOW,
     LEFT_EYE,
@@ -27,13 +28,13 @@ from reelscope.analyzers.pose import (
     RIGHT_SHOULDER,
     RIGHT_WRIST,
     PoseAnalyzer,
+    PoseOptions,
     arms_crossed,
     body_scale,
     facing,
     hands_raised,
     pointing,
 )
-from reelscope.infra.core.settings import PoseSettings, Settings
 
 from tests.test_objects import asset, random_checkpoint
 
@@ -197,7 +198,7 @@ def test_two_people_two_tracks_with_their_own_gestures() -> None:
 
 
 def test_pose_tracks_reuse_the_objects_tracker() -> None:
-    assert pose.track_detections is objects.track_detections
+    assert pose.track_detections is yolo.track_detections
 
 
 def test_segment_fields_shares() -> None:
@@ -225,7 +226,7 @@ def pose_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_random_pose_model_loads_and_stores_its_keypoints(pose_weights: Path) -> None:
-    a = PoseAnalyzer(Settings(pose=PoseSettings(model=str(pose_weights), conf=1e-6, half=False)))
+    a = PoseAnalyzer(PoseOptions(model=str(pose_weights), conf=1e-6, half=False))
     a.load()
     name, provenance = a.describe_model()
     assert provenance == "random-test" and name.endswith(" pose)")
@@ -249,6 +250,6 @@ def test_random_pose_model_loads_and_stores_its_keypoints(pose_weights: Path) ->
 def test_detection_weights_are_refused_for_pose(tmp_path: Path) -> None:
     pytest.importorskip("ultralytics")
     weights = random_checkpoint(tmp_path / "detect.pt", "yolo11n.yaml")
-    a = PoseAnalyzer(Settings(pose=PoseSettings(model=str(weights))))
+    a = PoseAnalyzer(PoseOptions(model=str(weights)))
     with pytest.raises(ValueError, match="'detect' model; this analyzer needs a 'pose' model"):
         a.load()

@@ -7,14 +7,12 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 from reelscope.analyzers.base import ItemResult
-from reelscope.analyzers.speakers import SpeakersAnalyzer, average_linkage, diarize, quantize
-from reelscope.infra.core.settings import SpeakerSettings
+from reelscope.analyzers.speakers import SpeakersAnalyzer, SpeakersOptions, average_linkage, diarize, quantize
 
 from tests.test_audio_classes import RATE, two_videos
 
@@ -80,7 +78,7 @@ def cosine(a: Any, b: Any) -> float:
 
 
 def test_embeddings_per_voiced_chunk_match_each_chunk_alone(model_dir: Path) -> None:
-    analyzer = SpeakersAnalyzer(options=SpeakerSettings(model=str(model_dir), batch_size=3))
+    analyzer = SpeakersAnalyzer(SpeakersOptions(model=str(model_dir), batch_size=3))
     analyzer.load()
     assert analyzer.describe_model() == (str(model_dir), "random-test")
     items = two_videos()
@@ -101,7 +99,7 @@ def test_embeddings_per_voiced_chunk_match_each_chunk_alone(model_dir: Path) -> 
     similar = [cosine(a, b) for i, a in enumerate(references) for b in references[i + 1 :]]
     assert max(similar) < 0.9995
     assert all(
-        p.get("threshold") == SpeakerSettings().distance_threshold for p in payloads if not p["silent"]
+        p.get("threshold") == SpeakersOptions().distance_threshold for p in payloads if not p["silent"]
     )
 
 
@@ -214,12 +212,11 @@ def test_small_clusters_fold_and_one_second_islands_relabel() -> None:
 
 
 def test_unconfigured_is_left_out_and_cannot_load() -> None:
-    assert not SpeakersAnalyzer.configured(None)
-    assert not SpeakersAnalyzer.configured(SimpleNamespace(speakers=SpeakerSettings()))
-    assert SpeakersAnalyzer.configured(SimpleNamespace(speakers=SpeakerSettings(model="microsoft/x")))
-    assert SpeakersAnalyzer(None).describe_model() == ("not configured", "configured")
+    assert not SpeakersAnalyzer.configured(SpeakersOptions())
+    assert SpeakersAnalyzer.configured(SpeakersOptions(model="microsoft/x"))
+    assert SpeakersAnalyzer().describe_model() == ("not configured", "configured")
     with pytest.raises(RuntimeError, match="no model configured"):
-        SpeakersAnalyzer(None).load()
+        SpeakersAnalyzer().load()
     items = two_videos()[:1]
     with pytest.raises(RuntimeError, match="not called"):
-        SpeakersAnalyzer(None).analyze(items)
+        SpeakersAnalyzer().analyze(items)

