@@ -32,7 +32,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from reelscope.analyzers.base import ShotAnalyzer
 from reelscope.analyzers.registry import enabled_analyzers
-from reelscope.infra.core.chunks import Assembler, split
+from reelscope.infra.core.chunks import Assembler, patience, split
 from reelscope.infra.core.kafka import send_all
 from reelscope.infra.core.metrics import VIDEOS_FINISHED
 from reelscope.infra.core.retry import is_dependency_failure, retry_with_backoff
@@ -240,7 +240,7 @@ class Aggregator(KafkaService):
                 await self._fail(first.video_id, exc)
         for video_id in touched:
             await self._maybe_complete(video_id)
-        return self.documents.watermarks(self.settings.aggregator.completion_timeout_s)
+        return self.documents.watermarks(patience(self.settings.aggregator.completion_timeout_s))
 
     async def reject(self, record: ConsumerRecord, exc: BaseException) -> None:
         """Dead-letter the message; a lifecycle event or document that cannot be stored fails its video."""
@@ -315,14 +315,14 @@ class Aggregator(KafkaService):
 
     async def _request(self, video: dict[str, Any], phase: str, failed_reason: str | None = None) -> None:
         """Send VideoReady with the row and the stored results, unless this completion's phase was asked
-        for less than `completion_timeout_s` ago (the finalize group's answer is on its way)."""
+        less than `patience` ago (the finalize group's answer is on its way)."""
         video_id, cid = video["video_id"], completion_id(video)
         phase_key = "failed" if failed_reason else phase
         last = self.requested.get(video_id)
         if (
             last
             and last[:2] == (cid, phase_key)
-            and time.monotonic() - last[2] < self.settings.aggregator.completion_timeout_s
+            and time.monotonic() - last[2] < patience(self.settings.aggregator.completion_timeout_s)
         ):
             return
         rows = await self.store.call(self.store.results, video_id)

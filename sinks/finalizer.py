@@ -22,7 +22,7 @@ import msgpack
 from aiokafka import ConsumerRecord, TopicPartition
 from reelscope.analyzers.base import ShotAnalyzer
 from reelscope.analyzers.registry import enabled_analyzers
-from reelscope.infra.core.chunks import Assembler, split
+from reelscope.infra.core.chunks import Assembler, patience, split
 from reelscope.infra.core.kafka import send_all
 from reelscope.infra.core.retry import retry_with_backoff
 from reelscope.infra.core.service import KafkaService, describe
@@ -67,7 +67,7 @@ class Finalizer(KafkaService):
                 await retry_with_backoff(
                     partial(send_all, self.producer, sends), "sending a document", self.stop
                 )
-        return self.requests.watermarks(self.settings.aggregator.completion_timeout_s)
+        return self.requests.watermarks(patience(self.settings.aggregator.completion_timeout_s))
 
     async def reject(self, record: ConsumerRecord, exc: BaseException) -> None:
         """A request that cannot be answered fails its video (the aggregator then asks for a failed

@@ -3,7 +3,7 @@
 The parts of one body are sent together, keyed by video id, so they arrive in order on one partition. The
 consumer keeps a body's parts (and holds its commit at the first part's offset) until the last arrives;
 a set that never completes (its sender died mid-send and will send the whole body again) is dropped after
-`max_age_s`.
+`max_age_s` (see `patience`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,12 @@ from reelscope.schemas.events import Parts
 
 PART_OVERHEAD = 4096
 """Room left in a message for the event's other fields."""
+
+
+def patience(completion_timeout_s: float) -> float:
+    """How long an incomplete set of parts, or an unanswered request, is waited for: ten completion
+    timeouts, since the parts are durable on the broker and waiting costs only a held commit."""
+    return 10 * completion_timeout_s
 
 
 def split(body: bytes, max_event_bytes: int) -> list[bytes]:
