@@ -25,9 +25,7 @@ from reelscope.schemas.events import (
     Event,
     Frame,
     IngestRequest,
-    SchemaError,
     VideoFailed,
-    decode,
     encode,
 )
 from reelscope.schemas.records import VideoStatus
@@ -136,12 +134,9 @@ class IngestWorker(KafkaService):
 
     async def handle(self, records: list[ConsumerRecord]) -> None:
         for record in records:
-            try:
-                request = decode(record.value or b"", expect=IngestRequest)
-            except SchemaError as exc:
-                await self.dead_letters.publish(record, str(exc))
+            request = await self.decoded(record, IngestRequest)
+            if request is None:
                 continue
-            assert isinstance(request, IngestRequest)
             t0 = time.monotonic()
             last = await publish_video(self.producer, self.settings, request, self.lag)
             status = VideoStatus.FAILED if isinstance(last, VideoFailed) else VideoStatus.PUBLISHED

@@ -215,10 +215,8 @@ class Aggregator(KafkaService):
         touched: set[str] = set()
         documents: list[tuple[VideoDocument, bytes]] = []
         for record in records:
-            try:
-                event = decode(record.value or b"", expect=(AnalyzerResult, VideoDocument, *LIFECYCLE))
-            except SchemaError as exc:
-                await self.dead_letters.publish(record, str(exc))
+            event = await self.decoded(record, (AnalyzerResult, VideoDocument, *LIFECYCLE))
+            if event is None:
                 continue
             if isinstance(event, VideoDocument):
                 if whole := self.documents.add(record, event):

@@ -28,7 +28,7 @@ from reelscope.infra.core.retry import retry_with_backoff
 from reelscope.infra.core.service import KafkaService, describe
 from reelscope.infra.core.settings import Settings
 from reelscope.infra.core.topics import FINALIZE, group_id, read_by
-from reelscope.schemas.events import Event, SchemaError, ShotsReady, VideoDocument, VideoReady, decode
+from reelscope.schemas.events import Event, ShotsReady, VideoDocument, VideoReady
 from reelscope.sinks import reconstruction
 from reelscope.sinks.about import embedding_model
 
@@ -55,12 +55,10 @@ class Finalizer(KafkaService):
 
     async def handle(self, records: list[ConsumerRecord]) -> dict[TopicPartition, int]:
         for record in records:
-            try:
-                event = decode(record.value or b"", expect=VideoReady)
-            except SchemaError as exc:
-                await self.dead_letters.publish(record, str(exc))
+            event = await self.decoded(record, VideoReady)
+            if event is None:
                 continue
-            if whole := self.requests.add(record, event):  # type: ignore[arg-type]
+            if whole := self.requests.add(record, event):
                 first, body = whole
                 sends = await asyncio.to_thread(self.answer, first, msgpack.unpackb(body, raw=False))  # type: ignore[arg-type]
                 # retried here, not by redelivery: the parts of a request may span batches already handled

@@ -27,7 +27,7 @@ from reelscope.infra.core.metrics import ANALYZER_FAILURES, ANALYZER_SECONDS, RE
 from reelscope.infra.core.service import KafkaService
 from reelscope.infra.core.settings import Settings
 from reelscope.infra.core.topics import group_id, media_topics
-from reelscope.schemas.events import AnalyzerResult, AudioChunk, Frame, SchemaError, decode
+from reelscope.schemas.events import AnalyzerResult, AudioChunk, Frame
 
 log = logging.getLogger(__name__)
 
@@ -170,10 +170,8 @@ class GroupProcessor(KafkaService):
     async def handle(self, records: list[ConsumerRecord]) -> dict[TopicPartition, int] | None:
         events: list[tuple[ConsumerRecord, Frame | AudioChunk]] = []
         for record in records:
-            try:
-                event = decode(record.value or b"", expect=(Frame, AudioChunk))
-            except SchemaError as exc:
-                await self.dead_letters.publish(record, str(exc))
+            event = await self.decoded(record, (Frame, AudioChunk))
+            if event is None:
                 continue
             if self.stateful and not self.streams.admit(record, event):  # type: ignore[arg-type]
                 continue

@@ -20,7 +20,7 @@ from reelscope.analyzers.base import Analyzer, ShotAnalyzer, ShotItem
 from reelscope.infra.core.kafka import send_all
 from reelscope.infra.core.metrics import RESULT_LATENCY, RESULTS_OUT
 from reelscope.infra.core.settings import Settings
-from reelscope.schemas.events import AnalyzerResult, Frame, SchemaError, ShotsReady, decode
+from reelscope.schemas.events import AnalyzerResult, Frame, ShotsReady
 from reelscope.stream_processors.runtime import GroupProcessor, frame_image
 
 log = logging.getLogger(__name__)
@@ -78,10 +78,8 @@ class ShotProcessor(GroupProcessor):
     async def handle(self, records: list[ConsumerRecord]) -> dict[TopicPartition, int] | None:
         for record in records:
             tp = TopicPartition(record.topic, record.partition)
-            try:
-                event = decode(record.value or b"", expect=(Frame, ShotsReady))
-            except SchemaError as exc:
-                await self.dead_letters.publish(record, str(exc))
+            event = await self.decoded(record, (Frame, ShotsReady))
+            if event is None:
                 continue
             if isinstance(event, ShotsReady):
                 self.pending[event.video_id] = Pending(event, tp, record.offset, record.timestamp / 1000)

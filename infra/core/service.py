@@ -15,6 +15,7 @@ import logging
 import signal
 import time
 from collections.abc import Sequence
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from reelscope.infra.core.kafka import (
@@ -28,11 +29,12 @@ from reelscope.infra.core.kafka import (
 from reelscope.infra.core.retry import is_dependency_failure
 from reelscope.infra.core.settings import Settings
 from reelscope.infra.core.sink import BatchingSink
-from reelscope.schemas.events import VideoFailed
+from reelscope.schemas.events import Event, SchemaError, VideoFailed, decode
 
 log = logging.getLogger(__name__)
 
 Held = dict[TopicPartition, int] | None
+E = TypeVar("E", bound=Event)
 
 
 def describe(exc: BaseException) -> str:
@@ -76,6 +78,14 @@ class KafkaService:
         await self.dead_letters.publish(record, describe(exc))
 
     # shared helpers -------------------------------------------------------------------------------------
+    async def decoded(self, record: ConsumerRecord, expect: type[E] | tuple[type[Event], ...]) -> E | None:
+        """The record's event, or None once a record that is not one of `expect` is dead-lettered."""
+        try:
+            return decode(record.value or b"", expect=expect)  # type: ignore[return-value]
+        except SchemaError as exc:
+            await self.dead_letters.publish(record, str(exc))
+            return None
+
     async def fail_video(self, video_id: str, reason: str, stage: str) -> VideoFailed:
         """Publish VideoFailed on the lifecycle topic: the aggregator finishes the video with this reason."""
         failed = VideoFailed(
