@@ -77,8 +77,15 @@ def _document_fields(
     return fields
 
 
+def shot_bounds(cuts: list[dict[str, Any]], transitions: list[dict[str, Any]]) -> list[float]:
+    """Where shots change: each hard cut, and the middle of each transition that joins different pictures
+    (`new_shot`: a fade through black into another shot, a dissolve); a fade back into the same shot is none."""
+    joins = [(t["start_s"] + t["end_s"]) / 2 for t in transitions if t.get("new_shot")]
+    return sorted([float(c["time_s"]) for c in cuts] + [round(float(t), 4) for t in joins])
+
+
 def shots_from_cuts(cuts: list[float], start_s: float, end_s: float) -> list[dict[str, Any]]:
-    """Shots in order; a new shot starts at each hard cut."""
+    """Shots in order; a new shot starts at each boundary (`shot_bounds`)."""
     bounds = [start_s] + [c for c in sorted(cuts) if start_s < c < end_s] + [end_s]
     return [
         {"index": i, "start_s": round(a, 4), "end_s": round(b, 4)}
@@ -181,9 +188,9 @@ def build(
     start_s = float(video.get("start_s") or 0.0)
     end_s = max(float(video.get("duration_s") or 0.0), start_s)
     fields = _document_fields(summaries, enabled)
-    cut_times = [c["time_s"] for c in fields["cuts"]]
+    bounds = shot_bounds(fields["cuts"], fields["transitions"])
     origin = math.floor(start_s / segment_s) * segment_s if video.get("has_video") else 0.0
-    shots = shots_from_cuts(cut_times, start_s, end_s) if end_s > start_s else []
+    shots = shots_from_cuts(bounds, start_s, end_s) if end_s > start_s else []
     segments = build_segments(by_analyzer, enabled, shots, origin, end_s, segment_s) if shots else []
     for name, results in by_analyzer.items():
         if name in enabled:
