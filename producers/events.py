@@ -173,11 +173,7 @@ class VideoEventSource:
             container.close()
         if self.frames_published == 0 and self.chunks_published == 0:
             raise DecodeError("no decodable frames or audio in the file")
-        warnings = list(info.warnings)
-        if not info.media.has_audio:
-            warnings.append("no audio stream: audio analyzers did not run")
-        if not info.media.has_video:
-            warnings.append("no video stream: frame analyzers did not run")
+        warnings = list(info.warnings)  # lost data only: a missing stream is stated by the media's has_*
         yield VideoFinished(
             video_id=self.video_id,
             frames_published=self.frames_published,

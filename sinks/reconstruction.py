@@ -20,6 +20,10 @@ from reelscope.schemas.records import Media, VideoStatus
 from reelscope.sinks.about import about
 
 
+_DONE = (AnalyzerState.COMPLETE, AnalyzerState.NOT_APPLICABLE)
+"""Analyzer states of a complete video: one without an audio (or video) stream lost nothing."""
+
+
 def _analyzer_states(
     expected: dict[str, int],
     counts: dict[str, tuple[int, int]],
@@ -200,7 +204,7 @@ def build(
     metadata = json.loads(video.get("metadata") or "{}")
     if failed_reason:
         status = VideoStatus.FAILED
-    elif warnings or any(s["state"] != AnalyzerState.COMPLETE for s in states.values()):
+    elif warnings or any(s["state"] not in _DONE for s in states.values()):
         status = VideoStatus.DEGRADED
     else:
         status = VideoStatus.COMPLETE
@@ -236,6 +240,7 @@ def build(
         about=about_block,
         summaries={k: v for k, v in summaries.items() if not enabled[k].summary_promoted},
         warnings=warnings,
+        absent_streams=[] if failed_reason else [k for k in ("video", "audio") if not video.get(f"has_{k}")],
     ).model_dump()
 
 
