@@ -19,7 +19,6 @@ from reelscope.schemas.reconstruction import AnalyzerState, ReconstructionDocume
 from reelscope.schemas.records import Media, VideoStatus
 from reelscope.sinks.about import about
 
-
 _DONE = (AnalyzerState.COMPLETE, AnalyzerState.NOT_APPLICABLE)
 """Analyzer states of a complete video: one without an audio (or video) stream lost nothing."""
 
