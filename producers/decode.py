@@ -39,11 +39,14 @@ class DecodedFrame:
 
 @dataclass
 class DecodedAudio:
-    """Resampled audio: `mix` is mono int16; `channels` holds per-channel int16 when the source is stereo."""
+    """Resampled audio: `mix` is mono int16; `channels` holds per-channel int16 when the source is stereo;
+    `source` every channel (channels x samples, int16) at the source's `source_rate`, when asked for."""
 
     pts_s: float
     mix: np.ndarray
     channels: np.ndarray | None
+    source: np.ndarray | None = None
+    source_rate: int = 0
 
 
 def _fraction(value: Fraction | None) -> float | None:
@@ -125,9 +128,10 @@ def upright_rgb(frame: av.VideoFrame, max_side: int) -> np.ndarray:
 
 
 def iterate(
-    container: av.container.InputContainer, info: MediaInfo, threads: int = 0
+    container: av.container.InputContainer, info: MediaInfo, threads: int = 0, source_audio: bool = False
 ) -> Iterator[DecodedFrame | DecodedAudio]:
-    """Frames and resampled audio in demux order. Corrupt packets are skipped and counted in warnings."""
+    """Frames and resampled audio in demux order (with `source_audio`, also every channel at the source's
+    rate, as 16-bit PCM). Corrupt packets are skipped and counted in warnings."""
     streams = []
     video = next((s for s in container.streams.video if s.codec_context is not None), None)
     audio = next((s for s in container.streams.audio if s.codec_context is not None), None)
@@ -136,12 +140,14 @@ def iterate(
         if threads:
             video.codec_context.thread_count = threads
         streams.append(video)
-    mix_resampler = stereo_resampler = None
+    mix_resampler = stereo_resampler = source_resampler = None
     if audio is not None:
         streams.append(audio)
         mix_resampler = av.AudioResampler(format="s16", layout="mono", rate=AUDIO_RATE)
         if info.media.audio_channels >= 2:
             stereo_resampler = av.AudioResampler(format="s16", layout="stereo", rate=AUDIO_RATE)
+        if source_audio:
+            source_resampler = av.AudioResampler(format="s16")  # layout and rate as decoded
     index = 0
     bad_packets = 0
     for packet in container.demux(*streams):
@@ -168,6 +174,11 @@ def iterate(
                 if stereo_resampler is not None:
                     parts = [f.to_ndarray().reshape(-1, 2) for f in stereo_resampler.resample(frame)]
                     channels = np.concatenate(parts).T if parts else np.zeros((2, 0), np.int16)
-                yield DecodedAudio(pts_s=pts, mix=mix, channels=channels)
+                source = None
+                if source_resampler is not None:
+                    n = frame.layout.nb_channels
+                    parts = [f.to_ndarray().reshape(-1, n) for f in source_resampler.resample(frame)]
+                    source = np.concatenate(parts).T if parts else np.zeros((n, 0), np.int16)
+                yield DecodedAudio(pts, mix, channels, source, frame.sample_rate)
     if bad_packets:
         info.warnings.append(f"{bad_packets} corrupt packets skipped")

@@ -133,7 +133,8 @@ class Frame(Event):
 
 
 class AudioChunk(Event):
-    """A chunk of 16-bit PCM. `channel` is -1 for the mono mix, else the source channel index."""
+    """A chunk of 16-bit PCM. `channel` is -1 for the mono mix (or the whole source), else the source channel
+    index; `channels` > 1: that many channels interleaved (the source stream, at the source's rate)."""
 
     KIND = "audio.chunk"
 
@@ -142,6 +143,7 @@ class AudioChunk(Event):
     end_s: float
     sample_rate: int = 16_000
     channel: int = -1
+    channels: int = Field(1, ge=1)
     pcm: bytes
     targets: list[str]
     first: bool = False

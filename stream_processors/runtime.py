@@ -57,6 +57,8 @@ def to_item(event: Frame | AudioChunk) -> Item:
             event.video_id, event.index, event.pts_s, frame_image(event), event.final, event.first
         )
     samples = np.frombuffer(event.pcm, dtype="<i2").astype(np.float32) / 32768.0
+    if event.channels > 1:
+        samples = np.ascontiguousarray(samples.reshape(-1, event.channels).T)
     return AudioItem(
         event.video_id,
         event.index,

@@ -194,9 +194,12 @@ PENDING = [
 
 def scorecard(aspects: list[str], folder: Path) -> list[Score]:
     """The scores of the named aspects (every aspect, and the pending rows, when empty)."""
+    from reelscope.infra.bench.eval_audio import AUDIO_ASPECTS
+
+    every = {**ASPECTS, **AUDIO_ASPECTS}
     scores: list[Score] = []
-    for name in aspects or list(ASPECTS):
-        scores += ASPECTS[name](folder)
+    for name in aspects or list(every):
+        scores += every[name](folder)
     return scores + ([] if aspects else PENDING)
 
 
