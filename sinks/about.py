@@ -532,8 +532,16 @@ def _topics_embedded(embedder: _Embedder, doc: np.ndarray) -> list[dict[str, Any
 
 
 def _content_words(pieces: Sequence[str]) -> int:
-    """Distinct content words (no stopwords, no numbers) in the document."""
-    return len({t for p in pieces for t in _TOKEN.findall(p.lower()) if _content(t)})
+    """Distinct content words in the document: no stopwords, nothing with a digit (`0.5s`, `frame30`: a
+    counter's changing text is no vocabulary)."""
+    return len(
+        {
+            t
+            for p in pieces
+            for t in _TOKEN.findall(p.lower())
+            if _content(t) and not any(c.isdigit() for c in t)
+        }
+    )
 
 
 def _keywords_frequency(candidates: Counter[str]) -> list[dict[str, Any]]:

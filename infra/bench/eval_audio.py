@@ -11,7 +11,7 @@ from typing import Any
 import av
 import numpy as np
 from reelscope.infra.bench import eval_media
-from reelscope.infra.bench.eval import SHARED_MEDIA, Score, document
+from reelscope.infra.bench.scorecard import SHARED_MEDIA, Score, document
 
 ASTERISK_SPEECH = Path("/usr/share/asterisk/sounds/es/demo-instruct.wav")
 ASTERISK_MUSIC = Path("/usr/share/asterisk/moh/macroform-cold_day.wav")
