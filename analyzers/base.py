@@ -116,6 +116,7 @@ class AudioItem:
     """float32 in [-1, 1]: mono, or channels x samples on a `source` stream of a multichannel file."""
     sample_rate: int
     channel: int = -1
+    """-1: the 16 kHz mono mix; -2: the source stream (every channel, the source's rate); else that channel."""
     final: bool = False
     """Last chunk of this channel of the video: flush any window held for it."""
     hotwords: tuple[str, ...] = ()

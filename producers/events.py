@@ -26,11 +26,17 @@ from reelscope.producers.decode import (
     upright_rgb,
 )
 from reelscope.producers.sampling import FramePlan, audio_targets
-from reelscope.schemas.events import AudioChunk, Event, Frame, VideoFailed, VideoFinished, VideoStarted
+from reelscope.schemas.events import (
+    SOURCE_CHANNEL,
+    AudioChunk,
+    Event,
+    Frame,
+    VideoFailed,
+    VideoFinished,
+    VideoStarted,
+)
 from reelscope.schemas.records import Media
 
-SOURCE = -2
-"""The audio stream that carries every channel at the source's rate (Sampling.audio_channels `source`)."""
 _SPLIT_PROBE_S = 4.0
 _SPLIT_MAX_CORRELATION = 0.8
 
@@ -251,7 +257,7 @@ class VideoEventSource:
         )
 
     def _audio_streams(self, head: list, info: MediaInfo) -> list[tuple[_ChunkStream, int | None]]:
-        """(chunk stream, source channel or None for the mix) for this video."""
+        """(chunk stream, source channel, None for the mix or SOURCE_CHANNEL for the source) for this video."""
         split = False
         if info.media.audio_channels >= 2 and any(
             c.sampling.audio_channels == "split" for c in self.audio_analyzers.values()
@@ -270,7 +276,7 @@ class VideoEventSource:
         if channel_targets:
             streams += [(stream(ch, channel_targets), ch) for ch in (0, 1)]
         if source_targets:
-            streams.append((stream(-1, source_targets), SOURCE))
+            streams.append((stream(SOURCE_CHANNEL, source_targets), SOURCE_CHANNEL))
         return streams
 
     def _publish(self, head: list, rest: Iterator, info: MediaInfo) -> Iterator[Event]:
@@ -313,7 +319,7 @@ class VideoEventSource:
                 self.frames_published += 1
             else:
                 for stream, channel in audio_streams:
-                    if channel == SOURCE:
+                    if channel == SOURCE_CHANNEL:
                         if item.source is None:
                             continue
                         chunks = stream.feed(item.pts_s, item.source, item.source_rate)

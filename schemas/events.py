@@ -143,9 +143,13 @@ class Frame(Event):
     """True on the last published frame of the video."""
 
 
+SOURCE_CHANNEL = -2
+"""AudioChunk.channel of the source stream: its own ordered stream, apart from the mix (-1)."""
+
+
 class AudioChunk(Event):
-    """A chunk of 16-bit PCM. `channel` is -1 for the mono mix (or the whole source), else the source channel
-    index; `channels` > 1: that many channels interleaved (the source stream, at the source's rate)."""
+    """A chunk of 16-bit PCM. `channel` is -1 for the 16 kHz mono mix, SOURCE_CHANNEL for the source stream
+    (every channel at the source's rate, `channels` of them interleaved), else the source channel index."""
 
     KIND = "audio.chunk"
 

@@ -33,7 +33,7 @@ from reelscope.infra.core.kafka import (
 )
 from reelscope.infra.core.metrics import ANALYZER_FAILURES, ANALYZER_SECONDS, RESULT_LATENCY, RESULTS_OUT
 from reelscope.infra.core.settings import Settings
-from reelscope.schemas.events import AnalyzerResult, AudioChunk, Frame, SchemaError, decode
+from reelscope.schemas.events import SOURCE_CHANNEL, AnalyzerResult, AudioChunk, Frame, SchemaError, decode
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def item_key(event: Frame | AudioChunk) -> str:
     """Stable key of an input item within its video, so a redelivered result replaces the first one."""
     if isinstance(event, Frame):
         return f"f{event.index:07d}"
-    channel = "m" if event.channel < 0 else f"c{event.channel}"
+    channel = {-1: "m", SOURCE_CHANNEL: "s"}.get(event.channel, f"c{event.channel}")
     return f"{channel}{event.index:06d}"
 
 

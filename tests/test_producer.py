@@ -196,8 +196,8 @@ def test_source_stream_keeps_every_channel_at_the_source_rate_within_the_event_l
     """audio_features asks for the `source` stream: 6 channels at 48 kHz, interleaved, each chunk a whole
     number of 100 ms blocks that fits the broker's limit; loudness still gets the 16 kHz mono mix."""
     from reelscope.infra.bench.eval_audio import write_wav
-    from reelscope.schemas.events import encode
-    from reelscope.stream_processors.runtime import to_item
+    from reelscope.schemas.events import SOURCE_CHANNEL, encode
+    from reelscope.stream_processors.runtime import item_key, to_item
 
     rate, seconds = 48_000, 2.5
     t = np.arange(int(rate * seconds)) / rate
@@ -209,7 +209,8 @@ def test_source_stream_keeps_every_channel_at_the_source_rate_within_the_event_l
     )
     chunks = of(list(source.events()), AudioChunk)
     full = [c for c in chunks if "audio_features" in c.targets]
-    assert {(c.sample_rate, c.channels) for c in full} == {(rate, 6)}
+    assert {(c.sample_rate, c.channels, c.channel) for c in full} == {(rate, 6, SOURCE_CHANNEL)}
+    assert item_key(full[0]) == "s000000"  # its own stream, apart from the mix's m000000
     assert all(len(encode(c)) < limit for c in full)
     assert full[0].end_s - full[0].start_s == pytest.approx(0.5)  # the 100 ms blocks that fit
     assert sum(c.end_s - c.start_s for c in full) == pytest.approx(seconds)
