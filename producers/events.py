@@ -64,7 +64,7 @@ def channels_differ(channels: np.ndarray) -> bool:
 class _ChunkStream:
     """Cuts one PCM stream (mono, or channels x samples) into fixed chunks; holds the last one back so it can
     be marked final. The chunk length is set at the first samples, from their rate: `chunk_s`, shortened in
-    100 ms steps (the loudness grid) until a chunk of every channel fits `max_bytes`."""
+    100 ms steps (the loudness grid) while a chunk of every channel would not fit `max_bytes`."""
 
     def __init__(
         self,
@@ -88,10 +88,9 @@ class _ChunkStream:
         if self.start_s is None:
             self.start_s, self.rate = pts_s, rate
             self.buffer = np.zeros((planar.shape[0], 0), np.int16)
-            steps = max(1, round(self.chunk_s * 10))
-            while steps > 1 and steps * rate // 10 * planar.shape[0] * 2 > self.max_bytes:
-                steps -= 1
-            self.chunk_samples = steps * rate // 10
+            self.chunk_samples, block = max(1, int(self.chunk_s * rate)), rate // 10
+            while self.chunk_samples > block and self.chunk_samples * planar.shape[0] * 2 > self.max_bytes:
+                self.chunk_samples -= block
         self.buffer = np.concatenate([self.buffer, planar], axis=1)
         while self.buffer.shape[1] >= self.chunk_samples:
             yield from self._emit(self.buffer[:, : self.chunk_samples])
