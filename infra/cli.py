@@ -1,4 +1,4 @@
-"""The `reelscope` command line: analyze, push, status, results, up, down, serve, process, bench."""
+"""The `reelscope` command line: analyze, push, status, results, up, down, serve, process, bench, eval."""
 
 from __future__ import annotations
 
@@ -318,6 +318,12 @@ def metadata_arg(value: str) -> dict[str, Any]:
     return parsed
 
 
+def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
+    from reelscope.infra.bench.eval import run_eval
+
+    return run_eval(args)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="reelscope", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -364,6 +370,10 @@ def parser() -> argparse.ArgumentParser:
     lt.add_argument("--max-lag", type=int, default=300, help="producer backpressure bound for this run")
     lt.add_argument("--out", default="docs/results/loadtest.json")
     lt.set_defaults(fn=cmd_loadtest)
+    ev = sub.add_parser("eval", help="quality scorecard: each aspect's figure on media with known truth")
+    ev.add_argument("aspect", nargs="*", help="aspects to measure (default: all)")
+    ev.add_argument("--out", help="also write each aspect's details here as JSON")
+    ev.set_defaults(fn=cmd_eval)
     return p
 
 
