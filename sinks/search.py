@@ -18,6 +18,8 @@ from reelscope.sinks.store import Store
 
 Kind = Literal["word", "text", "object", "face", "sound", "topic"]
 KINDS: tuple[Kind, ...] = ("word", "text", "object", "face", "sound", "topic")
+MOMENT_KINDS = ("face", "sound", "topic")
+"""Kinds kept in the moments table; the others have tables of their own."""
 MAX_TOKENS = 8
 _TOKEN = re.compile(r"[^\W_]+")
 
@@ -71,30 +73,40 @@ def _match(column: str, count: int, every: bool) -> str:
     return "(" + (" AND " if every else " OR ").join(parts) + ")"
 
 
+def _select(db: str, table: str, columns: tuple[str, ...], where: str) -> str:
+    """One table's hits under the common column names (each branch of the UNION names its own)."""
+    named = ", ".join(f"{c} AS {n}" for c, n in zip(columns, HIT_COLUMNS, strict=True))
+    return f"SELECT {named} FROM {db}.{table} FINAL WHERE {where}"
+
+
+HIT_COLUMNS = ("video_id", "kind", "start_s", "end_s", "text", "detail", "conf")
+NO_CONF = "CAST(NULL, 'Nullable(Float64)')"
+
+
 def _hits(db: str, kinds: list[Kind], count: int) -> list[str]:
     """One SELECT per table holding a wanted kind, all with the same columns."""
     out = []
     if "word" in kinds:
-        out.append(
-            f"SELECT video_id, 'word' AS kind, start_s, end_s, word AS text, toString(speaker) AS detail, "
-            f"CAST(NULL, 'Nullable(Float64)') AS conf FROM {db}.words FINAL WHERE {_match('word', count, False)}"
-        )
+        columns = ("video_id", "'word'", "start_s", "end_s", "word", "toString(speaker)", NO_CONF)
+        out.append(_select(db, "words", columns, _match("word", count, every=False)))
     if "text" in kinds:
-        out.append(
-            f"SELECT video_id, 'text', start_s, end_s, text, '', CAST(NULL, 'Nullable(Float64)') "
-            f"FROM {db}.text_events FINAL WHERE {_match('text', count, True)}"
-        )
+        columns = ("video_id", "'text'", "start_s", "end_s", "text", "''", NO_CONF)
+        out.append(_select(db, "text_events", columns, _match("text", count, every=True)))
     if "object" in kinds:
-        out.append(
-            f"SELECT video_id, 'object', first_s, last_s, toString(label), toString(track_id), "
-            f"CAST(NULL, 'Nullable(Float64)') FROM {db}.tracks FINAL WHERE {_match('label', count, True)}"
+        columns = (
+            "video_id",
+            "'object'",
+            "first_s",
+            "last_s",
+            "toString(label)",
+            "toString(track_id)",
+            NO_CONF,
         )
-    others = [k for k in kinds if k in ("face", "sound", "topic")]
-    if others:
-        out.append(
-            f"SELECT video_id, toString(kind), start_s, end_s, text, item, conf FROM {db}.moments FINAL "
-            f"WHERE kind IN %(others)s AND {_match('text', count, True)}"
-        )
+        out.append(_select(db, "tracks", columns, _match("label", count, every=True)))
+    if any(k in kinds for k in MOMENT_KINDS):
+        columns = ("video_id", "toString(kind)", "start_s", "end_s", "text", "item", "conf")
+        where = f"kind IN %(others)s AND {_match('text', count, every=True)}"
+        out.append(_select(db, "moments", columns, where))
     return out
 
 
@@ -131,7 +143,7 @@ def search(store: Store, query: str, f: SearchFilters) -> SearchResults:
     where = _video_filters(db, f)
     params: dict[str, Any] = {f"t{i}": t for i, t in enumerate(found)}
     params.update(
-        others=[k for k in f.kinds if k in ("face", "sound", "topic")],
+        others=[k for k in f.kinds if k in MOMENT_KINDS],
         status=f.status or "",
         since=f.since,
         until=f.until,
