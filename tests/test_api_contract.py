@@ -28,7 +28,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def settings(root: Path) -> Settings:
-    return Settings(state_dir=root / "state", producer={"allowed_roots": [str(root)]})
+    return Settings(state_dir=root / "state", producer={"allowed_roots": [str(root)]}, api_token=None)
 
 
 @pytest.fixture(scope="module")

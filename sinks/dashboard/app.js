@@ -344,6 +344,8 @@ async function download(videoId, kind) {
   const paths = {
     json: `reconstruction.json`,
     vtt: `export.vtt`,
+    srt: `export.srt`,
+    ttml: `export.ttml`,
     md: `export.md`,
   };
   try {
@@ -613,9 +615,9 @@ function renderDetail(row, doc) {
       h(
         "div",
         { class: "downloads" },
-        ["json", "vtt", "md"].map((kind) =>
+        ["json", "vtt", "srt", "ttml", "md"].map((kind) =>
           h("button", { type: "button", disabled: !final, onclick: () => download(id, kind), class: `dl-${kind}` },
-            { json: "JSON", vtt: "WebVTT", md: "Markdown" }[kind]),
+            { json: "JSON", vtt: "WebVTT", srt: "SRT", ttml: "TTML", md: "Markdown" }[kind]),
         ),
       ),
     ),
