@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from reelscope.sinks.exports import Track, cues, several_speakers, wrap
+from reelscope.sinks.exports import Track, cues, several_speakers, vtt_time, wrap
 
 TTML_NS = "http://www.w3.org/ns/ttml"
 TTS_NS = "http://www.w3.org/ns/ttml#styling"
@@ -17,12 +17,8 @@ XML_NS = "http://www.w3.org/XML/1998/namespace"
 
 
 def srt_time(t: float) -> str:
-    """HH:MM:SS,mmm (SRT's comma before the milliseconds)."""
-    ms = max(0, round(t * 1000))
-    hours, ms = divmod(ms, 3_600_000)
-    minutes, ms = divmod(ms, 60_000)
-    seconds, ms = divmod(ms, 1000)
-    return f"{hours:02d}:{minutes:02d}:{seconds:02d},{ms:03d}"
+    """HH:MM:SS,mmm: WebVTT's time with SRT's comma before the milliseconds."""
+    return vtt_time(t).replace(".", ",")
 
 
 def to_srt(doc: dict[str, Any], track: Track = "all") -> str:
@@ -38,11 +34,6 @@ def to_srt(doc: dict[str, Any], track: Track = "all") -> str:
             text = f"TEXT: {text}"
         blocks.append(f"{i}\n{srt_time(cue.start)} --> {srt_time(cue.end)}\n" + "\n".join(wrap(text)) + "\n")
     return "\n".join(blocks)
-
-
-def ttml_time(t: float) -> str:
-    """Clock time HH:MM:SS.mmm, which TTML's `begin`/`end` accept."""
-    return srt_time(t).replace(",", ".")
 
 
 def to_ttml(doc: dict[str, Any], track: Track = "all") -> str:
@@ -69,7 +60,7 @@ def to_ttml(doc: dict[str, Any], track: Track = "all") -> str:
         p = ET.SubElement(
             div,
             f"{{{TTML_NS}}}p",
-            {"begin": ttml_time(cue.start), "end": ttml_time(cue.end), "region": cue.kind},
+            {"begin": vtt_time(cue.start), "end": vtt_time(cue.end), "region": cue.kind},
         )
         lines = wrap(" ".join(cue.text.split()))
         if cue.kind == "speech" and several and cue.speaker:
