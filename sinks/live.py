@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from reelscope.sinks.store import Store, now
@@ -61,7 +61,11 @@ def sse(event: str, data: dict[str, Any], event_id: int | None = None) -> str:
 def updated_ms(row: dict[str, Any]) -> int:
     """When a video row last changed, in epoch milliseconds (compared with a Last-Event-ID)."""
     stamp = row.get("updated_at")
-    return int(stamp.timestamp() * 1000) if stamp is not None else 0
+    if stamp is None:
+        return 0
+    if stamp.tzinfo is None:  # the column holds UTC; a naive value must not be read as local time
+        stamp = stamp.replace(tzinfo=UTC)
+    return int(stamp.timestamp() * 1000)
 
 
 class ProgressHub:

@@ -241,6 +241,16 @@ def test_uploaded_two_speaker_audio_exports_voice_cues(client: httpx.Client) -> 
     assert "horizon" not in left and "wizard" not in right
     md = client.get(f"/videos/{video_id}/export.md").text
     assert "**ch0**" in md and "**ch1**" in md and "| transcription | complete |" in md
+    # search finds the spoken words of the real run, on their channel, at their time
+    words = client.get(f"/videos/{video_id}/reconstruction").json()["transcript"]["words"]
+    wizard = next(w for w in words if "wizard" in w["word"].lower())
+    found = client.get("/search", params={"q": "wizard", "kind": "word"}).json()["moments"]
+    mine = [m for m in found if m["video_id"] == video_id]
+    assert [(m["start_s"], m["detail"]) for m in mine] == [(wizard["start_s"], "ch0")]
+    # separate speech and on-screen text tracks: the speech track has both voices, the text track none
+    speech = parse_vtt(client.get(f"/videos/{video_id}/export.vtt", params={"track": "speech"}).text)
+    assert voice_text(speech, "ch1").lower() == right
+    assert client.get(f"/videos/{video_id}/export.vtt", params={"track": "text"}).text == "WEBVTT\n"
 
 
 def test_oversize_upload_is_refused_and_leaves_nothing(api_stack: Settings, client: httpx.Client) -> None:

@@ -5,6 +5,7 @@
 
 const player = { video: null, overlay: null, cursor: null, doc: null, seekTo: null, raf: 0 };
 window.reelscopePlayer = player;
+window.addEventListener("resize", () => fitOverlay());
 
 function mediaUrl(videoId) {
   const path = `/videos/${encodeURIComponent(videoId)}/media`;
@@ -144,14 +145,23 @@ function boxesAt(doc, t) {
   for (const e of textEvents(doc)) {
     if (Array.isArray(e.box) && e.box.length === 4 && e.start_s <= t && t <= e.end_s) out.push({ box: e.box, label: e.text, cls: "text", conf: e.conf });
   }
-  for (const f of (summaryOf(doc, "faces") || {}).tracks || []) {
-    if (Array.isArray(f.box) && f.start_s <= t && t <= f.end_s) out.push({ box: f.box, label: `face ${f.id}`, cls: "face", conf: f.conf });
-  }
   const seg = (doc.segments || []).find((s) => s.start_s <= t && t < s.end_s);
+  const isBox = (b) => Array.isArray(b) && b.length === 4;
+  let segmentFaces = 0;
   for (const value of Object.values(seg || {})) {
-    for (const d of (value && Array.isArray(value.detections) ? value.detections : [])) {
-      if (Array.isArray(d.box) && d.box.length === 4) out.push({ box: d.box, label: d.label, cls: "object", conf: d.conf });
+    if (!value || typeof value !== "object") continue;
+    for (const d of Array.isArray(value.detections) ? value.detections : []) {
+      if (isBox(d.box)) out.push({ box: d.box, label: d.label, cls: "object", conf: d.conf });
     }
+    for (const f of Array.isArray(value.faces) ? value.faces : []) {
+      if (!isBox(f.box)) continue;
+      out.push({ box: f.box, label: "face", cls: "face", conf: f.conf });
+      segmentFaces += 1;
+    }
+  }
+  // without per-segment face boxes, a face track's mean box stands in while the track lasts
+  for (const f of segmentFaces ? [] : (summaryOf(doc, "faces") || {}).tracks || []) {
+    if (isBox(f.box) && f.start_s <= t && t <= f.end_s) out.push({ box: f.box, label: `face ${f.id}`, cls: "face", conf: f.conf });
   }
   return out;
 }
@@ -210,7 +220,6 @@ function playerBlock(row, doc) {
         player.seekTo = null;
       }
     });
-    window.addEventListener("resize", fitOverlay);
   }
   player.doc = doc;
   const stage = h("div", { class: "stage" }, player.video, player.overlay);
