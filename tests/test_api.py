@@ -352,7 +352,7 @@ def test_a_stalled_upload_is_timed_out_and_leaves_nothing(api_stack: Settings) -
 
 
 def test_an_upload_that_fills_the_disk_gets_507_and_leaves_nothing(
-    api_stack: Settings, client: httpx.Client
+    api_stack: Settings, client: httpx.Client, tmp_path: Path
 ) -> None:
     """A real ENOSPC: a 256 KB tmpfs over the uploads directory (needs the right to mount)."""
     target = uploads_dir(api_stack)
@@ -367,7 +367,8 @@ def test_an_upload_that_fills_the_disk_gets_507_and_leaves_nothing(
         assert os.listdir(target) == []
     finally:
         subprocess.run(["umount", str(target)], check=True)
-    assert upload(client, "small.mp4", b"not a video").status_code == 202  # space again: accepted
+    small = cut_clip(tmp_path / "small.mp4", cut_frame=5, frames=10, fps=10, tone_s=0.5, silence_s=0.5)
+    assert upload(client, "small.mp4", small.read_bytes()).status_code == 202  # space again: accepted
 
 
 def test_a_full_disk_is_named_by_health_and_uploads(broker: str, tmp_path: Path) -> None:
