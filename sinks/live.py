@@ -1,7 +1,9 @@
 """Live progress for server-sent events: per-video state from one shared store poller.
 
-Every event carries an `id:`, the poll's wall-clock time in milliseconds, so a client that reconnects
-with `Last-Event-ID` is told what finished while it was away (see api.py's streams).
+Every event carries an `id:` in epoch milliseconds, so a client that reconnects with `Last-Event-ID` is
+told what finished while it was away (see api.py's streams): on the all-videos stream the poll's time, on a
+video's own stream the time its row last changed (so its `complete` is sent again exactly when the id the
+client saw last is older than the completion).
 """
 
 from __future__ import annotations

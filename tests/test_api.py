@@ -456,7 +456,7 @@ def test_media_resume_and_delete(api_stack: Settings, client: httpx.Client, tmp_
     assert early.status_code == 409 and "delete it once finished" in early.json()["detail"]
 
     events = raw_events(client, f"/videos/{video_id}/events", lambda ev: ev[-1][1] == "complete", 120)
-    assert events[-1][1:] == ("complete", {"video_id": video_id, "status": "complete"})
+    assert events and events[-1][1:] == ("complete", {"video_id": video_id, "status": "complete"}), events
     ids = [int(i) for i, _, _ in events]
     assert all(i > 0 for i in ids) and ids == sorted(ids)
     done_id = events[-1][0]
@@ -466,7 +466,7 @@ def test_media_resume_and_delete(api_stack: Settings, client: httpx.Client, tmp_
     again = raw_events(
         client, f"/videos/{video_id}/events", lambda ev: ev[-1][1] == "complete", 10, str(ids[0] - 1)
     )
-    assert again[-1][1] == "complete"
+    assert again and again[-1][1] == "complete", (ids, again)
     # the all-videos stream: a fresh one does not report videos done before it opened, a resumed one does
     is_mine = lambda ev: any(n == "complete" and d["video_id"] == video_id for _, n, d in ev)  # noqa: E731
     assert not is_mine(raw_events(client, "/events", is_mine, 3))
