@@ -430,3 +430,16 @@ def test_play_click_to_seek_and_search_opens_the_moment(library: str, browser: C
     browser.screenshot(ARTIFACTS / "search-moment.png")
     assert browser.exceptions() == []
     assert browser.console_errors() == []
+
+
+def test_api_docs_render_offline(library: str, browser: Chromium) -> None:
+    """Swagger UI and ReDoc draw the API from local assets (the browser has no route to a CDN here)."""
+    browser.send("Page.navigate", {"url": f"{library}/docs"}, page=True)
+    browser.wait_for(
+        "document.querySelectorAll('.swagger-ui .opblock').length > 10", 30, "Swagger UI operations"
+    )
+    assert browser.evaluate("!!document.querySelector('.swagger-ui .btn.authorize')")  # the bearer scheme
+    browser.screenshot(ARTIFACTS / "docs.png")
+    browser.send("Page.navigate", {"url": f"{library}/redoc"}, page=True)
+    browser.wait_for("document.body?.innerText.includes('/search') ?? false", 30, "ReDoc operations")
+    assert browser.exceptions() == [] and browser.console_errors() == []
