@@ -32,7 +32,7 @@ from reelscope.infra.core.settings import Settings
 from reelscope.schemas.reconstruction import ReconstructionDocument
 from reelscope.schemas.records import IN_FLIGHT, TERMINAL
 from reelscope.sinks import docs, exports, subtitles
-from reelscope.sinks.live import ProgressHub, progress, sse, updated_ms, video_state
+from reelscope.sinks.live import ProgressHub, changed_ms, progress, sse, video_state
 from reelscope.sinks.media import checked_path, playable_path, probe_problem, stored_upload, sweep_uploads
 from reelscope.sinks.models import Deleted, Health, SegmentRow, Stats, Submitted, VideoDetail, VideoSummary
 from reelscope.sinks.reconstruction import build as build_reconstruction
@@ -442,7 +442,7 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
         yield "retry: 2000\n\n"
         row = await store.call(store.video, video_id)
         if row is not None and row["status"] in TERMINAL:
-            stamp = updated_ms(row)
+            stamp = changed_ms(row)
             if resume_ms is None or resume_ms < stamp:  # else the client saw it finish already
                 state = video_state(row, await store.call(store.result_counts, video_id))
                 yield sse("progress", state, stamp)

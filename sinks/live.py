@@ -2,8 +2,8 @@
 
 Every event carries an `id:` in epoch milliseconds, so a client that reconnects with `Last-Event-ID` is
 told what finished while it was away (see api.py's streams): on the all-videos stream the poll's time, on a
-video's own stream the time its row last changed (so its `complete` is sent again exactly when the id the
-client saw last is older than the completion).
+video's own stream the time it last changed (changed_ms), so its `complete` is sent again exactly when the
+id the client saw last is older than the completion.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, timedelta
 from typing import Any
 
+from reelscope.schemas.records import TERMINAL
 from reelscope.sinks.store import Store, now
 
 log = logging.getLogger(__name__)
@@ -60,12 +61,14 @@ def sse(event: str, data: dict[str, Any], event_id: int | None = None) -> str:
     return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-def updated_ms(row: dict[str, Any]) -> int:
-    """When a video row last changed, in epoch milliseconds (compared with a Last-Event-ID)."""
-    stamp = row.get("updated_at")
+def changed_ms(row: dict[str, Any]) -> int:
+    """When a video last changed, in epoch milliseconds (compared with a Last-Event-ID): a finished
+    video's completion time, which later rewrites of its row keep, else its row's update time."""
+    stamp = row.get("completed_at") if row.get("status") in TERMINAL else None
+    stamp = stamp or row.get("updated_at")
     if stamp is None:
         return 0
-    if stamp.tzinfo is None:  # the column holds UTC; a naive value must not be read as local time
+    if stamp.tzinfo is None:  # the columns hold UTC; a naive value must not be read as local time
         stamp = stamp.replace(tzinfo=UTC)
     return int(stamp.timestamp() * 1000)
 
@@ -92,7 +95,7 @@ class ProgressHub:
         rows = self.store.live_videos(now() - timedelta(seconds=RECENT_S))
         counts = self.store.result_counts_many([r["video_id"] for r in rows])
         states = {r["video_id"]: video_state(r, counts.get(r["video_id"], {})) for r in rows}
-        return states, {r["video_id"]: updated_ms(r) for r in rows}
+        return states, {r["video_id"]: changed_ms(r) for r in rows}
 
     async def _run(self) -> None:
         while self._subscribers:
