@@ -464,13 +464,13 @@ def test_media_resume_and_delete(api_stack: Settings, client: httpx.Client, tmp_
     # resume: a client that saw the completion gets nothing again; one that left before gets it
     assert raw_events(client, f"/videos/{video_id}/events", lambda ev: True, 5, last_event_id=done_id) == []
     again = raw_events(
-        client, f"/videos/{video_id}/events", lambda ev: ev[-1][1] == "complete", 10, str(ids[0] - 1)
+        client, f"/videos/{video_id}/events", lambda ev: ev[-1][1] == "complete", 30, str(ids[0] - 1)
     )
     assert again and again[-1][1] == "complete", (ids, again)
     # the all-videos stream: a fresh one does not report videos done before it opened, a resumed one does
     is_mine = lambda ev: any(n == "complete" and d["video_id"] == video_id for _, n, d in ev)  # noqa: E731
     assert not is_mine(raw_events(client, "/events", is_mine, 3))
-    assert is_mine(raw_events(client, "/events", is_mine, 10, last_event_id=str(ids[0] - 1)))
+    assert is_mine(raw_events(client, "/events", is_mine, 30, last_event_id=str(ids[0] - 1)))
 
     # the player's media: whole and in ranges
     media = client.get(f"/videos/{video_id}/media", params={"token": TOKEN}, headers={"Authorization": ""})
