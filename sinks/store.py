@@ -314,7 +314,7 @@ class Store:
 
     def stored_completion(self, video_id: str) -> str | None:
         """The completion id of the video's stored reconstruction (written once its events are out)."""
-        rows = self._rows(
+        rows = self.rows(
             f"SELECT JSONExtractString(document, 'completion_id') AS c FROM {self.db}.reconstructions FINAL "
             f"WHERE video_id = %(v)s",
             v=video_id,
