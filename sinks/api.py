@@ -218,7 +218,8 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
     @app.delete("/videos/{video_id}", dependencies=auth, response_model=Deleted)
     async def delete_video(video_id: str) -> Deleted:
         """Remove a finished video: its rows in every table, its stored upload, and a tombstone (a null
-        value keyed by the id) on the reconstructions topic so compacted consumers forget it too. A video
+        value keyed by the id) on the reconstructions topic and each part's topic, so compacted topics and
+        their consumers forget it too. A video
         still in flight gets 409: its analyzers would write it back."""
         row = await known_row(video_id)
         if row["status"] in IN_FLIGHT or row["status"] == "submitted":
@@ -232,7 +233,9 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
         upload = stored_upload(row.get("uri", ""), settings)
         if upload is not None:
             upload.unlink(missing_ok=True)
-        await services.producer.send_and_wait(settings.topics.reconstructions, None, key=video_id.encode())
+        topics = settings.topics
+        for topic in (topics.reconstructions, *(topics.part(p) for p in topics.PARTS)):
+            await services.producer.send_and_wait(topic, None, key=video_id.encode())
         return Deleted(video_id=video_id, upload_removed=upload is not None, tombstone=True)
 
     @app.get("/videos/{video_id}/media", dependencies=stream_auth, response_class=FileResponse)

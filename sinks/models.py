@@ -55,7 +55,7 @@ class Deleted(BaseModel):
     video_id: str
     upload_removed: bool
     tombstone: bool = Field(
-        description="a null-value message keyed by the video id went to the reconstructions topic"
+        description="a null-value message keyed by the video id went to the reconstructions topic and its part topics"
     )
 
 
