@@ -9,6 +9,8 @@ arrive.
 SCHEMA_VERSION is bumped when a table changes. A column added later says so (`since`), and a database made
 by an older version gets it by `ALTER TABLE ... ADD COLUMN IF NOT EXISTS`; a view whose query changed is
 re-created. Version 2: `videos.options`; `detections_mv` reads any result with a `detections` list.
+Version 3: search: token bloom-filter skip indexes on the searched text (an older database gets them by
+`ALTER TABLE ... ADD INDEX IF NOT EXISTS`) and the `moments` table (faces, sound events, topics).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 from reelscope.schemas.records import TERMINAL, Media, sql_list
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -31,12 +33,34 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Index:
+    """A data-skipping index. Search matches whole lower-cased tokens (`hasToken(lower(col), ...)`), which a
+    token bloom filter answers on any ClickHouse (chdb also has the `text` index, a server before 25.x
+    does not, so the same DDL keeps serving both)."""
+
+    name: str
+    expression: str
+    type: str
+    granularity: int = 1
+    since: int = 1
+
+    def spec(self) -> str:
+        return f"INDEX {self.name} {self.expression} TYPE {self.type} GRANULARITY {self.granularity}"
+
+
+def token_index(name: str, column: str, since: int) -> Index:
+    """A token bloom filter on a lower-cased text column (32 KiB filter, 3 hashes)."""
+    return Index(name, f"lower({column})", "tokenbf_v1(32768, 3, 0)", since=since)
+
+
+@dataclass(frozen=True)
 class Table:
     name: str
     columns: tuple[Column, ...]
     order_by: str
     engine: str = "ReplacingMergeTree(updated_at)"
     ttl_column: str | None = "updated_at"
+    indexes: tuple[Index, ...] = ()
 
     @property
     def names(self) -> list[str]:
@@ -49,14 +73,16 @@ class Table:
             if self.ttl_column and ttl_days > 0
             else ""
         )
-        columns = ",\n    ".join(f"{c.name} {c.type}" for c in self.columns)
+        columns = ",\n    ".join(
+            [*(f"{c.name} {c.type}" for c in self.columns), *(i.spec() for i in self.indexes)]
+        )
         return (
             f"CREATE TABLE IF NOT EXISTS {db}.{self.name} (\n    {columns}\n) "
             f"ENGINE = {self.engine} ORDER BY {self.order_by}{ttl}"
         )
 
     def added_since(self, db: str, version: int) -> list[str]:
-        """ALTER statements giving a table made by schema `version` the columns added after it."""
+        """ALTER statements giving a table made by schema `version` the columns and indexes added after it."""
         out = []
         for before, column in zip(self.columns, self.columns[1:], strict=False):
             if column.since > version:
@@ -64,6 +90,11 @@ class Table:
                     f"ALTER TABLE {db}.{self.name} ADD COLUMN IF NOT EXISTS {column.name} {column.type} "
                     f"AFTER {before.name}"
                 )
+        out += [
+            f"ALTER TABLE {db}.{self.name} ADD {index.spec().replace('INDEX', 'INDEX IF NOT EXISTS', 1)}"
+            for index in self.indexes
+            if index.since > version
+        ]
         return out
 
     def row(self, values: Mapping[str, Any]) -> list[Any]:
@@ -169,11 +200,13 @@ WORDS = Table(
         _UPDATED,
     ),
     order_by="(video_id, start_s, speaker, word)",
+    indexes=(token_index("word_tokens", "word", since=3),),
 )
 TEXT_EVENTS = Table(
     "text_events",
     (*_columns("video_id String, start_s Float64, end_s Float64, text String, box Array(Float64)"), _UPDATED),
     order_by="(video_id, start_s, text)",
+    indexes=(token_index("text_tokens", "text", since=3),),
 )
 TRACKS = Table(
     "tracks",
@@ -185,7 +218,22 @@ TRACKS = Table(
         _UPDATED,
     ),
     order_by="(video_id, track_id)",
+    indexes=(token_index("label_tokens", "label", since=3),),
 )
+MOMENTS = Table(
+    "moments",
+    (
+        *_columns(
+            "video_id String, kind LowCardinality(String), item String, start_s Float64, end_s Float64, "
+            "text String, conf Nullable(Float64)"
+        ),
+        _UPDATED,
+    ),
+    order_by="(video_id, kind, item)",
+    indexes=(token_index("moment_tokens", "text", since=1),),
+)
+"""Searchable moments that have no table of their own: face tracks, sound events, topics (`kind`). New in
+version 3, so `ddl` makes it whole; nothing in it needs an ALTER."""
 SHOTS = Table(
     "shots",
     (
@@ -256,6 +304,7 @@ TABLES = (
     TRACKS,
     SHOTS,
     DETECTIONS,
+    MOMENTS,
     VIDEOS_PER_MINUTE,
     ANALYZER_MINUTE,
     TOP_OBJECTS_MINUTE,

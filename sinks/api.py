@@ -2,25 +2,26 @@
 
 In embedded mode only this process may open the chdb database, so every other reader (the CLI, the
 dashboard) reads through here. Besides the JSON endpoints it serves uploads (streamed to disk with the size
-limit enforced as bytes arrive), exports (WebVTT, Markdown, JSON download), live progress as server-sent
-events from one shared store poller, throughput stats, and the dashboard's static files.
+limit enforced as bytes arrive), the media itself for the player (range requests), search, exports
+(WebVTT, SRT, TTML, Markdown, JSON download), live progress as server-sent events from one shared store
+poller (resumable with Last-Event-ID), throughput stats, its own docs and the dashboard's static files.
+Requests are checked when they arrive: a file that is missing, refused or not media gets a 4xx at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import re
 import secrets
 import time
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -28,9 +29,14 @@ from pydantic import ValidationError
 from reelscope.analyzers.registry import enabled_analyzers
 from reelscope.infra.core.ingest import make_request, push
 from reelscope.infra.core.settings import Settings
-from reelscope.schemas.records import TERMINAL
-from reelscope.sinks import exports
+from reelscope.schemas.reconstruction import ReconstructionDocument
+from reelscope.schemas.records import IN_FLIGHT, TERMINAL
+from reelscope.sinks import docs, exports, subtitles
+from reelscope.sinks.live import ProgressHub, changed_ms, progress, sse, video_state
+from reelscope.sinks.media import checked_path, playable_path, probe_problem, stored_upload, sweep_uploads
+from reelscope.sinks.models import Deleted, Health, SegmentRow, Stats, Submitted, VideoDetail, VideoSummary
 from reelscope.sinks.reconstruction import build as build_reconstruction
+from reelscope.sinks.search import KINDS, Kind, SearchFilters, SearchResults, search
 from reelscope.sinks.store import Store, now
 from reelscope.sinks.uploads import (
     MAX_JSON_BODY,
@@ -44,10 +50,9 @@ from reelscope.sinks.uploads import (
 log = logging.getLogger(__name__)
 
 DASHBOARD = Path(__file__).with_name("dashboard")
-STREAM_INTERVAL_S = 0.5
 KEEPALIVE_S = 10.0
-RECENT_S = 300.0
-"""Live streams also watch videos that changed this recently, so they see them finish."""
+PENDING_S = 600.0
+"""A submitted video is answered from memory until its first row is stored, for at most this long."""
 THROUGHPUT_WINDOW_S = 600
 LIVE_REBUILD_S = 2.0
 LAG_MEANING = (
@@ -55,95 +60,6 @@ LAG_MEANING = (
     "not committed yet (from acknowledged and committed offsets; the broker's end offsets are not used, since "
     "the embedded broker reports them wrongly)"
 )
-
-
-def progress(video: dict[str, Any], counts: dict[str, tuple[int, int]]) -> dict[str, Any]:
-    """Per-analyzer progress: results received against results expected (known once published)."""
-    expected: dict[str, int] = json.loads(video.get("expected") or "{}")
-    names = sorted(set(expected) | set(counts))
-    return {
-        name: {
-            "received": counts.get(name, (0, 0))[0],
-            "errors": counts.get(name, (0, 0))[1],
-            "expected": expected.get(name),
-        }
-        for name in names
-    }
-
-
-def video_state(row: dict[str, Any], counts: dict[str, tuple[int, int]]) -> dict[str, Any]:
-    """What live streams send about one video: its status and per-analyzer progress."""
-    per = progress(row, counts)
-    expected = sum(p["expected"] or 0 for p in per.values())
-    received = sum(min(p["received"], p["expected"] or 0) for p in per.values())
-    return {
-        "video_id": row["video_id"],
-        "uri": row.get("uri", ""),
-        "status": row["status"],
-        "error": row.get("error") or None,
-        "progress": per,
-        "done": round(received / expected, 4) if expected else None,
-    }
-
-
-def sse(event: str, data: dict[str, Any]) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
-
-
-class ProgressHub:
-    """One store poller shared by every live stream: N open dashboards cost one query pair per tick, and
-    the store's single thread (which the aggregator writes through) is not flooded. Polls only while
-    someone listens."""
-
-    def __init__(self, store: Store, interval_s: float = STREAM_INTERVAL_S) -> None:
-        self.store = store
-        self.interval_s = interval_s
-        self.videos: dict[str, dict[str, Any]] = {}
-        self.version = 0
-        self._changed = asyncio.Condition()
-        self._subscribers = 0
-        self._task: asyncio.Task[None] | None = None
-
-    def _poll(self) -> dict[str, dict[str, Any]]:
-        rows = self.store.live_videos(now() - timedelta(seconds=RECENT_S))
-        counts = self.store.result_counts_many([r["video_id"] for r in rows])
-        return {r["video_id"]: video_state(r, counts.get(r["video_id"], {})) for r in rows}
-
-    async def _run(self) -> None:
-        while self._subscribers:
-            try:
-                videos = await self.store.call(self._poll)
-            except Exception as exc:  # the store is briefly unavailable: keep streams open, poll again
-                log.warning("live progress poll failed: %r", exc)
-            else:
-                if videos != self.videos or self.version == 0:
-                    async with self._changed:
-                        self.videos = videos
-                        self.version += 1
-                        self._changed.notify_all()
-            await asyncio.sleep(self.interval_s)
-
-    @contextlib.asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[int]:
-        """Yields the version a new listener has seen: the current snapshot is fresh when the poller is
-        already running, else the listener waits for the first poll."""
-        self._subscribers += 1
-        seen = self.version - 1
-        if self._task is None or self._task.done():
-            self.version = 0
-            seen = 0
-            self._task = asyncio.create_task(self._run(), name="progress-hub")
-        try:
-            yield seen
-        finally:
-            self._subscribers -= 1
-
-    async def wait(self, seen: int, timeout_s: float) -> int:
-        """The snapshot version once it is newer than `seen`, or `seen` after timeout_s."""
-        async with self._changed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait_for(lambda: self.version > seen), timeout_s)
-            return self.version
 
 
 def attachment(video_id: str, suffix: str) -> dict[str, str]:
@@ -170,7 +86,8 @@ async def lag_fields(services: Any) -> dict[str, Any]:
 
 def create_app(settings: Settings, store: Store, services: Any = None) -> FastAPI:
     """The API app; `services` (the serve process) provides readiness and the Kafka producer."""
-    app = FastAPI(title="reelscope", version="0.1.0")
+    app = FastAPI(title="reelscope", version="0.1.0", docs_url=None, redoc_url=None)
+    docs.install(app, "/videos/upload")
     app.add_middleware(BodyLimit, limit=MAX_JSON_BODY, exempt="/videos/upload")
 
     def token_ok(given: str) -> bool:
@@ -197,15 +114,35 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
     enabled = services.aggregator.enabled if services is not None else enabled_analyzers(settings.analyzers)
     live_cache: dict[str, tuple[int, float, dict[str, Any]]] = {}  # video -> (results, built at, doc)
 
+    pending: dict[str, dict[str, Any]] = {}  # video -> its submitted row, until the store has one
+
     def stopping() -> bool:
         return bool(services is not None and services.stop.is_set())
+
+    def pending_row(video_id: str) -> dict[str, Any] | None:
+        """What was submitted but not stored yet (the producer has not opened it): status `submitted`."""
+        for vid in [v for v, r in pending.items() if time.time() - r["_at"] > PENDING_S]:
+            pending.pop(vid, None)
+        row = pending.get(video_id)
+        return {k: v for k, v in row.items() if k != "_at"} if row else None
+
+    async def known_row(video_id: str) -> dict[str, Any]:
+        """The video's stored row, else its submitted row; 404 for an id never seen."""
+        row = await store.call(store.video, video_id)
+        if row is not None:
+            pending.pop(video_id, None)
+            return row
+        row = pending_row(video_id)
+        if row is None:
+            raise HTTPException(status_code=404, detail=f"unknown video {video_id}")
+        return row
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         """Prometheus metrics of this process (ingest worker, aggregator, API)."""
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/health")
+    @app.get("/health", response_model=Health, responses={503: {"model": Health}})
     async def health() -> JSONResponse:
         """200 and ready only when the process serves and its disk takes writes; 503 with the reason
         otherwise, so a load balancer stops sending uploads to a server that cannot store them."""
@@ -233,24 +170,44 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
                 status_code=422, detail=f"invalid request: {exc.errors()[0]['msg']}"
             ) from None
         await push(services.producer, settings, request)
+        stamp = now()
+        pending[request.video_id] = {
+            "video_id": request.video_id,
+            "uri": uri,
+            "status": "submitted",
+            "error": "",
+            "duration_s": 0.0,
+            "metadata": json.dumps(request.metadata),
+            "options": json.dumps(request.options),
+            "expected": "{}",
+            "submitted_at": stamp,
+            "completed_at": None,
+            "updated_at": stamp,
+            "_at": time.time(),
+        }
         return request.video_id
 
-    @app.post("/videos", dependencies=auth, status_code=202)
-    async def submit(body: SubmitRequest) -> dict[str, str]:
-        video_id = await submit_request(body.uri, body.video_id, body.metadata, body.options)
-        return {"video_id": video_id, "status": "submitted"}
+    refusals: dict[int | str, dict[str, Any]] = {
+        403: {"description": "the URI policy refuses the file (scheme or allowed roots)"},
+        422: {"description": "the file is missing, not a file, or not media the server can decode"},
+    }
 
-    @app.get("/videos", dependencies=auth)
+    @app.post("/videos", dependencies=auth, status_code=202, response_model=Submitted, responses=refusals)
+    async def submit(body: SubmitRequest) -> Submitted:
+        """Queue a file the server can read. Checked now: allowed by the URI policy, there, and media."""
+        await asyncio.to_thread(checked_path, body.uri, settings)
+        video_id = await submit_request(body.uri, body.video_id, body.metadata, body.options)
+        return Submitted(video_id=video_id, status="submitted")
+
+    @app.get("/videos", dependencies=auth, response_model=list[VideoSummary])
     async def videos(
         limit: int = Query(100, ge=1, le=MAX_LIST), status: str | None = Query(None, max_length=32)
     ) -> list[dict[str, Any]]:
         return await store.call(store.videos, limit, status)
 
-    @app.get("/videos/{video_id}", dependencies=auth)
+    @app.get("/videos/{video_id}", dependencies=auth, response_model=VideoDetail)
     async def video(video_id: str) -> dict[str, Any]:
-        row = await store.call(store.video, video_id)
-        if row is None:
-            raise HTTPException(status_code=404, detail=f"unknown video {video_id}")
+        row = await known_row(video_id)
         counts = await store.call(store.result_counts, video_id)
         row["progress"] = progress(row, counts)
         row["metadata"] = json.loads(row["metadata"] or "{}")
@@ -258,35 +215,105 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
         row["expected"] = json.loads(row["expected"] or "{}")
         return row
 
-    @app.get("/videos/{video_id}/reconstruction", dependencies=auth)
+    @app.delete("/videos/{video_id}", dependencies=auth, response_model=Deleted)
+    async def delete_video(video_id: str) -> Deleted:
+        """Remove a finished video: its rows in every table, its stored upload, and a tombstone (a null
+        value keyed by the id) on the reconstructions topic and each part's topic, so compacted topics and
+        their consumers forget it too. A video
+        still in flight gets 409: its analyzers would write it back."""
+        row = await known_row(video_id)
+        if row["status"] in IN_FLIGHT or row["status"] == "submitted":
+            raise HTTPException(
+                status_code=409, detail=f"{video_id} is still {row['status']}; delete it once finished"
+            )
+        if services is None or services.producer is None:
+            raise HTTPException(status_code=503, detail="not connected to the broker yet")
+        await store.call(store.delete_video, video_id)
+        live_cache.pop(video_id, None)
+        upload = stored_upload(row.get("uri", ""), settings)
+        if upload is not None:
+            upload.unlink(missing_ok=True)
+        topics = settings.topics
+        for topic in (topics.reconstructions, *(topics.part(p) for p in topics.PARTS)):
+            await services.producer.send_and_wait(topic, None, key=video_id.encode())
+        return Deleted(video_id=video_id, upload_removed=upload is not None, tombstone=True)
+
+    @app.get("/videos/{video_id}/media", dependencies=stream_auth, response_class=FileResponse)
+    async def media(video_id: str) -> FileResponse:
+        """The video's file for the player, with HTTP range requests (206). Only a file the URI policy
+        allows (an upload or a file under the allowed roots) is served; `?token=` works, as for streams."""
+        row = await known_row(video_id)
+        path = await asyncio.to_thread(playable_path, row.get("uri", ""), settings)
+        if path is None:
+            raise HTTPException(status_code=404, detail=f"the media of {video_id} is not available here")
+        return FileResponse(path, headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.get("/search", dependencies=auth, response_model=SearchResults)
+    async def search_moments(
+        q: Annotated[str, Query(min_length=1, max_length=200, description="words to find")],
+        kind: Annotated[list[Kind] | None, Query(description="kinds of moment (all when absent)")] = None,
+        status: Annotated[str | None, Query(max_length=32)] = None,
+        since: Annotated[datetime | None, Query(description="videos submitted at or after")] = None,
+        until: Annotated[datetime | None, Query(description="videos submitted before")] = None,
+        min_duration_s: Annotated[float | None, Query(ge=0)] = None,
+        max_duration_s: Annotated[float | None, Query(ge=0)] = None,
+        has_speech: bool | None = None,
+        language: Annotated[str | None, Query(max_length=16)] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 100,
+    ) -> SearchResults:
+        """Moments (video, time) across every video where a word is spoken, text is on screen, an object,
+        a face track, a sound event or a topic matches the query, in the videos the filters keep."""
+        filters = SearchFilters(
+            kinds=kind or list(KINDS),
+            status=status,
+            since=since,
+            until=until,
+            min_duration_s=min_duration_s,
+            max_duration_s=max_duration_s,
+            has_speech=has_speech,
+            language=language,
+            limit=limit,
+        )
+        return await store.call(search, store, q, filters)
+
+    document = {200: {"model": ReconstructionDocument}, 404: {"description": "unknown, or not finished"}}
+
+    @app.get("/videos/{video_id}/reconstruction", dependencies=auth, responses=document)
     async def reconstruction(video_id: str) -> JSONResponse:
         doc = await store.call(store.reconstruction, video_id)
         if doc is None:
             raise HTTPException(status_code=404, detail=f"no reconstruction yet for {video_id}")
         return JSONResponse(doc)
 
-    @app.get("/videos/{video_id}/segments", dependencies=auth)
+    @app.get("/videos/{video_id}/segments", dependencies=auth, response_model=list[SegmentRow])
     async def segments(video_id: str) -> list[dict[str, Any]]:
+        await known_row(video_id)
         return await store.call(store.segments, video_id)
 
     # --- uploads --------------------------------------------------------------------------------------
 
-    @app.post("/videos/upload", dependencies=auth, status_code=202)
-    async def upload(request: Request) -> dict[str, str]:
+    @app.post(
+        "/videos/upload", dependencies=auth, status_code=202, response_model=Submitted, responses=refusals
+    )
+    async def upload(request: Request) -> Submitted:
         """Multipart upload: a `file` part, optional `metadata` and `options` JSON fields. The file is
         streamed to state_dir/uploads under a generated name (413 past max_upload_bytes, nothing left
         behind) and submitted like POST /videos."""
         if services is None or services.producer is None:
             raise HTTPException(status_code=503, detail="not connected to the broker yet")
+        await asyncio.to_thread(sweep_uploads, settings)
         upload = await receive_upload(request, settings)
         try:
+            problem = await asyncio.to_thread(probe_problem, upload.path)
+            if problem:
+                raise HTTPException(status_code=422, detail=problem)
             video_id = await submit_request(
                 upload.path.as_uri(), upload.video_id, upload.metadata, upload.options
             )
         except BaseException:
             upload.path.unlink(missing_ok=True)
             raise
-        return {"video_id": video_id, "status": "submitted"}
+        return Submitted(video_id=video_id, status="submitted")
 
     # --- exports --------------------------------------------------------------------------------------
 
@@ -296,28 +323,48 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
             raise HTTPException(status_code=404, detail=f"no reconstruction yet for {video_id}")
         return doc
 
-    @app.get("/videos/{video_id}/reconstruction.json", dependencies=auth)
+    @app.get("/videos/{video_id}/reconstruction.json", dependencies=auth, responses=document)
     async def reconstruction_download(video_id: str) -> JSONResponse:
         return JSONResponse(await finished_doc(video_id), headers=attachment(video_id, ".json"))
 
+    track_query = Query("all", description="`speech` or `text` for one track; `all` has both")
+
     @app.get("/videos/{video_id}/export.vtt", dependencies=auth, response_class=PlainTextResponse)
-    async def export_vtt(video_id: str) -> Response:
-        """WebVTT: speech cues by speaker, on-screen text cues (`TEXT:`) at the top."""
-        text = exports.to_webvtt(await finished_doc(video_id))
+    async def export_vtt(video_id: str, track: exports.Track = track_query) -> Response:
+        """WebVTT: speech cues by speaker, on-screen text cues (`TEXT:` when both tracks share one) at the
+        top; a player takes `?track=speech` and `?track=text` as two text tracks."""
+        text = exports.to_webvtt(await finished_doc(video_id), track)
         return Response(text, media_type="text/vtt; charset=utf-8", headers=attachment(video_id, ".vtt"))
+
+    @app.get("/videos/{video_id}/export.srt", dependencies=auth, response_class=PlainTextResponse)
+    async def export_srt(video_id: str, track: exports.Track = track_query) -> Response:
+        """SubRip: the same cues as WebVTT, speakers in brackets when there are several."""
+        text = subtitles.to_srt(await finished_doc(video_id), track)
+        return Response(
+            text, media_type="application/x-subrip; charset=utf-8", headers=attachment(video_id, ".srt")
+        )
+
+    @app.get("/videos/{video_id}/export.ttml", dependencies=auth, response_class=PlainTextResponse)
+    async def export_ttml(video_id: str, track: exports.Track = track_query) -> Response:
+        """TTML: speech at the bottom, on-screen text at the top, in two regions."""
+        text = subtitles.to_ttml(await finished_doc(video_id), track)
+        return Response(
+            text, media_type="application/ttml+xml; charset=utf-8", headers=attachment(video_id, ".ttml")
+        )
 
     @app.get("/videos/{video_id}/export.md", dependencies=auth, response_class=PlainTextResponse)
     async def export_md(video_id: str) -> Response:
         text = exports.to_markdown(await finished_doc(video_id))
         return Response(text, media_type="text/markdown; charset=utf-8", headers=attachment(video_id, ".md"))
 
-    @app.get("/videos/{video_id}/reconstruction/live", dependencies=auth)
+    @app.get("/videos/{video_id}/reconstruction/live", dependencies=auth, responses=document)
     async def live_reconstruction(video_id: str) -> JSONResponse:
         """The stored reconstruction once the video is finished; before that, one built now from the
         results stored so far (`provisional: true`), so a viewer fills in while the video is processed."""
         row = await store.call(store.video, video_id)
         if row is None:
-            raise HTTPException(status_code=404, detail=f"unknown video {video_id}")
+            await known_row(video_id)  # 404 unless just submitted
+            raise HTTPException(status_code=404, detail=f"nothing stored for {video_id} yet")
         if row["status"] in TERMINAL:
             live_cache.pop(video_id, None)
             doc = await store.call(store.reconstruction, video_id)
@@ -367,7 +414,7 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
                 quiet = 0.0
                 yield None
 
-    async def all_events() -> AsyncIterator[str]:
+    async def all_events(resume_ms: int | None) -> AsyncIterator[str]:
         yield "retry: 2000\n\n"
         sent: dict[str, dict[str, Any]] = {}
         first = True
@@ -382,20 +429,27 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
                     if state == before:
                         continue
                     if state["status"] not in TERMINAL:
-                        yield sse("progress", state)
-                    elif not first and (before is None or before["status"] not in TERMINAL):
-                        # finished while this stream watched (videos done before it opened are not news)
-                        yield sse("progress", state)
-                        yield sse("complete", {"video_id": video_id, "status": state["status"]})
+                        yield sse("progress", state, hub.polled_ms)
+                    elif (not first and (before is None or before["status"] not in TERMINAL)) or (
+                        first and resume_ms is not None and hub.changed_ms.get(video_id, 0) > resume_ms
+                    ):
+                        # finished while this stream watched, or since the event a resuming client saw
+                        # last (videos done before a fresh stream opened are not news)
+                        yield sse("progress", state, hub.polled_ms)
+                        yield sse(
+                            "complete", {"video_id": video_id, "status": state["status"]}, hub.polled_ms
+                        )
                 first = False
 
-    async def video_events(video_id: str) -> AsyncIterator[str]:
+    async def video_events(video_id: str, resume_ms: int | None) -> AsyncIterator[str]:
         yield "retry: 2000\n\n"
         row = await store.call(store.video, video_id)
         if row is not None and row["status"] in TERMINAL:
-            state = video_state(row, await store.call(store.result_counts, video_id))
-            yield sse("progress", state)
-            yield sse("complete", {"video_id": video_id, "status": state["status"]})
+            stamp = changed_ms(row)
+            if resume_ms is None or resume_ms < stamp:  # else the client saw it finish already
+                state = video_state(row, await store.call(store.result_counts, video_id))
+                yield sse("progress", state, stamp)
+                yield sse("complete", {"video_id": video_id, "status": state["status"]}, stamp)
             return
         last: dict[str, Any] | None = None
         async with hub.subscribe() as seen:
@@ -405,25 +459,38 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
                     yield ": keepalive\n\n"
                 elif state is not None and state != last:
                     last = state
-                    yield sse("progress", state)
+                    yield sse("progress", state, hub.polled_ms)
                     if state["status"] in TERMINAL:
-                        yield sse("complete", {"video_id": video_id, "status": state["status"]})
+                        yield sse(
+                            "complete", {"video_id": video_id, "status": state["status"]}, hub.polled_ms
+                        )
                         return
 
+    def resume_point(last_event_id: str | None) -> int | None:
+        """The `id:` a reconnecting EventSource sends back (epoch ms); anything else starts afresh."""
+        return int(last_event_id) if last_event_id and last_event_id.isdigit() else None
+
+    last_event_header = Header(None, alias="Last-Event-ID", description="resume after this event id")
+
     @app.get("/events", dependencies=stream_auth, response_class=StreamingResponse)
-    async def events() -> StreamingResponse:
+    async def events(last_event_id: str | None = last_event_header) -> StreamingResponse:
         """Server-sent events for every video in flight: `progress` (status, per-analyzer received /
-        expected) whenever it changes, polled every 0.5 s; `complete` when one finishes."""
-        return event_stream(all_events())
+        expected) whenever it changes, polled every 0.5 s; `complete` when one finishes. Each event has an
+        `id:`; with `Last-Event-ID` a reconnecting client also gets `complete` for what finished since."""
+        return event_stream(all_events(resume_point(last_event_id)))
 
     @app.get("/videos/{video_id}/events", dependencies=stream_auth, response_class=StreamingResponse)
-    async def one_video_events(video_id: str) -> StreamingResponse:
-        """Server-sent events for one video: `progress` on change, then `complete`, then the stream ends."""
-        return event_stream(video_events(video_id))
+    async def one_video_events(
+        video_id: str, last_event_id: str | None = last_event_header
+    ) -> StreamingResponse:
+        """Server-sent events for one video: `progress` on change, then `complete`, then the stream ends
+        (with `Last-Event-ID` at or after its completion: nothing, the client has it)."""
+        await known_row(video_id)
+        return event_stream(video_events(video_id, resume_point(last_event_id)))
 
     # --- stats ----------------------------------------------------------------------------------------
 
-    @app.get("/stats", dependencies=auth)
+    @app.get("/stats", dependencies=auth, response_model=Stats)
     async def stats() -> dict[str, Any]:
         """Throughput over the last 10 minutes (from the videos table), videos in flight; consumer lag is
         not reported (see consumer_lag_reason)."""

@@ -1,4 +1,4 @@
-"""Exports of a reconstruction: WebVTT subtitles and a Markdown report.
+"""Exports of a reconstruction: subtitle cues and WebVTT (SRT and TTML in subtitles.py), a Markdown report.
 
 Pure functions over the reconstruction dict (docs/reconstruction.md), so the API, the CLI and tests render
 the same thing. Every field may be absent: a failed video, an audio-only clip or a reconstruction written
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 MAX_CUE_S = 7.0
 """A subtitle cue longer than this is hard to read along with."""
@@ -108,30 +109,59 @@ def summary(doc: dict[str, Any], name: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def to_webvtt(doc: dict[str, Any]) -> str:
+Track = Literal["all", "speech", "text"]
+
+
+@dataclass(frozen=True)
+class Cue:
+    """One subtitle cue, format-free: SRT, TTML and WebVTT render the same list."""
+
+    start: float
+    end: float
+    kind: Literal["speech", "text"]
+    speaker: str | None
+    text: str
+
+
+def cues(doc: dict[str, Any], track: Track = "all") -> list[Cue]:
+    """Speech cues (see _speech_cues) and on-screen text cues, by start time, each at least MIN_CUE_S."""
+    out: list[Cue] = []
+    if track in ("all", "speech"):
+        for start, end, speaker, text in _speech_cues(doc.get("transcript") or {}):
+            out.append(Cue(start, max(end, start + MIN_CUE_S), "speech", speaker, text))
+    if track in ("all", "text"):
+        for ev in text_events(doc):
+            text = str(ev.get("text", "")).strip()
+            if text and "start_s" in ev:
+                start = float(ev["start_s"])
+                end = max(float(ev.get("end_s", start)), start + MIN_CUE_S)
+                out.append(Cue(start, end, "text", None, text))
+    out.sort(key=lambda c: (c.start, c.end))
+    return out
+
+
+def several_speakers(found: list[Cue]) -> bool:
+    return len({c.speaker for c in found if c.speaker and c.kind == "speech"}) > 1
+
+
+def to_webvtt(doc: dict[str, Any], track: Track = "all") -> str:
     """Speech cues (with `<v speaker>` when there are several speakers) and on-screen text cues
-    (prefixed `TEXT:`, placed at the top), ordered by start time as WebVTT requires."""
-    cues: list[tuple[float, float, str, str]] = []  # start, end, settings, payload
-    speech = _speech_cues(doc.get("transcript") or {})
-    several = len({spk for _, _, spk, _ in speech if spk}) > 1
-    for start, end, speaker, text in speech:
-        lines = [_vtt_escape(line) for line in wrap(text)]
-        if several and speaker:
-            lines[0] = f"<v {_vtt_escape(str(speaker))}>{lines[0]}"
-        cues.append((start, end, "", "\n".join(lines)))
-    for ev in text_events(doc):
-        text = str(ev.get("text", "")).strip()
-        if text and "start_s" in ev:
-            start = float(ev["start_s"])
-            end = float(ev.get("end_s", start))
-            lines = [_vtt_escape(line) for line in wrap(f"TEXT: {text}")]
-            cues.append((start, end, TEXT_CUE_SETTINGS, "\n".join(lines)))
-    cues.sort(key=lambda c: (c[0], c[1]))
+    (prefixed `TEXT:` in the combined track, placed at the top), ordered by start time as WebVTT requires.
+    `track` keeps one of them: a player shows speech and on-screen text as separate text tracks."""
+    found = cues(doc, track)
+    several = several_speakers(found)
     out = ["WEBVTT", ""]
-    for i, (start, end, settings, payload) in enumerate(cues, 1):
-        end = max(end, start + MIN_CUE_S)
-        timing = f"{vtt_time(start)} --> {vtt_time(end)}" + (f" {settings}" if settings else "")
-        out += [str(i), timing, payload, ""]
+    for i, cue in enumerate(found, 1):
+        if cue.kind == "speech":
+            lines = [_vtt_escape(line) for line in wrap(cue.text)]
+            if several and cue.speaker:
+                lines[0] = f"<v {_vtt_escape(str(cue.speaker))}>{lines[0]}"
+            settings = ""
+        else:
+            label = f"TEXT: {cue.text}" if track == "all" else cue.text
+            lines = [_vtt_escape(line) for line in wrap(label)]
+            settings = f" {TEXT_CUE_SETTINGS}"
+        out += [str(i), f"{vtt_time(cue.start)} --> {vtt_time(cue.end)}{settings}", "\n".join(lines), ""]
     return "\n".join(out)
 
 

@@ -23,12 +23,14 @@ from reelscope.infra.core.retry import DependencyError
 from reelscope.infra.core.settings import Settings
 from reelscope.schemas.records import IN_FLIGHT, TERMINAL, VideoStatus, sql_list
 from reelscope.schemas.tables import (
+    MOMENTS,
     RECONSTRUCTIONS,
     RESULTS,
     SCHEMA_VERSION,
     SCHEMA_VERSIONS,
     SEGMENTS,
     SHOTS,
+    TABLES,
     TEXT_EVENTS,
     TRACKS,
     VIDEOS,
@@ -110,6 +112,52 @@ def shot_row(shot: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def moment_rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The document's searchable moments that have no table of their own: face tracks, sound events and
+    topics (a topic spans the whole video)."""
+    summaries = doc.get("summaries") or {}
+    faces = doc.get("faces") or summaries.get("faces") or {}
+    sounds = summaries.get("sound_events") or {}
+    duration = float(doc.get("duration_s") or 0.0)
+    out = [
+        {
+            "kind": "face",
+            "item": str(t["id"]),
+            "start_s": t["start_s"],
+            "end_s": t["end_s"],
+            "text": f"face {t['id']}",
+            "conf": t.get("conf"),
+        }
+        for t in faces.get("tracks") or []
+        if "id" in t and "start_s" in t
+    ]
+    out += [
+        {
+            "kind": "sound",
+            "item": f"{e['label']}@{e['start_s']}",
+            "start_s": e["start_s"],
+            "end_s": e["end_s"],
+            "text": str(e["label"]),
+            "conf": e.get("score"),
+        }
+        for e in sounds.get("events") or []
+        if "label" in e and "start_s" in e
+    ]
+    out += [
+        {
+            "kind": "topic",
+            "item": str(t["label"]),
+            "start_s": 0.0,
+            "end_s": duration,
+            "text": str(t["label"]),
+            "conf": t.get("score"),
+        }
+        for t in (doc.get("about") or {}).get("topics") or []
+        if "label" in t
+    ]
+    return out
+
+
 class Store:
     """Typed reads and idempotent writes for reelscope's tables."""
 
@@ -177,9 +225,19 @@ class Store:
         )
         self.insert(TRACKS, [{**row, **t} for t in doc.get("tracks", [])])
         self.insert(SHOTS, [{**row, **shot_row(s)} for s in doc.get("shots", [])])
+        self.insert(MOMENTS, [{**row, **m} for m in moment_rows(doc)])
+
+    def delete_video(self, video_id: str) -> None:
+        """Every row of one video, in every table keyed by video (lightweight deletes: gone from reads at
+        once, purged by the next merge). Per-minute aggregates hold no video id and keep their counts."""
+        for table in TABLES:
+            if table.names[0] == "video_id":
+                self.client.command(
+                    f"DELETE FROM {self.db}.{table.name} WHERE video_id = %(v)s", {"v": video_id}
+                )
 
     def words(self, video_id: str) -> list[dict[str, Any]]:
-        return self._rows(
+        return self.rows(
             f"SELECT start_s, end_s, word, speaker FROM {self.db}.words FINAL WHERE video_id = %(v)s "
             f"ORDER BY start_s, speaker",
             v=video_id,
@@ -200,17 +258,18 @@ class Store:
         )
 
     # reads ----------------------------------------------------------------------------------------------
-    def _rows(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+    def rows(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        """Rows of a query as records (column name -> value); `%(name)s` parameters are bound, not pasted."""
         result = self.client.query(sql, parameters=params)
         return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
     def video(self, video_id: str) -> dict[str, Any] | None:
-        rows = self._rows(f"SELECT * FROM {self.db}.videos FINAL WHERE video_id = %(v)s", v=video_id)
+        rows = self.rows(f"SELECT * FROM {self.db}.videos FINAL WHERE video_id = %(v)s", v=video_id)
         return rows[0] if rows else None
 
     def videos(self, limit: int = 100, status: str | None = None) -> list[dict[str, Any]]:
         where = "WHERE status = %(s)s" if status else ""
-        return self._rows(
+        return self.rows(
             f"SELECT video_id, uri, status, error, duration_s, submitted_at, completed_at, updated_at "
             f"FROM {self.db}.videos FINAL {where} ORDER BY updated_at DESC LIMIT %(n)s",
             s=status or "",
@@ -219,11 +278,11 @@ class Store:
 
     def open_videos(self) -> list[dict[str, Any]]:
         """Videos whose completion is still pending (for the aggregator's restart and timeout checks)."""
-        return self._rows(f"SELECT * FROM {self.db}.videos FINAL WHERE status IN ({sql_list(IN_FLIGHT)})")
+        return self.rows(f"SELECT * FROM {self.db}.videos FINAL WHERE status IN ({sql_list(IN_FLIGHT)})")
 
     def result_counts(self, video_id: str) -> dict[str, tuple[int, int]]:
         """Analyzer -> (results received, of which errors)."""
-        rows = self._rows(
+        rows = self.rows(
             f"SELECT analyzer, count() AS n, countIf(error != '') AS errors FROM {self.db}.results FINAL "
             f"WHERE video_id = %(v)s GROUP BY analyzer",
             v=video_id,
@@ -231,14 +290,14 @@ class Store:
         return {r["analyzer"]: (int(r["n"]), int(r["errors"])) for r in rows}
 
     def results(self, video_id: str) -> list[dict[str, Any]]:
-        return self._rows(
+        return self.rows(
             f"SELECT analyzer, item_key, model, provenance, start_s, end_s, payload, error "
             f"FROM {self.db}.results FINAL WHERE video_id = %(v)s ORDER BY analyzer, start_s, item_key",
             v=video_id,
         )
 
     def segments(self, video_id: str) -> list[dict[str, Any]]:
-        rows = self._rows(
+        rows = self.rows(
             f"SELECT segment_index, start_s, end_s, shot_index, fields FROM {self.db}.segments FINAL "
             f"WHERE video_id = %(v)s ORDER BY segment_index",
             v=video_id,
@@ -248,14 +307,14 @@ class Store:
         return rows
 
     def reconstruction(self, video_id: str) -> dict[str, Any] | None:
-        rows = self._rows(
+        rows = self.rows(
             f"SELECT document FROM {self.db}.reconstructions FINAL WHERE video_id = %(v)s", v=video_id
         )
         return json.loads(rows[0]["document"]) if rows else None
 
     def stored_completion(self, video_id: str) -> str | None:
         """The completion id of the video's stored reconstruction (written once its events are out)."""
-        rows = self._rows(
+        rows = self.rows(
             f"SELECT JSONExtractString(document, 'completion_id') AS c FROM {self.db}.reconstructions FINAL "
             f"WHERE video_id = %(v)s",
             v=video_id,
@@ -269,7 +328,7 @@ class Store:
     # reads for the API's live views ---------------------------------------------------------------------
     def live_videos(self, since: datetime) -> list[dict[str, Any]]:
         """Videos in flight, and those changed since `since` (so a stream sees them finish)."""
-        return self._rows(
+        return self.rows(
             f"SELECT video_id, uri, status, error, expected, duration_s, submitted_at, completed_at, "
             f"updated_at FROM {self.db}.videos FINAL "
             f"WHERE status IN ({sql_list(IN_FLIGHT)}) OR updated_at >= %(t)s ORDER BY submitted_at",
@@ -280,7 +339,7 @@ class Store:
         """Video -> analyzer -> (results received, of which errors), in one query for many videos."""
         if not video_ids:
             return {}
-        rows = self._rows(
+        rows = self.rows(
             f"SELECT video_id, analyzer, count() AS n, countIf(error != '') AS errors "
             f"FROM {self.db}.results FINAL WHERE video_id IN %(v)s GROUP BY video_id, analyzer",
             v=list(video_ids),
@@ -293,7 +352,7 @@ class Store:
     def activity(self, window_s: int) -> dict[str, Any]:
         """Videos finished per minute over the last `window_s` (oldest minute first) and videos in flight."""
         minutes = max(1, window_s // 60)
-        rows = self._rows(
+        rows = self.rows(
             f"SELECT intDiv(toUInt32(dateDiff('second', completed_at, now64(3))), 60) AS ago, "
             f"status, count() AS n FROM {self.db}.videos FINAL "
             f"WHERE completed_at IS NOT NULL AND completed_at >= now64(3) - toIntervalSecond(%(w)s) "

@@ -43,6 +43,7 @@ FLAGS = [
     "--disable-dev-shm-usage",
     "--remote-debugging-pipe",
     "--window-size=1280,900",
+    "--autoplay-policy=no-user-gesture-required",
 ]
 
 
@@ -69,7 +70,7 @@ class Chromium:
         threading.Thread(target=self._read, daemon=True).start()
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         self.session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        for domain in ("Page", "Runtime"):
+        for domain in ("Page", "Runtime", "Log"):
             self.send(f"{domain}.enable", page=True)
         self.send(
             "Emulation.setDeviceMetricsOverride",
@@ -145,6 +146,14 @@ class Chromium:
             if e.get("method") == "Runtime.exceptionThrown"
         ]
 
+    def console_errors(self) -> list[str]:
+        """Errors the page logged, failed loads (a 404) included."""
+        return [
+            e["params"]["entry"]["text"] + " " + e["params"]["entry"].get("url", "")
+            for e in self.events
+            if e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error"
+        ]
+
     def close(self) -> None:
         with contextlib.suppress(RuntimeError, OSError, queue.Empty):
             self.send("Browser.close")
@@ -193,6 +202,7 @@ def test_upload_through_the_page_and_watch_it_complete(
     browser.evaluate("document.getElementById('upload-form').requestSubmit()")
     browser.wait_for("location.hash.startsWith('#video=two-shots-')", 30, "the uploaded video selected")
     video_id = browser.evaluate("decodeURIComponent(location.hash.slice(7))")
+    browser.wait_for(f"document.getElementById('player')?.dataset.videoId === '{video_id}'", 10, "the player")
 
     detail = "document.getElementById('detail')"
     browser.wait_for(f"{detail}.dataset.status === 'complete'", 120, f"{video_id} complete")
@@ -271,3 +281,165 @@ def test_upload_through_the_page_and_watch_it_complete(
         assert expected in text, expected
     assert browser.evaluate("document.querySelectorAll('.timeline .item.object').length") == 1
     assert browser.exceptions() == []
+    # the detail view showed the submitted video at once: no 404 while the producer had not opened it
+    assert browser.console_errors() == []
+
+
+# --- the player and search, on an API over a store filled with generated videos ----------------------------
+
+SPOKEN = "aubergine"
+"""The word searched for: spoken in exactly one of the ten videos (`clip-6`, at 1.6 s)."""
+
+
+def clip_doc(i: int, duration: float) -> dict[str, Any]:
+    """A finished video's document: two shots, speech on two channels, one on-screen text event with a box."""
+    words = [
+        {
+            "start_s": 0.2 + 0.3 * n,
+            "end_s": 0.45 + 0.3 * n,
+            "word": w,
+            "speaker": f"ch{n % 2}",
+            "probability": 0.9,
+        }
+        for n, w in enumerate(["first", "chop", "the", "onions"])
+    ]
+    if i == 6:
+        words.append(
+            {"start_s": 1.6, "end_s": 1.9, "word": SPOKEN.capitalize(), "speaker": "ch1", "probability": 0.8}
+        )
+    return {
+        "format": "reelscope.reconstruction",
+        "video_id": f"clip-{i}",
+        "status": "complete",
+        "duration_s": duration,
+        "media": {"width": 320, "height": 180, "avg_fps": 10.0, "video_codec": "h264", "audio_codec": "aac"},
+        "shots": [
+            {"index": 0, "start_s": 0.0, "end_s": 1.0},
+            {"index": 1, "start_s": 1.0, "end_s": duration},
+        ],
+        "transcript": {"language": "en", "words": words, "segments": []},
+        "text_events": [
+            {"text": f"STEP {i}", "start_s": 1.3, "end_s": 2.2, "box": [0.1, 0.1, 0.6, 0.3], "conf": 0.97}
+        ],
+        "tracks": [],
+        "summaries": {},
+        "analyzers": {},
+        "warnings": [],
+    }
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An API (the real app, uvicorn) over a real chdb store holding ten finished videos, written through
+    the store as the aggregator writes them; their files are real clips the player can load."""
+    import socket
+
+    import uvicorn
+    from reelscope.sinks.aggregator import empty_video
+    from reelscope.sinks.api import create_app
+    from reelscope.sinks.store import Store
+
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    root = tmp_path_factory.mktemp("library")
+    settings = Settings(state_dir=root / "state", producer={"allowed_roots": [str(root)]}, api_token=None)
+    store = Store(settings)
+    store.create_tables()
+    for i in range(10):
+        clip = cut_clip(root / f"clip-{i}.mp4", cut_frame=10, frames=30, fps=10, tone_s=1.5, silence_s=1.5)
+        doc = clip_doc(i, 3.0)
+        store.upsert_video(
+            {
+                **empty_video(doc["video_id"]),
+                "uri": clip.as_uri(),
+                "status": "complete",
+                "duration_s": 3.0,
+                "width": 320,
+                "height": 180,
+                "has_video": True,
+                "has_audio": True,
+            }
+        )
+        store.write_details(doc["video_id"], doc)
+        store.save_reconstruction(doc["video_id"], "complete", 1, json.dumps(doc))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings, store), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.1)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        store.close()
+
+
+def test_play_click_to_seek_and_search_opens_the_moment(library: str, browser: Chromium) -> None:
+    browser.send("Page.navigate", {"url": f"{library}/#video=clip-3"}, page=True)
+    player = "document.getElementById('player')"
+    browser.wait_for(f"{player}?.readyState >= 2", 30, "the video loaded in the player")
+    assert browser.evaluate(f"{player}.duration") == pytest.approx(3.0, abs=0.1)
+    # one lane per stereo channel, confidence on hover
+    lanes = browser.evaluate("[...document.querySelectorAll('.timeline .lane')].map(l => l.dataset.lane)")
+    assert lanes == ["shots", "speech ch0", "speech ch1", "on-screen text"], lanes
+    text_item = "document.querySelector('.lane[data-lane=\"on-screen text\"] .item')"
+    assert "confidence 97%" in browser.evaluate(f"{text_item}.title")
+
+    # it plays: time advances
+    browser.evaluate(f"{player}.muted = true; {player}.play().then(() => true)")
+    browser.wait_for(f"{player}.currentTime > 0.3", 15, "playback advancing")
+    browser.evaluate(f"{player}.pause()")
+
+    # clicking the on-screen text event seeks the player to its start; the cursor and the box follow
+    browser.evaluate(f"{text_item}.click()")
+    browser.wait_for(
+        f"Math.abs({player}.currentTime - 1.3) < 0.05 && !{player}.seeking", 15, "the seek to 1.3 s"
+    )
+    browser.wait_for("document.querySelectorAll('#overlay .box.text').length === 1", 10, "the text box drawn")
+    assert browser.evaluate("document.querySelector('#overlay .box.text').innerText") == "STEP 3 97%"
+    cursor = browser.evaluate("parseFloat(document.getElementById('cursor').style.left)")
+    assert cursor == pytest.approx(1.3 / 3.0 * 100, abs=1)
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.screenshot(ARTIFACTS / "player-seek.png")
+
+    # search a spoken word across the ten videos; the one hit opens its video at the moment
+    browser.evaluate(f"document.getElementById('search-q').value = '{SPOKEN}'")
+    browser.evaluate("document.getElementById('search-kind').value = 'word'")
+    browser.evaluate("document.getElementById('search-form').requestSubmit()")
+    browser.wait_for(
+        "document.querySelectorAll('#search-results li[data-video-id]').length > 0", 15, "results"
+    )
+    hits = browser.evaluate(
+        "[...document.querySelectorAll('#search-results li[data-video-id]')].map(l => [l.dataset.videoId, +l.dataset.start])"
+    )
+    assert hits == [["clip-6", 1.6]]
+    browser.evaluate("document.querySelector('#search-results li a').click()")
+    browser.wait_for(
+        f"document.getElementById('detail').dataset.videoId === 'clip-6' && {player}?.dataset.videoId === 'clip-6'"
+        f" && {player}.readyState >= 1 && Math.abs({player}.currentTime - 1.6) < 0.05",
+        30,
+        "clip-6 opened at 1.6 s",
+    )
+    browser.screenshot(ARTIFACTS / "search-moment.png")
+    assert browser.exceptions() == []
+    assert browser.console_errors() == []
+
+
+def test_api_docs_render_offline(library: str, browser: Chromium) -> None:
+    """Swagger UI and ReDoc draw the API from local assets (the browser has no route to a CDN here)."""
+    browser.send("Page.navigate", {"url": f"{library}/docs"}, page=True)
+    browser.wait_for(
+        "document.querySelectorAll('.swagger-ui .opblock').length > 10", 30, "Swagger UI operations"
+    )
+    assert browser.evaluate("!!document.querySelector('.swagger-ui .btn.authorize')")  # the bearer scheme
+    browser.screenshot(ARTIFACTS / "docs.png")
+    browser.send("Page.navigate", {"url": f"{library}/redoc"}, page=True)
+    browser.wait_for("document.body?.innerText.includes('/search') ?? false", 30, "ReDoc operations")
+    assert browser.exceptions() == [] and browser.console_errors() == []

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 from reelscope.sinks.exports import MAX_CUE_S, MAX_LINE_CHARS, to_markdown, to_webvtt, vtt_time
+from reelscope.sinks.subtitles import to_srt, to_ttml
 
 TIMING = re.compile(
     r"^(\d{2}):([0-5]\d):([0-5]\d)\.(\d{3}) --> (\d{2}):([0-5]\d):([0-5]\d)\.(\d{3})((?: [a-z]+:\S+)*)$"
@@ -295,3 +297,65 @@ def test_exports_read_promoted_fields() -> None:
 def test_markdown_states_an_absent_stream_of_a_complete_video() -> None:
     md = to_markdown({"video_id": "v", "status": "complete", "absent_streams": ["audio"], "warnings": []})
     assert "**Status:** complete" in md and "**Streams absent:** audio" in md and "## Warnings" not in md
+
+
+# --- SRT, TTML and per-track WebVTT ---------------------------------------------------------------------
+
+SRT_TIMING = re.compile(r"^(\d{2}):([0-5]\d):([0-5]\d),(\d{3}) --> (\d{2}):([0-5]\d):([0-5]\d),(\d{3})$")
+TTML = "{http://www.w3.org/ns/ttml}"
+
+
+def parse_srt(text: str) -> list[dict[str, Any]]:
+    """SRT blocks, checked as they are read: a counter from 1, a timing line, at least one text line."""
+    blocks = [b for b in text.strip("\n").split("\n\n") if b]
+    cues = []
+    for n, block in enumerate(blocks, 1):
+        index, timing, *lines = block.split("\n")
+        assert index == str(n), block
+        match = SRT_TIMING.match(timing)
+        assert match, timing
+        assert lines and all(line.strip() for line in lines), block
+        start = _seconds(*match.groups()[:4])
+        end = _seconds(*match.groups()[4:8])
+        assert end > start
+        cues.append({"start": start, "end": end, "text": " ".join(lines)})
+    return cues
+
+
+def test_srt_has_numbered_blocks_with_comma_times_and_every_cue() -> None:
+    cues = parse_srt(to_srt(FULL_DOC))
+    assert [c["text"] for c in cues] == [
+        "TEXT: STEP 1 | chop",
+        "[ch0] First the onions.",
+        "[ch1] Looks good!",
+    ]
+    assert [c["start"] for c in cues] == [0.0, 0.2, 3.0]
+    assert to_srt({}) == ""
+    assert [c["text"] for c in parse_srt(to_srt(FULL_DOC, "text"))] == ["STEP 1 | chop"]
+
+
+def test_ttml_is_well_formed_with_regions_and_escaped_text() -> None:
+    doc = {**FULL_DOC, "text_events": [{"text": "<b>A & B</b>", "start_s": 1.0, "end_s": 2.5}]}
+    root = ElementTree.fromstring(to_ttml(doc))
+    assert root.tag == f"{TTML}tt" and root.get("{http://www.w3.org/XML/1998/namespace}lang") == "en"
+    regions = {r.get("{http://www.w3.org/XML/1998/namespace}id") for r in root.iter(f"{TTML}region")}
+    assert regions == {"speech", "text"}
+    paragraphs = list(root.iter(f"{TTML}p"))
+    assert [(p.get("begin"), p.get("end"), p.get("region"), "".join(p.itertext())) for p in paragraphs] == [
+        ("00:00:00.200", "00:00:02.000", "speech", "ch0: First the onions."),
+        ("00:00:01.000", "00:00:02.500", "text", "<b>A & B</b>"),
+        ("00:00:03.000", "00:00:04.000", "speech", "ch1: Looks good!"),
+    ]
+    assert {p.get("region") for p in ElementTree.fromstring(to_ttml(doc, "speech")).iter(f"{TTML}p")} == {
+        "speech"
+    }
+
+
+def test_speech_and_text_are_separate_webvtt_tracks() -> None:
+    speech = parse_vtt(to_webvtt(FULL_DOC, "speech"))
+    text = parse_vtt(to_webvtt(FULL_DOC, "text"))
+    assert voice_text(speech, "ch0") == "First the onions." and all(
+        "TEXT" not in " ".join(c["lines"]) for c in speech
+    )
+    assert [c["lines"] for c in text] == [["STEP 1 | chop"]] and text[0]["settings"].startswith("line:")
+    assert len(parse_vtt(to_webvtt(FULL_DOC))) == len(speech) + len(text)

@@ -234,7 +234,7 @@ def table_columns(store: Store, table: str) -> list[str]:
 def detections_of(store: Store, video_id: str) -> list[tuple[str, float]]:
     return [
         (r["label"], r["conf"])
-        for r in store._rows(
+        for r in store.rows(
             f"SELECT label, conf FROM {store.db}.detections FINAL WHERE video_id = %(v)s ORDER BY conf",
             v=video_id,
         )

@@ -185,6 +185,8 @@ class CoreSettings(BaseSettings):
     max_upload_bytes: int = 512 * 1024 * 1024
     upload_read_timeout_s: float = 30.0
     """An upload that sends no data for this long is refused (408) and its partial file removed."""
+    upload_retention_h: float = 168.0
+    """Uploaded files older than this many hours are removed (0: kept forever); their rows stay."""
     min_free_bytes: int = 64 * 1024 * 1024
     """Below this much free space in state_dir, /health is not ready and uploads are refused (507)."""
 

@@ -323,7 +323,7 @@ async function submitUri(event) {
 // --- detail view ----------------------------------------------------------------------------------------
 
 function select(videoId) {
-  if (location.hash !== `#video=${encodeURIComponent(videoId)}`) {
+  if ((location.hash.match(/^#video=([^&]+)/) || [])[1] !== encodeURIComponent(videoId)) {
     location.hash = `video=${encodeURIComponent(videoId)}`; // hashchange calls select again
     return;
   }
@@ -344,6 +344,8 @@ async function download(videoId, kind) {
   const paths = {
     json: `reconstruction.json`,
     vtt: `export.vtt`,
+    srt: `export.srt`,
+    ttml: `export.ttml`,
     md: `export.md`,
   };
   try {
@@ -397,6 +399,10 @@ async function loadDetailNow(videoId) {
   if (!state.doc || state.doc.video_id !== videoId) {
     state.doc = null;
     renderDetail(row, null); // status and progress now; the (provisional) reconstruction follows
+  }
+  if (row.status === "submitted") {
+    scheduleLiveLoad(); // queued, not opened by the producer yet: nothing is stored to build from
+    return;
   }
   try {
     state.doc = await apiJson(`/videos/${encodeURIComponent(videoId)}/reconstruction/live`);
@@ -459,90 +465,6 @@ function thumbnail(doc, shot) {
   return src
     ? h("img", { class: "thumb", src, alt: `shot ${shot.index}` })
     : h("div", { class: "thumb none", style: { background: shotColor(doc, shot) } }, h("span", {}, "palette"));
-}
-
-function lane(name, items, range) {
-  const [t0, t1] = range;
-  const span = Math.max(1e-6, t1 - t0);
-  return h(
-    "div",
-    { class: "lane" },
-    h("span", { class: "lane-name" }, name),
-    h(
-      "div",
-      { class: "lane-track" },
-      items.map((it) =>
-        h(
-          "div",
-          {
-            class: `item ${it.cls || ""}`,
-            title: `${fmt(it.start)}–${fmt(it.end)} ${it.label || ""}`,
-            style: {
-              left: `${((it.start - t0) / span) * 100}%`,
-              width: `${Math.max(0.4, ((it.end - it.start) / span) * 100)}%`,
-              ...(it.bg ? { background: it.bg } : {}),
-            },
-          },
-          h("span", {}, it.label || ""),
-        ),
-      ),
-    ),
-  );
-}
-
-function timeline(doc) {
-  const t1 = Math.max(doc.duration_s || 0, 0.001);
-  const range = [0, t1];
-  const s = doc.summaries || {};
-  const lanes = [];
-  const shots = doc.shots || [];
-  lanes.push(
-    lane(
-      "shots",
-      shots.map((sh) => ({
-        start: sh.start_s,
-        end: sh.end_s,
-        label: `#${sh.index} ${shotCaption(doc, sh)}`,
-        // a validated data:image URI (base64: no quotes or parentheses) tiles the block; else the palette
-        bg: thumbSrc(sh) ? `center / auto 100% repeat-x url("${thumbSrc(sh)}")` : shotColor(doc, sh),
-        cls: "shot-item",
-      })),
-      range,
-    ),
-  );
-  if ((doc.transitions || []).length) {
-    lanes.push(lane("transitions", doc.transitions.map((t) => ({ start: t.start_s, end: t.end_s, label: t.kind, cls: "transition" })), range));
-  }
-  const segs = ((doc.transcript || {}).segments || []).filter((x) => String(x.text || "").trim());
-  if (segs.length) {
-    lanes.push(lane("speech", segs.map((x) => ({ start: x.start_s, end: x.end_s, label: x.text, cls: "speech" })), range));
-  }
-  const texts = textEvents(doc);
-  if (texts.length) {
-    lanes.push(lane("on-screen text", texts.map((x) => ({ start: x.start_s, end: x.end_s, label: x.text, cls: "text" })), range));
-  }
-  const faces = (summaryOf(doc, "faces") || {}).tracks || [];
-  if (faces.length) {
-    lanes.push(lane("faces", faces.map((x) => ({ start: x.start_s, end: x.end_s, label: `face ${x.id}`, cls: "face" })), range));
-  }
-  const objects = objectTracks(doc);
-  if (objects.length) {
-    lanes.push(lane("objects", objects.map((x) => ({ start: x.first_s, end: x.last_s, label: x.label, cls: "object" })), range));
-  }
-  const camera = (summaryOf(doc, "camera") || {}).spans || [];
-  if (camera.length) {
-    lanes.push(lane("camera", camera.map((x) => ({ start: x.start_s, end: x.end_s, label: [x.kind, x.direction].filter(Boolean).join(" "), cls: "camera" })), range));
-  }
-  const silences = (s.loudness || {}).silences || [];
-  if (silences.length) {
-    lanes.push(lane("silence", silences.map((x) => ({ start: x.start_s, end: x.end_s, label: "silence", cls: "silence" })), range));
-  }
-  const ticks = [];
-  const step = t1 > 120 ? 30 : t1 > 30 ? 5 : t1 > 8 ? 2 : 1;
-  for (let t = 0; t <= t1 + 1e-9; t += step) {
-    ticks.push(h("span", { class: "tick", style: { left: `${(t / t1) * 100}%` } }, `${t}s`));
-  }
-  return h("div", { class: "timeline" }, h("div", { class: "ruler" }, h("span", { class: "lane-name" }), h("div", { class: "ruler-track" }, ticks)), lanes);
 }
 
 function shotsGrid(doc) {
@@ -693,15 +615,16 @@ function renderDetail(row, doc) {
       h(
         "div",
         { class: "downloads" },
-        ["json", "vtt", "md"].map((kind) =>
+        ["json", "vtt", "srt", "ttml", "md"].map((kind) =>
           h("button", { type: "button", disabled: !final, onclick: () => download(id, kind), class: `dl-${kind}` },
-            { json: "JSON", vtt: "WebVTT", md: "Markdown" }[kind]),
+            { json: "JSON", vtt: "WebVTT", srt: "SRT", ttml: "TTML", md: "Markdown" }[kind]),
         ),
       ),
     ),
     h("div", { id: "detail-progress" }, TERMINAL.has(status) ? "" : progressBars(row.progress)),
   ];
   if (row.error) children.push(h("p", { class: "error" }, row.error));
+  children.push(playerBlock(row, doc || { duration_s: row.duration_s }));
   if (doc) {
     const description = descriptionOf(doc);
     if (description) {
@@ -724,7 +647,8 @@ function renderDetail(row, doc) {
         doc.provisional ? h("span", { class: "chip warn" }, "provisional: still processing") : null,
       ),
     );
-    if ((doc.shots || []).length) children.push(section("Timeline", timeline(doc)), section("Shots", shotsGrid(doc)));
+    children.push(section("Timeline", timeline(doc)));
+    if ((doc.shots || []).length) children.push(section("Shots", shotsGrid(doc)));
     const transcript = transcriptBlock(doc);
     if (transcript) children.push(transcript);
     const texts = textEvents(doc);
@@ -773,8 +697,17 @@ function renderDetail(row, doc) {
 // --- start ----------------------------------------------------------------------------------------------
 
 function selectFromHash() {
-  const match = location.hash.match(/^#video=(.+)$/);
-  if (match) select(decodeURIComponent(match[1]));
+  // #video=ID, or #video=ID&t=SECONDS to open the player at a moment (search results)
+  const match = location.hash.match(/^#video=([^&]+)(?:&t=([0-9.]+))?$/);
+  if (!match) return;
+  const videoId = decodeURIComponent(match[1]);
+  const at = match[2] === undefined ? null : Number(match[2]);
+  if (videoId === state.selected) {
+    if (at !== null) seek(at);
+    return;
+  }
+  player.seekTo = at; // applied once the new video's metadata is loaded
+  select(videoId);
 }
 
 function start() {
@@ -791,6 +724,7 @@ function start() {
     if (state.selected) select(state.selected);
   });
   window.addEventListener("hashchange", selectFromHash);
+  document.getElementById("search-form").addEventListener("submit", runSearch);
   openAllStream();
   refreshStats();
   refreshVideos();

@@ -1,0 +1,136 @@
+"""Live progress for server-sent events: per-video state from one shared store poller.
+
+Every event carries an `id:` in epoch milliseconds, so a client that reconnects with `Last-Event-ID` is
+told what finished while it was away (see api.py's streams): on the all-videos stream the poll's time, on a
+video's own stream the time it last changed (changed_ms), so its `complete` is sent again exactly when the
+id the client saw last is older than the completion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, timedelta
+from typing import Any
+
+from reelscope.schemas.records import TERMINAL
+from reelscope.sinks.store import Store, now
+
+log = logging.getLogger(__name__)
+
+STREAM_INTERVAL_S = 0.5
+RECENT_S = 300.0
+"""Live streams also watch videos that changed this recently, so they see them finish."""
+
+
+def progress(video: dict[str, Any], counts: dict[str, tuple[int, int]]) -> dict[str, Any]:
+    """Per-analyzer progress: results received against results expected (known once published)."""
+    expected: dict[str, int] = json.loads(video.get("expected") or "{}")
+    names = sorted(set(expected) | set(counts))
+    return {
+        name: {
+            "received": counts.get(name, (0, 0))[0],
+            "errors": counts.get(name, (0, 0))[1],
+            "expected": expected.get(name),
+        }
+        for name in names
+    }
+
+
+def video_state(row: dict[str, Any], counts: dict[str, tuple[int, int]]) -> dict[str, Any]:
+    """What live streams send about one video: its status and per-analyzer progress."""
+    per = progress(row, counts)
+    expected = sum(p["expected"] or 0 for p in per.values())
+    received = sum(min(p["received"], p["expected"] or 0) for p in per.values())
+    return {
+        "video_id": row["video_id"],
+        "uri": row.get("uri", ""),
+        "status": row["status"],
+        "error": row.get("error") or None,
+        "progress": per,
+        "done": round(received / expected, 4) if expected else None,
+    }
+
+
+def sse(event: str, data: dict[str, Any], event_id: int | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+def changed_ms(row: dict[str, Any]) -> int:
+    """When a video last changed, in epoch milliseconds (compared with a Last-Event-ID): a finished
+    video's completion time, which later rewrites of its row keep, else its row's update time."""
+    stamp = row.get("completed_at") if row.get("status") in TERMINAL else None
+    stamp = stamp or row.get("updated_at")
+    if stamp is None:
+        return 0
+    if stamp.tzinfo is None:  # the columns hold UTC; a naive value must not be read as local time
+        stamp = stamp.replace(tzinfo=UTC)
+    return int(stamp.timestamp() * 1000)
+
+
+class ProgressHub:
+    """One store poller shared by every live stream: N open dashboards cost one query pair per tick, and
+    the store's single thread (which the aggregator writes through) is not flooded. Polls only while
+    someone listens."""
+
+    def __init__(self, store: Store, interval_s: float = STREAM_INTERVAL_S) -> None:
+        self.store = store
+        self.interval_s = interval_s
+        self.videos: dict[str, dict[str, Any]] = {}
+        self.changed_ms: dict[str, int] = {}
+        """Video -> when its row last changed (epoch ms): what a resuming stream compares with."""
+        self.version = 0
+        self.polled_ms = 0
+        """When the current snapshot was polled (epoch ms): the `id:` of events sent from it."""
+        self._changed = asyncio.Condition()
+        self._subscribers = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def _poll(self) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
+        rows = self.store.live_videos(now() - timedelta(seconds=RECENT_S))
+        counts = self.store.result_counts_many([r["video_id"] for r in rows])
+        states = {r["video_id"]: video_state(r, counts.get(r["video_id"], {})) for r in rows}
+        return states, {r["video_id"]: changed_ms(r) for r in rows}
+
+    async def _run(self) -> None:
+        while self._subscribers:
+            try:
+                videos, changed = await self.store.call(self._poll)
+            except Exception as exc:  # the store is briefly unavailable: keep streams open, poll again
+                log.warning("live progress poll failed: %r", exc)
+            else:
+                if videos != self.videos or self.version == 0:
+                    async with self._changed:
+                        self.videos, self.changed_ms = videos, changed
+                        # strictly increasing, so ids stay ordered even if the clock steps back
+                        self.polled_ms = max(int(time.time() * 1000), self.polled_ms + 1)
+                        self.version += 1
+                        self._changed.notify_all()
+            await asyncio.sleep(self.interval_s)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[int]:
+        """Yields the version a new listener has seen: the current snapshot is fresh when the poller is
+        already running, else the listener waits for the first poll."""
+        self._subscribers += 1
+        seen = self.version - 1
+        if self._task is None or self._task.done():
+            self.version = 0
+            seen = 0
+            self._task = asyncio.create_task(self._run(), name="progress-hub")
+        try:
+            yield seen
+        finally:
+            self._subscribers -= 1
+
+    async def wait(self, seen: int, timeout_s: float) -> int:
+        """The snapshot version once it is newer than `seen`, or `seen` after timeout_s."""
+        async with self._changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait_for(lambda: self.version > seen), timeout_s)
+            return self.version
