@@ -101,12 +101,19 @@ function lanesOf(doc) {
     ["on-screen text", textEvents(doc).map((x) => ({ start: x.start_s, end: x.end_s, label: x.text, conf: x.conf, cls: "text" }))],
     ["faces", ((summaryOf(doc, "faces") || {}).tracks || []).map((x) => ({ start: x.start_s, end: x.end_s, label: `face ${x.id}`, conf: x.conf, cls: "face" }))],
     ["objects", objectTracks(doc).map((x) => ({ start: x.first_s, end: x.last_s, label: x.label, conf: x.conf, cls: "object" }))],
-    ["hands", ((summaryOf(doc, "hands") || {}).spans || (summaryOf(doc, "hands") || {}).tracks || []).map((x) => ({ start: x.start_s, end: x.end_s, label: x.label || "hand", conf: x.conf, cls: "hand" }))],
+    ["hands", handItems(summaryOf(doc, "hands") || {})],
     ["sound events", ((s.sound_events || {}).events || []).map((x) => ({ start: x.start_s, end: x.end_s, label: x.label, conf: x.score, cls: "sound" }))],
     ["camera", ((summaryOf(doc, "camera") || {}).spans || []).map((x) => ({ start: x.start_s, end: x.end_s, label: [x.kind, x.direction].filter(Boolean).join(" "), cls: "camera" }))],
     ["loudness", loudnessItems(doc)],
   ];
   return lanes.filter(([name, items]) => name === "shots" || items.length);
+}
+
+function handItems(hands) {
+  // gesture spans (pointing, open palm, thumbs up, wave) where there are any, else each hand's track
+  const gestures = (hands.gestures || []).map((g) => ({ start: g.start_s, end: g.end_s, label: `${g.kind} (hand ${g.track_id})`, cls: "hand" }));
+  if (gestures.length) return gestures;
+  return (hands.tracks || []).map((t) => ({ start: t.first_s, end: t.last_s, label: `${t.side || ""} hand ${t.track_id}`.trim(), cls: "hand" }));
 }
 
 function loudnessItems(doc) {
