@@ -186,6 +186,10 @@ class CoreSettings(BaseSettings):
     upload_read_timeout_s: float = 30.0
     """An upload that sends no data for this long is refused (408) and its partial file removed."""
     min_free_bytes: int = 64 * 1024 * 1024
+    models_base_url: str = ""
+    """`reelscope models pull` fetches from this mirror (files by their catalog names) instead of the source."""
+    models_catalog: Path | None = None
+    """A JSON file of extra pullable models, {name: entry} as infra/models.py's PullEntry (site-local mirrors)."""
     """Below this much free space in state_dir, /health is not ready and uploads are refused (507)."""
 
     def clickhouse_dsn(self) -> str:
