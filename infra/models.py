@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import urllib.request
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -188,5 +187,5 @@ def _download(url: str, dest: Path, expected: PullFile) -> str:
         if isinstance(failed, PullError):
             raise
         raise PullError(f"{url}: {failed}") from failed
-    shutil.move(part, dest)
+    part.replace(dest)
     return sha.hexdigest()

@@ -8,6 +8,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -63,19 +64,6 @@ class QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A local HTTP server on a free port serving the returned directory."""
-    root = tmp_path / "mirror"
-    root.mkdir()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(root)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", root
-    httpd.shutdown()
-    httpd.server_close()
-
-
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     pytest.importorskip("ultralytics")
@@ -85,41 +73,58 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return random_checkpoint(tmp_path_factory.mktemp("built") / "yolo11n.pt", "yolo11n.yaml").read_bytes()
 
 
-def use_catalog(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **file: Any) -> Path:
-    """A site catalog with one entry, `random-yolo11n` (the built-in entries stay), and a fresh state dir."""
-    entry = {
-        "base_url": "http://127.0.0.1:9/unused/",  # every test points --base-url at its server
-        "files": [{"name": "yolo11n.pt", **file}],
-        "setting": "REELSCOPE_OBJECTS__MODEL",
-        "licence": "test only",
-    }
-    tmp_path.mkdir(exist_ok=True)
-    path = tmp_path / "catalog.json"
-    path.write_text(json.dumps({"random-yolo11n": entry}))
-    monkeypatch.setenv("REELSCOPE_MODELS_CATALOG", str(path))
-    monkeypatch.setenv("REELSCOPE_STATE_DIR", str(tmp_path / "state"))
-    return tmp_path / "state" / "weights"
+@dataclass
+class Mirror:
+    """A local HTTP server on a free port serving `root`, and `reelscope models pull` pointed at it."""
+
+    url: str
+    root: Path
+    tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch
+
+    def pull(self, served: bytes, state: str = "state", **file: Any) -> tuple[int, Path]:
+        """Serve `served` as yolo11n.pt and pull it through a site catalog entry `random-yolo11n` (the
+        built-in entries stay) described by `file` (size, sha256); returns the exit code and weights dir."""
+        (self.root / "yolo11n.pt").write_bytes(served)
+        entry = {
+            "base_url": "http://127.0.0.1:9/unused/",  # --base-url points at the server instead
+            "files": [{"name": "yolo11n.pt", **file}],
+            "setting": "REELSCOPE_OBJECTS__MODEL",
+            "licence": "test only",
+        }
+        catalog = self.tmp_path / f"{state}-catalog.json"
+        catalog.write_text(json.dumps({"random-yolo11n": entry}))
+        self.monkeypatch.setenv("REELSCOPE_MODELS_CATALOG", str(catalog))
+        self.monkeypatch.setenv("REELSCOPE_STATE_DIR", str(self.tmp_path / state))
+        get_settings.cache_clear()
+        return main(
+            ["models", "pull", "random-yolo11n", "--base-url", self.url]
+        ), self.tmp_path / state / "weights"
+
+
+@pytest.fixture
+def mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Mirror]:
+    root = tmp_path / "mirror"
+    root.mkdir()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(root)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield Mirror(f"http://127.0.0.1:{httpd.server_address[1]}", root, tmp_path, monkeypatch)
+    httpd.shutdown()
+    httpd.server_close()
 
 
 def test_pull_verifies_the_checksum_and_the_objects_analyzer_loads_the_file(
-    server: tuple[str, Path],
-    checkpoint: bytes,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    mirror: Mirror, checkpoint: bytes, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url, root = server
-    (root / "yolo11n.pt").write_bytes(checkpoint)
     sha = hashlib.sha256(checkpoint).hexdigest()
-    weights = use_catalog(monkeypatch, tmp_path, size=len(checkpoint), sha256=sha)
-
-    assert main(["models", "pull", "random-yolo11n", "--base-url", url]) == 0
+    rc, weights = mirror.pull(checkpoint, size=len(checkpoint), sha256=sha)
+    assert rc == 0
     pulled = weights / "yolo11n.pt"
     assert pulled.read_bytes() == checkpoint
     assert f"REELSCOPE_OBJECTS__MODEL={pulled}" in capsys.readouterr().out.splitlines()
     assert list(weights.iterdir()) == [pulled]
 
-    analyzer = ObjectsAnalyzer(ObjectsOptions(model="yolo11n.pt"), Runtime(state_dir=tmp_path / "state"))
+    analyzer = ObjectsAnalyzer(ObjectsOptions(model="yolo11n.pt"), Runtime(state_dir=weights.parent))
     analyzer.load()
     assert analyzer.describe_model()[1] == "random-test"
 
@@ -134,41 +139,26 @@ def test_pull_verifies_the_checksum_and_the_objects_analyzer_loads_the_file(
 
 
 def test_corrupted_download_fails_clearly_and_leaves_nothing(
-    server: tuple[str, Path],
-    checkpoint: bytes,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    mirror: Mirror, checkpoint: bytes, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url, root = server
     corrupted = bytearray(checkpoint)
     corrupted[len(corrupted) // 2] ^= 0xFF
-    (root / "yolo11n.pt").write_bytes(bytes(corrupted))
-    weights = use_catalog(
-        monkeypatch, tmp_path, size=len(checkpoint), sha256=hashlib.sha256(checkpoint).hexdigest()
-    )
-
-    assert main(["models", "pull", "random-yolo11n", "--base-url", url]) == 1
+    sha = hashlib.sha256(checkpoint).hexdigest()
+    rc, weights = mirror.pull(bytes(corrupted), size=len(checkpoint), sha256=sha)
+    assert rc == 1
     assert "does not match the catalog" in capsys.readouterr().err
     assert list(weights.iterdir()) == []
 
 
 def test_unknown_digest_is_computed_and_printed(
-    server: tuple[str, Path],
-    checkpoint: bytes,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    mirror: Mirror, checkpoint: bytes, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Entries whose sha256 is not known offline are checked by size and print the digest to record."""
-    url, root = server
-    (root / "yolo11n.pt").write_bytes(checkpoint)
-    use_catalog(monkeypatch, tmp_path, size=len(checkpoint))
-    assert main(["models", "pull", "random-yolo11n", "--base-url", url]) == 0
+    assert mirror.pull(checkpoint, size=len(checkpoint))[0] == 0
     assert f"sha256 {hashlib.sha256(checkpoint).hexdigest()}" in capsys.readouterr().out
 
-    use_catalog(monkeypatch, tmp_path / "short", size=len(checkpoint) + 1)
-    get_settings.cache_clear()
-    assert main(["models", "pull", "random-yolo11n", "--base-url", url]) == 1
+    rc, weights = mirror.pull(checkpoint, state="short", size=len(checkpoint) + 1)
+    assert rc == 1
     assert "expected" in capsys.readouterr().err
+    assert list(weights.iterdir()) == []
     assert main(["models", "pull", "no-such-model"]) == 1
