@@ -59,6 +59,26 @@ def test_listing_covers_every_analyzer_and_finds_packaged_weights(
     assert "yolo11n-pose" in table  # the pullable catalog
 
 
+def test_a_configured_hub_id_is_present_once_in_the_local_cache(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("REELSCOPE_SOUND_EVENTS__MODEL", "MIT/ast-finetuned-audioset-10-10-0.4593")
+    (row,) = [r for r in listing(capsys) if r["analyzer"] == "sound_events"]
+    assert (row["source"], row["location"], row["present"]) == (
+        "hub",
+        "MIT/ast-finetuned-audioset-10-10-0.4593",
+        False,
+    )
+
+    snapshot = tmp_path / "hub" / "models--MIT--ast-finetuned-audioset-10-10-0.4593" / "snapshots" / "x"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    get_settings.cache_clear()
+    (row,) = [r for r in listing(capsys) if r["analyzer"] == "sound_events"]
+    assert row["present"] and row["size_bytes"] == 2
+
+
 class QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
