@@ -121,25 +121,16 @@ def configured_model(
     """A model named in the options: a path (or a bare name under `<state_dir>/weights`), else a hub id
     looked up in the local Hugging Face cache (nothing is downloaded at run time)."""
     path = Path(ref).expanduser()
-    for candidate in (path, runtime.state_dir / "weights" / path.name):
+    bare = not path.is_absolute() and path.parent == Path(".")
+    for candidate in (path, runtime.state_dir / "weights" / path.name) if bare else (path,):
         if ref and candidate.exists():
             return ModelInfo(name, role, "path", str(candidate), licence, _size(candidate), True, default)
-    if ref.count("/") == 1 and not ref.startswith((".", "/", "~")):
-        cache = Path(
-            os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", "~/.cache/huggingface")) / "hub"
-        )
-        folder = cache.expanduser() / f"models--{ref.replace('/', '--')}"
-        return ModelInfo(
-            name,
-            role,
-            "hub",
-            ref,
-            licence,
-            _size(folder) if folder.is_dir() else None,
-            folder.is_dir(),
-            default,
-        )
-    return ModelInfo(name, role, "path", ref, licence, None, False, default)
+    if ref.count("/") != 1 or ref.startswith((".", "/", "~")):
+        return ModelInfo(name, role, "path", ref, licence, None, False, default)
+    hub = os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", "~/.cache/huggingface")) / "hub"
+    folder = Path(hub).expanduser() / f"models--{ref.replace('/', '--')}"
+    cached = folder.is_dir()
+    return ModelInfo(name, role, "hub", ref, licence, _size(folder) if cached else None, cached, default)
 
 
 def _size(path: Path) -> int:
