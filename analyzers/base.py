@@ -41,6 +41,7 @@ Adding an analyzer is one module and its test (tests/test_analyzer_contract.py w
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 from abc import ABC, abstractmethod
@@ -77,6 +78,65 @@ class Runtime:
     """Local state: weights looked up by bare file name live in `<state_dir>/weights`."""
     threads: int = field(default_factory=cpu_threads)
     """CPU threads this process may use for its models; 0: the library decides."""
+
+
+ModelSource = Literal["packaged", "path", "hub", "algorithm"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One model an analyzer may run, for `reelscope models`: where its weights come from and whether they
+    are here. `location` is the wheel (packaged), the file or directory (path) or the hub id (hub)."""
+
+    name: str
+    role: str
+    source: ModelSource
+    location: str = ""
+    licence: str = ""
+    size_bytes: int | None = None
+    present: bool = False
+    default: bool = False
+    """The analyzer runs this model with the options it was asked about."""
+
+
+def packaged_model(
+    name: str, role: str, wheel: str, files: Sequence[str], licence: str, default: bool
+) -> ModelInfo:
+    """A model whose weight files (name suffixes) ship in an installed wheel; present when all of them are."""
+    try:
+        dist = importlib.metadata.distribution(wheel)
+    except importlib.metadata.PackageNotFoundError:
+        return ModelInfo(name, role, "packaged", wheel, licence, None, False, default)
+    record = [str(f) for f in dist.files or ()]
+    located = [next((Path(str(dist.locate_file(r))) for r in record if r.endswith(f)), None) for f in files]
+    found = [p for p in located if p is not None and p.is_file()]
+    present = len(found) == len(files)
+    size = sum(p.stat().st_size for p in found) if present else None
+    return ModelInfo(name, role, "packaged", wheel, licence, size, present, default)
+
+
+def configured_model(
+    name: str, role: str, ref: str, runtime: Runtime, licence: str = "", default: bool = True
+) -> ModelInfo:
+    """A model named in the options: a path (or a bare name under `<state_dir>/weights`), else a hub id
+    looked up in the local Hugging Face cache (nothing is downloaded at run time)."""
+    path = Path(ref).expanduser()
+    bare = not path.is_absolute() and path.parent == Path(".")
+    for candidate in (path, runtime.state_dir / "weights" / path.name) if bare else (path,):
+        if ref and candidate.exists():
+            return ModelInfo(name, role, "path", str(candidate), licence, _size(candidate), True, default)
+    if ref.count("/") != 1 or ref.startswith((".", "/", "~")):
+        return ModelInfo(name, role, "path", ref, licence, None, False, default)
+    hub = os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", "~/.cache/huggingface")) / "hub"
+    folder = Path(hub).expanduser() / f"models--{ref.replace('/', '--')}"
+    cached = folder.is_dir()
+    return ModelInfo(name, role, "hub", ref, licence, _size(folder) if cached else None, cached, default)
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 @dataclass(frozen=True)
@@ -225,6 +285,20 @@ class Analyzer(ABC, Generic[ItemT]):
         """False when it needs weights that are not configured here (then `auto` leaves it out); `options`
         is its options model's instance (None for an analyzer without options)."""
         return True
+
+    @classmethod
+    def models(cls, options: Any, runtime: Runtime | None = None) -> list[ModelInfo]:
+        """Every model it may run and whether these options select it (`reelscope models`). Default: the
+        model its `model` option names, else its class's model; analyzers with packaged weights say which."""
+        runtime = runtime or Runtime()
+        ref = getattr(options, "model", "")
+        if isinstance(ref, str) and ref:
+            return [configured_model(ref, cls.name, ref, runtime)]
+        runs = cls.available() and cls.configured(options, runtime)
+        source: ModelSource = {"algorithm": "algorithm", "composed": "algorithm", "packaged": "packaged"}.get(
+            cls.provenance, "path"
+        )
+        return [ModelInfo(cls.model_name, cls.name, source, present=runs, default=runs)]
 
     def load(self) -> None:
         """Load models; called once per process before the first batch."""

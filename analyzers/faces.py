@@ -30,10 +30,15 @@ from reelscope.analyzers.base import (
     FrameAnalyzer,
     FrameItem,
     ItemResult,
+    ModelInfo,
+    Runtime,
     Sampling,
+    configured_model,
+    packaged_model,
 )
 from reelscope.analyzers.common import mediapipe_solutions
 from reelscope.analyzers.common.face_mesh import (
+    EMOTION_FILE,
     EMOTION_MODEL,
     MESH_MODEL,
     MOUTH_OPEN,
@@ -226,6 +231,26 @@ class FacesAnalyzer(FrameAnalyzer):
     _detector: _Mtcnn | _Haar | None = None
     _mesh: FaceMesh | None = None
     _emotion: EmotionModel | None = None
+
+    @classmethod
+    def models(cls, options: FacesOptions, runtime: Runtime | None = None) -> list[ModelInfo]:
+        """MTCNN, the face mesh, fer's emotion model (packaged), and the configured crop classifiers."""
+        nets = ("pnet.pt", "rnet.pt", "onet.pt")
+        emotion_ref = options.emotion_model
+        return [
+            packaged_model(_Mtcnn.name, cls.name, "facenet-pytorch", nets, "MIT", options.detector != "haar"),
+            mediapipe_solutions.packaged(
+                ("face_landmark_with_attention.tflite",), f"{cls.name} mesh", options.mesh
+            ),
+            packaged_model(
+                EMOTION_MODEL, f"{cls.name} emotion", "fer", (EMOTION_FILE,), "MIT", not emotion_ref
+            ),
+            *(
+                configured_model(ref, f"{cls.name} {a}", ref, runtime or Runtime())
+                for a in ATTRIBUTES
+                if (ref := getattr(options, f"{a}_model"))
+            ),
+        ]
 
     def load(self) -> None:
         self._classifiers: dict[str, tuple[Any, Provenance]] = {}

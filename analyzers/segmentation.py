@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
-from reelscope.analyzers.base import FrameAnalyzer, FrameItem, ItemResult, Runtime, Sampling
+from reelscope.analyzers.base import FrameAnalyzer, FrameItem, ItemResult, ModelInfo, Runtime, Sampling
 from reelscope.analyzers.common import mediapipe_solutions
 
 GRID = 4
@@ -106,6 +106,10 @@ class SegmentationAnalyzer(FrameAnalyzer):
     def __init__(self, options: SegmentationOptions | None = None, runtime: Runtime | None = None) -> None:
         super().__init__(options, runtime)
         self._graph: Any = None
+
+    @classmethod
+    def models(cls, options: Any, runtime: Runtime | None = None) -> list[ModelInfo]:
+        return [mediapipe_solutions.packaged(("selfie_segmentation_landscape.tflite",), cls.name, True)]
 
     def load(self) -> None:
         self._graph = mediapipe_solutions.solutions().selfie_segmentation.SelfieSegmentation(

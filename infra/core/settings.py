@@ -188,6 +188,10 @@ class CoreSettings(BaseSettings):
     upload_retention_h: float = 168.0
     """Uploaded files older than this many hours are removed (0: kept forever); their rows stay."""
     min_free_bytes: int = 64 * 1024 * 1024
+    models_base_url: str = ""
+    """`reelscope models pull` fetches from this mirror (files by their catalog names) instead of the source."""
+    models_catalog: Path | None = None
+    """A JSON file of extra pullable models, {name: entry} as infra/models.py's PullEntry (site-local mirrors)."""
     """Below this much free space in state_dir, /health is not ready and uploads are refused (507)."""
 
     def clickhouse_dsn(self) -> str:
