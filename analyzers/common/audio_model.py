@@ -46,6 +46,29 @@ def chunk_rms_dbfs(samples: np.ndarray) -> float:
     return to_dbfs(float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))))
 
 
+def loudness_gate(
+    items: Sequence[AudioItem], min_rms_dbfs: float
+) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], AudioItem]]]:
+    """A `{silent, rms_dbfs}` payload per item, and (payload, item) of the chunks loud enough for a model."""
+    payloads: list[dict[str, Any]] = []
+    voiced: list[tuple[dict[str, Any], AudioItem]] = []
+    for item in items:
+        level = chunk_rms_dbfs(item.samples)
+        payload: dict[str, Any] = {"silent": level < min_rms_dbfs, "rms_dbfs": level}
+        payloads.append(payload)
+        if not payload["silent"]:
+            voiced.append((payload, item))
+    return payloads, voiced
+
+
+def check_rate(owner: str, items: Sequence[AudioItem], rate: int = 16_000) -> Sequence[AudioItem]:
+    """The chunks, checked to be at the packaged models' rate (the producer sends 16 kHz)."""
+    for item in items:
+        if item.sample_rate != rate:
+            raise ValueError(f"{owner}: the model takes {rate} Hz, got {item.sample_rate} Hz")
+    return items
+
+
 class AudioModel:
     """One transformers audio model and its feature extractor, loaded once, never downloaded, run on
     batches of waveforms padded to a common length."""
@@ -117,14 +140,7 @@ class AudioModel:
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], np.ndarray | None]:
         """A `{silent, rms_dbfs}` payload per item, the payloads of the voiced ones, and the model's output
         rows for those (None when every chunk was silent): quiet chunks never reach the model."""
-        payloads: list[dict[str, Any]] = []
-        voiced: list[tuple[dict[str, Any], AudioItem]] = []
-        for item in map(self.check, items):
-            level = chunk_rms_dbfs(item.samples)
-            payload: dict[str, Any] = {"silent": level < min_rms_dbfs, "rms_dbfs": level}
-            payloads.append(payload)
-            if not payload["silent"]:
-                voiced.append((payload, item))
+        payloads, voiced = loudness_gate([self.check(item) for item in items], min_rms_dbfs)
         outputs = self.run([item.samples for _, item in voiced]) if voiced else None
         return payloads, [p for p, _ in voiced], outputs
 
