@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -14,7 +15,9 @@ from typing import Any
 
 from reelscope.infra.client import fetch, push_paths, read_store
 from reelscope.infra.core.settings import Settings, get_settings
+from reelscope.schemas.events import VIDEO_ID_PATTERN
 from reelscope.schemas.records import TERMINAL, VideoStatus
+from reelscope.sinks.uploads import MAX_FIELDS_BYTES
 
 
 def _setup_logging(settings: Settings) -> None:
@@ -33,9 +36,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_push(settings: Settings, args: argparse.Namespace) -> int:
-    for video_id in asyncio.run(
-        push_paths(settings, args.videos, json.loads(args.metadata or "{}"), _options(args))
-    ):
+    for video_id in asyncio.run(push_paths(settings, args.videos, args.metadata or {}, _options(args))):
         print(video_id)
     return 0
 
@@ -130,9 +131,7 @@ def cmd_analyze(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     info = up(settings)
     try:
-        video_ids = asyncio.run(
-            push_paths(settings, args.videos, json.loads(args.metadata or "{}"), _options(args))
-        )
+        video_ids = asyncio.run(push_paths(settings, args.videos, args.metadata or {}, _options(args)))
         docs = wait_and_show(settings, video_ids, args.timeout)
     finally:
         if info.started and not args.keep:
@@ -248,6 +247,28 @@ def cmd_loadtest(settings: Settings, args: argparse.Namespace) -> int:
     return run_loadtest(settings, args)
 
 
+def video_id_arg(value: str) -> str:
+    """A video id as the API and the ingest schema accept it, checked before anything is sent."""
+    if not re.fullmatch(VIDEO_ID_PATTERN, value):
+        raise argparse.ArgumentTypeError(
+            "a video id is 1 to 128 letters, digits, '.', '_' or '-', not starting with '.' or '-'"
+        )
+    return value
+
+
+def metadata_arg(value: str) -> dict[str, Any]:
+    """--metadata: a JSON object within the API's budget for it."""
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object")
+    if len(value.encode()) > MAX_FIELDS_BYTES:
+        raise argparse.ArgumentTypeError(f"more than {MAX_FIELDS_BYTES} bytes")
+    return parsed
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="reelscope", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -255,21 +276,21 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("videos", nargs="*")
     a.add_argument("--sample", action="store_true", help="also analyze a generated sample clip")
     a.add_argument("--json", help="write the reconstruction here (a directory when several videos)")
-    a.add_argument("--metadata", help="JSON object of free metadata kept with the videos")
+    a.add_argument("--metadata", type=metadata_arg, help="JSON object of free metadata kept with the videos")
     a.add_argument("--hotwords", help="comma-separated words to listen for (names, products)")
     a.add_argument("--timeout", type=float, default=900.0)
     a.add_argument("--keep", action="store_true", help="leave the stack running afterwards")
     a.set_defaults(fn=cmd_analyze)
     pu = sub.add_parser("push", help="put ingest requests for videos on the ingest topic")
     pu.add_argument("videos", nargs="+")
-    pu.add_argument("--metadata")
+    pu.add_argument("--metadata", type=metadata_arg)
     pu.add_argument("--hotwords")
     pu.set_defaults(fn=cmd_push)
     s = sub.add_parser("status", help="a video's status and per-analyzer progress")
-    s.add_argument("video_id")
+    s.add_argument("video_id", type=video_id_arg)
     s.set_defaults(fn=cmd_status)
     r = sub.add_parser("results", help="a video's reconstruction JSON")
-    r.add_argument("video_id")
+    r.add_argument("video_id", type=video_id_arg)
     r.set_defaults(fn=cmd_results)
     u = sub.add_parser("up", help="start the local stack (broker, serve, processor groups)")
     u.add_argument("--processes", type=int, default=1, help="processes per group")

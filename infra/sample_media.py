@@ -125,3 +125,40 @@ def sample_clip(path: Path) -> Path:
     if path.exists():
         return path
     return cut_clip(path, cut_frame=90, frames=180, fps=30, size=(720, 1280), tone_s=4.0, silence_s=2.0)
+
+
+def looped_clip(
+    path: Path, seconds: float, base_s: float = 10.0, size: tuple[int, int] = (720, 1280)
+) -> Path:
+    """A long H.264/AAC clip made cheaply: a `base_s` cut clip (tone, silence) encoded once, its packets
+    remuxed with shifted timestamps until `seconds` are covered (a 5-minute 720x1280 file in seconds)."""
+    base = cut_clip(
+        path.with_suffix(".base.mp4"),
+        cut_frame=int(base_s * 15),
+        frames=int(base_s * 30),
+        fps=30,
+        size=size,
+        tone_s=base_s * 0.6,
+        silence_s=base_s * 0.4,
+    )
+    loops = max(1, round(seconds / base_s))
+    with av.open(str(base)) as src, av.open(str(path), mode="w") as dst:
+        outs = {s.index: dst.add_stream_from_template(s) for s in src.streams if s.type in ("video", "audio")}
+        packets = [p for p in src.demux(*src.streams) if p.stream.index in outs and p.dts is not None]
+        spans = {
+            i: max(p.pts + (p.duration or 0) for p in packets if p.stream.index == i and p.pts is not None)
+            for i in outs
+        }
+        for n in range(loops):
+            for packet in packets:
+                if n and packet.dts < 0:  # the AAC priming packet belongs before the first loop only
+                    continue
+                shift = n * spans[packet.stream.index]
+                packet.pts = None if packet.pts is None else packet.pts + shift
+                packet.dts += shift
+                packet.stream = outs[packet.stream.index]
+                dst.mux(packet)
+                packet.pts = None if packet.pts is None else packet.pts - shift
+                packet.dts -= shift
+    base.unlink()
+    return path

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +154,7 @@ def wait_ready(settings: Settings, timeout_s: float) -> None:
     """Until the API says ready and every group process has written its ready file."""
     deadline = time.monotonic() + timeout_s
     token = settings.api_token.get_secret_value() if settings.api_token else None
+    reason = ""
     while time.monotonic() < deadline:
         alive = running(settings)
         missing = [
@@ -160,6 +162,10 @@ def wait_ready(settings: Settings, timeout_s: float) -> None:
         ]
         try:
             api_ready = http_json(f"{api_url(settings)}/health", token=token).get("ready", False)
+        except urllib.error.HTTPError as exc:  # 503: not ready, and why
+            api_ready = False
+            with contextlib.suppress(ValueError):
+                reason = json.loads(exc.read()).get("reason") or reason
         except OSError:
             api_ready = False
         if api_ready and not missing:
@@ -169,7 +175,8 @@ def wait_ready(settings: Settings, timeout_s: float) -> None:
         time.sleep(0.2)
     waiting = ([] if api_ready else ["serve"]) + missing
     tails = "\n".join(_log_tail(settings, name) for name in waiting)
-    raise TimeoutError(f"stack not ready after {timeout_s:.0f} s; waiting for {waiting}:\n{tails}")
+    why = f" (serve: {reason})" if reason and not api_ready else ""
+    raise TimeoutError(f"stack not ready after {timeout_s:.0f} s; waiting for {waiting}{why}:\n{tails}")
 
 
 def _log_tail(settings: Settings, name: str, lines: int = 15) -> str:

@@ -2,6 +2,11 @@
 
 Timestamps always come from each frame's PTS on the stream's own clock (a stream that starts late starts
 late here too; variable frame rate stays variable). Knows nothing of Kafka or analyzers.
+
+Only the one file is ever read: FFmpeg opens every further file a container names (an HLS or DASH
+playlist's segments, a concat list's entries) through `io_open`, which refuses all but the first, so a
+playlist cannot reach outside the allowed roots; containers of such formats and still images are refused
+by name with a reason.
 """
 
 from __future__ import annotations
@@ -9,12 +14,20 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import BinaryIO
 
 import av
 import numpy as np
 from reelscope.schemas.records import Media
 
 AUDIO_RATE = 16_000
+
+MULTI_FILE_FORMATS = frozenset(
+    {"hls", "applehttp", "dash", "concat", "ffconcat", "imf", "sdp", "rtsp", "rtp"}
+)
+"""Demuxers that read further files or network streams named inside the container."""
+IMAGE_FORMATS = frozenset({"image2", "gif", "apng", "webp"})
+"""Still-image demuxers besides the `*_pipe` family (png_pipe, jpeg_pipe, ...)."""
 
 
 class DecodeError(Exception):
@@ -96,16 +109,53 @@ def probe(container: av.container.InputContainer) -> MediaInfo:
     return MediaInfo(media, warnings)
 
 
+class _OneFile:
+    """FFmpeg's io_open for one container: opens the file itself, refuses everything it names."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.opened = False
+        self.refused: list[str] = []
+
+    def __call__(self, url: str, flags: int, options: dict) -> BinaryIO:
+        if url == self.path and not self.opened:
+            self.opened = True
+            return open(url, "rb")  # FFmpeg closes it through PyAV's io_close
+        self.refused.append(url)
+        raise PermissionError(f"refused to open {url}: only the submitted file is read")
+
+
+def _refusal(container: av.container.InputContainer, info: MediaInfo) -> str | None:
+    """Why a container that opened is still not analyzed: a multi-file format or a still image."""
+    names = set(container.format.name.split(","))
+    if names & MULTI_FILE_FORMATS:
+        return f"{container.format.name} files name other files or streams to read; upload the media itself"
+    still = any(n.endswith("_pipe") for n in names) or names & IMAGE_FORMATS
+    if still and not info.media.has_audio and (container.streams.video[0].frames or 1) <= 1:
+        return f"a still image ({container.format.name}), not a video"
+    return None
+
+
 def open_media(path: str) -> tuple[av.container.InputContainer, MediaInfo]:
     """Open and probe, turning every PyAV failure into a DecodeError with a readable reason."""
+    guard = _OneFile(path)
     try:
-        container = av.open(path, mode="r", timeout=30)
+        container = av.open(path, mode="r", timeout=30, io_open=guard)
     except FileNotFoundError as exc:
         raise DecodeError(f"file not found: {path}") from exc
-    except av.error.FFmpegError as exc:
+    except (av.error.FFmpegError, OSError) as exc:  # custom I/O reports some failures as OSError
+        if guard.refused:
+            raise DecodeError(
+                f"the file names other files to read ({guard.refused[0][:200]}): playlists and other "
+                "multi-file formats are refused; upload the media itself"
+            ) from exc
         raise DecodeError(f"not a readable video: {exc}") from exc
     try:
-        return container, probe(container)
+        info = probe(container)
+        refusal = _refusal(container, info)
+        if refusal:
+            raise DecodeError(refusal)
+        return container, info
     except DecodeError:
         container.close()
         raise
@@ -144,6 +194,7 @@ def iterate(
             stereo_resampler = av.AudioResampler(format="s16", layout="stereo", rate=AUDIO_RATE)
     index = 0
     bad_packets = 0
+    audio_end: float | None = None
     for packet in container.demux(*streams):
         try:
             frames = packet.decode()
@@ -160,14 +211,27 @@ def iterate(
                 index += 1
             elif isinstance(frame, av.AudioFrame) and mix_resampler is not None:
                 pts = float(frame.time)
-                mix = np.concatenate(
-                    [f.to_ndarray().reshape(-1) for f in mix_resampler.resample(frame)]
-                    or [np.zeros(0, np.int16)]
-                )
-                channels = None
-                if stereo_resampler is not None:
-                    parts = [f.to_ndarray().reshape(-1, 2) for f in stereo_resampler.resample(frame)]
-                    channels = np.concatenate(parts).T if parts else np.zeros((2, 0), np.int16)
-                yield DecodedAudio(pts_s=pts, mix=mix, channels=channels)
+                audio_end = pts + frame.samples / frame.sample_rate
+                yield _resampled(pts, frame, mix_resampler, stereo_resampler)
+    if mix_resampler is not None and audio_end is not None:
+        # the resamplers hold the last few milliseconds back until flushed
+        yield _resampled(audio_end, None, mix_resampler, stereo_resampler)
     if bad_packets:
         info.warnings.append(f"{bad_packets} corrupt packets skipped")
+
+
+def _resampled(
+    pts: float,
+    frame: av.AudioFrame | None,
+    mix_resampler: av.AudioResampler,
+    stereo_resampler: av.AudioResampler | None,
+) -> DecodedAudio:
+    """One decoded audio frame (None: the flush at the end) as 16 kHz mono, and stereo when asked."""
+    mix = np.concatenate(
+        [f.to_ndarray().reshape(-1) for f in mix_resampler.resample(frame)] or [np.zeros(0, np.int16)]
+    )
+    channels = None
+    if stereo_resampler is not None:
+        parts = [f.to_ndarray().reshape(-1, 2) for f in stereo_resampler.resample(frame)]
+        channels = np.concatenate(parts).T if parts else np.zeros((2, 0), np.int16)
+    return DecodedAudio(pts_s=pts, mix=mix, channels=channels)

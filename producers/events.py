@@ -167,6 +167,8 @@ class VideoEventSource:
             self._check_limits(info)
             items = iterate(container, info, self.settings.decode_threads)
             head = self._read_head(items, info)
+            if head:  # the first decoded timestamp, not the header's claim, is where the media starts
+                info.media = info.media.model_copy(update={"start_s": round(min(i.pts_s for i in head), 4)})
             yield self._started(info)
             yield from self._publish(head, items, info)
         finally:
@@ -259,7 +261,14 @@ class VideoEventSource:
             yield from head
             yield from rest
 
+        first_pts = min((i.pts_s for i in head), default=info.media.start_s)
         for item in chain():
+            if item.pts_s - first_pts > self.settings.max_duration_s + 1.0:
+                # headers can understate the length; the timestamps cannot
+                raise DecodeError(
+                    f"the media runs past {self.settings.max_duration_s:.0f} s (the configured maximum) "
+                    f"at {item.pts_s - first_pts:.1f} s, though its header says {info.media.duration_s - info.media.start_s:.1f} s"
+                )
             if isinstance(item, DecodedFrame):
                 self.frames_decoded += 1
                 targets = plan.targets(item.pts_s)

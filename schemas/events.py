@@ -7,6 +7,7 @@ raises SchemaError naming the offending field.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
@@ -16,6 +17,15 @@ from reelscope.schemas.records import Media, VideoStatus
 
 Provenance = Literal["algorithm", "packaged", "configured", "random-test", "composed"]
 """Where a model's weights came from: `random-test` output is noise by construction and never a result."""
+
+
+VIDEO_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"
+"""A video id that can be submitted: it is a path segment of the API and a file name of exports."""
+
+
+def video_id_slug(name: str, default: str = "video") -> str:
+    """A file name's contribution to a video id: letters, digits, `-` and `_` only (VIDEO_ID_PATTERN)."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-_")[:40] or default
 
 
 class SchemaError(ValueError):
@@ -46,6 +56,7 @@ class IngestRequest(Event):
         1: lambda d: {**{k: v for k, v in d.items() if k != "path"}, "uri": d.get("path", d.get("uri"))},
     }
 
+    video_id: str = Field(pattern=VIDEO_ID_PATTERN)
     uri: str = Field(min_length=1)
     options: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)

@@ -147,6 +147,11 @@ class Aggregator:
         # caches of what is stored, so most batches need no read query; ClickHouse stays the truth
         self.rows: dict[str, dict[str, Any]] = {}
         self.seen: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        self.write_error: str | None = None
+        """The last ClickHouse write failure while it persists (the API's /health reports it)."""
+        self.progressed: dict[str, float] = {}
+        """Video -> when its last result arrived: the completion timeout runs from the later of this and
+        published_at, so a long video whose results keep coming is not cut off."""
 
     async def run(self) -> None:
         await self.store.call(self.store.create_tables)
@@ -206,8 +211,10 @@ class Aggregator:
         while True:
             try:
                 await self.store.call(self._write, results, lifecycle)
+                self.write_error = None
                 return
             except Exception as exc:  # ClickHouse down: hold the batch (and consumption) and retry
+                self.write_error = f"{type(exc).__name__}: {exc}"[:300]
                 if self.stop.is_set():
                     raise
                 log.warning("ClickHouse write failed (%s); retrying in %.1f s", exc, delay)
@@ -227,6 +234,7 @@ class Aggregator:
         self.rows.update(rows)
         for r in results:
             self.seen[r.video_id][r.analyzer].add(r.item_key)
+            self.progressed[r.video_id] = time.time()
 
     async def _maybe_finalize(self, video_id: str, timed_out: bool = False, recheck: bool = False) -> None:
         """Finish the video if all its expected results are stored (or it timed out, or failed).
@@ -265,7 +273,14 @@ class Aggregator:
         video_id = video["video_id"]
         rows = await self.store.call(self.store.results, video_id)
         doc = await asyncio.to_thread(
-            reconstruction.build, video, rows, self.enabled, self.settings.aggregator.segment_s, None, False
+            reconstruction.build,
+            video,
+            rows,
+            self.enabled,
+            self.settings.aggregator.segment_s,
+            None,
+            False,
+            self.settings.producer.max_duration_s,
         )
         if not doc["shots"]:
             await self._finalize(video)
@@ -302,7 +317,13 @@ class Aggregator:
         video_id = video["video_id"]
         rows = await self.store.call(self.store.results, video_id)
         doc = await asyncio.to_thread(  # video summaries can take a while (optical flow): off the loop
-            reconstruction.build, video, rows, self.enabled, self.settings.aggregator.segment_s, failed_reason
+            reconstruction.build,
+            video,
+            rows,
+            self.enabled,
+            self.settings.aggregator.segment_s,
+            failed_reason,
+            max_span_s=self.settings.producer.max_duration_s,
         )
         completed = video.get("completed_at") or now()
         doc["timings"] = {
@@ -321,6 +342,7 @@ class Aggregator:
             self.store.upsert_video({**video, "status": doc["status"], "completed_at": completed})
             self.rows.pop(video_id, None)
             self.seen.pop(video_id, None)
+            self.progressed.pop(video_id, None)
 
         while True:
             try:
@@ -374,7 +396,12 @@ class Aggregator:
                 videos = await self.store.call(self.store.open_videos)
                 for video in videos:
                     published = video.get("published_at")
-                    late = published is not None and time.time() - _epoch(published) > timeout
+                    since = (
+                        max(_epoch(published), self.progressed.get(video["video_id"], 0.0))
+                        if published
+                        else 0.0
+                    )
+                    late = published is not None and time.time() - since > timeout
                     # count in ClickHouse for videos this process has no tally of (stored before a
                     # restart), and now and then for all, since a tally started mid-video stays short
                     recheck = video["video_id"] not in self.seen or tick % 5 == 0

@@ -15,7 +15,6 @@ import logging
 import re
 import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -25,15 +24,22 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, Field
-from python_multipart.multipart import MultipartParser, parse_options_header
+from pydantic import ValidationError
 from reelscope.analyzers.registry import enabled_analyzers
-from reelscope.infra.core.ingest import make_request, path_refused, push
+from reelscope.infra.core.ingest import make_request, push
 from reelscope.infra.core.settings import Settings
 from reelscope.schemas.records import TERMINAL
 from reelscope.sinks import exports
 from reelscope.sinks.reconstruction import build as build_reconstruction
 from reelscope.sinks.store import Store, now
+from reelscope.sinks.uploads import (
+    MAX_JSON_BODY,
+    MAX_LIST,
+    BodyLimit,
+    SubmitRequest,
+    receive_upload,
+    storage_problem,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,21 +50,11 @@ RECENT_S = 300.0
 """Live streams also watch videos that changed this recently, so they see them finish."""
 THROUGHPUT_WINDOW_S = 600
 LIVE_REBUILD_S = 2.0
-FORM_OVERHEAD = 1 << 20
-"""Multipart framing and small fields allowed on top of max_upload_bytes before the body is refused."""
-MAX_FIELDS_BYTES = 64 * 1024
 LAG_MEANING = (
     "events this server's producer published on the frame and audio topics that each processor group has "
     "not committed yet (from acknowledged and committed offsets; the broker's end offsets are not used, since "
     "the embedded broker reports them wrongly)"
 )
-
-
-class SubmitRequest(BaseModel):
-    uri: str = Field(min_length=1)
-    video_id: str | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    options: dict[str, Any] = Field(default_factory=dict)
 
 
 def progress(video: dict[str, Any], counts: dict[str, tuple[int, int]]) -> dict[str, Any]:
@@ -150,122 +146,6 @@ class ProgressHub:
             return self.version
 
 
-def stored_name(filename: str) -> tuple[str, str]:
-    """(video id, stored file name) for an upload: the client's name only contributes a sanitised stem
-    to the id and a short alphanumeric extension; it never becomes a path component."""
-    base = re.split(r"[\\/]", filename)[-1]
-    stem, dot, ext = base.rpartition(".")
-    if not dot:
-        stem, ext = base, ""
-    ext = f".{ext.lower()}" if re.fullmatch(r"[A-Za-z0-9]{1,8}", ext) else ""
-    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-_")[:40] or "upload"
-    token = uuid.uuid4().hex
-    return f"{slug}-{token[:10]}", f"{token}{ext}"
-
-
-def display_name(filename: str) -> str:
-    """The client's file name as plain text for metadata (no directories, no control characters)."""
-    base = re.split(r"[\\/]", filename)[-1]
-    return re.sub(r"[\x00-\x1f\x7f]", "", base)[:200]
-
-
-class UploadTooLarge(Exception):
-    """The upload went past max_upload_bytes."""
-
-
-class UploadReceiver:
-    """Streams one multipart body: the `file` part to disk (counting bytes as they arrive), the small
-    `metadata` / `options` fields to memory. Nothing is buffered whole."""
-
-    def __init__(self, boundary: bytes, target: Path, limit: int) -> None:
-        self.target = target
-        self.limit = limit
-        self.filename: str | None = None
-        self.size = 0
-        self.fields: dict[str, bytearray] = {}
-        self._out: Any = None
-        self._headers: dict[str, str] = {}
-        self._field = b""
-        self._value = b""
-        self._part: str | None = None
-        self._fields_bytes = 0
-        self.parser = MultipartParser(
-            boundary,
-            {
-                "on_part_begin": self._part_begin,
-                "on_header_field": self._header_field,
-                "on_header_value": self._header_value,
-                "on_header_end": self._header_end,
-                "on_headers_finished": self._headers_finished,
-                "on_part_data": self._part_data,
-                "on_part_end": self._part_end,
-            },
-        )
-
-    def _part_begin(self) -> None:
-        self._headers, self._field, self._value, self._part = {}, b"", b"", None
-
-    def _header_field(self, data: bytes, start: int, end: int) -> None:
-        self._field += data[start:end]
-
-    def _header_value(self, data: bytes, start: int, end: int) -> None:
-        self._value += data[start:end]
-
-    def _header_end(self) -> None:
-        self._headers[self._field.decode("latin-1").lower()] = self._value.decode("utf-8", "replace")
-        self._field, self._value = b"", b""
-
-    def _headers_finished(self) -> None:
-        _, params = parse_options_header(self._headers.get("content-disposition", ""))
-        name = params.get(b"name", b"").decode("utf-8", "replace")
-        if name == "file" and b"filename" in params and self._out is None and self.filename is None:
-            self.filename = params[b"filename"].decode("utf-8", "replace")
-            self._out = self.target.open("wb")
-            self._part = "file"
-        elif name in ("metadata", "options"):
-            self._part = name
-            self.fields[name] = bytearray()
-
-    def _part_data(self, data: bytes, start: int, end: int) -> None:
-        if self._part == "file":
-            self.size += end - start
-            if self.size > self.limit:
-                raise UploadTooLarge
-            self._out.write(data[start:end])
-        else:  # every other part, kept or not, counts against the small field budget
-            self._fields_bytes += end - start
-            if self._fields_bytes > MAX_FIELDS_BYTES:
-                raise HTTPException(status_code=413, detail="form fields too large")
-            if self._part is not None:
-                self.fields[self._part] += data[start:end]
-
-    def _part_end(self) -> None:
-        if self._part == "file":
-            self._out.close()
-        self._part = None
-
-    async def receive(self, request: Request) -> None:
-        try:
-            async for chunk in request.stream():
-                self.parser.write(chunk)
-            self.parser.finalize()
-        finally:
-            if self._out is not None and not self._out.closed:
-                self._out.close()
-
-    def json_field(self, name: str) -> dict[str, Any]:
-        raw = bytes(self.fields.get(name, b"")).strip()
-        if not raw:
-            return {}
-        try:
-            value = json.loads(raw)
-        except ValueError as exc:
-            raise HTTPException(status_code=422, detail=f"{name} is not valid JSON: {exc}") from exc
-        if not isinstance(value, dict):
-            raise HTTPException(status_code=422, detail=f"{name} must be a JSON object")
-        return value
-
-
 def attachment(video_id: str, suffix: str) -> dict[str, str]:
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", video_id) or "video"
     return {"Content-Disposition": f'attachment; filename="{safe}{suffix}"'}
@@ -291,6 +171,7 @@ async def lag_fields(services: Any) -> dict[str, Any]:
 def create_app(settings: Settings, store: Store, services: Any = None) -> FastAPI:
     """The API app; `services` (the serve process) provides readiness and the Kafka producer."""
     app = FastAPI(title="reelscope", version="0.1.0")
+    app.add_middleware(BodyLimit, limit=MAX_JSON_BODY, exempt="/videos/upload")
 
     def token_ok(given: str) -> bool:
         assert settings.api_token is not None
@@ -325,20 +206,44 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/health")
-    async def health() -> dict[str, Any]:
-        ready = bool(services and services.ready())
-        return {"status": "ok" if ready else "starting", "ready": ready}
+    async def health() -> JSONResponse:
+        """200 and ready only when the process serves and its disk takes writes; 503 with the reason
+        otherwise, so a load balancer stops sending uploads to a server that cannot store them."""
+        started = bool(services and services.ready())
+        problem = storage_problem(settings) or (
+            f"ClickHouse writes are failing: {services.aggregator.write_error}"
+            if services is not None and getattr(services.aggregator, "write_error", None)
+            else None
+        )
+        ready = started and problem is None
+        body: dict[str, Any] = {"status": "ok" if ready else "starting" if not started else "degraded"}
+        body["ready"] = ready
+        if problem:
+            body["reason"] = problem
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    async def submit_request(uri: str, video_id: str | None, metadata: dict, options: dict) -> str:
+        """Build and push one ingest request; a request the schema refuses is the client's fault (422)."""
+        if services is None or services.producer is None:
+            raise HTTPException(status_code=503, detail="not connected to the broker yet")
+        try:
+            request = make_request(uri, video_id, metadata, options)
+        except ValidationError as exc:
+            raise HTTPException(
+                status_code=422, detail=f"invalid request: {exc.errors()[0]['msg']}"
+            ) from None
+        await push(services.producer, settings, request)
+        return request.video_id
 
     @app.post("/videos", dependencies=auth, status_code=202)
     async def submit(body: SubmitRequest) -> dict[str, str]:
-        if services is None or services.producer is None:
-            raise HTTPException(status_code=503, detail="not connected to the broker yet")
-        request = make_request(body.uri, body.video_id, body.metadata, body.options)
-        await push(services.producer, settings, request)
-        return {"video_id": request.video_id, "status": "submitted"}
+        video_id = await submit_request(body.uri, body.video_id, body.metadata, body.options)
+        return {"video_id": video_id, "status": "submitted"}
 
     @app.get("/videos", dependencies=auth)
-    async def videos(limit: int = 100, status: str | None = None) -> list[dict[str, Any]]:
+    async def videos(
+        limit: int = Query(100, ge=1, le=MAX_LIST), status: str | None = Query(None, max_length=32)
+    ) -> list[dict[str, Any]]:
         return await store.call(store.videos, limit, status)
 
     @app.get("/videos/{video_id}", dependencies=auth)
@@ -373,39 +278,14 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
         behind) and submitted like POST /videos."""
         if services is None or services.producer is None:
             raise HTTPException(status_code=503, detail="not connected to the broker yet")
-        kind, params = parse_options_header(request.headers.get("content-type", ""))
-        if kind != b"multipart/form-data" or not params.get(b"boundary"):
-            raise HTTPException(status_code=415, detail="send multipart/form-data with a `file` part")
-        limit = settings.max_upload_bytes
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit + FORM_OVERHEAD:
-            raise HTTPException(status_code=413, detail=f"upload larger than {limit} bytes")
-        directory = (settings.state_dir / "uploads").resolve()
-        refused = path_refused(directory, settings)  # the producer would refuse these files
-        if refused:
-            raise HTTPException(status_code=503, detail=f"uploads are disabled: {refused}")
-        directory.mkdir(parents=True, exist_ok=True)
-        partial = directory / f"{uuid.uuid4().hex}.part"
-        receiver = UploadReceiver(params[b"boundary"], partial, limit)
+        upload = await receive_upload(request, settings)
         try:
-            await receiver.receive(request)
-            if receiver.filename is None:
-                raise HTTPException(status_code=422, detail="no `file` part with a filename")
-            if receiver.size == 0:
-                raise HTTPException(status_code=422, detail="the uploaded file is empty")
-            metadata = receiver.json_field("metadata")
-            options = receiver.json_field("options")
-        except UploadTooLarge:
-            partial.unlink(missing_ok=True)
-            raise HTTPException(status_code=413, detail=f"upload larger than {limit} bytes") from None
+            video_id = await submit_request(
+                upload.path.as_uri(), upload.video_id, upload.metadata, upload.options
+            )
         except BaseException:
-            partial.unlink(missing_ok=True)
+            upload.path.unlink(missing_ok=True)
             raise
-        video_id, name = stored_name(receiver.filename)
-        path = partial.rename(directory / name)
-        metadata.setdefault("filename", display_name(receiver.filename))
-        request_event = make_request(path.as_uri(), video_id, metadata, options)
-        await push(services.producer, settings, request_event)
         return {"video_id": video_id, "status": "submitted"}
 
     # --- exports --------------------------------------------------------------------------------------
@@ -451,7 +331,13 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
         if cached is None or (cached[0] != total and time.monotonic() - cached[1] >= LIVE_REBUILD_S):
             rows = await store.call(store.results, video_id)
             doc = await asyncio.to_thread(  # no enrichment (embedding model, thumbnails): the final has it
-                build_reconstruction, row, rows, enabled, settings.aggregator.segment_s, enrich=False
+                build_reconstruction,
+                row,
+                rows,
+                enabled,
+                settings.aggregator.segment_s,
+                enrich=False,
+                max_span_s=settings.producer.max_duration_s,
             )
             doc.update(status=row["status"], provisional=True)
             if len(live_cache) >= 32:

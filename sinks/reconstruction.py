@@ -54,6 +54,28 @@ def _analyzer_states(
     return states
 
 
+def gap_warnings(states: dict[str, dict[str, Any]], first_errors: dict[str, str]) -> list[str]:
+    """One warning per analyzer short of its count in a finished video: how short, and why."""
+    out = []
+    for name, st in states.items():
+        if st["state"] in (AnalyzerState.COMPLETE, AnalyzerState.NOT_APPLICABLE):
+            continue
+        want, got, errors = st["expected"], st["received"], st["errors"]
+        if want == 0:
+            out.append(f"{name}: no items were published for it")
+            continue
+        if got < want:
+            out.append(
+                f"{name}: {want - got} of {want} results never arrived (finished without them after the "
+                "completion timeout passed with no progress)"
+            )
+        if errors:
+            out.append(
+                f"{name}: {errors} of {want} items failed ({first_errors.get(name, 'no reason given')})"
+            )
+    return out
+
+
 def _document_fields(
     summaries: dict[str, dict[str, Any]], enabled: dict[str, type[Analyzer]]
 ) -> dict[str, Any]:
@@ -130,6 +152,30 @@ def build_segments(
     return segments
 
 
+def media_span(
+    video: dict[str, Any],
+    by_analyzer: dict[str, list[ItemResult]],
+    enabled: dict[str, type[Analyzer]],
+    segment_s: float,
+    max_span_s: float | None,
+) -> tuple[float, float]:
+    """(start, end) of the media: what its items cover, not what its header (or a forged event) claims.
+
+    The header's end stands when items reach it (the last frame lasts past its timestamp), but never more
+    than one segment past the last item, and the span never exceeds max_span_s: an audio stream that
+    starts at 80,000 s makes 4 segments, not 80,004, and a claimed 2,000,000 s makes none extra."""
+    start_s = float(video.get("start_s") or 0.0)
+    end_s = max(float(video.get("duration_s") or 0.0), start_s)
+    media = [n for n in by_analyzer if n in enabled and enabled[n].input in ("frame", "audio")]
+    items = [r for n in media for r in by_analyzer[n]]
+    if items:  # frames and audio chunks carry the media's own timestamps (shots and descriptions do not)
+        start_s = min(r.start_s for r in items)
+        end_s = max(start_s, min(end_s, max(r.end_s for r in items) + segment_s))
+    if max_span_s is not None:
+        end_s = min(end_s, start_s + max_span_s)
+    return start_s, end_s
+
+
 def build(
     video: dict[str, Any],
     rows: list[dict[str, Any]],
@@ -137,11 +183,12 @@ def build(
     segment_s: float,
     failed_reason: str | None = None,
     enrich: bool = True,
+    max_span_s: float | None = None,
 ) -> dict[str, Any]:
     """The reconstruction document for one video from its videos row and stored results.
 
-    `enrich` adds what it is about (keywords, topics, calls to action; an embedding model) and the shot
-    thumbnails: the final document has them, the aggregator's look at a video's shots does not need them."""
+    `enrich` adds what it is about (keywords, topics, calls to action; an embedding model), the shot
+    thumbnails and a warning per analyzer gap: the final document has them, the aggregator's look at a video's shots does not need them."""
     expected: dict[str, int] = json.loads(video.get("expected") or "{}")
     registry = all_analyzers()
     # the producer's view (what it published for) wins over this process's configuration
@@ -149,10 +196,12 @@ def build(
     by_analyzer: dict[str, list[ItemResult]] = defaultdict(list)
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     models: dict[str, tuple[str, str]] = {}
+    first_errors: dict[str, str] = {}
     for row in rows:
         counts[row["analyzer"]][0] += 1
         if row["error"]:
             counts[row["analyzer"]][1] += 1
+            first_errors.setdefault(row["analyzer"], row["error"])
             continue
         models[row["analyzer"]] = (row["model"], row["provenance"])
         by_analyzer[row["analyzer"]].append(
@@ -178,11 +227,10 @@ def build(
         for name, results in by_analyzer.items()
         if name in enabled and (summary := enabled[name].video_summary(results)) is not None
     }
-    start_s = float(video.get("start_s") or 0.0)
-    end_s = max(float(video.get("duration_s") or 0.0), start_s)
+    start_s, end_s = media_span(video, by_analyzer, enabled, segment_s, max_span_s)
     fields = _document_fields(summaries, enabled)
     cut_times = [c["time_s"] for c in fields["cuts"]]
-    origin = math.floor(start_s / segment_s) * segment_s if video.get("has_video") else 0.0
+    origin = math.floor(max(start_s, 0.0) / segment_s) * segment_s
     shots = shots_from_cuts(cut_times, start_s, end_s) if end_s > start_s else []
     segments = build_segments(by_analyzer, enabled, shots, origin, end_s, segment_s) if shots else []
     for name, results in by_analyzer.items():
@@ -190,6 +238,8 @@ def build(
             for index, added in enabled[name].shot_fields(results, shots).items():
                 shots[index].update(added)
     warnings = list(video.get("warnings") or [])
+    if enrich and not failed_reason:
+        warnings += gap_warnings(states, first_errors)
     metadata = json.loads(video.get("metadata") or "{}")
     if failed_reason:
         status = VideoStatus.FAILED

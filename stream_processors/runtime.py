@@ -88,16 +88,26 @@ class OpenStreams:
     Offsets are committed no further than the first record of an open stream, so a restarted process
     replays every open stream from its beginning; a stream not seen from its first item (the tail of one
     that finished before the restart, whose results are already out) is skipped.
+
+    Age is idleness, never length: a stream stops holding commits back only after `max_age_s` without a
+    new item (its producer died), and it is forgotten (its later items skipped) only past the bound on
+    remembered streams. A long video that keeps streaming is never cut short: measuring age from a
+    stream's first item dropped the tail of every stream open longer than the completion timeout.
     """
+
+    MAX_BEGUN = 10_000
+    """Streams remembered at most (the least recently active are forgotten first): bounds memory when
+    producers die mid-stream and their streams never end."""
 
     def __init__(self) -> None:
         self.open: dict[TopicPartition, dict[tuple[str, str], tuple[int, float]]] = defaultdict(dict)
-        self.begun: set[tuple[str, str]] = set()
+        self.begun: dict[tuple[str, str], float] = {}
+        """Stream -> when its last item arrived (monotonic), in order of activity."""
 
     def admit(self, record: ConsumerRecord, event: Frame | AudioChunk) -> bool:
         key = stream_key(event)
         if event.first:
-            self.begun.add(key)
+            self.begun[key] = time.monotonic()
         return key in self.begun
 
     def advance(self, record: ConsumerRecord, event: Frame | AudioChunk) -> None:
@@ -105,19 +115,29 @@ class OpenStreams:
         key = stream_key(event)
         if event.final:
             self.open[tp].pop(key, None)
-            self.begun.discard(key)
-        elif key not in self.open[tp]:
-            self.open[tp][key] = (record.offset, time.monotonic())
+            self.begun.pop(key, None)
+            return
+        now = time.monotonic()
+        self.begun.pop(key, None)  # re-inserted last: the dict stays ordered by activity
+        self.begun[key] = now
+        first = self.open[tp].get(key, (record.offset, now))[0]
+        self.open[tp][key] = (first, now)
+        while len(self.begun) > self.MAX_BEGUN:
+            oldest = next(iter(self.begun))
+            log.warning("forgetting stream %s: more than %d streams open", oldest, self.MAX_BEGUN)
+            del self.begun[oldest]
 
     def watermarks(self, max_age_s: float) -> dict[TopicPartition, int]:
-        """Per partition, the offset to commit up to; streams older than max_age_s stop holding it back
-        (their producer died; the video times out in the aggregator)."""
+        """Per partition, the offset to commit up to; streams idle longer than max_age_s stop holding it
+        back (their producer died; the video times out in the aggregator) but stay admitted."""
         now = time.monotonic()
         out = {}
         for tp, streams in self.open.items():
-            for key in [k for k, (_, since) in streams.items() if now - since > max_age_s]:
+            for key in [k for k, (_, seen) in streams.items() if now - seen > max_age_s]:
+                log.warning(
+                    "stream %s idle for %.0f s: no longer holding commits back", key, now - streams[key][1]
+                )
                 del streams[key]
-                self.begun.discard(key)
             if streams:
                 out[tp] = min(offset for offset, _ in streams.values())
         return out

@@ -26,6 +26,9 @@ from reelscope.stream_processors.runtime import GroupProcessor, frame_image
 log = logging.getLogger(__name__)
 
 DESCRIPTION_KEY = "video"
+AWAIT_SHOTS_FACTOR = 10
+"""A complete video's frames wait this many completion timeouts for its shots event: the aggregator sends
+it only once every other result is in, which on a loaded machine can take minutes after the last frame."""
 
 
 @dataclass
@@ -35,7 +38,8 @@ class VideoFrames:
     frames: list[Frame] = field(default_factory=list)
     first_offsets: dict[TopicPartition, int] = field(default_factory=dict)
     complete: bool = False
-    since: float = field(default_factory=time.monotonic)
+    seen: float = field(default_factory=time.monotonic)
+    """When its last frame arrived (monotonic): idleness, not length, decides when it is given up."""
 
 
 @dataclass
@@ -90,6 +94,7 @@ class ShotProcessor(GroupProcessor):
             if event.video_id not in self.begun:
                 continue  # the tail of a video finished before a restart
             video = self.videos.setdefault(event.video_id, VideoFrames())
+            video.seen = time.monotonic()
             video.first_offsets.setdefault(tp, record.offset)
             if self.analyzers.keys() & set(event.targets):
                 video.frames.append(event)
@@ -109,14 +114,32 @@ class ShotProcessor(GroupProcessor):
         return self.watermarks()
 
     def watermarks(self) -> dict[TopicPartition, int]:
-        """Hold back offsets of unfinished videos' frames and of shots events still waiting for frames;
-        give up on ones older than the completion timeout (the aggregator has timed them out)."""
+        """Hold back offsets of unfinished videos' frames and of shots events still waiting for frames.
+
+        A video is given up when it is idle, never because it is long: frames that stopped arriving for
+        the completion timeout before the final one (its producer died), a shots event whose frames stopped
+        as long, or a complete video whose shots event has not come for AWAIT_SHOTS_FACTOR timeouts (the
+        aggregator finished it without captions)."""
         now = time.monotonic()
         limit = self.settings.aggregator.completion_timeout_s
-        for vid in [v for v, p in self.pending.items() if now - p.since > limit]:
-            log.warning("group %s: frames of %s never completed; dropping its shots", self.group, vid)
-            del self.pending[vid]
-        for vid in [v for v, f in self.videos.items() if now - f.since > limit and v not in self.pending]:
+        for vid, p in list(self.pending.items()):
+            video = self.videos.get(vid)
+            if now - max(p.since, video.seen if video else 0.0) > limit:
+                log.warning(
+                    "group %s: frames of %s stopped before the last one; dropping its shots", self.group, vid
+                )
+                del self.pending[vid]
+        for vid, video in list(self.videos.items()):
+            idle = now - video.seen
+            if vid in self.pending or idle <= (limit * AWAIT_SHOTS_FACTOR if video.complete else limit):
+                continue
+            log.warning(
+                "group %s: dropping the frames of %s (%s, idle %.0f s)",
+                self.group,
+                vid,
+                "no shots event came" if video.complete else "its last frame never came",
+                idle,
+            )
             del self.videos[vid]
             self.begun.discard(vid)
         held: dict[TopicPartition, int] = {}

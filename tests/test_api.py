@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
 import os
 import re
+import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +31,7 @@ pytestmark = pytest.mark.integration
 
 TOKEN = "api-test-token"
 LIMIT = 1_000_000
+STALL_S = 2
 ANALYZERS = '["scene", "color", "loudness", "transcription"]'
 Event = tuple[str, dict[str, Any]]
 
@@ -41,6 +45,8 @@ def api_stack(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         REELSCOPE_API_TOKEN=TOKEN,
         REELSCOPE_MAX_UPLOAD_BYTES=str(LIMIT),
         REELSCOPE_ANALYZERS=ANALYZERS,
+        REELSCOPE_UPLOAD_READ_TIMEOUT_S=str(STALL_S),
+        REELSCOPE_MIN_FREE_BYTES="0",  # the disk-full test fills a tiny mount; the floor has its own test
     )
     with stack_running(env) as settings:
         yield settings
@@ -268,3 +274,120 @@ def test_oversize_upload_is_refused_and_leaves_nothing(api_stack: Settings, clie
     assert upload(client, "edge.mp4", blob[:LIMIT]).status_code == 202
     assert len(set(os.listdir(uploads_dir(api_stack))) - before) == 1
     assert not [n for n in os.listdir(uploads_dir(api_stack)) if n.endswith(".part")]
+
+
+def test_hostile_requests_get_4xx_with_reasons(api_stack: Settings, client: httpx.Client) -> None:
+    # names the server cannot store as given still upload (the id is an ASCII slug)
+    for name, slug in (("vidéo 日本.mp4", "vid-o"), ("", "upload"), ("日本.mp4", "upload")):
+        answer = upload(client, name, b"not a video")
+        assert answer.status_code == 202, answer.text
+        assert re.fullmatch(rf"{slug}-[0-9a-f]{{10}}", answer.json()["video_id"])
+    # bodies: too large declared, too large streamed, metadata over its budget, not JSON-able
+    huge = {"uri": "file:///x.mp4", "metadata": {"blob": "x" * 10_000_000}}
+    assert client.post("/videos", json=huge).status_code == 413
+
+    def chunks() -> Iterator[bytes]:
+        body = json.dumps(huge).encode()
+        for i in range(0, len(body), 1 << 16):
+            yield body[i : i + (1 << 16)]
+
+    streamed = client.post("/videos", content=chunks(), headers={"Content-Type": "application/json"})
+    assert streamed.status_code == 413 and "larger than" in streamed.json()["detail"]
+    fat = client.post("/videos", json={"uri": "file:///x.mp4", "metadata": {"blob": "x" * 70_000}})
+    assert fat.status_code == 422 and "bytes as JSON" in fat.text
+    # ids: length and character set, refused before anything is queued
+    for bad in ("a" * 129, "a/b", "../etc", "-dash", "sp ace", "é"):
+        answer = client.post("/videos", json={"uri": "file:///x.mp4", "video_id": bad})
+        assert answer.status_code == 422, (bad, answer.text)
+    good = client.post("/videos", json={"uri": "file:///nope.mp4", "video_id": "Ok_id-1.2"})
+    assert good.status_code == 202
+    assert client.get("/videos/Ok_id-1.2").status_code in (200, 404)  # readable (once it is stored)
+    # list limits
+    for limit in ("1e22", "10000000000000000000000", "0", "-1", "100000"):
+        assert client.get("/videos", params={"limit": limit}).status_code == 422, limit
+    assert client.get("/videos", params={"limit": 5}).status_code == 200
+    health = client.get("/health")
+    assert health.status_code == 200 and health.json()["ready"] is True
+
+
+def test_a_stalled_upload_is_timed_out_and_leaves_nothing(api_stack: Settings) -> None:
+    before = set(os.listdir(uploads_dir(api_stack)))
+    host, port = api_stack.api_host, api_stack.api_port
+    boundary = "stall"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="slow.mp4"\r\n\r\n'
+    ).encode() + b"x" * 1000
+    with socket.create_connection((host, port), timeout=STALL_S * 10) as sock:
+        sock.sendall(
+            (
+                f"POST /videos/upload HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {TOKEN}\r\n"
+                f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+                f"Content-Length: {len(head) + 100_000}\r\n\r\n"
+            ).encode()
+            + head
+        )
+        t0 = time.monotonic()
+        answer = sock.recv(4096).decode("latin-1")
+        waited = time.monotonic() - t0
+    assert answer.startswith("HTTP/1.1 408") and "stalled" in answer, answer
+    assert STALL_S - 0.5 <= waited < STALL_S * 5
+    assert set(os.listdir(uploads_dir(api_stack))) == before
+
+
+def test_an_upload_that_fills_the_disk_gets_507_and_leaves_nothing(
+    api_stack: Settings, client: httpx.Client
+) -> None:
+    """A real ENOSPC: a 256 KB tmpfs over the uploads directory (needs the right to mount)."""
+    target = uploads_dir(api_stack)
+    target.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(target)], capture_output=True
+    ).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        answer = upload(client, "big.mp4", os.urandom(600_000))
+        assert answer.status_code == 507 and "disk is full" in answer.json()["detail"], answer.text
+        assert os.listdir(target) == []
+    finally:
+        subprocess.run(["umount", str(target)], check=True)
+    assert upload(client, "small.mp4", b"not a video").status_code == 202  # space again: accepted
+
+
+def test_a_full_disk_is_named_by_health_and_uploads(broker: str, tmp_path: Path) -> None:
+    """Free space below the configured floor: /health says why it is not ready, uploads get 507, and
+    `up` names the cause instead of just timing out."""
+    from reelscope.infra.stack import down, spawn, up
+
+    env = stack_env(
+        broker,
+        tmp_path / "state",
+        REELSCOPE_ANALYZERS=ANALYZERS,
+        REELSCOPE_MIN_FREE_BYTES=str(1 << 60),
+        REELSCOPE_API_TOKEN=TOKEN,
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        settings = Settings()
+        spawn(settings, "serve", ["serve"])
+        try:
+            auth = {"Authorization": f"Bearer {TOKEN}"}
+            with httpx.Client(base_url=api_url(settings), headers=auth, timeout=30) as anon:
+                deadline = time.monotonic() + 120
+                health = None
+                while time.monotonic() < deadline:
+                    with contextlib.suppress(httpx.TransportError):
+                        health = anon.get("/health")
+                        if health.json()["status"] == "degraded":
+                            break
+                    time.sleep(0.3)
+                assert health is not None and health.status_code == 503, health
+                assert not health.json()["ready"] and "nearly full" in health.json()["reason"]
+                refused = upload(anon, "c.mp4", b"0" * 1000)
+            assert refused.status_code == 507 and "nearly full" in refused.json()["detail"]
+            uploads = settings.state_dir / "uploads"
+            assert not uploads.exists() or not [p for p in uploads.iterdir() if not p.name.startswith(".")]
+            with pytest.raises(TimeoutError, match="disk is nearly full"):
+                up(settings, timeout_s=5)
+        finally:
+            down(settings)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from reelscope.analyzers.registry import enabled_analyzers
 from reelscope.infra.core.ingest import UriRejected, resolve_uri
 from reelscope.infra.core.settings import ProducerSettings, Settings
 from reelscope.producers.events import VideoEventSource
 from reelscope.schemas.events import AudioChunk, Frame, VideoFailed, VideoFinished, VideoStarted
 
-from tests.media import cut_clip, textured, tone, write_video
+from tests.media import cut_clip, late_audio, mpegts_copy, textured, tone, write_video
 
 ANALYZERS = ["scene", "color", "quality", "loudness"]
 
@@ -137,3 +139,54 @@ def test_uri_policy(tmp_path: Path) -> None:
         resolve_uri("http://169.254.169.254/latest", settings)
     with pytest.raises(UriRejected, match="not found"):
         resolve_uri(str(tmp_path / "missing.mp4"), settings)
+
+
+def test_audio_reaches_the_end_of_the_stream(tmp_path: Path) -> None:
+    """The resampler's last milliseconds are flushed: every input sample is published (at 16 kHz)."""
+    rate, samples = 44_100, 54_437  # 1.2344 s, a length that leaves samples in the resampler
+    path = tmp_path / "exact.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes((tone(samples / rate, rate=rate) * 32767).astype("<i2").tobytes())
+    chunks = of(events(path, ["loudness"]), AudioChunk)
+    published = sum(len(c.pcm) for c in chunks) // 2
+    assert abs(published - samples * 16_000 / rate) <= 1
+    assert chunks[-1].end_s == pytest.approx(samples / rate, abs=1e-3)
+
+
+@pytest.mark.parametrize("absolute", [True, False])
+def test_a_playlist_reads_no_other_file(tmp_path: Path, absolute: bool) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    segment = mpegts_copy(cut_clip(outside / "secret.mp4", frames=25), outside / "secret.ts")
+    playlist = tmp_path / "root" / "clip.m3u8"
+    playlist.parent.mkdir()
+    entry = segment.as_uri() if absolute else "../outside/secret.ts"
+    playlist.write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:1.0,\n{entry}\n#EXT-X-ENDLIST\n")
+    evs = events(playlist)
+    assert len(evs) == 1 and isinstance(evs[0], VideoFailed), evs
+    assert "names other files" in evs[0].reason and "playlists" in evs[0].reason
+    # renamed, FFmpeg does not take it for a playlist at all
+    renamed = playlist.with_suffix(".mp4")
+    renamed.write_bytes(playlist.read_bytes())
+    assert [type(e) for e in events(renamed)] == [VideoFailed]
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF"])
+def test_a_still_image_is_refused_with_a_reason(tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / "photo.mp4"
+    Image.fromarray(textured(64, 48, 1)).save(path, format=fmt)
+    evs = events(path)
+    assert len(evs) == 1 and isinstance(evs[0], VideoFailed)
+    assert "still image" in evs[0].reason and "not a video" in evs[0].reason
+
+
+def test_a_late_audio_stream_starts_where_its_samples_do(tmp_path: Path) -> None:
+    """An audio-only file whose stream starts at 80,000 s: the video starts there too (no 80,000 s gap)."""
+    path = late_audio(tmp_path / "late.m4a", 80_000.0, 2.0)
+    evs = events(path, ["loudness"])
+    started, chunks = of(evs, VideoStarted)[0], of(evs, AudioChunk)
+    assert started.media.start_s == pytest.approx(80_000, abs=0.1)
+    assert started.media.duration_s - started.media.start_s < 3 and len(chunks) in (2, 3)

@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlparse
 from aiokafka import AIOKafkaProducer
 from reelscope.infra.core.kafka import send_all
 from reelscope.infra.core.settings import Settings
-from reelscope.schemas.events import IngestRequest
+from reelscope.schemas.events import IngestRequest, video_id_slug
 
 
 class UriRejected(ValueError):
@@ -52,7 +52,9 @@ def resolve_uri(uri: str, settings: Settings) -> str:
 
 
 def new_video_id(uri: str) -> str:
-    return f"{Path(uri).stem[:40]}-{uuid.uuid4().hex[:10]}"
+    """A fresh id from a path or file URI: its file name's slug (VIDEO_ID_PATTERN) and a random suffix."""
+    name = Path(unquote(urlparse(uri).path) if "://" in uri else uri).stem
+    return f"{video_id_slug(name)}-{uuid.uuid4().hex[:10]}"
 
 
 def make_request(

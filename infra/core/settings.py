@@ -186,6 +186,10 @@ class CoreSettings(BaseSettings):
     metrics_port: int = 0
     """Processor groups serve Prometheus metrics on 127.0.0.1:metrics_port (0: off); serve uses /metrics."""
     max_upload_bytes: int = 512 * 1024 * 1024
+    upload_read_timeout_s: float = 30.0
+    """An upload that sends no data for this long is refused (408) and its partial file removed."""
+    min_free_bytes: int = 64 * 1024 * 1024
+    """Below this much free space in state_dir, /health is not ready and uploads are refused (507)."""
 
     def clickhouse_dsn(self) -> str:
         return self.clickhouse.dsn or f"chdb://{(self.state_dir / 'clickhouse').resolve()}"
