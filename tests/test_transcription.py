@@ -196,7 +196,7 @@ def test_windows_stitch_without_duplicates_or_losses(
             a=ref, b=tokens(" ".join(w["word"] for w in words))
         ).get_matching_blocks()
     )
-    assert matched >= 0.75 * len(ref)  # tiny.en on espeak-ng: 44 of 52 words measured
+    assert matched >= 0.75 * len(ref)  # tiny.en on espeak-ng: 44 of 52 words measured; base does as well
     assert abs(words[0]["start_s"] - whole[0][1]) < 0.3
     assert abs(words[0]["start_s"] - onset_s) < 0.6
     assert words[-1]["end_s"] <= t0 + len(audio) / RATE
@@ -209,7 +209,8 @@ def test_windows_stitch_without_duplicates_or_losses(
     per_second = TranscriptionAnalyzer.timeline_results(results(items, payloads))
     fields = [TranscriptionAnalyzer.segment_fields([r.payload]) for r in per_second]
     assert sum(f["word_count"] for f in fields) == len(words)
-    assert abs(per_second[0].start_s - onset_s) <= 1.0
+    first_mid = (words[0]["start_s"] + words[0]["end_s"]) / 2  # words are bucketed by their middles
+    assert per_second[0].start_s <= first_mid < per_second[0].end_s
 
 
 def test_silence_and_tone_give_no_words(make: Callable[..., TranscriptionAnalyzer]) -> None:

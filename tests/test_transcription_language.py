@@ -72,7 +72,7 @@ def test_english_only_model_flags_spanish(make: Callable[..., TranscriptionAnaly
     assert flagged and flagged[0]["start_s"] < 1.0 and flagged[-1]["end_s"] > 12.0
 
 
-def test_english_only_without_a_detector_uses_log_probability(
+def test_english_only_without_a_detector_uses_its_confidence(
     make: Callable[..., TranscriptionAnalyzer], shared_media: Path
 ) -> None:
     analyzer = make(model="tiny.en")
