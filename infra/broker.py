@@ -15,6 +15,7 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from reelscope.infra.core.settings import Settings
+from reelscope.infra.core.topics import catalog
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def start_broker(
 
 
 async def create_topics(settings: Settings) -> None:
-    """Create every reelscope topic that does not exist yet (partition counts from settings)."""
+    """Create every topic of the catalog that does not exist yet (partition counts from settings)."""
     admin = AIOKafkaAdminClient(**settings.kafka.client_kwargs())
     await admin.start()
     try:
@@ -96,7 +97,7 @@ async def create_topics(settings: Settings) -> None:
                 num_partitions=settings.topics.partitions,
                 replication_factor=settings.topics.replication_factor,
             )
-            for t in settings.topics.all()
+            for t in (topic.name for topic in catalog(settings))
             if t not in existing
         ]
         if missing:

@@ -200,8 +200,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_process(settings: Settings, args: argparse.Namespace) -> int:
     from reelscope.infra.core.metrics import serve_metrics
+    from reelscope.infra.core.service import KafkaService, install_signal_handlers
+    from reelscope.infra.core.topics import FINALIZE
     from reelscope.infra.stack import run_dir
-    from reelscope.stream_processors.runtime import install_signal_handlers
+    from reelscope.sinks.finalizer import Finalizer
     from reelscope.stream_processors.shots import processor_for
 
     _setup_logging(settings)
@@ -216,7 +218,9 @@ def cmd_process(settings: Settings, args: argparse.Namespace) -> int:
 
     async def main() -> None:
         serve_metrics(settings.metrics_port)
-        processor = processor_for(settings, args.group)
+        processor: KafkaService = (
+            Finalizer(settings) if args.group == FINALIZE else processor_for(settings, args.group)
+        )
         install_signal_handlers(processor.stop)
         ready_file = run_dir(settings) / f"{name}.ready"
 
@@ -297,7 +301,7 @@ def parser() -> argparse.ArgumentParser:
     u.set_defaults(fn=cmd_up)
     sub.add_parser("down", help="stop the local stack").set_defaults(fn=cmd_down)
     sub.add_parser("serve", help="run the ingest worker, aggregator and API").set_defaults(fn=cmd_serve)
-    pr = sub.add_parser("process", help="run one processor group")
+    pr = sub.add_parser("process", help="run one processor group (an analyzer group, or finalize)")
     pr.add_argument("--group", required=True)
     pr.add_argument("--name", help="process name for the ready file (set by `up`)")
     pr.set_defaults(fn=cmd_process)

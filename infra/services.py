@@ -1,6 +1,7 @@
 """The `reelscope serve` process: the ingest worker, the aggregator and the HTTP API in one event loop.
 
-It owns the store (in embedded mode, the chdb database path). Processor groups run as their own processes
+It owns the store (in embedded mode, the chdb database path) and only stores and serves: processor groups,
+and the finalize group that builds each finished video's document, run as their own processes
 (`reelscope process --group NAME`).
 """
 
@@ -8,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 
 import uvicorn
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from reelscope.infra.broker import create_topics
+from reelscope.infra.core.retry import retry_with_backoff
+from reelscope.infra.core.service import install_signal_handlers
 from reelscope.infra.core.settings import Settings
 from reelscope.producers.publisher import IngestWorker
 from reelscope.sinks.aggregator import Aggregator
 from reelscope.sinks.api import create_app
 from reelscope.sinks.store import Store
-from reelscope.stream_processors.runtime import install_signal_handlers
 
 log = logging.getLogger(__name__)
 
@@ -73,15 +77,10 @@ class Services:
 
 
 async def create_topics_with_retry(settings: Settings, stop: asyncio.Event) -> None:
-    delay = 0.25
-    while not stop.is_set():
-        try:
-            await create_topics(settings)
-            return
-        except Exception as exc:
-            log.warning("cannot create topics yet (%s); retrying in %.1f s", type(exc).__name__, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+    def broker_error(exc: BaseException) -> bool:
+        return isinstance(exc, (KafkaError, OSError))
+
+    await retry_with_backoff(partial(create_topics, settings), "creating topics", stop, broker_error)
 
 
 async def serve(settings: Settings) -> None:

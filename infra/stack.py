@@ -1,7 +1,8 @@
 """`reelscope up` / `down`: the local stack as background processes with pid files under the state dir.
 
 up: the embedded broker (unless one answers at the configured address), topics, the serve process (ingest
-worker + aggregator + API, owner of the embedded ClickHouse) and one process per processor group. Each
+worker + aggregator + API, owner of the embedded ClickHouse) and one process per processor group, the
+finalize group included. Each
 process logs to state_dir/logs. down: SIGTERM to each (graceful: finish the batch, commit), then SIGKILL.
 """
 
@@ -22,6 +23,7 @@ from pathlib import Path
 from reelscope.analyzers.registry import groups
 from reelscope.infra.broker import free_port, port_open, start_broker
 from reelscope.infra.core.settings import Settings
+from reelscope.infra.core.topics import FINALIZE
 
 
 @dataclass
@@ -72,6 +74,11 @@ def running(settings: Settings) -> dict[str, int]:
         else:
             pid_file.unlink(missing_ok=True)
     return out
+
+
+def process_groups(settings: Settings) -> list[str]:
+    """The groups `up` starts as processes: every analyzer group, then the finalize group."""
+    return [*groups(settings.analyzers, settings), FINALIZE]
 
 
 def spawn(settings: Settings, name: str, args: list[str]) -> int:
@@ -136,7 +143,7 @@ def up(settings: Settings, processes_per_group: int = 1, timeout_s: float = 180.
             )
         spawn(settings, "serve", ["serve"])
         started.append("serve")
-    for group in groups(settings.analyzers, settings):
+    for group in process_groups(settings):
         for i in range(processes_per_group):
             name = f"group-{group}-{i}"
             if name not in alive:

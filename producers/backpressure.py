@@ -18,6 +18,7 @@ from aiokafka.structs import RecordMetadata
 from reelscope.analyzers.registry import groups
 from reelscope.infra.core.metrics import BACKPRESSURE_SECONDS, CONSUMER_LAG
 from reelscope.infra.core.settings import Settings
+from reelscope.infra.core.topics import group_id
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class LagWatcher:
         if group not in self.consumers:
             consumer = AIOKafkaConsumer(
                 **self.settings.kafka.client_kwargs(),
-                group_id=f"reelscope.group.{group}",
+                group_id=group_id(group),
                 enable_auto_commit=False,
             )
             await consumer.start()

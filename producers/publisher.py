@@ -13,16 +13,11 @@ from collections.abc import Iterator
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from reelscope.analyzers.registry import enabled_analyzers
 from reelscope.infra.core.ingest import UriRejected, resolve_uri
-from reelscope.infra.core.kafka import (
-    DeadLetters,
-    consume_batches,
-    make_consumer,
-    make_producer,
-    send_all,
-    start_with_backoff,
-)
+from reelscope.infra.core.kafka import send_all
 from reelscope.infra.core.metrics import VIDEOS_PUBLISHED
+from reelscope.infra.core.service import KafkaService, describe
 from reelscope.infra.core.settings import Settings
+from reelscope.infra.core.topics import PRODUCER_GROUP, read_by
 from reelscope.producers.backpressure import LagWatcher
 from reelscope.producers.events import VideoEventSource
 from reelscope.schemas.events import (
@@ -30,9 +25,7 @@ from reelscope.schemas.events import (
     Event,
     Frame,
     IngestRequest,
-    SchemaError,
     VideoFailed,
-    decode,
     encode,
 )
 from reelscope.schemas.records import VideoStatus
@@ -118,46 +111,41 @@ async def publish_video(
     return await publish_events(producer, settings, source.events(), lag)
 
 
-class IngestWorker:
-    """Consumes ingest requests and publishes each video's events; one video at a time per worker."""
+class IngestWorker(KafkaService):
+    """Consumes ingest requests and publishes each video's events; one video at a time per worker.
+
+    A request that fails for any reason but the broker (a URI the OS refuses, options of the wrong type)
+    fails its video with the reason; the worker goes on with the next request."""
+
+    component = "producer"
+    max_records = 1
+    max_wait_ms = 500
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.stop = asyncio.Event()
-        self.ready = asyncio.Event()
+        super().__init__(settings, PRODUCER_GROUP, read_by(settings, PRODUCER_GROUP))
 
-    async def run(self) -> None:
-        producer = make_producer(self.settings)
-        consumer = make_consumer(self.settings, [self.settings.topics.ingest], "reelscope.producer")
-        if not await start_with_backoff(producer, "producer", self.stop):
-            return
-        try:
-            if not await start_with_backoff(consumer, "ingest consumer", self.stop):
-                return
-            self.producer = producer
-            self.dead_letters = DeadLetters(producer, self.settings.topics.dead_letter, "producer")
-            self.lag = LagWatcher(self.settings)
-            self.ready.set()
-            try:
-                await consume_batches(
-                    consumer, self.handle, self.stop, max_records=1, max_wait_ms=500, component="producer"
-                )
-            finally:
-                await consumer.stop()
-                await self.lag.close()
-        finally:
-            await producer.stop()
+    async def started(self) -> None:
+        self.lag = LagWatcher(self.settings)
+
+    async def drain(self) -> None:
+        await super().drain()
+        if hasattr(self, "lag"):
+            await self.lag.close()
 
     async def handle(self, records: list[ConsumerRecord]) -> None:
         for record in records:
-            try:
-                request = decode(record.value or b"", expect=IngestRequest)
-            except SchemaError as exc:
-                await self.dead_letters.publish(record, str(exc))
+            request = await self.decoded(record, IngestRequest)
+            if request is None:
                 continue
-            assert isinstance(request, IngestRequest)
             t0 = time.monotonic()
             last = await publish_video(self.producer, self.settings, request, self.lag)
             status = VideoStatus.FAILED if isinstance(last, VideoFailed) else VideoStatus.PUBLISHED
             VIDEOS_PUBLISHED.labels(status).inc()
             log.info("published %s (%s) in %.2f s", request.video_id, last.KIND, time.monotonic() - t0)
+
+    async def reject(self, record: ConsumerRecord, exc: BaseException) -> None:
+        """Fail the requested video (its id is the message key) and dead-letter the request."""
+        await super().reject(record, exc)
+        if record.key:
+            await self.fail_video(record.key.decode("utf-8", "replace"), describe(exc), "ingest")
+        VIDEOS_PUBLISHED.labels(VideoStatus.FAILED).inc()

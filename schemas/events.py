@@ -7,6 +7,7 @@ raises SchemaError naming the offending field.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
@@ -193,10 +194,20 @@ class ShotsReady(Event):
     meta: dict[str, Any] = Field(default_factory=dict)
 
 
+def _dead_letter_v2(body: dict[str, Any]) -> dict[str, Any]:
+    original = body.get("original") or b""
+    return {**body, "original_size": len(original), "original_sha256": hashlib.sha256(original).hexdigest()}
+
+
 class DeadLetter(Event):
-    """An event nobody could process, with where it came from and why."""
+    """An event nobody could process, with where it came from and why.
+
+    v2: `original` may be truncated to fit the broker's message limit; `original_size` and `original_sha256`
+    describe the whole original (v1 always embedded it whole)."""
 
     KIND = "dead-letter"
+    VERSION = 2
+    UPGRADERS: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {1: _dead_letter_v2}
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     video_id: str = "unknown"
@@ -204,30 +215,73 @@ class DeadLetter(Event):
     partition: int
     offset: int
     original: bytes
+    """The original message, or its first bytes when `truncated`."""
+    original_size: int = 0
+    original_sha256: str = ""
+    truncated: bool = False
     error: str
     consumer: str = ""
     failed_at: float = 0.0
 
 
+class Parts(Event):
+    """One of `parts` pieces of a body too large for one message, for one completion of a video; the
+    consumer puts the pieces back together (infra/core/chunks.py)."""
+
+    completion_id: str
+    phase: Literal["shots", "final"]
+    part: int = Field(ge=0)
+    parts: int = Field(ge=1)
+    body: bytes
+
+
+class VideoReady(Parts):
+    """From the aggregator to the finalize group: a video's results are in (or it timed out, or failed).
+
+    `phase` is `shots` (frame and audio results are in: find the shots, ask the shot analyzers) or `final`
+    (build the document). The body is MessagePack: the videos row, the stored results, the failure reason."""
+
+    KIND = "video.ready"
+
+
+class VideoDocument(Parts):
+    """From the finalize group to the aggregator: what it built for a VideoReady.
+
+    Phase `final`: the reconstruction document (JSON); phase `shots`: MessagePack {expected} (the shot
+    analyzers' expected counts; the ShotsReady event went to the shots topic)."""
+
+    KIND = "video.document"
+
+
 class Reconstruction(Event):
-    """The finished video's reconstruction, as JSON text (its model: schemas/reconstruction.py)."""
+    """The finished video's reconstruction, as JSON text (its model: schemas/reconstruction.py).
+
+    Output events are at-least-once: a restart may publish a completion again. `completion_id` is the same
+    for every copy of one completion (v2), so a consumer keeps one per (video_id, completion_id)."""
 
     KIND = "reconstruction"
+    VERSION = 2
+    UPGRADERS: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {1: lambda d: d}
 
     status: VideoStatus
     document: str
+    completion_id: str = ""
 
 
 class VideoPart(Event):
     """One part of a finished video's reconstruction (transcript, text events, shots, tracks, about), on its
-    own topic, so a consumer that wants only captions or only the transcript subscribes to just that."""
+    own topic, so a consumer that wants only captions or only the transcript subscribes to just that.
+    `completion_id` as in Reconstruction (v2)."""
 
     KIND = "video.part"
+    VERSION = 2
+    UPGRADERS: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {1: lambda d: d}
 
     part: str
     status: VideoStatus
     document: str
     """JSON of the part, exactly as it appears in the reconstruction."""
+    completion_id: str = ""
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -241,6 +295,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         AudioChunk,
         AnalyzerResult,
         ShotsReady,
+        VideoReady,
+        VideoDocument,
         DeadLetter,
         Reconstruction,
         VideoPart,

@@ -138,6 +138,8 @@ class ReconstructionDocument(_Part):
     warnings: list[str]
     timings: Timings | None = Field(None, exclude_if=_absent)
     """Set when the video is finished."""
+    completion_id: str | None = Field(None, exclude_if=_absent)
+    """Set when the video is finished: the same for every copy of one completion's output events."""
     provisional: bool | None = Field(None, exclude_if=_absent)
     """True on a document built before the video finished (the API's live view)."""
     omitted: list[str] | None = Field(None, exclude_if=_absent)

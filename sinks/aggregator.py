@@ -3,53 +3,58 @@
 Its join state lives in ClickHouse, not in memory: results are stored as they arrive (idempotently), the
 videos row holds what the producer published, and completeness is a count query. A killed aggregator
 therefore rebuilds its state from what is stored when it restarts. Offsets are committed only after the
-batch is written (the sink is flushed before offsets commit), and while ClickHouse is unavailable the
-write is retried with backoff and consumption stops: nothing is dropped.
+batch is written (its ClickHouse sink is flushed before offsets commit), and while ClickHouse is
+unavailable the write is retried with backoff and consumption stops: nothing is dropped.
 
 A video completes when every expected result arrived, or after `completion_timeout_s` with the missing
-analyzers recorded. Then the segments and the reconstruction are written and the reconstruction is
-published on the reconstructions topic.
+analyzers recorded. The aggregator then hands the video to the finalize group (VideoReady on the finalize
+topic: the videos row and the stored results), which finds the shots (first phase, for the shot
+analyzers) or builds the document (final phase) and sends it back (VideoDocument on the documents topic).
+The aggregator stores the document and publishes the Reconstruction and VideoPart events: once per
+completion, serialised per video; after a restart a completion may be published again, with the same
+`completion_id` (output events are at-least-once, keyed by video id).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
-from aiokafka import ConsumerRecord
+import msgpack
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from reelscope.analyzers.base import ShotAnalyzer
 from reelscope.analyzers.registry import enabled_analyzers
-from reelscope.infra.core.kafka import (
-    DeadLetters,
-    consume_batches,
-    make_consumer,
-    make_producer,
-    send_all,
-    start_with_backoff,
-)
+from reelscope.infra.core.chunks import Assembler, patience, split
+from reelscope.infra.core.kafka import send_all
 from reelscope.infra.core.metrics import VIDEOS_FINISHED
+from reelscope.infra.core.retry import is_dependency_failure, retry_with_backoff
+from reelscope.infra.core.service import KafkaService, describe
 from reelscope.infra.core.settings import Settings
+from reelscope.infra.core.sink import BatchingSink
+from reelscope.infra.core.topics import AGGREGATOR_GROUP, read_by
 from reelscope.schemas.events import (
     AnalyzerResult,
     Event,
     Reconstruction,
     SchemaError,
-    ShotsReady,
+    VideoDocument,
     VideoFailed,
     VideoFinished,
     VideoPart,
+    VideoReady,
     VideoStarted,
     decode,
 )
 from reelscope.schemas.records import TERMINAL, Media, VideoStatus
 from reelscope.sinks import reconstruction
-from reelscope.sinks.about import embedding_model
 from reelscope.sinks.store import Store, now, utc
 
 log = logging.getLogger(__name__)
@@ -133,17 +138,57 @@ def segment_row(video_id: str, segment: dict[str, Any], stamp: datetime) -> dict
     }
 
 
-class Aggregator:
-    """Consumes results and lifecycle events; one instance per partition set of the consumer group."""
+class ResultSink(BatchingSink[Event]):
+    """The aggregator's ClickHouse sink: the results and lifecycle events of a batch, in one write."""
+
+    def __init__(self, aggregator: Aggregator) -> None:
+        super().__init__("ClickHouse", aggregator.stop)
+        self.aggregator = aggregator
+
+    async def write(self, batch: list[Event]) -> None:
+        results = [e for e in batch if isinstance(e, AnalyzerResult)]
+        lifecycle = [e for e in batch if not isinstance(e, AnalyzerResult)]
+        try:
+            await self.aggregator.store.call(self.aggregator._write, results, lifecycle)
+        except Exception as exc:
+            if is_dependency_failure(exc):  # the API's /health reports it while it persists
+                self.aggregator.write_error = describe(exc)[:300]
+            raise
+        self.aggregator.write_error = None
+
+
+def completion_id(video: dict[str, Any]) -> str:
+    """Stable id of one completion of a video: the same for every attempt, new when the id is resubmitted."""
+    started = video.get("started_at") or video.get("submitted_at")
+    seconds = int(_epoch(started)) if isinstance(started, datetime) else 0
+    return hashlib.sha256(f"{video['video_id']}|{seconds}".encode()).hexdigest()[:16]
+
+
+def _plain(video: dict[str, Any]) -> dict[str, Any]:
+    """The videos row for the wire: datetimes as ISO text."""
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in video.items()}
+
+
+class Aggregator(KafkaService):
+    """Consumes results, lifecycle events and documents; one instance per partition set of the group."""
+
+    component = "aggregator"
+    max_records = 2000
+    max_wait_ms = 200
 
     def __init__(self, settings: Settings, store: Store) -> None:
-        self.settings = settings
+        super().__init__(settings, AGGREGATOR_GROUP, read_by(settings, AGGREGATOR_GROUP))
         self.store = store
         self.enabled = enabled_analyzers(settings.analyzers, settings)
         self.shot_analyzers = {n: c for n, c in self.enabled.items() if issubclass(c, ShotAnalyzer)}
-        self.stop = asyncio.Event()
-        self.ready = asyncio.Event()
+        self.sink = ResultSink(self)
+        self.sinks = [self.sink]
+        self.documents = Assembler()
+        self.locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.requested: dict[str, tuple[str, str, float]] = {}
+        """Video -> (completion id, phase, when) of the last VideoReady sent for it."""
         self.finalized: dict[str, str] = {}
+        """Video -> completion id whose output events are out."""
         # caches of what is stored, so most batches need no read query; ClickHouse stays the truth
         self.rows: dict[str, dict[str, Any]] = {}
         self.seen: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
@@ -153,73 +198,63 @@ class Aggregator:
         """Video -> when its last result arrived: the completion timeout runs from the later of this and
         published_at, so a long video whose results keep coming is not cut off."""
 
-    async def run(self) -> None:
-        await self.store.call(self.store.create_tables)
-        # the keyword/topic embedding model loads once, in the background, not during the first video
-        warm_up = asyncio.create_task(asyncio.to_thread(embedding_model))
-        producer = make_producer(self.settings)
-        consumer = make_consumer(
-            self.settings,
-            [self.settings.topics.lifecycle, self.settings.topics.results],
-            "reelscope.aggregator",
+    async def setup(self) -> None:
+        await retry_with_backoff(
+            lambda: self.store.call(self.store.create_tables), "creating tables", self.stop
         )
-        # range assignment gives one member the same partition of both topics: a video's lifecycle events
-        # and its results (both keyed by video id) meet in the same process
+
+    def configure(self, consumer: AIOKafkaConsumer) -> None:
+        # range assignment gives one member the same partition of every topic: a video's lifecycle events,
+        # results and documents (all keyed by video id) meet in the same process
         consumer._partition_assignment_strategy = (RangePartitionAssignor,)
-        if not await start_with_backoff(producer, "aggregator producer", self.stop):
-            return
-        try:
-            if not await start_with_backoff(consumer, "aggregator consumer", self.stop):
-                return
-            self.producer = producer
-            self.dead_letters = DeadLetters(producer, self.settings.topics.dead_letter, "aggregator")
-            self.ready.set()
-            checker = asyncio.create_task(self._check_open_videos())
-            try:
-                await consume_batches(
-                    consumer,
-                    self.handle,
-                    self.stop,
-                    max_records=2000,
-                    max_wait_ms=200,
-                    component="aggregator",
-                )
-            finally:
-                checker.cancel()
-                warm_up.cancel()
-                await consumer.stop()
-        finally:
-            await producer.stop()
 
-    async def handle(self, records: list[ConsumerRecord]) -> None:
-        results: list[AnalyzerResult] = []
-        lifecycle: list[Event] = []
+    async def started(self) -> None:
+        self.background.append(asyncio.create_task(self._check_open_videos()))
+
+    async def handle(self, records: list[ConsumerRecord]) -> dict[TopicPartition, int]:
+        touched: set[str] = set()
+        documents: list[tuple[VideoDocument, bytes]] = []
         for record in records:
-            try:
-                event = decode(record.value or b"", expect=(AnalyzerResult, *LIFECYCLE))
-            except SchemaError as exc:
-                await self.dead_letters.publish(record, str(exc))
+            event = await self.decoded(record, (AnalyzerResult, VideoDocument, *LIFECYCLE))
+            if event is None:
                 continue
-            (results if isinstance(event, AnalyzerResult) else lifecycle).append(event)
-        await self._write_with_retry(results, lifecycle)
-        touched = {e.video_id for e in results} | {e.video_id for e in lifecycle}
-        for video_id in touched:
-            await self._maybe_finalize(video_id)
-
-    async def _write_with_retry(self, results: list[AnalyzerResult], lifecycle: list[Event]) -> None:
-        delay = 0.5
-        while True:
+            if isinstance(event, VideoDocument):
+                if whole := self.documents.add(record, event):
+                    documents.append(whole)  # type: ignore[arg-type]
+                continue
+            self.sink.add(event)
+            touched.add(event.video_id)
+        await self.sink.flush()
+        for first, body in documents:
+            # retried here, not by redelivery: the parts of a document may span batches already handled
             try:
-                await self.store.call(self._write, results, lifecycle)
-                self.write_error = None
-                return
-            except Exception as exc:  # ClickHouse down: hold the batch (and consumption) and retry
-                self.write_error = f"{type(exc).__name__}: {exc}"[:300]
-                if self.stop.is_set():
+                await retry_with_backoff(
+                    partial(self._store_document, first, body), "storing a document", self.stop
+                )
+            except Exception as exc:
+                if is_dependency_failure(exc) or self.stop.is_set():
                     raise
-                log.warning("ClickHouse write failed (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                log.warning("document of %s cannot be stored: %s", first.video_id, describe(exc))
+                await self._fail(first.video_id, exc)
+        for video_id in touched:
+            await self._maybe_complete(video_id)
+        return self.documents.watermarks(patience(self.settings.aggregator.completion_timeout_s))
+
+    async def reject(self, record: ConsumerRecord, exc: BaseException) -> None:
+        """Dead-letter the message; a lifecycle event or document that cannot be stored fails its video."""
+        await super().reject(record, exc)
+        try:
+            event = decode(record.value or b"")
+        except SchemaError:
+            return
+        if isinstance(event, (VideoStarted, VideoFinished)):
+            await self._fail(event.video_id, exc)
+
+    async def _fail(self, video_id: str, exc: BaseException) -> None:
+        """Fail the video with the exception as its reason: published, and stored now too, so the video's
+        next events in this batch meet a failed video."""
+        self.sink.add(await self.fail_video(video_id, describe(exc), "aggregator"))
+        await self.sink.flush()
 
     def _write(self, results: list[AnalyzerResult], lifecycle: list[Event]) -> None:
         stamp = now()
@@ -236,72 +271,99 @@ class Aggregator:
             self.seen[r.video_id][r.analyzer].add(r.item_key)
             self.progressed[r.video_id] = time.time()
 
-    async def _maybe_finalize(self, video_id: str, timed_out: bool = False, recheck: bool = False) -> None:
-        """Finish the video if all its expected results are stored (or it timed out, or failed).
-
-        The in-memory tally decides when to ask ClickHouse; `recheck` (the periodic check, which also
-        covers a restarted aggregator with an empty tally) always asks."""
+    async def _video(self, video_id: str) -> dict[str, Any] | None:
         video = self.rows.get(video_id)
         if video is None:
             video = await self.store.call(self.store.video, video_id)
             if video is not None:
                 self.rows[video_id] = video
-        if video is None or video["status"] in (VideoStatus.COMPLETE, VideoStatus.DEGRADED):
-            return
-        if video["status"] == VideoStatus.FAILED:
-            if self.finalized.get(video_id) != VideoStatus.FAILED:
-                await self._finalize(video, failed_reason=video["error"] or "failed")
-            return
-        if video["status"] not in (VideoStatus.PUBLISHED, VideoStatus.DESCRIBING):
-            return
-        expected: dict[str, int] = json.loads(video["expected"] or "{}")
-        tally = self.seen.get(video_id, {})
-        if not (timed_out or recheck) and any(len(tally.get(a, ())) < n for a, n in expected.items()):
-            return
-        counts = await self.store.call(self.store.result_counts, video_id)
-        done = all(counts.get(name, (0, 0))[0] >= n for name, n in expected.items())
-        if not (done or timed_out):
-            return
-        if video["status"] == VideoStatus.PUBLISHED and self.shot_analyzers and video["has_video"]:
-            await self._request_shots(video)
-        else:
-            await self._finalize(video)
+        return video
 
-    async def _request_shots(self, video: dict[str, Any]) -> None:
-        """Second phase: the frame and audio results are in, so the shots are known; ask the shot
-        analyzers (captioning) for one result per shot plus the whole-video description."""
-        video_id = video["video_id"]
-        rows = await self.store.call(self.store.results, video_id)
-        doc = await asyncio.to_thread(
-            reconstruction.build,
-            video,
-            rows,
-            self.enabled,
-            self.settings.aggregator.segment_s,
-            None,
-            False,
-            self.settings.producer.max_duration_s,
-        )
-        if not doc["shots"]:
-            await self._finalize(video)
+    async def _maybe_complete(self, video_id: str, timed_out: bool = False, recheck: bool = False) -> None:
+        """Hand the video to the finalize group if all its expected results are stored (or it timed out,
+        or failed), once per completion and phase.
+
+        The in-memory tally decides when to ask ClickHouse; `recheck` (the periodic check, which also
+        covers a restarted aggregator with an empty tally) always asks."""
+        async with self.locks[video_id]:
+            video = await self._video(video_id)
+            if video is None or video["status"] in (VideoStatus.COMPLETE, VideoStatus.DEGRADED):
+                return
+            cid = completion_id(video)
+            if self.finalized.get(video_id) == cid:
+                return
+            if video["status"] == VideoStatus.FAILED:
+                if await self.store.call(self.store.stored_completion, video_id) == cid:
+                    self.finalized[video_id] = cid
+                else:
+                    await self._request(video, "final", video["error"] or "failed")
+                return
+            if video["status"] not in (VideoStatus.PUBLISHED, VideoStatus.DESCRIBING):
+                return
+            expected: dict[str, int] = json.loads(video["expected"] or "{}")
+            tally = self.seen.get(video_id, {})
+            if not (timed_out or recheck) and any(len(tally.get(a, ())) < n for a, n in expected.items()):
+                return
+            counts = await self.store.call(self.store.result_counts, video_id)
+            done = all(counts.get(name, (0, 0))[0] >= n for name, n in expected.items())
+            if not (done or timed_out):
+                return
+            shots = video["status"] == VideoStatus.PUBLISHED and self.shot_analyzers and video["has_video"]
+            await self._request(video, "shots" if shots else "final")
+
+    async def _request(self, video: dict[str, Any], phase: str, failed_reason: str | None = None) -> None:
+        """Send VideoReady with the row and the stored results, unless this completion's phase was asked
+        less than `patience` ago (the finalize group's answer is on its way)."""
+        video_id, cid = video["video_id"], completion_id(video)
+        phase_key = "failed" if failed_reason else phase
+        last = self.requested.get(video_id)
+        if (
+            last
+            and last[:2] == (cid, phase_key)
+            and time.monotonic() - last[2] < patience(self.settings.aggregator.completion_timeout_s)
+        ):
             return
-        event = ShotsReady(
-            video_id=video_id,
-            shots=[{**shot, "context": reconstruction.shot_context(doc, shot)} for shot in doc["shots"]],
-            transcript=(doc.get("transcript") or {}).get("text", ""),
-            texts=[e["text"] for e in doc.get("text_events", [])],
-            meta={
-                "duration_s": doc["duration_s"],
-                "width": video["width"],
-                "height": video["height"],
-                "title": doc["metadata"].get("caption") or doc["metadata"].get("title", ""),
-            },
+        rows = await self.store.call(self.store.results, video_id)
+        body = msgpack.packb(
+            {"video": _plain(video), "results": rows, "failed_reason": failed_reason}, use_bin_type=True
         )
-        expected = json.loads(video["expected"] or "{}")
-        # one result per shot, plus the whole-video description from those that write one
-        expected.update(
-            {name: len(doc["shots"]) + int(cls.describes_video) for name, cls in self.shot_analyzers.items()}
-        )
+        pieces = split(body, self.settings.kafka.max_event_bytes)
+        events = [
+            VideoReady(video_id=video_id, completion_id=cid, phase=phase, part=i, parts=len(pieces), body=p)  # type: ignore[arg-type]
+            for i, p in enumerate(pieces)
+        ]
+        await send_all(self.producer, [(self.settings.topics.finalize, e) for e in events])
+        self.requested[video_id] = (cid, phase_key, time.monotonic())
+
+    async def _store_document(self, first: VideoDocument, body: bytes) -> None:
+        """Store what the finalize group built, once per completion: the shots phase's expected counts, or
+        the final document (then its output events are published and the video is finished)."""
+        video_id = first.video_id
+        async with self.locks[video_id]:
+            video = await self._video(video_id)
+            if video is None or completion_id(video) != first.completion_id:
+                log.info("document for %s is of an earlier completion; dropped", video_id)
+                return
+            if first.phase == "shots":
+                if video["status"] == VideoStatus.PUBLISHED:
+                    await self._describing(video, msgpack.unpackb(body)["expected"])
+                return
+            if (
+                video["status"] in (VideoStatus.COMPLETE, VideoStatus.DEGRADED)
+                or self.finalized.get(video_id) == first.completion_id
+            ):
+                return
+            if await self.store.call(self.store.stored_completion, video_id) == first.completion_id:
+                self.finalized[video_id] = first.completion_id
+                return
+            doc = json.loads(body)
+            if video["status"] == VideoStatus.FAILED and doc["status"] != VideoStatus.FAILED:
+                return  # built before the video failed; the failed document is on its way
+            await self._finish(video, doc, first.completion_id)
+
+    async def _describing(self, video: dict[str, Any], added: dict[str, int]) -> None:
+        """Second phase: the shot analyzers were asked for one result per shot plus the description."""
+        expected = {**json.loads(video["expected"] or "{}"), **added}
         # published_at restarts the completion clock for the second phase
         row = {
             **video,
@@ -309,81 +371,54 @@ class Aggregator:
             "expected": json.dumps(expected),
             "published_at": now(),
         }
-        await send_all(self.producer, [(self.settings.topics.shots, event)])
         await self.store.call(self.store.upsert_video, row)
-        self.rows[video_id] = row
+        self.rows[video["video_id"]] = row
 
-    async def _finalize(self, video: dict[str, Any], failed_reason: str | None = None) -> None:
+    async def _finish(self, video: dict[str, Any], doc: dict[str, Any], cid: str) -> None:
+        """Write the document's rows, publish its events, then mark the video finished (so a crash in
+        between publishes again after the restart rather than never)."""
         video_id = video["video_id"]
-        rows = await self.store.call(self.store.results, video_id)
-        doc = await asyncio.to_thread(  # video summaries can take a while (optical flow): off the loop
-            reconstruction.build,
-            video,
-            rows,
-            self.enabled,
-            self.settings.aggregator.segment_s,
-            failed_reason,
-            max_span_s=self.settings.producer.max_duration_s,
-        )
-        completed = video.get("completed_at") or now()
-        doc["timings"] = {
-            "submitted_at": _iso(video.get("submitted_at")),
-            "started_at": _iso(video.get("started_at")),
-            "published_at": _iso(video.get("published_at")),
-            "completed_at": _iso(completed),
-        }
-        document = json.dumps(doc, separators=(",", ":"))
+        completed_iso = (doc.get("timings") or {}).get("completed_at")
+        completed = datetime.fromisoformat(completed_iso) if completed_iso else now()
 
-        def write() -> None:
+        def write_rows() -> None:
             stamp = now()
             self.store.replace_segments([segment_row(video_id, s, stamp) for s in doc["segments"]])
             self.store.write_details(video_id, doc)
+
+        def mark_finished() -> None:
+            document = json.dumps(doc, separators=(",", ":"))
             self.store.save_reconstruction(video_id, doc["status"], doc["format_version"], document)
             self.store.upsert_video({**video, "status": doc["status"], "completed_at": completed})
-            self.rows.pop(video_id, None)
-            self.seen.pop(video_id, None)
-            self.progressed.pop(video_id, None)
 
-        while True:
-            try:
-                await self.store.call(write)
-                break
-            except Exception as exc:
-                if self.stop.is_set():
-                    raise
-                log.warning("ClickHouse write failed while finishing %s (%s); retrying", video_id, exc)
-                await asyncio.sleep(1.0)
-        topics = self.settings.topics
-        parts = [
+        await self.store.call(write_rows)
+        await send_all(self.producer, self._outputs(doc, cid))
+        await self.store.call(mark_finished)
+        self.finalized[video_id] = cid
+        for cache in (self.rows, self.seen, self.requested, self.progressed):
+            cache.pop(video_id, None)
+        VIDEOS_FINISHED.labels(doc["status"]).inc()
+        log.info("video %s %s", video_id, doc["status"])
+
+    def _outputs(self, doc: dict[str, Any], cid: str) -> list[tuple[str, Event]]:
+        topics, limit, video_id = self.settings.topics, self.settings.kafka.max_event_bytes, doc["video_id"]
+        parts: list[tuple[str, Event]] = [
             (
                 topics.part(p),
                 VideoPart(
                     video_id=video_id,
                     part=p,
                     status=doc["status"],
-                    document=reconstruction.part_for_event(doc, p, self.settings.kafka.max_event_bytes),
+                    document=reconstruction.part_for_event(doc, p, limit),
+                    completion_id=cid,
                 ),
             )
             for p in topics.PARTS
             if doc.get(p)
         ]
-        await send_all(
-            self.producer,
-            [
-                (
-                    topics.reconstructions,
-                    Reconstruction(
-                        video_id=video_id,
-                        status=doc["status"],
-                        document=reconstruction.for_event(doc, self.settings.kafka.max_event_bytes),
-                    ),
-                ),
-                *parts,
-            ],
-        )
-        self.finalized[video_id] = doc["status"]
-        VIDEOS_FINISHED.labels(doc["status"]).inc()
-        log.info("video %s %s", video_id, doc["status"])
+        document = reconstruction.for_event(doc, limit)
+        whole = Reconstruction(video_id=video_id, status=doc["status"], document=document, completion_id=cid)
+        return [(topics.reconstructions, whole), *parts]
 
     async def _check_open_videos(self) -> None:
         """Periodically finish videos whose results are all in (also after a restart) or timed out."""
@@ -405,7 +440,7 @@ class Aggregator:
                     # count in ClickHouse for videos this process has no tally of (stored before a
                     # restart), and now and then for all, since a tally started mid-video stays short
                     recheck = video["video_id"] not in self.seen or tick % 5 == 0
-                    await self._maybe_finalize(video["video_id"], timed_out=late, recheck=recheck)
+                    await self._maybe_complete(video["video_id"], timed_out=late, recheck=recheck)
             except Exception as exc:
                 log.warning("open-video check failed: %s", exc)
 
@@ -413,7 +448,3 @@ class Aggregator:
 def _epoch(value: datetime) -> float:
     """Seconds since the epoch; ClickHouse may hand back naive datetimes, which are UTC here."""
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None

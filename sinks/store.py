@@ -8,6 +8,7 @@ are not safe to share across threads, and it keeps the event loop free.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +18,8 @@ from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import clickhouse_connect
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+from reelscope.infra.core.retry import DependencyError
 from reelscope.infra.core.settings import Settings
 from reelscope.schemas.records import IN_FLIGHT, TERMINAL, VideoStatus, sql_list
 from reelscope.schemas.tables import (
@@ -45,6 +48,33 @@ def utc(ts: float | None) -> datetime | None:
 
 def now() -> datetime:
     return datetime.now(tz=UTC)
+
+
+TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
+TRANSIENT_CODES = (
+    "NOT_ENOUGH_SPACE",
+    "CANNOT_WRITE_TO_FILE_DESCRIPTOR",
+    "CANNOT_ALLOCATE_MEMORY",
+    "MEMORY_LIMIT_EXCEEDED",
+    "TIMEOUT_EXCEEDED",
+    "SOCKET_TIMEOUT",
+    "NETWORK_ERROR",
+    "TOO_MANY_SIMULTANEOUS_QUERIES",
+    "TABLE_IS_READ_ONLY",
+    "No space left",
+)
+"""ClickHouse error names (as its messages carry them) that blame the server or its disk, not the data."""
+
+
+def clickhouse_outage(exc: BaseException) -> bool:
+    """Whether a ClickHouse call failed because of the server, its connection or its disk."""
+    if isinstance(exc, (ConnectionError, TimeoutError, OperationalError)):
+        return True
+    if isinstance(exc, OSError):
+        return exc.errno in TRANSIENT_ERRNOS
+    if isinstance(exc, DatabaseError):
+        return any(code in str(exc) for code in TRANSIENT_CODES)
+    return False
 
 
 def connect(settings: Settings) -> Any:
@@ -90,8 +120,14 @@ class Store:
         self._client: Any = None
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a store method on the ClickHouse thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        """Run a store method on the ClickHouse thread. A failure of ClickHouse itself (connection, disk,
+        server load) is raised as DependencyError, so callers retry it; errors about the data are not."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        except Exception as exc:
+            if clickhouse_outage(exc):
+                raise DependencyError(f"ClickHouse unavailable: {type(exc).__name__}: {exc}") from exc
+            raise
 
     @property
     def client(self) -> Any:
@@ -216,6 +252,15 @@ class Store:
             f"SELECT document FROM {self.db}.reconstructions FINAL WHERE video_id = %(v)s", v=video_id
         )
         return json.loads(rows[0]["document"]) if rows else None
+
+    def stored_completion(self, video_id: str) -> str | None:
+        """The completion id of the video's stored reconstruction (written once its events are out)."""
+        rows = self._rows(
+            f"SELECT JSONExtractString(document, 'completion_id') AS c FROM {self.db}.reconstructions FINAL "
+            f"WHERE video_id = %(v)s",
+            v=video_id,
+        )
+        return rows[0]["c"] if rows else None
 
     def scalar(self, sql: str, **params: Any) -> Any:
         """One value from a query (tests and benchmarks use it to check what was stored)."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import signal
 import time
 from collections import defaultdict
 from typing import Any
@@ -23,17 +22,12 @@ from aiokafka import ConsumerRecord, TopicPartition
 from PIL import Image
 from reelscope.analyzers.base import Analyzer, AudioItem, FrameItem, Item
 from reelscope.analyzers.registry import create, groups
-from reelscope.infra.core.kafka import (
-    DeadLetters,
-    consume_batches,
-    make_consumer,
-    make_producer,
-    send_all,
-    start_with_backoff,
-)
+from reelscope.infra.core.kafka import send_all
 from reelscope.infra.core.metrics import ANALYZER_FAILURES, ANALYZER_SECONDS, RESULT_LATENCY, RESULTS_OUT
+from reelscope.infra.core.service import KafkaService
 from reelscope.infra.core.settings import Settings
-from reelscope.schemas.events import AnalyzerResult, AudioChunk, Frame, SchemaError, decode
+from reelscope.infra.core.topics import group_id, media_topics
+from reelscope.schemas.events import AnalyzerResult, AudioChunk, Frame
 
 log = logging.getLogger(__name__)
 
@@ -143,26 +137,21 @@ class OpenStreams:
         return out
 
 
-class GroupProcessor:
+class GroupProcessor(KafkaService):
     """Runs one analyzer group against the broker until stopped."""
 
     def __init__(self, settings: Settings, group: str, analyzers: list[Analyzer[Any]] | None = None) -> None:
-        self.settings = settings
-        self.group = group
         if analyzers is None:
             classes = groups(settings.analyzers, settings).get(group)
             if not classes:
                 raise ValueError(f"no enabled analyzer belongs to group {group!r}")
             analyzers = [create(cls, settings) for cls in classes]
+        super().__init__(settings, group_id(group), media_topics(settings, {a.input for a in analyzers}))
+        self.group = group
+        self.component = f"group:{group}"
+        self.max_records = settings.batch.max_size
+        self.max_wait_ms = settings.batch.max_wait_ms
         self.analyzers = {a.name: a for a in analyzers}
-        inputs = {a.input for a in analyzers}
-        self.topics = [
-            t
-            for kind, t in (("frame", settings.topics.frames), ("audio", settings.topics.audio))
-            if kind in inputs
-        ]
-        self.stop = asyncio.Event()
-        self.ready = asyncio.Event()
         self.stateful = any(a.stateful for a in analyzers)
         self.streams = OpenStreams()
 
@@ -174,40 +163,15 @@ class GroupProcessor:
             log.info("group %s: loaded %s (%s, %s)", self.group, analyzer.name, *analyzer.describe_model())
         return time.monotonic() - t0
 
-    async def run(self) -> None:
+    async def setup(self) -> None:
         load_s = await asyncio.to_thread(self.load)
         log.info("group %s: models loaded in %.2f s; consuming %s", self.group, load_s, self.topics)
-        producer = make_producer(self.settings)
-        consumer = make_consumer(self.settings, self.topics, f"reelscope.group.{self.group}")
-        if not await start_with_backoff(producer, f"group {self.group} producer", self.stop):
-            return
-        try:
-            if not await start_with_backoff(consumer, f"group {self.group} consumer", self.stop):
-                return
-            self.dead_letters = DeadLetters(producer, self.settings.topics.dead_letter, f"group:{self.group}")
-            self.producer = producer
-            self.ready.set()
-            try:
-                await consume_batches(
-                    consumer,
-                    self.handle,
-                    self.stop,
-                    self.settings.batch.max_size,
-                    self.settings.batch.max_wait_ms,
-                    component=f"group:{self.group}",
-                )
-            finally:
-                await consumer.stop()
-        finally:
-            await producer.stop()
 
     async def handle(self, records: list[ConsumerRecord]) -> dict[TopicPartition, int] | None:
         events: list[tuple[ConsumerRecord, Frame | AudioChunk]] = []
         for record in records:
-            try:
-                event = decode(record.value or b"", expect=(Frame, AudioChunk))
-            except SchemaError as exc:
-                await self.dead_letters.publish(record, str(exc))
+            event = await self.decoded(record, (Frame, AudioChunk))
+            if event is None:
                 continue
             if self.stateful and not self.streams.admit(record, event):  # type: ignore[arg-type]
                 continue
@@ -297,10 +261,3 @@ class GroupProcessor:
         if len(payloads) != len(batch):
             raise RuntimeError(f"returned {len(payloads)} payloads for {len(batch)} items")
         return payloads
-
-
-def install_signal_handlers(stop: asyncio.Event) -> None:
-    """SIGTERM and SIGINT finish the batch in hand, commit, and exit."""
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)

@@ -20,7 +20,7 @@ from reelscope.analyzers.base import Analyzer, ShotAnalyzer, ShotItem
 from reelscope.infra.core.kafka import send_all
 from reelscope.infra.core.metrics import RESULT_LATENCY, RESULTS_OUT
 from reelscope.infra.core.settings import Settings
-from reelscope.schemas.events import AnalyzerResult, Frame, SchemaError, ShotsReady, decode
+from reelscope.schemas.events import AnalyzerResult, Frame, ShotsReady
 from reelscope.stream_processors.runtime import GroupProcessor, frame_image
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,6 @@ class ShotProcessor(GroupProcessor):
         self.shot_analyzers = [a for a in self.analyzers.values() if isinstance(a, ShotAnalyzer)]
         if len(self.shot_analyzers) != len(self.analyzers):
             raise ValueError(f"group {group!r} mixes shot analyzers with frame or audio analyzers")
-        self.topics = [settings.topics.frames, settings.topics.shots]
         self.videos: dict[str, VideoFrames] = {}
         self.pending: dict[str, Pending] = {}
         self.begun: set[str] = set()
@@ -79,10 +78,8 @@ class ShotProcessor(GroupProcessor):
     async def handle(self, records: list[ConsumerRecord]) -> dict[TopicPartition, int] | None:
         for record in records:
             tp = TopicPartition(record.topic, record.partition)
-            try:
-                event = decode(record.value or b"", expect=(Frame, ShotsReady))
-            except SchemaError as exc:
-                await self.dead_letters.publish(record, str(exc))
+            event = await self.decoded(record, (Frame, ShotsReady))
+            if event is None:
                 continue
             if isinstance(event, ShotsReady):
                 self.pending[event.video_id] = Pending(event, tp, record.offset, record.timestamp / 1000)
@@ -96,7 +93,8 @@ class ShotProcessor(GroupProcessor):
             video = self.videos.setdefault(event.video_id, VideoFrames())
             video.seen = time.monotonic()
             video.first_offsets.setdefault(tp, record.offset)
-            if self.analyzers.keys() & set(event.targets):
+            new = not video.frames or event.index > video.frames[-1].index  # not a batch handled again
+            if new and self.analyzers.keys() & set(event.targets):
                 video.frames.append(event)
             video.complete = video.complete or event.final
         ready = [p for vid, p in self.pending.items() if self.videos.get(vid, VideoFrames()).complete]

@@ -19,9 +19,11 @@ from reelscope.schemas.events import (
     IngestRequest,
     SchemaError,
     ShotsReady,
+    VideoDocument,
     VideoFailed,
     VideoFinished,
     VideoPart,
+    VideoReady,
     VideoStarted,
     decode,
     encode,
@@ -58,7 +60,9 @@ SAMPLES = [
     VideoFailed(video_id="v", reason="boom"),
     DeadLetter(source_topic="t", partition=0, offset=7, original=b"x", error="bad"),
     ShotsReady(video_id="v", shots=[{"index": 0, "start_s": 0.0, "end_s": 2.0, "context": {"faces": 1}}]),
-    VideoPart(video_id="v", part="shots", status="complete", document="[]"),
+    VideoPart(video_id="v", part="shots", status="complete", document="[]", completion_id="c1"),
+    VideoReady(video_id="v", completion_id="c1", phase="final", part=0, parts=2, body=b"\x81"),
+    VideoDocument(video_id="v", completion_id="c1", phase="shots", part=1, parts=2, body=b"{}"),
 ]
 
 
@@ -76,6 +80,31 @@ def test_version_1_ingest_request_still_decodes() -> None:
     event = decode(old)
     assert isinstance(event, IngestRequest)
     assert event.uri == "/videos/a.mp4" and event.metadata == {} and event.options == {}
+
+
+def test_version_1_dead_letter_gains_the_size_and_digest_of_its_whole_original() -> None:
+    old = msgpack.packb(
+        {
+            "kind": "dead-letter",
+            "v": 1,
+            "source_topic": "t",
+            "partition": 0,
+            "offset": 1,
+            "original": b"abc",
+            "error": "e",
+        }
+    )
+    letter = decode(old)
+    assert isinstance(letter, DeadLetter) and not letter.truncated
+    assert letter.original_size == 3
+    assert letter.original_sha256 == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_version_1_output_events_decode_without_a_completion_id() -> None:
+    old = msgpack.packb(
+        {"kind": "video.part", "v": 1, "video_id": "v", "part": "shots", "status": "complete", "document": ""}
+    )
+    assert decode(old) == VideoPart(video_id="v", part="shots", status="complete", document="")
 
 
 def test_newer_version_than_known_is_refused() -> None:

@@ -8,14 +8,16 @@ means its outputs were acknowledged by the broker or written to ClickHouse (at-l
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from reelscope.infra.core.metrics import BATCH_SECONDS, BATCH_SIZE, DEAD_LETTERS, EVENTS_IN
+from reelscope.infra.core.retry import retry_with_backoff
 from reelscope.infra.core.settings import Settings
 from reelscope.schemas.events import DeadLetter, Event, encode
 
@@ -51,23 +53,23 @@ def make_consumer(settings: Settings, topics: Sequence[str], group_id: str) -> A
 
 
 async def start_with_backoff(
-    client: AIOKafkaProducer | AIOKafkaConsumer, what: str, stop: asyncio.Event, max_delay_s: float = 10.0
+    client: AIOKafkaProducer | AIOKafkaConsumer, what: str, stop: asyncio.Event
 ) -> bool:
     """Start a client, retrying with exponential backoff while the broker is unreachable.
 
     Returns False if `stop` was set before the broker answered.
     """
-    delay = 0.25
-    while not stop.is_set():
-        try:
-            await client.start()
-            return True
-        except (KafkaError, OSError) as exc:
-            log.warning("%s: broker unreachable (%s); retrying in %.1f s", what, type(exc).__name__, delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay)
-            delay = min(delay * 2, max_delay_s)
-    return False
+
+    def unreachable(exc: BaseException) -> bool:
+        return isinstance(exc, (KafkaError, OSError))
+
+    try:
+        await retry_with_backoff(client.start, f"{what}: broker unreachable;", stop, unreachable)
+    except (KafkaError, OSError):
+        if stop.is_set():
+            return False
+        raise
+    return True
 
 
 async def send_all(producer: AIOKafkaProducer, sends: list[tuple[str, Event]]) -> None:
@@ -79,27 +81,41 @@ async def send_all(producer: AIOKafkaProducer, sends: list[tuple[str, Event]]) -
         await asyncio.gather(*futures)
 
 
-class DeadLetters:
-    """Publishes events nobody can process to the dead-letter topic, with the reason."""
+DEAD_LETTER_ROOM = 16_384
+"""Bytes of a dead letter's message left for its fields other than the original."""
 
-    def __init__(self, producer: AIOKafkaProducer, topic: str, consumer: str) -> None:
+
+class DeadLetters:
+    """Publishes events nobody can process to the dead-letter topic, with the reason.
+
+    The original is embedded up to what fits in one message (`max_event_bytes`), with its size and sha256,
+    so a dead letter is never itself too large to publish."""
+
+    def __init__(
+        self, producer: AIOKafkaProducer, topic: str, consumer: str, max_event_bytes: int = 900_000
+    ) -> None:
         self.producer, self.topic, self.consumer = producer, topic, consumer
+        self.max_original = max(1024, max_event_bytes - DEAD_LETTER_ROOM)
 
     def letter(self, record: ConsumerRecord, error: str, video_id: str | None = None) -> DeadLetter:
         key = record.key.decode("utf-8", "replace") if record.key else None
+        original = record.value or b""
         return DeadLetter(
-            video_id=video_id or key or "unknown",
+            video_id=(video_id or key or "unknown")[:128],
             source_topic=record.topic,
             partition=record.partition,
             offset=record.offset,
-            original=record.value or b"",
+            original=original[: self.max_original],
+            original_size=len(original),
+            original_sha256=hashlib.sha256(original).hexdigest(),
+            truncated=len(original) > self.max_original,
             error=error[:2000],
             consumer=self.consumer,
             failed_at=time.time(),
         )
 
     async def publish(self, record: ConsumerRecord, error: str, video_id: str | None = None) -> None:
-        log.warning("dead-letter %s[%d]@%d: %s", record.topic, record.partition, record.offset, error)
+        log.warning("dead-letter %s[%d]@%d: %s", record.topic, record.partition, record.offset, error[:500])
         DEAD_LETTERS.labels(self.consumer).inc()
         await send_all(self.producer, [(self.topic, self.letter(record, error, video_id))])
 
@@ -114,9 +130,10 @@ async def consume_batches(
 ) -> None:
     """Fetch, handle, commit; until stop is set.
 
-    A broker error inside the handler (results not acknowledged) retries the same batch with backoff: the
-    outputs are idempotent, so a retry duplicates nothing. Any other handler exception stops the loop
-    without committing, so the batch is redelivered to whichever process takes over the partitions."""
+    A dependency failure inside the handler (results not acknowledged, ClickHouse down: see retry.py)
+    retries the same batch with backoff: the outputs are idempotent, so a retry duplicates nothing. Any
+    other handler exception stops the loop without committing (services catch those per message first,
+    see service.py), so the batch is redelivered to whichever process takes over the partitions."""
     while not stop.is_set():
         try:
             batches = await consumer.getmany(timeout_ms=max_wait_ms, max_records=max_records)
@@ -130,17 +147,9 @@ async def consume_batches(
         EVENTS_IN.labels(component).inc(len(records))
         BATCH_SIZE.labels(component).observe(len(records))
         started = time.monotonic()
-        delay = 0.5
-        while True:
-            try:
-                held = await handler(records)
-                break
-            except KafkaError as exc:
-                if stop.is_set():
-                    raise
-                log.warning("broker error while handling a batch (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        held = await retry_with_backoff(
+            partial(handler, records), f"{component}: handling a batch", stop, initial_s=0.5
+        )
         BATCH_SECONDS.labels(component).observe(time.monotonic() - started)
         offsets = {
             TopicPartition(tp.topic, tp.partition): part[-1].offset + 1 for tp, part in batches.items()
@@ -154,19 +163,12 @@ async def consume_batches(
 async def commit_with_retry(
     consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int], stop: asyncio.Event
 ) -> None:
-    delay = 0.25
-    while True:
+    async def commit() -> None:
         try:
             await consumer.commit(offsets)
-            return
         except CommitFailedError as exc:
             # The group rebalanced: another member owns these partitions now and will redeliver; writes
             # are idempotent, so nothing is lost or duplicated.
             log.warning("offsets not committed after a rebalance (%s)", exc)
-            return
-        except KafkaError as exc:
-            if stop.is_set():
-                raise
-            log.warning("offset commit failed (%s); retrying in %.1f s", exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+
+    await retry_with_backoff(commit, "offset commit", stop, max_s=5.0)

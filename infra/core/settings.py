@@ -65,18 +65,15 @@ class TopicSettings(BaseModel):
     def dead_letter(self) -> str:
         return self.name("dead-letter")
 
-    def all(self) -> list[str]:
-        return [
-            self.ingest,
-            self.frames,
-            self.audio,
-            self.lifecycle,
-            self.shots,
-            self.results,
-            self.reconstructions,
-            self.dead_letter,
-            *(self.part(p) for p in self.PARTS),
-        ]
+    @property
+    def finalize(self) -> str:
+        """Videos whose results are in, for the finalize group (VideoReady)."""
+        return self.name("finalize")
+
+    @property
+    def documents(self) -> str:
+        """Finished documents from the finalize group, for the aggregator to store (VideoDocument)."""
+        return self.name("documents")
 
 
 class KafkaSettings(BaseModel):

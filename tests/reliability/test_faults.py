@@ -69,8 +69,9 @@ VISION_AND_DESCRIBE = '["scene", "color", "ocr_text", "faces", "captions"]'
         (("group-light-0", "group-audio-0"), ANALYZERS),
         (("serve",), ANALYZERS),
         (("group-vision-0", "group-describe-0"), VISION_AND_DESCRIBE),
+        (("group-finalize-0",), ANALYZERS),
     ],
-    ids=["light+audio", "aggregator+producer", "vision+describe"],
+    ids=["light+audio", "aggregator+producer", "vision+describe", "finalize"],
 )
 def test_kill_9_mid_video_loses_and_duplicates_nothing(
     env_settings: Any, tmp_path: Path, victims: tuple[str, ...], analyzers: str, seed: int
@@ -222,6 +223,7 @@ def test_clickhouse_outage_holds_the_batch_and_loses_nothing(broker: str, tmp_pa
     backoff, does not consume further, and once it is back every result is written exactly once."""
     from reelscope.infra.broker import create_topics
     from reelscope.sinks.aggregator import Aggregator
+    from reelscope.sinks.finalizer import Finalizer
 
     settings = Settings(
         kafka={"bootstrap_servers": broker, "session_timeout_ms": 6000},
@@ -236,20 +238,21 @@ def test_clickhouse_outage_holds_the_batch_and_loses_nothing(broker: str, tmp_pa
         await create_topics(settings)
         store = Store(settings)
         real_insert = store.insert_results
-        outage_until = time.monotonic() + 6.0
+        outage_until = [float("inf")]  # from when every service is ready
         attempts: list[int] = []
 
         def insert_during_outage(rows: Any) -> None:
-            if time.monotonic() < outage_until:
+            if time.monotonic() < outage_until[0]:
                 attempts.append(len(rows))
                 raise ConnectionError("ClickHouse unavailable (simulated outage)")
             real_insert(rows)
 
         store.insert_results = insert_during_outage  # type: ignore[method-assign]
         aggregator = Aggregator(settings, store)
-        processor = GroupProcessor(settings, "light")
-        tasks = [asyncio.create_task(aggregator.run()), asyncio.create_task(processor.run())]
-        await asyncio.wait_for(asyncio.gather(aggregator.ready.wait(), processor.ready.wait()), timeout=60)
+        services = [aggregator, GroupProcessor(settings, "light"), Finalizer(settings)]
+        tasks = [asyncio.create_task(s.run()) for s in services]
+        await asyncio.wait_for(asyncio.gather(*(s.ready.wait() for s in services)), timeout=60)
+        outage_until[0] = time.monotonic() + 6.0
         producer = make_producer(settings)
         await producer.start()
         await publish_video(
@@ -268,8 +271,8 @@ def test_clickhouse_outage_holds_the_batch_and_loses_nothing(broker: str, tmp_pa
                 break
             await asyncio.sleep(0.2)
         after = {a: n for a, (n, _) in (await store.call(store.result_counts, "outage")).items()}
-        aggregator.stop.set()
-        processor.stop.set()
+        for service in services:
+            service.stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=30)
         store.close()
         return {a: n for a, (n, _) in during.items()}, attempts, video, after
