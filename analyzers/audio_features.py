@@ -5,7 +5,9 @@ Stateless by design: every 1 s chunk is reduced on its own to a small payload (a
 everything that needs more than one chunk is rebuilt by the aggregator from those payloads, so a
 processor killed mid-video loses nothing:
 
-- Loudness: the K-weighted mean square of each 100 ms sub-block. BS.1770 gating blocks are 400 ms with
+- Loudness: the K-weighted mean square of each 100 ms sub-block, summed over the source's channels with
+  BS.1770-4's weights at the source's sample rate (the producer's `source` stream), true peak from 4x
+  oversampling of every channel; the other features read a 16 kHz mono mix made here. BS.1770 gating blocks are 400 ms with
   75 % overlap, i.e. exactly the mean of 4 consecutive 100 ms sub-blocks, and the 3 s short-term window
   is 30 of them, so `video_summary` rebuilds momentary, short-term, integrated loudness and loudness
   range on the video's 100 ms grid without approximation beyond the filter state (below).
@@ -57,6 +59,14 @@ ONSET_MIN_FLUX = 1.5
 noise's periodogram (its peaks reach 3-5: white noise still makes about 2 onsets a second)."""
 ONSET_DELTA = 0.1
 MIN_ONSETS_FOR_TEMPO = 4
+MUSICAL = ("music", "speech_over_music")
+MIN_MUSIC_SHARE = 0.25
+"""Share of the audible time that must be music (or speech over music) for a key, and for tempo and beats
+unless the track is rhythmic on its own (RHYTHM_CONFIDENCE): speech, noise and tones have onsets and pitch
+too, but no tempo or key."""
+RHYTHM_CONFIDENCE = 0.5
+"""Tempo confidence that makes unpitched audio that is not mostly speech a rhythm (a drum loop, a click
+track: 0.95-1.0) rather than noise (white noise 0.05-0.06; speech 0.04-0.19 on clips over 4 s)."""
 
 # Krumhansl-Kessler key profiles (C major / C minor; rotated for the other tonics).
 _MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -331,7 +341,8 @@ def label_spans(results: list[ItemResult], labels: list[str | None]) -> list[dic
 class AudioFeaturesAnalyzer(AudioAnalyzer):
     name = "audio_features"
     group = "audio"
-    sampling = Sampling(fps=None, audio_channels="mix")
+    sampling = Sampling(fps=None, audio_channels="source")
+    """Every channel at the source's rate: BS.1770-4 loudness and true peak are defined on those."""
     requires = ("scipy",)
 
     def analyze(self, items: Sequence[AudioItem]) -> list[dict[str, Any]]:
@@ -375,8 +386,8 @@ class AudioFeaturesAnalyzer(AudioAnalyzer):
     @classmethod
     def video_summary(cls, results: list[ItemResult]) -> dict[str, Any] | None:
         """Loudness (BS.1770 integrated, range, maxima, short-term curve), peaks and clipping, tempo,
-        beats and onset density, key (from the music chunks only; None without music), label shares
-        and labelled spans."""
+        beats and onset density, key (tempo, beats and key only when music fills MIN_MUSIC_SHARE of the
+        audible time; key from the music chunks), label shares and labelled spans."""
         results = [r for r in results if "n" in r.payload]
         if not results:
             return None
@@ -396,7 +407,13 @@ class AudioFeaturesAnalyzer(AudioAnalyzer):
         )
         t0, env = onset_envelope(results)
         onsets = onset_times(env)
+        musical = [i for i, label in enumerate(labels) if label in MUSICAL]
+        audible = float(sum(w for w, label in zip(weights, labels, strict=True) if label != "silence"))
+        has_music = bool(musical) and float(weights[musical].sum()) >= MIN_MUSIC_SHARE * audible
         bpm, confidence = estimate_tempo(env) if len(onsets) >= MIN_ONSETS_FOR_TEMPO else (0.0, 0.0)
+        speech = float(sum(w for w, label in zip(weights, labels, strict=True) if label == "speech"))
+        if not (has_music or (speech < 0.5 * audible and confidence >= RHYTHM_CONFIDENCE)):
+            bpm, confidence = 0.0, 0.0  # speech, noise and tones have onsets, but no tempo
         beats = track_beats(env, bpm)
         duration = len(env) / FPS
         summary.update(
@@ -407,9 +424,8 @@ class AudioFeaturesAnalyzer(AudioAnalyzer):
                 "onset_density_per_s": round(len(onsets) / duration, 3) if duration else None,
             }
         )
-        musical = [i for i, label in enumerate(labels) if label in ("music", "speech_over_music")]
         chroma = np.zeros(12)
-        for i in musical:
+        for i in musical if has_music else []:
             chroma += np.array(results[i].payload.get("chroma") or np.zeros(12)) * weights[i]
         summary.update(estimate_key(chroma) or dict.fromkeys(KEY_FIELDS))
         shares = Counter[str]()

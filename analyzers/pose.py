@@ -1,22 +1,29 @@
-"""Pose: people's 17 COCO keypoints per frame (ultralytics YOLO pose), body cues, and person tracks.
+"""Pose: people's 17 COCO keypoints per frame, body cues, and person tracks.
+
+Default: MediaPipe's pose_landmark_full (33 landmarks, one person a frame: the most prominent; packaged in
+the mediapipe wheel, analyzers/common/mediapipe_solutions.py), mapped onto the 17 COCO keypoints the cues
+read. `REELSCOPE_POSE__MODEL` names an ultralytics YOLO pose checkpoint instead (several people a frame).
 
 Cues come from keypoint geometry alone (model-free functions, so they are unit-tested on synthetic
 skeletons): hands raised, arms crossed, pointing, facing the camera or not. `left`/`right` of a hand is the
 person's own side; the pointing direction is the frame's (toward the frame's left or right edge).
 Waves need motion, so `video_summary` finds them on person tracks (ByteTrack, analyzers/common/yolo.py):
-a hand above its elbow whose wrist swings sideways and back. At the 5 fps sampling a fast wave (over about
+a hand above its elbow whose wrist swings sideways and back. At the 3 fps sampling a fast wave (over about
 2.5 swings a second) aliases, but it still shows as large sideways jumps with reversals, which is what
 is tested for.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from reelscope.analyzers.base import FrameItem, ItemResult, Sampling
+from reelscope.analyzers.base import FrameItem, ItemResult, Runtime, Sampling
+from reelscope.analyzers.common import mediapipe_solutions
+from reelscope.analyzers.common.gestures import oscillations, shot_cues, spans
 from reelscope.analyzers.common.yolo import (
     TRACK_LOW_CONF,
     Track,
@@ -25,6 +32,7 @@ from reelscope.analyzers.common.yolo import (
     frame_rate,
     track_detections,
 )
+from reelscope.schemas.events import Provenance
 
 NOSE, LEFT_EYE, RIGHT_EYE = 0, 1, 2
 LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_ELBOW, RIGHT_ELBOW, LEFT_WRIST, RIGHT_WRIST = 5, 6, 7, 8, 9, 10
@@ -51,6 +59,9 @@ WAVE_STEP = 0.1
 """Sideways wrist moves (body-scale units, relative to the elbow) smaller than this are noise."""
 WAVE_REVERSALS = 2
 WAVE_AMPLITUDE = 0.3
+WAVE_RISE = 0.3
+"""A waving wrist is this many body-scale units above its elbow (a raised forearm): a forearm held level,
+or another person's arm that the model lends this body where two people overlap, swings no wave."""
 MIN_GESTURE_FRAMES = 2
 GESTURES = ("hands_raised", "arms_crossed", "pointing")
 
@@ -183,32 +194,111 @@ def pixel_keypoints(person: dict[str, Any], size: Sequence[int]) -> np.ndarray:
     return kp
 
 
-class PoseOptions(YoloOptions):
-    """Pose keypoints (REELSCOPE_POSE__*): an ultralytics pose checkpoint."""
+MEDIAPIPE_TO_COCO = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
+"""MediaPipe's 33 pose landmarks that are the 17 COCO keypoints, in COCO order."""
 
-    model: str = "yolo11n-pose.pt"
+
+def mediapipe_person(landmarks: np.ndarray, size: Sequence[int]) -> dict[str, Any]:
+    """A person from MediaPipe's 33 normalised landmarks (x, y, visibility): COCO keypoints with the
+    visibility as their confidence, the box around the visible landmarks, the mean keypoint visibility as
+    the person's confidence, and the cues from the keypoints in pixels."""
+    coco = landmarks[list(MEDIAPIPE_TO_COCO)]
+    seen = landmarks[landmarks[:, 2] >= VISIBLE]
+    seen = seen if len(seen) else landmarks
+    box = [*seen[:, :2].min(axis=0).clip(0.0, 1.0), *seen[:, :2].max(axis=0).clip(0.0, 1.0)]
+    kp = coco.copy()
+    kp[:, 0] *= size[0]
+    kp[:, 1] *= size[1]
+    return {
+        "conf": round(float(coco[:, 2].mean()), 4),
+        "box": [round(float(v), 4) for v in box],
+        "keypoints": [[round(float(x), 4), round(float(y), 4), round(float(c), 3)] for x, y, c in coco],
+        "landmarks": [[round(float(x), 4), round(float(y), 4), round(float(c), 3)] for x, y, c in landmarks],
+        **body_cues(kp),
+    }
+
+
+class PoseOptions(YoloOptions):
+    """Pose keypoints (REELSCOPE_POSE__*): empty `model` runs MediaPipe's packaged pose_landmark_full;
+    else an ultralytics pose checkpoint."""
+
+    model: str = ""
     max_detections: int = 6
+    min_detection_confidence: float = 0.5
+    """MediaPipe's person detector floor."""
+    people: int = 2
+    """MediaPipe: most people looked for in a frame (one graph pass each)."""
 
 
 class PoseAnalyzer(YoloAnalyzer):
     """People's keypoints and body cues per frame; person tracks, gestures and waves in `video_summary`.
 
-    Same sampling as objects (5 fps, 640 px) for the same reasons, and because waves need several samples
-    per swing.
+    Sampling: 3 fps at 480 px keeps MediaPipe near 30-40 ms a frame on the CPU (its landmark model sees a
+    256x256 crop of the person, so more pixels buy nothing) while a wave still gets several samples.
     """
 
     name = "pose"
-    sampling = Sampling(fps=5.0, max_side=640)
-    model_name = "yolo11n-pose.pt (ultralytics pose)"
+    sampling = Sampling(fps=3.0, max_side=480)
+    requires = ()  # per backend: MediaPipe, or ultralytics and torch (`configured` checks which)
+    model_name = mediapipe_solutions.describe("pose_landmark_full.tflite + pose_detection.tflite")
+    provenance = "packaged"
     task = "pose"
     options_model = PoseOptions
     options: PoseOptions
 
+    def __init__(self, options: PoseOptions | None = None, runtime: Runtime | None = None) -> None:
+        super().__init__(options, runtime)
+        self._graph: Any = None
+
+    @classmethod
+    def configured(cls, options: PoseOptions, runtime: Runtime | None = None) -> bool:
+        if not options.model:
+            return mediapipe_solutions.available()
+        return all(importlib.util.find_spec(m) for m in ("ultralytics", "torch")) and super().configured(
+            options, runtime
+        )
+
+    def load(self) -> None:
+        if self.options.model:
+            super().load()
+            return
+        self._graph = mediapipe_solutions.solutions().pose.Pose(
+            static_image_mode=True,
+            model_complexity=1,  # pose_landmark_full
+            min_detection_confidence=self.options.min_detection_confidence,
+        )
+
+    def describe_model(self) -> tuple[str, Provenance]:
+        if self.options.model:
+            return super().describe_model()
+        return self.model_name, self.provenance
+
     def analyze(self, items: Sequence[FrameItem]) -> list[dict[str, Any]]:
+        if self._graph is not None:
+            return [self._mediapipe_payload(item.image) for item in items]
         if self._yolo is None:
             raise RuntimeError("load() was not called")
         results = self._yolo.predict([f.image for f in items], min(self.options.conf, TRACK_LOW_CONF))
         return [self._payload(r) for r in results]
+
+    def _mediapipe_payload(self, image: np.ndarray) -> dict[str, Any]:
+        """MediaPipe finds one person a pass: each found person's box is greyed out and the graph run again,
+        up to `people` persons, so a second person is not hidden behind the most prominent one."""
+        h, w = image.shape[:2]
+        work = mediapipe_solutions.fit(image, self.sampling.max_side)
+        persons = []
+        for _ in range(self.options.people):
+            found = self._graph.process(work).pose_landmarks
+            if found is None:
+                break
+            lm = np.array([[p.x, p.y, p.visibility] for p in found.landmark], dtype=np.float64)
+            person = mediapipe_person(lm, (w, h))
+            persons.append(person)
+            x0, y0, x1, y1 = person["box"]
+            work = work.copy()
+            wh, ww = work.shape[:2]
+            work[int(y0 * wh) : int(np.ceil(y1 * wh)), int(x0 * ww) : int(np.ceil(x1 * ww))] = 128
+        return self._summarised(persons, (w, h), sum(p["conf"] >= self.options.conf for p in persons))
 
     def _payload(self, result: Any) -> dict[str, Any]:
         """Every person down to the tracker's low confidence (the most confident first, capped), with
@@ -230,10 +320,14 @@ class PoseAnalyzer(YoloAnalyzer):
                     **body_cues(kp),
                 }
             )
+        return self._summarised(persons, (w, h), int((conf >= self.options.conf).sum()))
+
+    def _summarised(self, persons: list[dict[str, Any]], size: tuple[int, int], count: int) -> dict[str, Any]:
+        """The frame's payload; `count` is the people at or above the configured confidence."""
         sure = [p for p in persons if p["conf"] >= self.options.conf]
         return {
-            "size": [int(w), int(h)],
-            "count": int((conf >= self.options.conf).sum()),
+            "size": [int(size[0]), int(size[1])],
+            "count": count,
             "hands_raised": any(p["hands_raised"] not in (None, "none") for p in sure),
             "arms_crossed": any(p["arms_crossed"] for p in sure),
             "pointing": any(p["pointing"] for p in sure),
@@ -255,6 +349,11 @@ class PoseAnalyzer(YoloAnalyzer):
         return out
 
     @classmethod
+    def shot_context(cls, fields: list[dict[str, Any]]) -> dict[str, Any]:
+        """`body`: the body cues seen in the shot (gestures.SHOT_CUE_SHARE of its frames)."""
+        return {"body": shot_cues(fields, GESTURES)}
+
+    @classmethod
     def video_summary(cls, results: list[ItemResult]) -> dict[str, Any] | None:
         """Person tracks with their cues over time, and gesture spans (raised hands, crossed arms, pointing,
         waves) per track."""
@@ -265,7 +364,7 @@ class PoseAnalyzer(YoloAnalyzer):
             "frames": len(frames),
             "max_count": max(int(r.payload.get("count", 0)) for r in frames),
         }
-        fps = frame_rate([r.start_s for r in frames], cls.sampling.fps or 5.0)
+        fps = frame_rate([r.start_s for r in frames], cls.sampling.fps or 3.0)
         sized = [[{**p, "size": r.payload["size"]} for p in r.payload.get("persons", [])] for r in frames]
         try:
             tracks = track_detections(
@@ -295,21 +394,6 @@ def _track_summary(track: Track) -> dict[str, Any]:
     return out
 
 
-def _spans(times: list[float], values: list[Any], frame_s: float) -> list[tuple[float, float, Any]]:
-    """(start, end, value) of the runs of equal, truthy values lasting MIN_GESTURE_FRAMES or more; a run
-    ends one frame after its last sample."""
-    out = []
-    i = 0
-    while i < len(values):
-        j = i
-        while j + 1 < len(values) and values[j + 1] == values[i]:
-            j += 1
-        if values[i] and j - i + 1 >= MIN_GESTURE_FRAMES:
-            out.append((times[i], times[j] + frame_s, values[i]))
-        i = j + 1
-    return out
-
-
 def _gesture(kind: str, track: Track, start: float, end: float, **extra: Any) -> dict[str, Any]:
     return {
         "kind": kind,
@@ -324,19 +408,26 @@ def track_gestures(track: Track, frame_s: float) -> list[dict[str, Any]]:
     """Spans of one person's raised hands, crossed arms, pointing, and waves."""
     people = track.detections
     raised = [p.get("hands_raised") if p.get("hands_raised") != "none" else None for p in people]
-    out = [_gesture("hands_raised", track, s, e, hand=v) for s, e, v in _spans(track.times, raised, frame_s)]
+    out = [
+        _gesture("hands_raised", track, s, e, hand=v)
+        for s, e, v in spans(track.times, raised, frame_s, MIN_GESTURE_FRAMES)
+    ]
     crossed = [bool(p.get("arms_crossed")) for p in people]
-    out += [_gesture("arms_crossed", track, s, e) for s, e, _ in _spans(track.times, crossed, frame_s)]
+    out += [
+        _gesture("arms_crossed", track, s, e)
+        for s, e, _ in spans(track.times, crossed, frame_s, MIN_GESTURE_FRAMES)
+    ]
     pointed = [p.get("pointing") for p in people]
     out += [
-        _gesture("pointing", track, s, e, direction=v) for s, e, v in _spans(track.times, pointed, frame_s)
+        _gesture("pointing", track, s, e, direction=v)
+        for s, e, v in spans(track.times, pointed, frame_s, MIN_GESTURE_FRAMES)
     ]
     out += waves(track, frame_s)
     return out
 
 
 def waves(track: Track, frame_s: float) -> list[dict[str, Any]]:
-    """Waves of each hand: runs of frames with the wrist above its elbow in which the wrist's sideways
+    """Waves of each hand: runs of frames with the forearm raised (WAVE_RISE) in which the wrist's sideways
     position relative to the elbow (in body-scale units) reverses direction WAVE_REVERSALS times or more
     over a range of WAVE_AMPLITUDE or more."""
     out = []
@@ -345,23 +436,10 @@ def waves(track: Track, frame_s: float) -> list[dict[str, Any]]:
     for hand, (_, elbow, wrist) in SIDES.items():
         offsets: list[float | None] = [
             (float(kp[wrist, 0] - kp[elbow, 0]) / scale)
-            if scale and _seen(kp, elbow, wrist) and kp[wrist, 1] < kp[elbow, 1]
+            if scale and _seen(kp, elbow, wrist) and kp[wrist, 1] < kp[elbow, 1] - WAVE_RISE * scale
             else None
             for kp, scale in zip(kps, scales, strict=True)
         ]
-        i = 0
-        while i < len(offsets):
-            if offsets[i] is None:
-                i += 1
-                continue
-            j = i
-            while j + 1 < len(offsets) and offsets[j + 1] is not None:
-                j += 1
-            run = np.array(offsets[i : j + 1], dtype=np.float64)
-            steps = np.diff(run)
-            moves = np.sign(steps[np.abs(steps) >= WAVE_STEP])
-            reversals = int((moves[1:] != moves[:-1]).sum()) if moves.size else 0
-            if reversals >= WAVE_REVERSALS and float(run.max() - run.min()) >= WAVE_AMPLITUDE:
-                out.append(_gesture("wave", track, track.times[i], track.times[j] + frame_s, hand=hand))
-            i = j + 1
+        for i, j in oscillations(offsets, WAVE_STEP, WAVE_REVERSALS, WAVE_AMPLITUDE):
+            out.append(_gesture("wave", track, track.times[i], track.times[j] + frame_s, hand=hand))
     return out

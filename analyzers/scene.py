@@ -1,9 +1,12 @@
 """Scene: hard cuts and transitions (fades, black, flashes, freezes, dissolves) from tiny per-frame signatures.
 
-`analyze` turns every decoded frame into a signature of under 1 KB (global HSV/luma statistics, an 8x8 RGB
-grid and a 16x16 grey thumbnail). All temporal reasoning happens in `video_summary`, which sees the whole
-video and can therefore look both ways around a candidate cut: that is what keeps fades, flashes, dissolves
-and global colour changes from being reported as hard cuts. No model, numpy only.
+`analyze` turns every decoded frame into a signature of about 1 KB (global HSV/luma statistics and a 16x16
+RGB grid). All temporal reasoning happens in `video_summary`, which sees the whole video and can therefore
+look both ways around a candidate cut: that is what keeps fades, flashes, dissolves and global colour
+changes from being reported as hard cuts. It first finds the active picture, the part of the frame that
+moves: letterbox and pillarbox bars, a caption above a letterboxed film and stickers never change, so
+counting them would dilute every cut below the threshold and make two different shots look alike.
+No model, numpy only.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy as np
 from reelscope.analyzers.base import FrameAnalyzer, FrameItem, ItemResult, Sampling
 
 _GRID = 8  # RGB grid cells per side: colour content, compared like PySceneDetect's ContentDetector
-_THUMB = 16  # grey thumbnail cells per side: the layout, for the same-layout check and for freezes
+_THUMB = 16  # cells per side of the payload's RGB grid; its grey is the layout (same-layout check, freezes)
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _DARK_LUMA = 24.0  # a pixel this dark counts as black (about ffmpeg blackdetect's pix_th=0.10)
 _BLACK_SHARE = 0.95  # a frame is black when this share of its pixels is dark (tolerates a small logo)
@@ -46,6 +49,9 @@ _DISSOLVE_STEADY = 0.3  # largest change on either side, over the transition's l
 _DISSOLVE_MAX_STEP = 0.4  # largest share of the change one frame may make: more is a jump, not a blend
 _DISSOLVE_DIP = 0.9  # a dissolve's luma std must sag below this share of its ends' (Alattar's variance dip)
 _DISSOLVE_BACK = 0.15  # largest step back towards the first picture (noise), so the blend is monotone
+_STATIC_LEVEL = 4.0  # grey-level change of a thumbnail cell below which it did not change (codec noise)
+_ACTIVE_SHARE = 0.2  # a cell is active picture when it changes at least this share as often as the busiest
+_MIN_ACTIVE_AREA = 0.2  # an active rectangle smaller than this share of the frame is an overlay (a counter)
 
 
 def _cells(image: np.ndarray, n: int) -> np.ndarray:
@@ -77,8 +83,7 @@ def frame_signature(image: np.ndarray) -> dict[str, Any]:
     luma = rgb @ _LUMA
     hsv = _hsv(rgb).reshape(-1, 3).mean(axis=0)
     dark_share = float((luma < _DARK_LUMA).mean())
-    grid = np.clip(np.rint(_cells(rgb, _GRID)), 0, 255).astype(np.uint8)
-    thumb = np.clip(np.rint(_cells(luma, _THUMB)), 0, 255).astype(np.uint8)
+    grid = np.clip(np.rint(_cells(rgb, _THUMB)), 0, 255).astype(np.uint8)
     return {
         "h": round(float(hsv[0]), 2),
         "s": round(float(hsv[1]), 2),
@@ -88,8 +93,26 @@ def frame_signature(image: np.ndarray) -> dict[str, Any]:
         "dark_share": round(dark_share, 4),
         "black": dark_share >= _BLACK_SHARE,
         "grid": base64.b64encode(grid.tobytes()).decode("ascii"),
-        "thumb": base64.b64encode(thumb.tobytes()).decode("ascii"),
     }
+
+
+def active_picture(thumb: np.ndarray) -> np.ndarray:
+    """Weights (16 x 16, 0 or 1) of the cells inside the active picture: the rectangle of rows and columns
+    whose cells change from frame to frame at least a fifth as often as the busiest cell.
+
+    Bars, a static caption or sticker around the picture never change, so they fall outside; all ones when
+    nothing moves, or when what moves is a small overlay (a counter, a ticker) rather than the picture."""
+    ones = np.ones((_THUMB, _THUMB))
+    if len(thumb) < 3:
+        return ones
+    changes = (np.abs(np.diff(thumb, axis=0)) > _STATIC_LEVEL).mean(axis=0).reshape(_THUMB, _THUMB)
+    if changes.max() <= 0:
+        return ones
+    active = changes >= _ACTIVE_SHARE * changes.max()
+    rows, cols = np.flatnonzero(active.any(axis=1)), np.flatnonzero(active.any(axis=0))
+    box = np.zeros((_THUMB, _THUMB))
+    box[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] = 1.0
+    return box if box.mean() >= _MIN_ACTIVE_AREA else ones
 
 
 @dataclass
@@ -100,8 +123,10 @@ class _Frames:
     luma: np.ndarray
     luma_std: np.ndarray
     black: np.ndarray
-    hsv: np.ndarray  # N x 64 x 3, HSV of the RGB grid cells
-    thumb: np.ndarray  # N x 256 float
+    hsv: np.ndarray  # N x 64 x 3, HSV of the 8x8 RGB grid cells
+    weight: np.ndarray  # 64, share of each 8x8 cell inside the active picture
+    thumb: np.ndarray  # N x 256 float, grey of the 16x16 grid
+    active: np.ndarray  # 256 bool, the 16x16 cells inside the active picture
     coarse: np.ndarray  # N x 48, the RGB grid pooled to 4x4 cells: colour layout that motion barely moves
     frame_s: float  # typical frame duration
 
@@ -109,8 +134,12 @@ class _Frames:
     def from_results(cls, results: list[ItemResult]) -> _Frames:
         p = [r.payload for r in results]
         n = len(p)
-        grid = np.stack([np.frombuffer(base64.b64decode(x["grid"]), np.uint8) for x in p]).reshape(n, -1, 3)
-        thumb = np.stack([np.frombuffer(base64.b64decode(x["thumb"]), np.uint8) for x in p])
+        fine = np.stack([np.frombuffer(base64.b64decode(x["grid"]), np.uint8) for x in p]).astype(np.float64)
+        fine = fine.reshape(n, _THUMB, _THUMB, 3)
+        thumb = (fine @ _LUMA.astype(np.float64)).reshape(n, -1)
+        box = active_picture(thumb)
+        k = _THUMB // _GRID
+        grid = fine.reshape(n, _GRID, k, _GRID, k, 3).mean(axis=(2, 4)).reshape(n, -1, 3)
         half = _GRID // 2
         t = np.array([r.start_s for r in results], dtype=np.float64)
         steps = np.diff(t)
@@ -121,7 +150,9 @@ class _Frames:
             luma_std=np.array([x["luma_std"] for x in p], dtype=np.float64),
             black=np.array([bool(x["black"]) for x in p]),
             hsv=_hsv(grid.astype(np.float32)),
-            thumb=thumb.astype(np.float64),
+            weight=box.reshape(_GRID, k, _GRID, k).mean(axis=(1, 3)).reshape(-1),
+            thumb=thumb,
+            active=box.reshape(-1) > 0,
             coarse=grid.reshape(n, half, 2, half, 2, 3).mean(axis=(2, 4)).reshape(n, -1),
             frame_s=float(np.median(steps)) if steps.size else 0.04,
         )
@@ -137,7 +168,7 @@ class _Frames:
         return max(1, round(seconds / self.frame_s))
 
     def content(self, a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
-        """ContentDetector-style HSV delta between frames a and b on the grid.
+        """ContentDetector-style HSV delta between frames a and b on the grid's active picture.
 
         Hue distance is circular and counted only where both cells carry colour: on grey cells hue is noise.
         """
@@ -146,11 +177,13 @@ class _Frames:
         dh = np.minimum(dh, 180.0 - dh) * np.minimum(1.0, np.minimum(ha[..., 1], hb[..., 1]) / 64.0)
         ds = np.abs(ha[..., 1] - hb[..., 1])
         dv = np.abs(ha[..., 2] - hb[..., 2])
-        return ((dh + ds + dv) / 3.0).mean(axis=-1)
+        return ((dh + ds + dv) / 3.0) @ self.weight / float(self.weight.sum())
 
     def layout_corr(self, a: int, b: int) -> float | None:
-        """Pearson correlation of two grey thumbnails, or None when either is too flat to have a layout."""
-        x, y = self.thumb[a] - self.thumb[a].mean(), self.thumb[b] - self.thumb[b].mean()
+        """Pearson correlation of two grey thumbnails' active pictures, or None when either is too flat to
+        have a layout."""
+        ta, tb = self.thumb[a][self.active], self.thumb[b][self.active]
+        x, y = ta - ta.mean(), tb - tb.mean()
         sx, sy = float(np.sqrt((x * x).mean())), float(np.sqrt((y * y).mean()))
         if sx < _FLAT_STD or sy < _FLAT_STD:
             return None

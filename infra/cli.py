@@ -1,4 +1,4 @@
-"""The `reelscope` command line: analyze, push, status, results, up, down, serve, process, bench."""
+"""The `reelscope` command line: analyze, push, status, results, up, down, serve, process, bench, eval."""
 
 from __future__ import annotations
 
@@ -109,6 +109,7 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
     transcript = doc.get("transcript")
     if transcript and transcript.get("text"):
         lines.append(f"  transcript: {transcript['text'][:300]}")
+    lines += vision_lines(doc)
     for name, state in doc["analyzers"].items():
         lines.append(
             f"  {name:<14} {state['state']:<15} {state['received']}/{state['expected']} "
@@ -116,6 +117,50 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
         )
     lines += [f"  warning: {w}" for w in doc.get("warnings", [])]
     lines.append(f"  segments: {len(doc['segments'])} x {doc['segment_s']} s")
+    return lines
+
+
+def _gesture_spans(gestures: list[dict[str, Any]] | None) -> str:
+    spans = [f"{g['kind']} {g['start_s']:.1f}-{g['end_s']:.1f}s" for g in (gestures or [])[:6]]
+    return ", ".join(spans) or "none"
+
+
+def vision_lines(doc: dict[str, Any]) -> list[str]:
+    """What the vision analyzers saw: objects, bodies, hands, faces (gaze, emotion), person segmentation."""
+    summaries = doc.get("summaries", {})
+    lines = []
+    if objects := summaries.get("objects"):
+        counts = ", ".join(f"{k} x{v}" for k, v in list(objects.get("max_counts", {}).items())[:8]) or "none"
+        lines.append(f"  objects: {counts}; tracks: {objects.get('track_count', 0)}")
+    if pose := summaries.get("pose"):
+        lines.append(
+            f"  bodies: up to {pose.get('max_count', 0)} at once; gestures: {_gesture_spans(pose.get('gestures'))}"
+        )
+    if hands := summaries.get("hands"):
+        lines.append(
+            f"  hands: up to {hands.get('max_count', 0)} at once, in {hands.get('hand_share', 0):.0%} of frames; "
+            f"gestures: {_gesture_spans(hands.get('gestures'))}"
+        )
+    faces = doc.get("faces") or {}
+    if faces.get("track_count"):
+        emotions = ", ".join(
+            f"face {t['id']} {t['emotion']}" for t in faces.get("tracks", [])[:4] if t.get("emotion")
+        )
+        gaze = (
+            f"eye contact {faces['eye_contact_share']:.0%}, mouth open {faces['mouth_open_share']:.0%}; "
+            if "eye_contact_share" in faces
+            else ""
+        )
+        lines.append(
+            f"  faces: up to {faces.get('max_faces', 0)} at once ({faces.get('shot_type')}); {gaze}"
+            f"emotion: {emotions or 'not measured'}"
+        )
+    if segmentation := summaries.get("segmentation"):
+        changes = ", ".join(f"{c['at_s']:.1f}s" for c in segmentation.get("background_changes", [])[:6])
+        lines.append(
+            f"  people fill {segmentation['mean_person_share']:.0%} of the frame; green screen "
+            f"{segmentation['green_screen_share']:.0%}; background changes: {changes or 'none'}"
+        )
     return lines
 
 
@@ -273,6 +318,12 @@ def metadata_arg(value: str) -> dict[str, Any]:
     return parsed
 
 
+def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
+    from reelscope.infra.bench.eval import run_eval
+
+    return run_eval(args)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="reelscope", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -319,6 +370,10 @@ def parser() -> argparse.ArgumentParser:
     lt.add_argument("--max-lag", type=int, default=300, help="producer backpressure bound for this run")
     lt.add_argument("--out", default="docs/results/loadtest.json")
     lt.set_defaults(fn=cmd_loadtest)
+    ev = sub.add_parser("eval", help="quality scorecard: each aspect's figure on media with known truth")
+    ev.add_argument("aspect", nargs="*", help="aspects to measure (default: all)")
+    ev.add_argument("--out", help="also write each aspect's details here as JSON")
+    ev.set_defaults(fn=cmd_eval)
     return p
 
 

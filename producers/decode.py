@@ -52,11 +52,14 @@ class DecodedFrame:
 
 @dataclass
 class DecodedAudio:
-    """Resampled audio: `mix` is mono int16; `channels` holds per-channel int16 when the source is stereo."""
+    """Resampled audio: `mix` is mono int16; `channels` holds per-channel int16 when the source is stereo;
+    `source` every channel (channels x samples, int16) at the source's `source_rate`, when asked for."""
 
     pts_s: float
     mix: np.ndarray
     channels: np.ndarray | None
+    source: np.ndarray | None = None
+    source_rate: int = 0
 
 
 def _fraction(value: Fraction | None) -> float | None:
@@ -175,9 +178,10 @@ def upright_rgb(frame: av.VideoFrame, max_side: int) -> np.ndarray:
 
 
 def iterate(
-    container: av.container.InputContainer, info: MediaInfo, threads: int = 0
+    container: av.container.InputContainer, info: MediaInfo, threads: int = 0, source_audio: bool = False
 ) -> Iterator[DecodedFrame | DecodedAudio]:
-    """Frames and resampled audio in demux order. Corrupt packets are skipped and counted in warnings."""
+    """Frames and resampled audio in demux order (with `source_audio`, also every channel at the source's
+    rate, as 16-bit PCM). Corrupt packets are skipped and counted in warnings."""
     streams = []
     video = next((s for s in container.streams.video if s.codec_context is not None), None)
     audio = next((s for s in container.streams.audio if s.codec_context is not None), None)
@@ -186,12 +190,14 @@ def iterate(
         if threads:
             video.codec_context.thread_count = threads
         streams.append(video)
-    mix_resampler = stereo_resampler = None
+    mix_resampler = stereo_resampler = source_resampler = None
     if audio is not None:
         streams.append(audio)
         mix_resampler = av.AudioResampler(format="s16", layout="mono", rate=AUDIO_RATE)
         if info.media.audio_channels >= 2:
             stereo_resampler = av.AudioResampler(format="s16", layout="stereo", rate=AUDIO_RATE)
+        if source_audio:
+            source_resampler = av.AudioResampler(format="s16")  # layout and rate as decoded
     index = 0
     bad_packets = 0
     audio_end: float | None = None
@@ -212,10 +218,10 @@ def iterate(
             elif isinstance(frame, av.AudioFrame) and mix_resampler is not None:
                 pts = float(frame.time)
                 audio_end = pts + frame.samples / frame.sample_rate
-                yield _resampled(pts, frame, mix_resampler, stereo_resampler)
+                yield _resampled(pts, frame, mix_resampler, stereo_resampler, source_resampler)
     if mix_resampler is not None and audio_end is not None:
         # the resamplers hold the last few milliseconds back until flushed
-        yield _resampled(audio_end, None, mix_resampler, stereo_resampler)
+        yield _resampled(audio_end, None, mix_resampler, stereo_resampler, source_resampler)
     if bad_packets:
         info.warnings.append(f"{bad_packets} corrupt packets skipped")
 
@@ -225,8 +231,10 @@ def _resampled(
     frame: av.AudioFrame | None,
     mix_resampler: av.AudioResampler,
     stereo_resampler: av.AudioResampler | None,
+    source_resampler: av.AudioResampler | None = None,
 ) -> DecodedAudio:
-    """One decoded audio frame (None: the flush at the end) as 16 kHz mono, and stereo when asked."""
+    """One decoded audio frame (None: the flush at the end) as 16 kHz mono, and stereo and every channel
+    at the source's rate when asked."""
     mix = np.concatenate(
         [f.to_ndarray().reshape(-1) for f in mix_resampler.resample(frame)] or [np.zeros(0, np.int16)]
     )
@@ -234,4 +242,10 @@ def _resampled(
     if stereo_resampler is not None:
         parts = [f.to_ndarray().reshape(-1, 2) for f in stereo_resampler.resample(frame)]
         channels = np.concatenate(parts).T if parts else np.zeros((2, 0), np.int16)
-    return DecodedAudio(pts_s=pts, mix=mix, channels=channels)
+    source, rate = None, 0
+    if source_resampler is not None:
+        decoded = source_resampler.resample(frame)
+        if decoded:
+            n, rate = decoded[0].layout.nb_channels, decoded[0].sample_rate
+            source = np.concatenate([f.to_ndarray().reshape(-1, n) for f in decoded]).T
+    return DecodedAudio(pts_s=pts, mix=mix, channels=channels, source=source, source_rate=rate)

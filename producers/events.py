@@ -26,7 +26,15 @@ from reelscope.producers.decode import (
     upright_rgb,
 )
 from reelscope.producers.sampling import FramePlan, audio_targets
-from reelscope.schemas.events import AudioChunk, Event, Frame, VideoFailed, VideoFinished, VideoStarted
+from reelscope.schemas.events import (
+    SOURCE_CHANNEL,
+    AudioChunk,
+    Event,
+    Frame,
+    VideoFailed,
+    VideoFinished,
+    VideoStarted,
+)
 from reelscope.schemas.records import Media
 
 _SPLIT_PROBE_S = 4.0
@@ -54,37 +62,53 @@ def channels_differ(channels: np.ndarray) -> bool:
 
 
 class _ChunkStream:
-    """Cuts one PCM stream into fixed chunks; holds the last one back so it can be marked final."""
+    """Cuts one PCM stream (mono, or channels x samples) into fixed chunks; holds the last one back so it can
+    be marked final. The chunk length is set at the first samples, from their rate: `chunk_s`, shortened in
+    100 ms steps (the loudness grid) while a chunk of every channel would not fit `max_bytes`."""
 
     def __init__(
-        self, video_id: str, channel: int, targets: list[str], chunk_samples: int, hotwords: list[str]
+        self,
+        video_id: str,
+        channel: int,
+        targets: list[str],
+        chunk_s: float,
+        hotwords: list[str],
+        max_bytes: int,
     ) -> None:
         self.video_id, self.channel, self.targets, self.hotwords = video_id, channel, targets, hotwords
-        self.chunk_samples = chunk_samples
-        self.buffer = np.zeros(0, np.int16)
+        self.chunk_s, self.max_bytes = chunk_s, max_bytes
+        self.rate = self.chunk_samples = 0
+        self.buffer = np.zeros((1, 0), np.int16)
         self.start_s: float | None = None
         self.index = 0
         self.held: AudioChunk | None = None
 
-    def feed(self, pts_s: float, samples: np.ndarray) -> Iterator[AudioChunk]:
+    def feed(self, pts_s: float, samples: np.ndarray, rate: int = AUDIO_RATE) -> Iterator[AudioChunk]:
+        planar = samples.reshape(1, -1) if samples.ndim == 1 else samples
         if self.start_s is None:
-            self.start_s = pts_s
-        self.buffer = np.concatenate([self.buffer, samples])
-        while self.buffer.size >= self.chunk_samples:
-            yield from self._emit(self.buffer[: self.chunk_samples])
-            self.buffer = self.buffer[self.chunk_samples :]
+            self.start_s, self.rate = pts_s, rate
+            self.buffer = np.zeros((planar.shape[0], 0), np.int16)
+            self.chunk_samples, block = max(1, int(self.chunk_s * rate)), rate // 10
+            while self.chunk_samples > block and self.chunk_samples * planar.shape[0] * 2 > self.max_bytes:
+                self.chunk_samples -= block
+        self.buffer = np.concatenate([self.buffer, planar], axis=1)
+        while self.buffer.shape[1] >= self.chunk_samples:
+            yield from self._emit(self.buffer[:, : self.chunk_samples])
+            self.buffer = self.buffer[:, self.chunk_samples :]
 
     def _emit(self, pcm: np.ndarray) -> Iterator[AudioChunk]:
         if self.held is not None:
             yield self.held
-        start = (self.start_s or 0.0) + self.index * self.chunk_samples / AUDIO_RATE
+        start = (self.start_s or 0.0) + self.index * self.chunk_samples / self.rate
         self.held = AudioChunk(
             video_id=self.video_id,
             index=self.index,
             start_s=round(start, 4),
-            end_s=round(start + pcm.size / AUDIO_RATE, 4),
+            end_s=round(start + pcm.shape[1] / self.rate, 4),
+            sample_rate=self.rate,
             channel=self.channel,
-            pcm=pcm.astype("<i2").tobytes(),
+            channels=pcm.shape[0],
+            pcm=pcm.T.astype("<i2").tobytes(),
             targets=self.targets,
             hotwords=self.hotwords,
             first=self.index == 0,
@@ -92,9 +116,9 @@ class _ChunkStream:
         self.index += 1
 
     def close(self) -> Iterator[AudioChunk]:
-        if self.buffer.size:
+        if self.buffer.shape[1]:
             yield from self._emit(self.buffer)
-            self.buffer = np.zeros(0, np.int16)
+            self.buffer = self.buffer[:, :0]
         if self.held is not None:
             yield self.held.model_copy(update={"final": True})
             self.held = None
@@ -135,6 +159,7 @@ class VideoEventSource:
         self.audio_analyzers = {n: c for n, c in analyzers.items() if c.input == "audio"}
         self.settings = settings
         self.max_jpeg_bytes = max_event_bytes - 4096
+        self.max_pcm_bytes = max_event_bytes - 4096
         self.metadata = metadata or {}
         self.options = options or {}
         self.submitted_at = submitted_at
@@ -165,7 +190,8 @@ class VideoEventSource:
         container, info = open_media(self.path)
         try:
             self._check_limits(info)
-            items = iterate(container, info, self.settings.decode_threads)
+            source = any(c.sampling.audio_channels == "source" for c in self.audio_analyzers.values())
+            items = iterate(container, info, self.settings.decode_threads, source)
             head = self._read_head(items, info)
             if head:  # the first decoded timestamp, not the header's claim, is where the media starts
                 info.media = info.media.model_copy(update={"start_s": round(min(i.pts_s for i in head), 4)})
@@ -175,11 +201,7 @@ class VideoEventSource:
             container.close()
         if self.frames_published == 0 and self.chunks_published == 0:
             raise DecodeError("no decodable frames or audio in the file")
-        warnings = list(info.warnings)
-        if not info.media.has_audio:
-            warnings.append("no audio stream: audio analyzers did not run")
-        if not info.media.has_video:
-            warnings.append("no video stream: frame analyzers did not run")
+        warnings = list(info.warnings)  # lost data only: a missing stream is stated by the media's has_*
         yield VideoFinished(
             video_id=self.video_id,
             frames_published=self.frames_published,
@@ -234,22 +256,26 @@ class VideoEventSource:
         )
 
     def _audio_streams(self, head: list, info: MediaInfo) -> list[tuple[_ChunkStream, int | None]]:
-        """(chunk stream, source channel or None for the mix) for this video."""
+        """(chunk stream, source channel, None for the mix or SOURCE_CHANNEL for the source) for this video."""
         split = False
         if info.media.audio_channels >= 2 and any(
             c.sampling.audio_channels == "split" for c in self.audio_analyzers.values()
         ):
             probe = [a.channels for a in head if isinstance(a, DecodedAudio) and a.channels is not None]
             split = bool(probe) and channels_differ(np.concatenate(probe, axis=1))
-        mix_targets, channel_targets = audio_targets(self.audio_analyzers, split)
-        chunk = int(self.settings.audio_chunk_s * AUDIO_RATE)
+        mix_targets, channel_targets, source_targets = audio_targets(self.audio_analyzers, split)
+
+        def stream(channel: int, targets: list[str]) -> _ChunkStream:
+            chunk_s = self.settings.audio_chunk_s
+            return _ChunkStream(self.video_id, channel, targets, chunk_s, self.hotwords, self.max_pcm_bytes)
+
         streams: list[tuple[_ChunkStream, int | None]] = []
         if mix_targets:
-            streams.append((_ChunkStream(self.video_id, -1, mix_targets, chunk, self.hotwords), None))
+            streams.append((stream(-1, mix_targets), None))
         if channel_targets:
-            streams += [
-                (_ChunkStream(self.video_id, ch, channel_targets, chunk, self.hotwords), ch) for ch in (0, 1)
-            ]
+            streams += [(stream(ch, channel_targets), ch) for ch in (0, 1)]
+        if source_targets:
+            streams.append((stream(SOURCE_CHANNEL, source_targets), SOURCE_CHANNEL))
         return streams
 
     def _publish(self, head: list, rest: Iterator, info: MediaInfo) -> Iterator[Event]:
@@ -292,8 +318,15 @@ class VideoEventSource:
                 self.frames_published += 1
             else:
                 for stream, channel in audio_streams:
-                    samples = item.mix if channel is None else item.channels[channel]
-                    for chunk in stream.feed(item.pts_s, samples):
+                    if channel == SOURCE_CHANNEL:
+                        if item.source is None:
+                            continue
+                        chunks = stream.feed(item.pts_s, item.source, item.source_rate)
+                    else:
+                        chunks = stream.feed(
+                            item.pts_s, item.mix if channel is None else item.channels[channel]
+                        )
+                    for chunk in chunks:
                         yield self._chunk_counted(chunk)
         if held is not None:
             yield held.model_copy(update={"final": True})

@@ -39,8 +39,13 @@ class FramePlan:
         return max(self.analyzers[name].sampling.max_side for name in targets)
 
 
-def audio_targets(analyzers: dict[str, type[Analyzer]], split: bool) -> tuple[list[str], list[str]]:
-    """(analyzers fed the mono mix, analyzers fed per-channel chunks) for a video."""
-    mix = [n for n, c in analyzers.items() if not split or c.sampling.audio_channels == "mix"]
-    per_channel = [n for n, c in analyzers.items() if split and c.sampling.audio_channels == "split"]
-    return mix, per_channel
+def audio_targets(
+    analyzers: dict[str, type[Analyzer]], split: bool
+) -> tuple[list[str], list[str], list[str]]:
+    """(analyzers fed the mono mix, analyzers fed per-channel chunks, analyzers fed the whole source at its
+    own rate) for a video."""
+    wants = {n: c.sampling.audio_channels for n, c in analyzers.items()}
+    mix = [n for n, w in wants.items() if w == "mix" or (w == "split" and not split)]
+    per_channel = [n for n, w in wants.items() if split and w == "split"]
+    source = [n for n, w in wants.items() if w == "source"]
+    return mix, per_channel, source

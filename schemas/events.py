@@ -144,8 +144,13 @@ class Frame(Event):
     """True on the last published frame of the video."""
 
 
+SOURCE_CHANNEL = -2
+"""AudioChunk.channel of the source stream: its own ordered stream, apart from the mix (-1)."""
+
+
 class AudioChunk(Event):
-    """A chunk of 16-bit PCM. `channel` is -1 for the mono mix, else the source channel index."""
+    """A chunk of 16-bit PCM. `channel` is -1 for the 16 kHz mono mix, SOURCE_CHANNEL for the source stream
+    (every channel at the source's rate, `channels` of them interleaved), else the source channel index."""
 
     KIND = "audio.chunk"
 
@@ -154,6 +159,7 @@ class AudioChunk(Event):
     end_s: float
     sample_rate: int = 16_000
     channel: int = -1
+    channels: int = Field(1, ge=1)
     pcm: bytes
     targets: list[str]
     first: bool = False

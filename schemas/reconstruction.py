@@ -136,6 +136,10 @@ class ReconstructionDocument(_Part):
     about: dict[str, Any] | None
     summaries: dict[str, Any]
     warnings: list[str]
+    """Lost data (corrupt packets skipped, a stream that stopped early): any makes the video degraded."""
+    absent_streams: list[str] = Field(default_factory=list)
+    """Streams the input does not have (`video`, `audio`): their analyzers are `not_applicable` and the
+    video can still be complete."""
     timings: Timings | None = Field(None, exclude_if=_absent)
     """Set when the video is finished."""
     completion_id: str | None = Field(None, exclude_if=_absent)

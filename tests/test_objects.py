@@ -84,7 +84,7 @@ def test_random_checkpoint_loads_offline_by_name_as_random_test(
     (tmp_path / "state" / "weights").mkdir(parents=True)
     (tmp_path / "state" / "weights" / "yolo11n.pt").write_bytes(weights.read_bytes())
     monkeypatch.chdir(tmp_path)
-    a = ObjectsAnalyzer(runtime=Runtime(state_dir=tmp_path / "state"))
+    a = ObjectsAnalyzer(ObjectsOptions(model="yolo11n.pt"), Runtime(state_dir=tmp_path / "state"))
     a.load()
     name, provenance = a.describe_model()
     assert provenance == "random-test"
@@ -98,7 +98,7 @@ def test_missing_weights_fail_loudly_and_download_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: list[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    a = ObjectsAnalyzer(runtime=Runtime(state_dir=tmp_path / "state"))
+    a = ObjectsAnalyzer(ObjectsOptions(model="yolo11n.pt"), Runtime(state_dir=tmp_path / "state"))
     with pytest.raises(FileNotFoundError, match=r"'yolo11n\.pt' not found.*never downloads"):
         a.load()
     assert no_network == []

@@ -252,3 +252,23 @@ def test_entities() -> None:
     assert found["hashtags"] == ["#Sale", "#sale_2"]
     assert found["mentions"] == ["@Shop_1"]
     assert "https://shop.example.com/x" in found["links"]
+
+
+def test_glued_digits_that_differ_are_different_lines_and_faint_text_is_no_event() -> None:
+    """The sample clip's failure: OCR read `frame0` then `frame30` (no space) at the same place, and the two
+    merged into one event; a half-read sign at confidence 0.6 became an event and keywords."""
+    assert not same_text("frame0", "frame30") and not same_text("frame 0", "frame30")
+    assert same_text("HELL0 world", "HELLO world")  # a 0 read for an O is still noise
+    cap, sign = [0.01, 0.01, 0.25, 0.05], [0.6, 0.7, 0.8, 0.75]
+    results = [_result(0.0, ("frame0", cap)), _result(0.5, ("frame15", cap)), _result(1.0, ("frame30", cap))]
+    faint = {"blocks": [{"text": "OPFN 24H", "box": sign, "conf": 0.6}]}
+    results += [ItemResult(f"s{k}", t, t, faint) for k, t in enumerate((0.0, 0.5, 1.0))]
+    summary = OcrTextAnalyzer.video_summary(results)
+    assert summary is not None
+    assert [(e["text"], e["start_s"], e["end_s"]) for e in summary["events"]] == [
+        ("frame0", 0.0, 0.5),
+        ("frame15", 0.5, 1.0),
+        ("frame30", 1.0, 1.5),
+    ]
+    assert summary["faint_texts_dropped"] == 1
+    assert OcrTextAnalyzer.segment_fields([faint])["lines"] == []

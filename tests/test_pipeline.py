@@ -95,7 +95,9 @@ def test_cut_silence_and_late_start(running_stack: Settings, tmp_path: Path, sha
     assert_valid_document(late)
     assert late["start_s"] == pytest.approx(1.075, abs=1e-3)
     assert late["shots"][0]["start_s"] == pytest.approx(1.075, abs=1e-3)
-    assert late["status"] == "degraded" and "no audio stream" in late["warnings"][0]
+    # no audio track: nothing was lost, so complete, with the absent stream stated
+    assert late["status"] == "complete" and late["absent_streams"] == ["audio"] and not late["warnings"]
+    assert late["analyzers"]["loudness"]["state"] == "not_applicable"
 
 
 def test_corrupt_video_fails_while_another_completes(running_stack: Settings, tmp_path: Path) -> None:

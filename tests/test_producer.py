@@ -190,3 +190,31 @@ def test_a_late_audio_stream_starts_where_its_samples_do(tmp_path: Path) -> None
     started, chunks = of(evs, VideoStarted)[0], of(evs, AudioChunk)
     assert started.media.start_s == pytest.approx(80_000, abs=0.1)
     assert started.media.duration_s - started.media.start_s < 3 and len(chunks) in (2, 3)
+
+
+def test_source_stream_keeps_every_channel_at_the_source_rate_within_the_event_limit(tmp_path: Path) -> None:
+    """audio_features asks for the `source` stream: 6 channels at 48 kHz, interleaved, each chunk a whole
+    number of 100 ms blocks that fits the broker's limit; loudness still gets the 16 kHz mono mix."""
+    from reelscope.infra.bench.eval_audio import write_wav
+    from reelscope.schemas.events import SOURCE_CHANNEL, encode
+    from reelscope.stream_processors.runtime import item_key, to_item
+
+    rate, seconds = 48_000, 2.5
+    t = np.arange(int(rate * seconds)) / rate
+    channels = np.stack([0.1 * (k + 1) * np.sin(2 * np.pi * 220 * (k + 1) * t) for k in range(6)])
+    path = write_wav(tmp_path / "six.wav", channels, rate)
+    limit = 300_000  # a 1 s chunk of 6 x 48 kHz int16 (576 KB) would not fit
+    source = VideoEventSource(
+        "v", str(path), "x", enabled_analyzers(["audio_features", "loudness"]), ProducerSettings(), limit
+    )
+    chunks = of(list(source.events()), AudioChunk)
+    full = [c for c in chunks if "audio_features" in c.targets]
+    assert {(c.sample_rate, c.channels, c.channel) for c in full} == {(rate, 6, SOURCE_CHANNEL)}
+    assert item_key(full[0]) == "s000000"  # its own stream, apart from the mix's m000000
+    assert all(len(encode(c)) < limit for c in full)
+    assert full[0].end_s - full[0].start_s == pytest.approx(0.5)  # the 100 ms blocks that fit
+    assert sum(c.end_s - c.start_s for c in full) == pytest.approx(seconds)
+    item = to_item(full[1])
+    assert item.samples.shape == (6, int(0.5 * rate))
+    assert np.abs(item.samples[5]).max() == pytest.approx(0.6, abs=0.01)  # channel order kept
+    assert {(c.sample_rate, c.channels) for c in chunks if "loudness" in c.targets} == {(16_000, 1)}

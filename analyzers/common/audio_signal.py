@@ -6,6 +6,7 @@ cues, chroma, and the per-chunk label rule. scipy is imported only where a chunk
 from __future__ import annotations
 
 import base64
+import functools
 import math
 from typing import Any
 
@@ -13,7 +14,6 @@ import numpy as np
 from reelscope.analyzers.loudness import SILENCE_DBFS
 
 SAMPLE_RATE = 16_000
-SUB_BLOCK = 1_600
 """100 ms loudness sub-block."""
 HOP = 160
 """10 ms: onset and modulation frame hop (100 frames per 1 s chunk)."""
@@ -46,12 +46,17 @@ STEADY_GLIDE = 0.03
 chunk is not speech, and if mostly voiced it is music (a melody, a held chord)."""
 NOTES_VOICED = 0.5
 """Voiced share above which steady pitch alone makes a chunk music."""
-MUSIC_LINES = 4
+MUSIC_LINES = 3
 """Spectral lines (exact 15.6 Hz bins, 6 dB above the 15 bins around them) held through at least half
 of the quietest 40 % of frames: a music bed stays between syllables, a voice's harmonics glide.
-Speech 0-2, noise 0, music 3-15 (median 11), speech over music 1-14 (median 9)."""
+Speech 0-2 (also on 250 s of Debian's asterisk prompts), noise 0, a pure tone 1-2, music 3-24 (median
+11), speech over music 1-14 (median 9; asterisk prompts over its music on hold at -12 dB: 1-6)."""
+TONE_LINES = 2
+TONE_MODULATION_DB = 1.0
+"""A tone: at most TONE_LINES lines and a level that holds (speech-band level std under 1 dB; music
+with a beat 1.7-5)."""
 
-LABELS = ("speech", "music", "speech_over_music", "silence", "noise")
+LABELS = ("speech", "music", "speech_over_music", "silence", "noise", "tone")
 
 
 def _k_weighting_sos(rate: int) -> np.ndarray:
@@ -80,18 +85,51 @@ def _k_weighting_sos(rate: int) -> np.ndarray:
     return np.array([shelf, highpass])
 
 
-K_SOS = _k_weighting_sos(SAMPLE_RATE)
+@functools.cache
+def _k_sos(rate: int) -> np.ndarray:
+    return _k_weighting_sos(rate)
 
 
-def k_weighted(x: np.ndarray) -> np.ndarray:
-    """K-weighted signal of one chunk, the filter warmed up on the chunk's own mirror image."""
+def k_weighted(x: np.ndarray, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """K-weighted signal of one chunk, the filter warmed up on the chunk's own mirror image (100 ms)."""
     from scipy.signal import sosfilt
 
-    pad = min(WARM_UP, len(x) - 1)
+    sos = _k_sos(rate)
+    pad = min(WARM_UP * rate // SAMPLE_RATE, len(x) - 1)
     if pad <= 0:
-        return sosfilt(K_SOS, x)
+        return sosfilt(sos, x)
     head = x[pad:0:-1]
-    return sosfilt(K_SOS, np.concatenate([head, x]))[pad:]
+    return sosfilt(sos, np.concatenate([head, x]))[pad:]
+
+
+def channel_weights(count: int) -> np.ndarray:
+    """BS.1770-4 channel weights: 1 for each channel, except a 5.1 source's LFE (0) and surrounds (1.41)."""
+    if count == 6:  # L R C LFE Ls Rs, FFmpeg's 5.1 order
+        return np.array([1.0, 1.0, 1.0, 0.0, 1.41, 1.41])
+    return np.ones(count)
+
+
+def _loudness_part(channels: np.ndarray, rate: int) -> dict[str, Any]:
+    """BS.1770-4 on every channel at the source rate: the weighted sum of the channels' K-weighted 100 ms
+    mean squares (as LUFS), sample and 4x-oversampled true peak over all channels, clipping share."""
+    from scipy.signal import resample_poly
+
+    block = rate // 10
+    blocks = channels.shape[1] // block
+    sub_ms = np.zeros(blocks)
+    for weight, x in zip(channel_weights(len(channels)), channels, strict=True):
+        y = k_weighted(x, rate)[: blocks * block]
+        sub_ms += weight * np.mean(y.reshape(blocks, block) ** 2, axis=1)
+    peak = float(np.max(np.abs(channels)))
+    true_peak = peak
+    if channels.shape[1] > 16:
+        true_peak = max(peak, float(np.max(np.abs(resample_poly(channels, 4, 1, axis=1)))))
+    return {
+        "lufs": [round(float(v), 2) for v in lufs(sub_ms)],
+        "peak_dbfs": round(float(_db(peak**2)), 2),
+        "true_peak_dbfs": round(float(_db(true_peak**2)), 2),
+        "clipping": round(float(np.mean(np.abs(channels) >= CLIP_LEVEL)), 5),
+    }
 
 
 def _db(power: np.ndarray | float, floor: float = FLOOR_DB) -> np.ndarray:
@@ -258,8 +296,9 @@ def classify(rms_dbfs: float, f: dict[str, float]) -> str | None:
       some voicing (SPEECH_VOICED) and a gliding pitch (STEADY_GLIDE);
     - music cue: MUSIC_LINES spectral lines held between syllables, or steady pitch in a mostly voiced
       chunk (NOTES_VOICED);
-    - both cues: speech_over_music; one: speech or music; neither: noise (anything else audible: noise,
-      clicks, drums without pitched instruments). A held test tone has steady pitch, so it is music.
+    - both cues: speech_over_music; one: speech or music, except that one or two steady lines at a steady
+      level are a tone (a test tone, a beep), not music; neither: noise (anything else audible: noise,
+      clicks, drums without pitched instruments).
 
     None when the chunk is too short to tell (under 0.125 s; the aggregator lets neighbours decide)."""
     if rms_dbfs < SILENCE_DBFS:
@@ -278,16 +317,22 @@ def classify(rms_dbfs: float, f: dict[str, float]) -> str | None:
         return "speech_over_music"
     if speech:
         return "speech"
+    if 0 < f["lines"] <= TONE_LINES and f["modulation_db"] < TONE_MODULATION_DB:
+        return "tone"
     if music:
         return "music"
     return "noise"
 
 
 def chunk_features(samples: np.ndarray, rate: int = SAMPLE_RATE) -> dict[str, Any]:
-    """The payload of one chunk: everything the aggregator needs, small and JSON-able."""
+    """The payload of one chunk: everything the aggregator needs, small and JSON-able. `samples` is mono
+    or channels x samples: loudness and peaks are measured on every channel at `rate`, the rest on the
+    16 kHz mono mix."""
     from scipy.signal import resample_poly
 
-    x = np.asarray(samples, dtype=np.float64).reshape(-1)
+    channels = np.asarray(samples, dtype=np.float64)
+    channels = channels.reshape(1, -1) if channels.ndim == 1 else channels
+    x = channels.mean(axis=0)
     if rate != SAMPLE_RATE:
         g = math.gcd(SAMPLE_RATE, rate)
         x = resample_poly(x, SAMPLE_RATE // g, rate // g)
@@ -295,19 +340,7 @@ def chunk_features(samples: np.ndarray, rate: int = SAMPLE_RATE) -> dict[str, An
     if n == 0:
         return {"n": 0, "label": None}
     rms_dbfs = float(_db(np.mean(x**2)))
-    peak = float(np.max(np.abs(x)))
-    true_peak = max(peak, float(np.max(np.abs(resample_poly(x, 4, 1))))) if n > 16 else peak
-    y = k_weighted(x)
-    blocks = n // SUB_BLOCK
-    sub_ms = np.mean(y[: blocks * SUB_BLOCK].reshape(blocks, SUB_BLOCK) ** 2, axis=1)
-    payload: dict[str, Any] = {
-        "n": n,
-        "lufs": [round(float(v), 2) for v in lufs(sub_ms)],
-        "rms_dbfs": round(rms_dbfs, 2),
-        "peak_dbfs": round(float(_db(peak**2)), 2),
-        "true_peak_dbfs": round(float(_db(true_peak**2)), 2),
-        "clipping": round(float(np.mean(np.abs(x) >= CLIP_LEVEL)), 5),
-    }
+    payload: dict[str, Any] = {"n": n, **_loudness_part(channels, rate), "rms_dbfs": round(rms_dbfs, 2)}
     features: dict[str, float] = {}
     if n >= ONSET_WIN + HOP:
         levels, flux, speech_band = _onset_part(x)

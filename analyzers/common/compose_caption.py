@@ -70,6 +70,27 @@ def _quote(text: str, limit: int) -> str:
     return "'" + clean_text(text.replace("'", "’"), limit) + "'"
 
 
+_GESTURES = {
+    "pointing": "pointing",
+    "open_palm": "showing an open palm",
+    "thumbs_up": "giving a thumbs-up",
+    "hands_raised": "hands raised",
+    "arms_crossed": "arms crossed",
+}
+
+
+def _behaviour(context: dict[str, Any], speaks: bool) -> str:
+    """'a person talks to the camera, pointing': eye contact (faces), gestures (hands, pose), emotion."""
+    seen = [*(context.get("gestures") or []), *(context.get("body") or [])]
+    gestures = [_GESTURES[g] for g in dict.fromkeys(seen) if g in _GESTURES]
+    head = ""
+    if context.get("eye_contact"):
+        head = "a person talks to the camera" if speaks else "a person looks into the camera"
+    emotion = str(context.get("emotion") or "")
+    tail = gestures + ([f"looking {emotion}"] if emotion and emotion != "neutral" else [])
+    return ", ".join(([head] if head else []) + tail)
+
+
 def compose_caption(duration_s: float, context: dict[str, Any]) -> str:
     """A caption written from the other analyzers' findings for one shot (keys: the module docstring)."""
     objects = {str(k): int(v) for k, v in (context.get("objects") or {}).items() if int(v) > 0}
@@ -84,6 +105,8 @@ def compose_caption(duration_s: float, context: dict[str, Any]) -> str:
     shot_type = _SHOT_TYPES.get(shot_type, shot_type.replace("_", " "))
     head = f"{duration_s:.1f} s {shot_type + ' ' if shot_type else ''}shot: "
     parts = [_join(subjects) if subjects else "no people or objects detected"]
+    appearing = sorted((float(v), str(k)) for k, v in (context.get("appearing") or {}).items())
+    parts += [f"{counted(1, label)} appears {share * duration_s:.1f} s in" for share, label in appearing[:3]]
     lines = [clean_text(t, 60) for t in context.get("text") or [] if str(t).strip()]
     if lines:
         shown = ", ".join(_quote(t, 40) for t in lines[:3])
@@ -91,6 +114,8 @@ def compose_caption(duration_s: float, context: dict[str, Any]) -> str:
             f"on-screen text {shown}" + (f" and {len(lines) - 3} more lines" if len(lines) > 3 else "")
         )
     words = str(context.get("speech") or "").split()
+    if behaviour := _behaviour(context, bool(words)):
+        parts.append(behaviour)
     if words:
         spoken = " ".join(words[:15]) + (" …" if len(words) > 15 else "")
         parts.append(f"speech: {_quote(spoken, 120)}")

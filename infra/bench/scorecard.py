@@ -1,0 +1,96 @@
+"""What every aspect of `reelscope eval` shares: a score row, and a file run through the product.
+
+Each file goes the product's way: the producer's events (decode, sampling, resampling) straight into the
+analyzers, then the reconstruction, with no broker and no database (they move results, they do not change
+them)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reelscope.analyzers.registry import enabled_analyzers
+from reelscope.infra.core.settings import Settings
+from reelscope.producers.events import VideoEventSource
+from reelscope.schemas.events import AudioChunk, Frame, VideoFinished, VideoStarted
+from reelscope.sinks import reconstruction
+from reelscope.stream_processors.runtime import item_key, item_span, to_item
+
+SHARED_MEDIA = Path(__file__).resolve().parents[3] / "shared" / "media"
+"""The project's real test clips (../shared/media beside the checkout); aspects use them when present."""
+
+
+@dataclass(frozen=True)
+class Score:
+    """One row of the scorecard."""
+
+    aspect: str
+    figure: str
+    target: str
+    met: bool | None
+    """None: a reference figure, or pending (not measured here)."""
+    detail: dict[str, Any]
+
+    def row(self) -> str:
+        state = {True: "met", False: "BELOW", None: "-" if self.figure != "pending" else "pending"}[self.met]
+        return f"| {self.aspect} | {self.figure} | {self.target} | {state} |"
+
+
+def table(scores: list[Score]) -> str:
+    lines = ["| aspect | figure | target | state |", "| --- | --- | --- | --- |"]
+    return "\n".join(lines + [s.row() for s in scores])
+
+
+_DOCUMENTS: dict[tuple[Path, tuple[str, ...], tuple[str, ...]], dict[str, Any]] = {}
+
+
+def document(path: Path, names: list[str], hotwords: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The reconstruction of one file with the named frame and audio analyzers, built in this process
+    (once per file and analyzers: several aspects read the same run)."""
+    key = (path, tuple(names), hotwords)
+    if key not in _DOCUMENTS:
+        _DOCUMENTS[key] = _build(path, names, list(hotwords))
+    return _DOCUMENTS[key]
+
+
+def _build(path: Path, names: list[str], hotwords: list[str]) -> dict[str, Any]:
+    settings = Settings(analyzers=names)
+    classes = enabled_analyzers(names, settings)
+    analyzers = {n: c(settings.options_for(c), settings.analyzer_runtime()) for n, c in classes.items()}
+    for a in analyzers.values():
+        a.load()
+    source = VideoEventSource(
+        "eval",
+        str(path),
+        path.as_uri(),
+        classes,
+        settings.producer,
+        settings.kafka.max_event_bytes,
+        hotwords=hotwords,
+    )
+    rows: list[dict[str, Any]] = []
+    video: dict[str, Any] = {"video_id": "eval", "warnings": []}
+    for event in source.events():
+        if isinstance(event, VideoStarted):
+            video.update(event.media.model_dump(), uri=event.uri)
+        elif isinstance(event, VideoFinished):
+            video.update(expected=json.dumps(event.expected), warnings=list(event.warnings))
+        elif isinstance(event, Frame | AudioChunk):
+            for name in event.targets:
+                (payload,) = analyzers[name].analyze([to_item(event)])  # type: ignore[list-item]
+                start, end = item_span(event)
+                rows.append(
+                    {
+                        "analyzer": name,
+                        "item_key": item_key(event),
+                        "model": analyzers[name].model_name,
+                        "provenance": analyzers[name].provenance,
+                        "start_s": start,
+                        "end_s": end,
+                        "payload": json.dumps(payload),
+                        "error": "",
+                    }
+                )
+    return reconstruction.build(video, rows, classes, settings.aggregator.segment_s, None, False)
