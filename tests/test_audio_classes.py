@@ -202,14 +202,11 @@ def test_sound_events_sigmoid_scores_and_active_labels(models: dict[str, Path]) 
 
 
 def test_unconfigured_is_left_out_and_cannot_load(tmp_path: Path) -> None:
-    for cls, options in (
-        (SpeechEmotionAnalyzer, SpeechEmotionOptions),
-        (SoundEventsAnalyzer, SoundEventsOptions),
-    ):
-        assert not cls.configured(options())
-        assert cls.configured(options(model="some/model"))
-        with pytest.raises(RuntimeError, match="no model configured"):
-            cls().load()
+    assert not SpeechEmotionAnalyzer.configured(SpeechEmotionOptions())
+    assert SpeechEmotionAnalyzer.configured(SpeechEmotionOptions(model="some/model"))
+    with pytest.raises(RuntimeError, match="no model configured"):
+        SpeechEmotionAnalyzer().load()
+    for cls in (SpeechEmotionAnalyzer, SoundEventsAnalyzer):
         with pytest.raises(RuntimeError, match="not called"):
             cls().analyze(chunks("v", voice(1, 200, 0)))
     pytest.importorskip("transformers")
@@ -220,13 +217,15 @@ def test_unconfigured_is_left_out_and_cannot_load(tmp_path: Path) -> None:
     assert SpeechEmotionAnalyzer().options.activation == "auto"
 
 
-def test_registered_but_not_auto_enabled_without_a_model() -> None:
+def test_registered_speech_emotion_off_without_a_model_sound_events_on_by_default() -> None:
     from reelscope.analyzers.registry import all_analyzers, enabled_analyzers
 
     registry = all_analyzers()
     assert registry["speech_emotion"] is SpeechEmotionAnalyzer
     assert registry["sound_events"] is SoundEventsAnalyzer
-    assert not {"speech_emotion", "sound_events"} & set(enabled_analyzers(["auto"], None))
+    enabled = set(enabled_analyzers(["auto"], None))
+    assert "speech_emotion" not in enabled
+    assert ("sound_events" in enabled) == SoundEventsAnalyzer.available()
 
 
 def scored(t: float, scores: dict[str, float], active: tuple[str, ...] = ()) -> ItemResult:

@@ -58,20 +58,25 @@ def test_streamed_transcript_words_once_on_the_video_clock(env_settings: Any, tm
     clip = write_video(
         tmp_path / "talk.mp4", int(seconds * fps), fps, lambda i: textured(160, 284, 3, i), audio=audio
     )
-    settings = env_settings(REELSCOPE_ANALYZERS='["loudness", "transcription"]')
+    # Whisper base (the default) on two shared cores can take a minute for the last window: the completion
+    # timeout must not call the video partial while its final chunk is being transcribed
+    settings = env_settings(
+        REELSCOPE_ANALYZERS='["loudness", "transcription"]', REELSCOPE_AGGREGATOR__COMPLETION_TIMEOUT_S="240"
+    )
     request = request_for_path(str(clip), video_id="talk")
     up(settings, timeout_s=120)
     try:
         asyncio.run(_push(settings, [request]))
-        doc = wait_done(settings, "talk", timeout_s=240)
+        doc = wait_done(settings, "talk", timeout_s=360)
     finally:
         down(settings)
     assert doc["status"] == "complete", doc["analyzers"]
     transcript = doc["transcript"]
-    assert transcript["language"] == "en" and transcript["language_detected"] is False
+    assert (transcript["language"], transcript["language_detected"]) == ("en", True)  # multilingual base
+    assert [span["language"] for span in transcript["languages"]] == ["en"]
     got = [w["word"] for w in transcript["words"]]
     reference = words_of(TEXT)
-    # every word once: no seam duplicated or dropped a run of words (tiny.en mishears a few words)
+    # every word once: no seam duplicated or dropped a run of words (Whisper base mishears a few words)
     matcher = difflib.SequenceMatcher(a=reference, b=words_of(" ".join(got)))
     assert matcher.ratio() > 0.8, (reference, got)
     for a, b in itertools.pairwise(got):

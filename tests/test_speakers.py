@@ -211,12 +211,10 @@ def test_small_clusters_fold_and_one_second_islands_relabel() -> None:
     assert diarize(y, 0.4, min_chunks=1) == [0, 0, 0, 1, 0, 0, 0, 1, 1]
 
 
-def test_unconfigured_is_left_out_and_cannot_load() -> None:
-    assert not SpeakersAnalyzer.configured(SpeakersOptions())
+def test_packaged_by_default_and_analyze_needs_load() -> None:
+    assert SpeakersAnalyzer.configured(SpeakersOptions())
     assert SpeakersAnalyzer.configured(SpeakersOptions(model="microsoft/x"))
-    assert SpeakersAnalyzer().describe_model() == ("not configured", "configured")
-    with pytest.raises(RuntimeError, match="no model configured"):
-        SpeakersAnalyzer().load()
+    assert SpeakersAnalyzer().describe_model() == ("resemblyzer-ge2e (256-d)", "packaged")
     items = two_videos()[:1]
     with pytest.raises(RuntimeError, match="not called"):
         SpeakersAnalyzer().analyze(items)

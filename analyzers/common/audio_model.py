@@ -46,6 +46,29 @@ def chunk_rms_dbfs(samples: np.ndarray) -> float:
     return to_dbfs(float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))))
 
 
+def loudness_gate(
+    items: Sequence[AudioItem], min_rms_dbfs: float
+) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], AudioItem]]]:
+    """A `{silent, rms_dbfs}` payload per item, and (payload, item) of the chunks loud enough for a model."""
+    payloads: list[dict[str, Any]] = []
+    voiced: list[tuple[dict[str, Any], AudioItem]] = []
+    for item in items:
+        level = chunk_rms_dbfs(item.samples)
+        payload: dict[str, Any] = {"silent": level < min_rms_dbfs, "rms_dbfs": level}
+        payloads.append(payload)
+        if not payload["silent"]:
+            voiced.append((payload, item))
+    return payloads, voiced
+
+
+def check_rate(owner: str, items: Sequence[AudioItem], rate: int = 16_000) -> Sequence[AudioItem]:
+    """The chunks, checked to be at the packaged models' rate (the producer sends 16 kHz)."""
+    for item in items:
+        if item.sample_rate != rate:
+            raise ValueError(f"{owner}: the model takes {rate} Hz, got {item.sample_rate} Hz")
+    return items
+
+
 class AudioModel:
     """One transformers audio model and its feature extractor, loaded once, never downloaded, run on
     batches of waveforms padded to a common length."""
@@ -117,14 +140,7 @@ class AudioModel:
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], np.ndarray | None]:
         """A `{silent, rms_dbfs}` payload per item, the payloads of the voiced ones, and the model's output
         rows for those (None when every chunk was silent): quiet chunks never reach the model."""
-        payloads: list[dict[str, Any]] = []
-        voiced: list[tuple[dict[str, Any], AudioItem]] = []
-        for item in map(self.check, items):
-            level = chunk_rms_dbfs(item.samples)
-            payload: dict[str, Any] = {"silent": level < min_rms_dbfs, "rms_dbfs": level}
-            payloads.append(payload)
-            if not payload["silent"]:
-                voiced.append((payload, item))
+        payloads, voiced = loudness_gate([self.check(item) for item in items], min_rms_dbfs)
         outputs = self.run([item.samples for _, item in voiced]) if voiced else None
         return payloads, [p for p, _ in voiced], outputs
 
@@ -192,6 +208,39 @@ class AudioModelAnalyzer(AudioAnalyzer):
 
     def load(self) -> None:
         self._model.load()
+
+
+class PackagedDefault(AudioModelAnalyzer):
+    """An AudioModelAnalyzer whose packaged model runs when no transformers model is configured (so it is
+    always configured); subclasses say how to load it. Listed first among the bases, before the
+    transformers analyzer it falls back to."""
+
+    provenance: Provenance = "packaged"
+
+    def __init__(self, options: AudioModelOptions | None = None, runtime: Runtime | None = None) -> None:
+        super().__init__(options, runtime)
+        self._packaged: Any = None
+
+    @classmethod
+    def configured(cls, options: AudioModelOptions, runtime: Runtime | None = None) -> bool:
+        """Always: the packaged model needs no configuration."""
+        return True
+
+    def load(self) -> None:
+        if self.options.model:
+            super().load()
+        else:
+            self._packaged = self.load_packaged()
+
+    def load_packaged(self) -> Any:
+        """The packaged model, loaded."""
+        raise NotImplementedError
+
+    @property
+    def packaged(self) -> Any:
+        if self._packaged is None:
+            raise RuntimeError(f"{self.name}: load() was not called")
+        return self._packaged
 
 
 def _at_least(samples: np.ndarray, n: int) -> np.ndarray:

@@ -1,0 +1,104 @@
+"""Language with the packaged multilingual Whisper base on real speech: Asterisk's Spanish prompts
+(asterisk-core-sounds-es-wav) come out as `es` with Spanish words; English (a real speaker from
+stereo_diarization.wav) then Spanish in one clip reports both languages with their times; the English-only
+tiny.en flags the Spanish instead of writing English over it."""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from reelscope.analyzers.common.speech_language import runs, stretches
+from reelscope.analyzers.transcription import TranscriptionAnalyzer, language_spans
+
+from tests.test_transcription import LEFT, RATE, chunks, decode, make, results, tokens
+
+__all__ = ["make"]
+
+SPANISH_WORDS = {"agente", "por", "favor", "número", "clave", "ingrese"}
+
+
+def spanish(count: int) -> np.ndarray:
+    paths = sorted(glob.glob("/usr/share/asterisk/sounds/es/*.wav"))[:count]
+    if not paths:
+        pytest.skip("asterisk-core-sounds-es-wav is not installed (.ci/run installs it)")
+    return np.concatenate([decode(Path(p))[0] for p in paths])
+
+
+def summary_of(analyzer: TranscriptionAnalyzer, video: str, audio: np.ndarray) -> dict:
+    items = chunks(video, audio)
+    summary = TranscriptionAnalyzer.video_summary(results(items, analyzer.analyze(items)))
+    assert summary is not None
+    return summary
+
+
+def test_spanish_is_es_with_spanish_words(make: Callable[..., TranscriptionAnalyzer]) -> None:
+    analyzer = make()
+    assert analyzer.describe_model() == ("faster-whisper/base", "packaged")
+    summary = summary_of(analyzer, "es", spanish(4))
+    assert (summary["language"], summary["language_detected"]) == ("es", True)
+    assert summary["language_probability"] > 0.5
+    assert len(SPANISH_WORDS & set(tokens(summary["text"]))) >= 4, summary["text"]
+    assert [s["language"] for s in summary["languages"]] == ["es"]
+    assert {s["language"] for s in summary["segments"]} == {"es"}
+
+
+def test_english_then_spanish_reports_both_with_their_times(
+    make: Callable[..., TranscriptionAnalyzer], shared_media: Path
+) -> None:
+    left, _ = decode(shared_media / "stereo_diarization.wav", split=True)
+    english_s = len(left) / RATE
+    clip = np.concatenate([left, np.zeros(RATE // 2, np.float32), spanish(4)])
+    summary = summary_of(make(), "switch", clip)
+    spans = summary["languages"]
+    assert [s["language"] for s in spans] == ["en", "es"], spans
+    assert spans[0]["start_s"] < 1.0 and spans[0]["end_s"] <= english_s + 0.3
+    assert english_s - 0.3 <= spans[1]["start_s"] < english_s + 2.0
+    assert spans[1]["end_s"] > len(clip) / RATE - 2.0
+    english = " ".join(s["text"] for s in summary["segments"] if s["language"] == "en")
+    assert tokens(english) == tokens(LEFT)
+    rest = " ".join(s["text"] for s in summary["segments"] if s["language"] == "es")
+    assert len(SPANISH_WORDS & set(tokens(rest))) >= 4, rest
+
+
+def test_english_only_model_flags_spanish(make: Callable[..., TranscriptionAnalyzer]) -> None:
+    analyzer = make(model="tiny.en")
+    summary = summary_of(analyzer, "es-tiny", spanish(4))
+    assert summary["words"] == [] and summary["language"] is None, summary["text"]
+    flagged = summary["flagged"]
+    assert flagged and flagged[0]["start_s"] < 1.0 and flagged[-1]["end_s"] > 12.0
+
+
+def test_english_only_without_a_detector_uses_its_confidence(
+    make: Callable[..., TranscriptionAnalyzer], shared_media: Path
+) -> None:
+    analyzer = make(model="tiny.en")
+    analyzer._detector = None  # as where the multilingual wheels are not installed
+    ctranslate2 = pytest.importorskip("ctranslate2")
+    ctranslate2.set_random_seed(7)  # Whisper's temperature fallback samples: one fixed draw
+    summary = summary_of(analyzer, "es-logprob", spanish(4))
+    # a heuristic: most of the Spanish is flagged (seen: all of it, or all but the last prompt's 9 words)
+    flagged_s = sum(f["end_s"] - f["start_s"] for f in summary.get("flagged", []))
+    assert len(summary["words"]) <= 12 and flagged_s >= 8.0, (summary["text"], summary.get("flagged"))
+    left, _ = decode(shared_media / "stereo_diarization.wav", split=True)
+    english = summary_of(analyzer, "en-logprob", left)
+    assert tokens(english["text"]) == tokens(LEFT) and "flagged" not in english
+
+
+def test_stretches_runs_and_spans() -> None:
+    spans = [(0.0, 1.0), (1.2, 2.0), (2.1, 4.0), (4.5, 9.0), (9.1, 9.5)]
+    assert stretches(spans) == [[0, 1, 2], [3, 4]]
+    assert stretches([(0.0, 1.0)]) == [[0]]
+    assert runs(["en", "en", "es", "en"]) == [(0, 1, "en"), (2, 2, "es"), (3, 3, "en")]
+    segments = [
+        {"start_s": 3.0, "end_s": 4.0, "language": "es"},
+        {"start_s": 0.0, "end_s": 1.0, "language": "en"},
+        {"start_s": 1.5, "end_s": 2.5, "language": "en"},
+    ]
+    assert language_spans(segments) == [
+        {"language": "en", "start_s": 0.0, "end_s": 2.5},
+        {"language": "es", "start_s": 3.0, "end_s": 4.0},
+    ]
