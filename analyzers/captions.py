@@ -56,6 +56,7 @@ from reelscope.analyzers.common.describe import (
     describe,
     stop_ids,
 )
+from reelscope.analyzers.common.torch_device import resolve_device, resolve_dtype
 from reelscope.schemas.events import Provenance
 
 log = logging.getLogger(__name__)
@@ -209,8 +210,8 @@ class CaptionAnalyzer(ShotAnalyzer):
             family, class_name = _MODEL_TYPES[model_type]
             if self.options.family not in ("auto", family):
                 raise ValueError(f"captions.family is {self.options.family!r} but the model is {family!r}")
-            self._device = _resolve_device(self.options.device)
-            self._dtype = _resolve_dtype(self.options.dtype, self._device)
+            self._device = resolve_device(self.options.device, "captions")
+            self._dtype = resolve_dtype(self.options.dtype, self._device, prefer_bfloat16=True)
             kwargs: dict[str, Any] = {"dtype": self._dtype, "local_files_only": True}
             if self.options.quantization != "none":
                 kwargs.update(_quantization_kwargs(self.options.quantization, self._dtype, self._device))
@@ -503,27 +504,6 @@ def _same_size(frames: list[np.ndarray]) -> list[np.ndarray]:
     from PIL import Image
 
     return [f if f.shape[:2] == (h, w) else np.asarray(Image.fromarray(f).resize((w, h))) for f in frames]
-
-
-def _resolve_device(name: str) -> Any:
-    import torch
-
-    if name in ("", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"captions.device is {name!r} but no CUDA device is available")
-    return device
-
-
-def _resolve_dtype(name: str, device: Any) -> Any:
-    import torch
-
-    if name != "auto":
-        return getattr(torch, name)
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
 
 
 def _quantization_kwargs(mode: str, dtype: Any, device: Any) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from reelscope.analyzers.base import (
     Sampling,
     packaged_model,
 )
+from reelscope.analyzers.common.torch_device import resolve_device, resolve_dtype
 from reelscope.analyzers.loudness import to_dbfs
 from reelscope.schemas.events import Provenance
 
@@ -105,8 +106,8 @@ class AudioModel:
             )
         import transformers
 
-        self._device = self._resolve_device()
-        self._dtype = self._resolve_dtype()
+        self._device = resolve_device(self.options.device, self.owner)
+        self._dtype = resolve_dtype(self.options.dtype, self._device)
         model_class = (
             transformers.AutoModelForAudioClassification
             if self.head == "classification"
@@ -120,24 +121,6 @@ class AudioModel:
             raise RuntimeError(f"{self.owner}: cannot load {ref!r} (local files only): {exc}") from exc
         self._model = model.to(self._device).eval()
         self.provenance = read_provenance(self.config)
-
-    def _resolve_device(self) -> Any:
-        import torch
-
-        name = self.options.device
-        if name in ("", "auto"):
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        device = torch.device(name)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"{self.owner}.device is {name!r} but no CUDA device is available")
-        return device
-
-    def _resolve_dtype(self) -> Any:
-        import torch
-
-        if self.options.dtype != "auto":
-            return getattr(torch, self.options.dtype)
-        return torch.float16 if self._device.type == "cuda" else torch.float32
 
     @property
     def sample_rate(self) -> int:
