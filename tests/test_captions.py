@@ -118,7 +118,7 @@ def test_pick_frames_spreads_across_the_shot() -> None:
 
 @pytest.fixture(scope="module")
 def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from reelscope.infra.bench.vlm import build_random_vlm
+    from reelscope.infra.bench.random_vlm import build_random_vlm
 
     root = tmp_path_factory.mktemp("vlm")
     return {family: build_random_vlm(family, "tiny", root / family) for family in ("qwen2_vl", "blip")}
@@ -214,7 +214,7 @@ def test_blip_captions_the_middle_frame(model_dirs: dict[str, Path]) -> None:
 @needs_transformers
 def test_a_configured_text_model_writes_the_description(model_dirs: dict[str, Path], tmp_path: Path) -> None:
     import torch
-    from reelscope.infra.bench.vlm import RANDOM_TEST_MARKER, fast_word_tokenizer
+    from reelscope.infra.bench.random_vlm import RANDOM_TEST_MARKER, fast_word_tokenizer
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tokenizer, ids = fast_word_tokenizer(
@@ -255,7 +255,7 @@ def test_every_family_captions_a_mixed_batch(family: str, tmp_path: Path) -> Non
     """The other supported architectures, tiny and random, through the same load and batch path."""
     if family == "smolvlm" and importlib.util.find_spec("num2words") is None:
         pytest.skip("SmolVLM's processor needs num2words")
-    from reelscope.infra.bench.vlm import build_random_vlm
+    from reelscope.infra.bench.random_vlm import build_random_vlm
 
     path = build_random_vlm(family, "tiny", tmp_path / family)
     analyzer = CaptionAnalyzer(CaptionsOptions(model=str(path), max_new_tokens=5))

@@ -27,7 +27,7 @@ def model_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     pytest.importorskip("ultralytics")
     pytest.importorskip("transformers")
     from reelscope.analyzers.common.yolo import ultralytics_offline
-    from reelscope.infra.bench.vlm import build_random_vlm
+    from reelscope.infra.bench.random_vlm import build_random_vlm
 
     folder = tmp_path_factory.mktemp("models")
     ultralytics_offline()
