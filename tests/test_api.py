@@ -327,6 +327,18 @@ def test_hostile_requests_get_4xx_with_reasons(
     assert health.status_code == 200 and health.json()["ready"] is True
 
 
+def read_http_answer(sock: socket.socket) -> str:
+    """Status line, headers and the whole body (they may arrive in separate reads)."""
+    received = b""
+    while chunk := sock.recv(4096):
+        received += chunk
+        head, sep, body = received.partition(b"\r\n\r\n")
+        length = re.search(rb"(?i)content-length: *(\d+)", head)
+        if sep and length and len(body) >= int(length.group(1)):
+            break
+    return received.decode("latin-1")
+
+
 def test_a_stalled_upload_is_timed_out_and_leaves_nothing(api_stack: Settings) -> None:
     before = set(os.listdir(uploads_dir(api_stack)))
     host, port = api_stack.api_host, api_stack.api_port
@@ -344,7 +356,7 @@ def test_a_stalled_upload_is_timed_out_and_leaves_nothing(api_stack: Settings) -
             + head
         )
         t0 = time.monotonic()
-        answer = sock.recv(4096).decode("latin-1")
+        answer = read_http_answer(sock)
         waited = time.monotonic() - t0
     assert answer.startswith("HTTP/1.1 408") and "stalled" in answer, answer
     assert STALL_S - 0.5 <= waited < STALL_S * 5
