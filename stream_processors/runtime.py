@@ -27,7 +27,7 @@ from reelscope.infra.core.metrics import ANALYZER_FAILURES, ANALYZER_SECONDS, RE
 from reelscope.infra.core.service import KafkaService
 from reelscope.infra.core.settings import Settings
 from reelscope.infra.core.topics import group_id, media_topics
-from reelscope.schemas.events import SOURCE_CHANNEL, AnalyzerResult, AudioChunk, Frame
+from reelscope.schemas.events import SOURCE_CHANNEL, AnalyzerResult, AudioChunk, Frame, Provenance
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,30 @@ def to_item(event: Frame | AudioChunk) -> Item:
         event.final,
         tuple(event.hotwords),
         event.first,
+    )
+
+
+def make_result(
+    video_id: str,
+    analyzer: str,
+    key: str,
+    model: tuple[str, Provenance],
+    span: tuple[float, float],
+    payload: dict[str, Any],
+    error: str | None,
+) -> AnalyzerResult:
+    """The result event of one analyzer for one item (frame, chunk, shot or whole video), stamped now."""
+    return AnalyzerResult(
+        video_id=video_id,
+        analyzer=analyzer,
+        item_key=key,
+        model=model[0],
+        provenance=model[1],
+        start_s=span[0],
+        end_s=span[1],
+        payload=payload,
+        error=error,
+        produced_at=time.time(),
     )
 
 
@@ -212,20 +236,9 @@ class GroupProcessor(KafkaService):
             for (record, ev), (payload, error) in zip(mine, payloads, strict=True):
                 if error:
                     failed.append((record, error))
-                start, end = item_span(ev)
+                span = item_span(ev)
                 results.append(
-                    AnalyzerResult(
-                        video_id=ev.video_id,
-                        analyzer=name,
-                        item_key=item_key(ev),
-                        model=model,
-                        provenance=provenance,
-                        start_s=start,
-                        end_s=end,
-                        payload=payload,
-                        error=error,
-                        produced_at=time.time(),
-                    )
+                    make_result(ev.video_id, name, item_key(ev), (model, provenance), span, payload, error)
                 )
         return results, failed
 

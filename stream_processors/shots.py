@@ -21,7 +21,7 @@ from reelscope.infra.core.kafka import send_all
 from reelscope.infra.core.metrics import RESULT_LATENCY, RESULTS_OUT
 from reelscope.infra.core.settings import Settings
 from reelscope.schemas.events import AnalyzerResult, Frame, ShotsReady
-from reelscope.stream_processors.runtime import GroupProcessor, frame_image
+from reelscope.stream_processors.runtime import GroupProcessor, frame_image, make_result
 
 log = logging.getLogger(__name__)
 
@@ -184,19 +184,10 @@ class ShotProcessor(GroupProcessor):
             model, provenance = analyzer.describe_model()
             by_video: dict[str, list[dict[str, Any]]] = {}
             for item, (payload, error) in zip(items, payloads, strict=True):
+                span = (item.start_s, item.end_s)
+                key = f"s{item.index:04d}"
                 results.append(
-                    AnalyzerResult(
-                        video_id=item.video_id,
-                        analyzer=name,
-                        item_key=f"s{item.index:04d}",
-                        model=model,
-                        provenance=provenance,
-                        start_s=item.start_s,
-                        end_s=item.end_s,
-                        payload=payload,
-                        error=error,
-                        produced_at=time.time(),
-                    )
+                    make_result(item.video_id, name, key, (model, provenance), span, payload, error)
                 )
                 if payload.get("caption"):
                     by_video.setdefault(item.video_id, []).append(
@@ -215,18 +206,10 @@ class ShotProcessor(GroupProcessor):
                 except Exception as exc:  # the captions stand; the description is reported missing
                     payload, error = {}, f"description: {type(exc).__name__}: {exc}"
                 end = max((s["end_s"] for s in event.shots), default=0.0)
+                described_by = (payload.get("model", model), payload.get("provenance", provenance))
                 results.append(
-                    AnalyzerResult(
-                        video_id=event.video_id,
-                        analyzer=name,
-                        item_key=DESCRIPTION_KEY,
-                        model=payload.get("model", model),
-                        provenance=payload.get("provenance", provenance),
-                        start_s=0.0,
-                        end_s=end,
-                        payload=payload,
-                        error=error,
-                        produced_at=time.time(),
+                    make_result(
+                        event.video_id, name, DESCRIPTION_KEY, described_by, (0.0, end), payload, error
                     )
                 )
         return results
