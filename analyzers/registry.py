@@ -7,6 +7,7 @@ define no analyzer and subpackages (analyzers/common/) are skipped.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import pkgutil
 from functools import lru_cache
@@ -17,6 +18,11 @@ from reelscope.analyzers.base import Analyzer, AnalyzerConfig
 from reelscope import analyzers
 
 _INFRASTRUCTURE_MODULES = {"base", "registry"}
+
+
+class UnknownAnalyzer(ValueError):
+    """A name in settings that no analyzer is registered under (a typo, most often: the message says which
+    registered name is closest)."""
 
 
 @lru_cache(maxsize=1)
@@ -72,7 +78,11 @@ def enabled_analyzers(
         names += [n for n in extra if n not in names]
     unknown = [n for n in names if n not in registry]
     if unknown:
-        raise ValueError(f"unknown analyzers {unknown}; registered: {sorted(registry)}")
+        close = {n: difflib.get_close_matches(n, list(registry), n=1) for n in unknown}
+        hints = "".join(f"; {n!r}: did you mean {c[0]!r}?" for n, c in close.items() if c)
+        raise UnknownAnalyzer(
+            f"unknown analyzers {unknown}{hints} (registered: {', '.join(sorted(registry))})"
+        )
     return {n: registry[n] for n in names}
 
 

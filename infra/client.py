@@ -28,6 +28,10 @@ def fetch(settings: Settings, path: str) -> Any:
         raise
 
 
+class NothingStored(LookupError):
+    """No stack answers and the store holds no database yet (a fresh state dir): there is nothing to read."""
+
+
 def read_store(settings: Settings, what: str, video_id: str) -> Any:
     """Status or reconstruction: through the API when the stack runs, else straight from the store."""
     try:
@@ -35,10 +39,16 @@ def read_store(settings: Settings, what: str, video_id: str) -> Any:
             return fetch(settings, f"/videos/{video_id}")
         return fetch(settings, f"/videos/{video_id}/reconstruction")
     except urllib.error.URLError:
+        from reelscope.infra.stack import api_url
         from reelscope.sinks.store import Store
 
         store = Store(settings)
         try:
+            if not store.scalar("SELECT count() FROM system.databases WHERE name = %(d)s", d=store.db):
+                raise NothingStored(
+                    f"no stack answers at {api_url(settings)} and {settings.state_dir} holds no results yet; "
+                    "run `reelscope up` or `reelscope analyze`"
+                )
             return store.video(video_id) if what == "status" else store.reconstruction(video_id)
         finally:
             store.close()

@@ -24,7 +24,7 @@ from reelscope.analyzers.hands import HandsAnalyzer, gesture, hand_record
 from reelscope.analyzers.objects import ObjectsAnalyzer
 from reelscope.analyzers.pose import PoseAnalyzer
 from reelscope.analyzers.segmentation import SegmentationAnalyzer
-from reelscope.infra.cli import vision_lines
+from reelscope.infra.cli_summary import vision_lines
 
 pytest.importorskip("mediapipe")
 pytest.importorskip("cv2")
