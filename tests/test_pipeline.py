@@ -226,3 +226,30 @@ def test_every_process_exports_prometheus_metrics(running_stack: Settings, tmp_p
     assert "reelscope_result_latency_seconds_bucket" in groups["group-audio-0"]
     assert 'reelscope_results_out_total{analyzer="captions",group="describe"}' in groups["group-describe-0"]
     assert 'reelscope_result_latency_seconds_count{group="describe"}' in groups["group-describe-0"]
+
+
+def test_push_wait_prints_plain_progress_when_stdout_is_piped(
+    running_stack: Settings, tmp_path: Path
+) -> None:
+    """`reelscope push --wait` into a pipe: the id and summary on stdout, one line per stage and per tenth of
+    each analyzer's progress on stderr (rich would draw nothing there)."""
+    import os
+    import subprocess
+    import sys
+
+    clip = cut_clip(tmp_path / "piped.mp4", frames=30)
+    run = subprocess.run(
+        [sys.executable, "-m", "reelscope", "push", "--wait", "--timeout", "120", str(clip)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),  # the running stack's settings
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    video_id = run.stdout.splitlines()[0]
+    assert f"{clip}:" in run.stdout and f"{video_id}: COMPLETE" in run.stdout, run.stdout
+    progress = run.stderr.splitlines()
+    assert f"{video_id}: complete" in progress, progress
+    assert any(line.startswith(f"{video_id} scene: ") and line.endswith("(100%)") for line in progress), (
+        progress
+    )
