@@ -15,7 +15,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reelscope.analyzers.registry import all_analyzers, enabled_analyzers, groups
 from reelscope.infra.cli_errors import (
@@ -39,6 +39,9 @@ from reelscope.infra.core.topics import FINALIZE
 from reelscope.schemas.events import VIDEO_ID_PATTERN
 from reelscope.schemas.records import TERMINAL, VideoStatus
 from reelscope.sinks.uploads import MAX_FIELDS_BYTES
+
+if TYPE_CHECKING:
+    from reelscope.infra.stack import StackInfo
 
 from reelscope import __version__
 
@@ -133,8 +136,21 @@ def show_results(
     return 1 if failed else 0
 
 
+def start_stack(settings: Settings, processes_per_group: int = 1) -> StackInfo:
+    """`up` after checking the analyzer names; a stack that cannot start (a port held, a process that exited,
+    not ready in time) is one line pointing at the logs, where the processes' own words are."""
+    from reelscope.infra.stack import log_dir, up
+
+    enabled_analyzers(settings.analyzers, settings)  # a misspelled analyzer, before anything starts
+    try:
+        return up(settings, processes_per_group=processes_per_group)
+    except (RuntimeError, TimeoutError) as exc:
+        first = str(exc).strip().splitlines()[0].rstrip(":")
+        raise UserError(f"the stack did not start: {first}; logs in {log_dir(settings)}") from exc
+
+
 def cmd_analyze(settings: Settings, args: argparse.Namespace) -> int:
-    from reelscope.infra.stack import down, up
+    from reelscope.infra.stack import down
 
     if args.sample:
         from reelscope.infra.sample_media import sample_clip
@@ -143,12 +159,9 @@ def cmd_analyze(settings: Settings, args: argparse.Namespace) -> int:
     if not args.videos:
         raise UserError("nothing to analyze: name videos or pass --sample")
     paths = readable_videos(settings, args.videos)
-    enabled_analyzers(settings.analyzers, settings)  # a misspelled analyzer, before anything starts
     watch = reporter()
-    watch.stage("starting the local stack (broker, serve, one process per analyzer group)")
-    info = up(settings)
+    info = start_stack(settings)
     try:
-        watch.stage(f"stack ready at {info.api_url}; started: {', '.join(info.started) or 'nothing'}")
         video_ids = asyncio.run(push_paths(settings, paths, args.metadata or {}, _options(args)))
         for path, video_id in zip(args.videos, video_ids, strict=True):
             watch.stage(f"pushed {path} as {video_id}")
@@ -177,10 +190,7 @@ def cmd_results(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
-    from reelscope.infra.stack import up
-
-    enabled_analyzers(settings.analyzers, settings)  # a misspelled analyzer, before anything starts
-    info = up(settings, processes_per_group=args.processes)
+    info = start_stack(settings, args.processes)
     print(f"stack ready at {info.api_url}; started: {', '.join(info.started) or 'nothing (already running)'}")
     return 0
 

@@ -184,6 +184,16 @@ def test_no_broker_is_said_at_once(
         expect_one_line(*answer(argv, capsys), f"no broker at {address}; run `reelscope up`")
 
 
+def test_a_stack_that_cannot_start_is_one_line_pointing_at_the_logs(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, fresh_env: dict[str, str]
+) -> None:
+    """A remote broker that does not answer (TEST-NET-1: nothing is ever there): `up` starts nothing."""
+    monkeypatch.setenv("REELSCOPE_KAFKA__BOOTSTRAP_SERVERS", "192.0.2.1:9092")
+    rc, err = answer(["up"], capsys)
+    expect_one_line(rc, err, "the stack did not start: broker 192.0.2.1:9092 is unreachable", "logs in")
+    assert not list((Path(fresh_env["REELSCOPE_STATE_DIR"]) / "run").glob("*.pid"))
+
+
 def test_a_malformed_setting_is_named(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
