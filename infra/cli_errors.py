@@ -93,8 +93,10 @@ def load_settings() -> Settings:
     try:
         return get_settings()
     except ValidationError as exc:
-        problems = [
-            f"REELSCOPE_{'__'.join(str(part) for part in e['loc']).upper()}={e.get('input')!r}: {e['msg']}"
+        problems = [  # the value shown only when it is the variable's own text (a section's dict may hold secrets)
+            f"REELSCOPE_{'__'.join(str(part) for part in e['loc']).upper()}"
+            + (f"={e['input']!r}" if isinstance(e.get("input"), str) else "")
+            + f": {e['msg']}"
             for e in exc.errors()
         ]
         raise UserError(f"invalid settings: {'; '.join(problems)}") from exc

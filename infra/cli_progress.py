@@ -38,12 +38,16 @@ class Lines:
             self.statuses[video_id] = status
             self.say(f"{video_id}: {status}")
 
-    def analyzer(self, video_id: str, name: str, received: int, expected: int) -> None:
-        percent = min(100, received * 100 // expected) if expected else 0
-        tick = percent // self.step
+    def analyzer(self, video_id: str, name: str, received: int, expected: int | None) -> None:
+        """`expected` is None (or 0) until the producer has counted the video's frames or chunks."""
+        if expected:
+            percent = min(100, received * 100 // expected)
+            tick, shown = percent // self.step, f"{received}/{expected} ({percent}%)"
+        else:
+            tick, shown = -1, f"{received} so far"
         if self.shown.get((video_id, name)) != tick:
             self.shown[(video_id, name)] = tick
-            self.say(f"{video_id} {name}: {received}/{expected} ({percent}%)")
+            self.say(f"{video_id} {name}: {shown}")
 
 
 class Bars:
@@ -72,7 +76,7 @@ class Bars:
     def status(self, video_id: str, status: str) -> None:
         return None
 
-    def analyzer(self, video_id: str, name: str, received: int, expected: int) -> None:
+    def analyzer(self, video_id: str, name: str, received: int, expected: int | None) -> None:
         key = (video_id, name)
         if key not in self.tasks:
             self.tasks[key] = self.bars.add_task(f"{video_id[:28]} {name}", total=expected)

@@ -231,7 +231,9 @@ def test_plain_progress_is_a_line_per_status_and_tenth() -> None:
         lines.status("v1", status)
         lines.analyzer("v1", "objects", received, 100)
     lines.analyzer("v1", "objects", 100, 100)
-    lines.analyzer("v1", "loudness", 0, 0)  # nothing expected yet: no division, one line
+    lines.analyzer("v1", "loudness", 1, None)  # the count is not known yet: one line, no division
+    lines.analyzer("v1", "loudness", 2, None)
+    lines.analyzer("v1", "loudness", 7, 7)
     lines.status("v1", "complete")
     assert out.getvalue().splitlines() == [
         "starting the local stack",
@@ -240,7 +242,8 @@ def test_plain_progress_is_a_line_per_status_and_tenth() -> None:
         "v1 objects: 10/100 (10%)",
         "v1 objects: 55/100 (55%)",
         "v1 objects: 100/100 (100%)",
-        "v1 loudness: 0/0 (0%)",
+        "v1 loudness: 1 so far",
+        "v1 loudness: 7/7 (100%)",
         "v1: complete",
     ]
 
