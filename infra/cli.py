@@ -25,6 +25,7 @@ from reelscope.infra.cli_errors import (
     handled,
     load_settings,
     one_of,
+    output_path,
     positive,
     require_api,
     require_broker,
@@ -335,7 +336,9 @@ def parser() -> argparse.ArgumentParser:
     a = sub.add_parser("analyze", help="analyze videos end to end on the local stack and print a summary")
     a.add_argument("videos", nargs="*", help="local video files to analyze")
     a.add_argument("--sample", action="store_true", help="also analyze a generated sample clip")
-    a.add_argument("--json", help="write the reconstruction here (a directory when several videos)")
+    a.add_argument(
+        "--json", type=output_path, help="write the reconstruction here (a directory when several videos)"
+    )
     a.add_argument("--metadata", type=metadata_arg, help="JSON object of free metadata kept with the videos")
     a.add_argument("--hotwords", help="comma-separated words to listen for (names, products)")
     a.add_argument(
@@ -389,6 +392,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--clip", help="measure this file instead of the generated 720x1280 clip")
     b.add_argument(
         "--out",
+        type=output_path,
         default="docs/benchmark-results.json",
         help="where the figures go as JSON (default: %(default)s)",
     )
@@ -399,11 +403,16 @@ def parser() -> argparse.ArgumentParser:
     lt.add_argument(
         "--max-lag", type=positive(int), default=300, help="producer backpressure bound for this run"
     )
-    lt.add_argument("--out", default="docs/results/loadtest.json", help="report file (default: %(default)s)")
+    lt.add_argument(
+        "--out",
+        type=output_path,
+        default="docs/results/loadtest.json",
+        help="report file (default: %(default)s)",
+    )
     lt.set_defaults(fn=cmd_loadtest)
     ev = sub.add_parser("eval", help="quality scorecard: each aspect's figure on media with known truth")
     ev.add_argument("aspect", nargs="*", help="aspects to measure (default: all)")
-    ev.add_argument("--out", help="also write each aspect's details here as JSON")
+    ev.add_argument("--out", type=output_path, help="also write each aspect's details here as JSON")
     ev.set_defaults(fn=cmd_eval)
     m = sub.add_parser("models", help="every analyzer's models; `models pull NAME` downloads hub weights")
     m.add_argument("action", nargs="?", choices=["pull"], help="`pull` downloads NAME (default: list)")

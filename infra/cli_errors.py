@@ -14,6 +14,7 @@ import re
 import sys
 import urllib.error
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import NoReturn
 
 from pydantic import ValidationError
@@ -77,6 +78,22 @@ def positive(kind: type[float] | type[int]) -> Callable[[str], float | int]:
         return number
 
     return check
+
+
+def output_path(value: str) -> str:
+    """An argparse type for a file the command writes at its end: said now when it cannot be written there
+    (an ancestor that is a file, a folder without write permission), not after minutes of work."""
+    path = Path(value).expanduser().absolute()
+    if path.is_dir():
+        return value  # analyze --json with several videos writes into it
+    ancestor = path.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot write {value}: {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK):
+        raise argparse.ArgumentTypeError(f"cannot write {value}: no write permission in {ancestor}")
+    return value
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -176,6 +176,14 @@ def test_user_mistakes_are_one_line(
     expect_one_line(*answer(argv, capsys), *fragments)
 
 
+def test_an_output_that_cannot_be_written_is_said_before_the_work(
+    capsys: pytest.CaptureFixture[str], video: str
+) -> None:
+    for argv in (["eval", "cuts", "--out"], ["bench", "--out"], ["analyze", video, "--json"]):
+        rc, err = answer([*argv, f"{video}/details.json"], capsys)
+        expect_one_line(rc, err, "is a file, not a folder")
+
+
 def test_no_broker_is_said_at_once(
     capsys: pytest.CaptureFixture[str], video: str, fresh_env: dict[str, str]
 ) -> None:
