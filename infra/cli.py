@@ -41,10 +41,10 @@ from reelscope.schemas.events import VIDEO_ID_PATTERN
 from reelscope.schemas.records import TERMINAL, VideoStatus
 from reelscope.sinks.uploads import MAX_FIELDS_BYTES
 
+from reelscope import __version__
+
 if TYPE_CHECKING:
     from reelscope.infra.stack import StackInfo
-
-from reelscope import __version__
 
 
 def _setup_logging(settings: Settings) -> None:
