@@ -3,18 +3,34 @@ document and the shot context, and captions that never claim "no people" when a 
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
-from reelscope.analyzers.base import ItemResult
-from reelscope.analyzers.common.active_speaker import Mouth, Turn, assign, on_screen_during, summary
+import av
+import numpy as np
+import pytest
+from PIL import Image
+from reelscope.analyzers.common.active_speaker import MOVING, Mouth, Turn, assign, on_screen_during, summary
 from reelscope.analyzers.common.compose_caption import compose_caption
 from reelscope.analyzers.registry import all_analyzers
 from reelscope.sinks import reconstruction
 
+from tests.media import write_video
+
 FPS = 2.0
 TALK = (0.05, 0.3, 0.12, 0.02, 0.25, 0.08)
 """A speaking mouth caught at random phases by 2 fps sampling."""
+
+
+def ultralytics_asset(name: str) -> Path:
+    spec = importlib.util.find_spec("ultralytics")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("ultralytics (its sample photos) is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "assets" / name
 
 
 def mouths(track: int, start: float, end: float, opening: Any) -> list[Mouth]:
@@ -158,3 +174,50 @@ def test_failed_faces_place_no_speech_and_no_caption_claims_no_people() -> None:
     context = reconstruction.shot_context(doc, doc["shots"][0])
     assert context["unseen"] == []
     assert compose_caption(5.0, context) == "5.0 s shot: no people or objects detected."
+
+
+SENTENCE = "Good evening, and welcome to the match."
+
+
+def still_with_speech(tmp_path: Path) -> Path:
+    """zidane.jpg (two real faces) held still for 1.5 s, then espeak-ng speech, then 1.5 s of silence: the
+    photo shifts by a pixel or two between frames (a hand-held still), so no two frames are identical."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
+    still = np.asarray(Image.open(ultralytics_asset("zidane.jpg")).convert("RGB").resize((640, 360)))
+    wav = tmp_path / "speech.wav"
+    subprocess.run(["espeak-ng", "-s", "150", "-w", str(wav), SENTENCE], check=True)  # no shell, list args
+    with av.open(str(wav)) as container:
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=48_000)
+        voice = [
+            f.to_ndarray().reshape(-1) for fr in container.decode(audio=0) for f in resampler.resample(fr)
+        ]
+    silence = np.zeros(int(1.5 * 48_000), np.float32)
+    audio = np.concatenate([silence, *voice, silence])
+    fps = 10  # the faces analyzer's 2 fps falls on frames: every 0.5 s (at 5 fps it would be 0.6 s)
+    return write_video(
+        tmp_path / "still.mp4",
+        int(len(audio) / 48_000 * fps),
+        fps,
+        lambda i: np.roll(still, (i % 3, (i // 3) % 3), axis=(0, 1)).copy(),
+        audio=audio,
+    )
+
+
+def assert_off_screen(doc: dict[str, Any]) -> None:
+    """Both faces are seen, the face mesh measures a mouth, but none moves: every turn is off-screen (the
+    photo cannot be speaking), and the composed caption does not make the face talk."""
+    speaking = doc["speaking"]
+    assert speaking["source"] == "speakers" and speaking["frame_interval_s"] == 0.5
+    assert speaking["measured_frames"] > 0 and speaking["turns"], speaking
+    for turn in speaking["turns"]:
+        assert turn["visible_tracks"] and turn["measured_tracks"] >= 1, turn
+        assert (turn["where"], turn["track_id"], turn["reason"]) == ("off_screen", None, "no mouth moves"), (
+            turn
+        )
+        assert turn["mouth_spread"] < MOVING
+    assert speaking["on_screen_s"] == 0 and speaking["off_screen_s"] >= 1
+    captions = [shot["caption"]["text"] for shot in doc["shots"]]
+    assert not any("talks to the camera" in c for c in captions), captions
+    if doc["transcript"] and doc["transcript"]["words"]:  # the words are told as an off-screen voice
+        assert any("off-screen speech: '" in c for c in captions), captions

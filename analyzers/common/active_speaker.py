@@ -21,9 +21,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 MOVING = 0.04
-"""Spread of the mouth opening (over silence's) from which a mouth moves: a still photo's mesh jitters
-by ~0.01 across rescaled copies of one face, a speaking mouth sampled at 2 fps spreads 0.08-0.15 (it
-crosses face_mesh.MOUTH_OPEN, 0.2, back and forth)."""
+"""Spread of the mouth opening (over silence's) from which a mouth moves. Measured: a still photo's
+mesh (zidane.jpg shifted a pixel or two per frame, H.264) spreads 0.001-0.002. Not measured (no
+talking-face video offline): a speaking mouth, caught at random phases between closed (~0.02) and open
+(face_mesh.MOUTH_OPEN is 0.2), should spread about 0.08 or more; 0.04 sits between with margin."""
+NO_FACE_CONFIDENCE = 0.9
+"""An off-screen voice when no face is seen at all: as sure as the face detector's misses allow."""
 MIN_SAMPLES = 2
 """A spread needs two openings: a track seen fewer times in a turn gives no evidence either way."""
 FULL_SAMPLES = 6
@@ -99,7 +102,7 @@ def _one(
         "measured_tracks": len(scores),
     }
     if not seen:  # nobody in the picture: the voice comes from off-screen, as sure as the face detector
-        return {**out, "where": "off_screen", "confidence": 1.0, "reason": "no face visible"}
+        return {**out, "where": "off_screen", "confidence": NO_FACE_CONFIDENCE, "reason": "no face visible"}
     if not scores:
         reason = "mouths not measured (no face mesh)" if not inside else "too few frames in the turn"
         return {**out, "where": "unknown", "confidence": 0.0, "reason": reason}
