@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 import pytest
 from PIL import Image
@@ -19,7 +16,7 @@ from reelscope.analyzers.common.compose_caption import compose_caption
 from reelscope.analyzers.registry import all_analyzers
 from reelscope.sinks import reconstruction
 
-from tests.media import write_video
+from tests.media import spoken, write_video
 
 FPS = 2.0
 TALK = (0.05, 0.3, 0.12, 0.02, 0.25, 0.08)
@@ -182,18 +179,9 @@ SENTENCE = "Good evening, and welcome to the match."
 def still_with_speech(tmp_path: Path) -> Path:
     """zidane.jpg (two real faces) held still for 1.5 s, then espeak-ng speech, then 1.5 s of silence: the
     photo shifts by a pixel or two between frames (a hand-held still), so no two frames are identical."""
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
     still = np.asarray(Image.open(ultralytics_asset("zidane.jpg")).convert("RGB").resize((640, 360)))
-    wav = tmp_path / "speech.wav"
-    subprocess.run(["espeak-ng", "-s", "150", "-w", str(wav), SENTENCE], check=True)  # no shell, list args
-    with av.open(str(wav)) as container:
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=48_000)
-        voice = [
-            f.to_ndarray().reshape(-1) for fr in container.decode(audio=0) for f in resampler.resample(fr)
-        ]
     silence = np.zeros(int(1.5 * 48_000), np.float32)
-    audio = np.concatenate([silence, *voice, silence])
+    audio = np.concatenate([silence, spoken(tmp_path, SENTENCE), silence])
     fps = 10  # the faces analyzer's 2 fps falls on frames: every 0.5 s (at 5 fps it would be 0.6 s)
     return write_video(
         tmp_path / "still.mp4",
