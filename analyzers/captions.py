@@ -29,6 +29,10 @@ says what was found, never more, and is labelled `composed`. Context keys (all o
     gestures    list[str]       hand gestures seen in a quarter of the shot's frames or more (hands):
                                 "pointing", "open_palm", "thumbs_up"
     body        list[str]       body cues seen as often (pose): "hands_raised", "arms_crossed", "pointing"
+    speaker_on_screen bool|None the shot's speech comes from a visible face (True, its mouth moves), from
+                                off-screen (False), or cannot be told (None): the document's `speaking`
+    unseen      list[str]       the analyzers that find people (faces, objects, pose) whose results are
+                                missing or failed: no caption then claims there are no people
 
 A model whose config.json carries `"reelscope_provenance": "random-test"` (what the tests and the
 benchmark write next to their random models) is reported as random-test whatever the settings say.

@@ -380,10 +380,7 @@ class FacesAnalyzer(FrameAnalyzer):
         if not results:
             return None
         frames = sorted(results, key=lambda r: r.start_s)
-        times = [r.start_s for r in frames]
-        diffs = [b - a for a, b in pairwise(times) if b - a > 1e-6]
-        dt = statistics.median(diffs) if diffs else 1.0 / (cls.sampling.fps or 1.0)
-        tracks = track_faces([(r.start_s, r.payload.get("faces", [])) for r in frames], dt)
+        tracks, dt = tracks_of(frames)
         counts = [r.payload.get("face_count", 0) for r in frames]
         return {
             "face_share": round(sum(c > 0 for c in counts) / len(counts), 4),
@@ -419,6 +416,8 @@ class _Track:
     start: float
     last: float
     faces: list[dict[str, Any]] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    """When each of `faces` was sampled (who speaks on screen joins mouths to speech by time)."""
 
     @property
     def box(self) -> list[float]:
@@ -445,6 +444,15 @@ class _Track:
         return out
 
 
+def tracks_of(frames: list[ItemResult]) -> tuple[list[_Track], float]:
+    """The face tracks of a video's frame results (in time order) and the sampling interval they were
+    linked at (the median step between frames)."""
+    times = [r.start_s for r in frames]
+    diffs = [b - a for a, b in pairwise(times) if b - a > 1e-6]
+    dt = statistics.median(diffs) if diffs else 1.0 / (FacesAnalyzer.sampling.fps or 1.0)
+    return track_faces([(r.start_s, r.payload.get("faces", [])) for r in frames], dt), dt
+
+
 def track_faces(frames: list[tuple[float, list[dict[str, Any]]]], dt: float) -> list[_Track]:
     """Greedy association frame to frame: best IoU first, then nearest centre within a face width; a track
     ends after MAX_TRACK_GAP_FRAMES sampled frames without its face. Ids follow first appearance."""
@@ -466,10 +474,11 @@ def track_faces(frames: list[tuple[float, list[dict[str, Any]]]], dt: float) -> 
             used_t.add(ti)
             used_f.add(fi)
             active[ti].faces.append(faces[fi])
+            active[ti].times.append(pts)
             active[ti].last = pts
         for fi, face in enumerate(faces):
             if fi not in used_f:
-                track = _Track(id=len(tracks) + 1, start=pts, last=pts, faces=[face])
+                track = _Track(id=len(tracks) + 1, start=pts, last=pts, faces=[face], times=[pts])
                 tracks.append(track)
                 active.append(track)
     return tracks

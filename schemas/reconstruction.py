@@ -133,6 +133,10 @@ class ReconstructionDocument(_Part):
     tracks: list[Track]
     faces: dict[str, Any] | None
     camera: dict[str, Any] | None
+    speaking: dict[str, Any] | None = None
+    """Who speaks on screen: per speech turn, the face track whose mouth moves (`on_screen`), `off_screen`
+    or `unknown`, with a confidence (analyzers/common/active_speaker.py); null without speech or without
+    every faces result. Added within version 1: a new optional key is a compatible change."""
     about: dict[str, Any] | None
     summaries: dict[str, Any]
     warnings: list[str]

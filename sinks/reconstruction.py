@@ -14,13 +14,19 @@ from collections import defaultdict
 from typing import Any
 
 from reelscope.analyzers.base import Analyzer, ItemResult
+from reelscope.analyzers.common.active_speaker import on_screen_during
 from reelscope.analyzers.registry import all_analyzers
 from reelscope.schemas.reconstruction import AnalyzerState, ReconstructionDocument
 from reelscope.schemas.records import Media, VideoStatus
 from reelscope.sinks.about import about
+from reelscope.sinks.speaking import speaking
 
 _DONE = (AnalyzerState.COMPLETE, AnalyzerState.NOT_APPLICABLE)
 """Analyzer states of a complete video: one without an audio (or video) stream lost nothing."""
+
+
+PEOPLE_FINDERS = ("faces", "objects", "pose")
+"""Analyzers that would see a person: while any of them lacks results, no caption says there is none."""
 
 
 def _analyzer_states(
@@ -286,6 +292,7 @@ def build(
         tracks=fields["tracks"],
         faces=fields["faces"],
         camera=fields["camera"],
+        speaking=speaking(by_analyzer, summaries, states),
         about=about_block,
         summaries={k: v for k, v in summaries.items() if not enabled[k].summary_promoted},
         warnings=warnings,
@@ -300,6 +307,13 @@ def shot_context(doc: dict[str, Any], shot: dict[str, Any]) -> dict[str, Any]:
     context: dict[str, Any] = {}
     for name, cls in all_analyzers().items():  # every key present, empty when its analyzer did not run
         context.update(cls.shot_context([s[name] for s in segments if name in s]))
+    turns = (doc.get("speaking") or {}).get("turns") or []
+    context["speaker_on_screen"] = on_screen_during(turns, shot["start_s"], shot["end_s"])
+    context["unseen"] = [
+        name
+        for name in PEOPLE_FINDERS
+        if name in doc["analyzers"] and doc["analyzers"][name]["state"] not in _DONE
+    ]
     return context
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
+import pytest
 from reelscope.infra.sample_media import cut_clip, textured, tone, with_text, write_video
 
 SHARED_MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
@@ -15,6 +19,7 @@ __all__ = [
     "cut_clip",
     "late_audio",
     "mpegts_copy",
+    "spoken",
     "textured",
     "tone",
     "with_text",
@@ -47,3 +52,16 @@ def late_audio(path: Path, start_s: float, seconds: float) -> Path:
         for packet in stream.encode():
             out.mux(packet)
     return path
+
+
+def spoken(tmp_path: Path, text: str, rate: int = 48_000, speed_wpm: int = 150) -> np.ndarray:
+    """espeak-ng saying `text`, as float32 mono at `rate`; skips the test without espeak-ng."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
+    wav = tmp_path / "speech.wav"
+    subprocess.run(["espeak-ng", "-s", str(speed_wpm), "-w", str(wav), text], check=True)  # list args
+    with av.open(str(wav)) as container:
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        return np.concatenate(
+            [f.to_ndarray().reshape(-1) for fr in container.decode(audio=0) for f in resampler.resample(fr)]
+        )

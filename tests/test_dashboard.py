@@ -322,7 +322,37 @@ def clip_doc(i: int, duration: float) -> dict[str, Any]:
             {"text": f"STEP {i}", "start_s": 1.3, "end_s": 2.2, "box": [0.1, 0.1, 0.6, 0.3], "conf": 0.97}
         ],
         "tracks": [],
-        "summaries": {},
+        "segments": [
+            {"index": 0, "start_s": 0.0, "end_s": 1.0, "shot": 0, "segmentation": {"person_share": 0.42}},
+            {
+                "index": 1,
+                "start_s": 1.0,
+                "end_s": 2.0,
+                "shot": 1,
+                "segmentation": {"person_share": 0.3, "green_screen_share": 1.0},
+            },
+        ],
+        "speaking": {
+            "turns": [
+                {
+                    "start_s": 0.2,
+                    "end_s": 1.2,
+                    "speaker": "S0",
+                    "where": "on_screen",
+                    "track_id": 1,
+                    "confidence": 0.8,
+                },
+                {
+                    "start_s": 1.5,
+                    "end_s": 2.0,
+                    "speaker": "S1",
+                    "where": "off_screen",
+                    "track_id": None,
+                    "confidence": 0.6,
+                },
+            ]
+        },
+        "summaries": {"segmentation": {"background_changes": [{"at_s": 1.0, "distance": 0.4}]}},
         "analyzers": {},
         "warnings": [],
     }
@@ -388,7 +418,12 @@ def test_play_click_to_seek_and_search_opens_the_moment(library: str, browser: C
     assert browser.evaluate(f"{player}.duration") == pytest.approx(3.0, abs=0.1)
     # one lane per stereo channel, confidence on hover
     lanes = browser.evaluate("[...document.querySelectorAll('.timeline .lane')].map(l => l.dataset.lane)")
-    assert lanes == ["shots", "speech ch0", "speech ch1", "on-screen text"], lanes
+    assert lanes == ["shots", "speech ch0", "speech ch1", "who speaks", "on-screen text", "segmentation"], (
+        lanes
+    )
+    labels = "[...document.querySelectorAll('.lane[data-lane=\"{}\"] .item')].map(i => i.innerText)"
+    assert browser.evaluate(labels.format("who speaks")) == ["S0: face 1", "S1: off-screen"]
+    assert browser.evaluate(labels.format("segmentation")) == ["42%", "30% green screen", "background change"]
     text_item = "document.querySelector('.lane[data-lane=\"on-screen text\"] .item')"
     assert "confidence 97%" in browser.evaluate(f"{text_item}.title")
 

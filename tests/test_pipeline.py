@@ -19,6 +19,7 @@ from reelscope.schemas.events import DeadLetter, Reconstruction, decode
 from reelscope.sinks.store import Store
 
 from tests.media import cut_clip
+from tests.test_active_speaker import assert_off_screen, still_with_speech
 from tests.test_schemas import assert_valid_document
 
 pytestmark = pytest.mark.integration
@@ -98,6 +99,14 @@ def test_cut_silence_and_late_start(running_stack: Settings, tmp_path: Path, sha
     # no audio track: nothing was lost, so complete, with the absent stream stated
     assert late["status"] == "complete" and late["absent_streams"] == ["audio"] and not late["warnings"]
     assert late["analyzers"]["loudness"]["state"] == "not_applicable"
+
+
+def test_a_still_photo_with_speech_is_an_off_screen_voice(running_stack: Settings, tmp_path: Path) -> None:
+    request = request_for_path(str(still_with_speech(tmp_path)), video_id="still")
+    asyncio.run(_push(running_stack, [request]))
+    doc = wait_done(running_stack, "still", timeout_s=240)
+    assert doc["status"] == "complete", doc["analyzers"]
+    assert_off_screen(doc)
 
 
 def test_corrupt_video_fails_while_another_completes(running_stack: Settings, tmp_path: Path) -> None:

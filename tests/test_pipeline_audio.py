@@ -6,19 +6,16 @@ import asyncio
 import difflib
 import itertools
 import re
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 import pytest
 from reelscope.infra.core.ingest import request_for_path
 from reelscope.infra.stack import down, up
 from reelscope.sinks.store import Store
 
-from tests.media import textured, write_video
+from tests.media import spoken, textured, write_video
 from tests.test_pipeline import _push, wait_done
 
 pytestmark = pytest.mark.integration
@@ -34,16 +31,7 @@ LEAD_S = 1.3
 
 def speech(tmp_path: Path) -> np.ndarray:
     """espeak-ng speech as float32 mono at 48 kHz, after LEAD_S seconds of silence."""
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
-    wav = tmp_path / "speech.wav"
-    subprocess.run(["espeak-ng", "-s", "150", "-w", str(wav), TEXT], check=True)  # no shell, list args
-    with av.open(str(wav)) as container:
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=48_000)
-        parts = [
-            f.to_ndarray().reshape(-1) for fr in container.decode(audio=0) for f in resampler.resample(fr)
-        ]
-    return np.concatenate([np.zeros(int(LEAD_S * 48_000), np.float32), *parts])
+    return np.concatenate([np.zeros(int(LEAD_S * 48_000), np.float32), spoken(tmp_path, TEXT)])
 
 
 def words_of(text: str) -> list[str]:

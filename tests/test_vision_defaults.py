@@ -131,11 +131,13 @@ def test_faces_mesh_gaze_mouth_and_emotion_on_zidane() -> None:
 
 
 def test_composed_caption_uses_gaze_gestures_and_emotion() -> None:
-    caption = compose_caption(
-        3.0,
-        {"objects": {"person": 1}, "eye_contact": True, "gestures": ["pointing"], "speech": "look here"},
-    )
+    seen = {"objects": {"person": 1}, "eye_contact": True, "gestures": ["pointing"], "speech": "look here"}
+    caption = compose_caption(3.0, {**seen, "speaker_on_screen": True})
     assert caption == "3.0 s shot: a person; a person talks to the camera, pointing; speech: 'look here'."
+    # talking only when the speech was placed on the visible face
+    assert compose_caption(3.0, seen) == (
+        "3.0 s shot: a person; a person looks into the camera, pointing; speech: 'look here'."
+    )
     fields = [{"counts": {"person": 1}}, {"counts": {"person": 1}}, {"counts": {"person": 1, "cat": 1}}]
     context = ObjectsAnalyzer.shot_context(fields)
     assert context == {"objects": {"person": 1, "cat": 1}, "appearing": {"cat": 0.667}}

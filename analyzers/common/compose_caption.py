@@ -80,15 +80,25 @@ _GESTURES = {
 
 
 def _behaviour(context: dict[str, Any], speaks: bool) -> str:
-    """'a person talks to the camera, pointing': eye contact (faces), gestures (hands, pose), emotion."""
+    """'a person talks to the camera, pointing': eye contact (faces), gestures (hands, pose), emotion.
+    Talks only when the speech was placed on a visible face (`speaker_on_screen`); else it looks."""
     seen = [*(context.get("gestures") or []), *(context.get("body") or [])]
     gestures = [_GESTURES[g] for g in dict.fromkeys(seen) if g in _GESTURES]
     head = ""
     if context.get("eye_contact"):
-        head = "a person talks to the camera" if speaks else "a person looks into the camera"
+        talks = speaks and context.get("speaker_on_screen") is True
+        head = "a person talks to the camera" if talks else "a person looks into the camera"
     emotion = str(context.get("emotion") or "")
     tail = gestures + ([f"looking {emotion}"] if emotion and emotion != "neutral" else [])
     return ", ".join(([head] if head else []) + tail)
+
+
+def _nothing_found(unseen: Sequence[str]) -> str:
+    """What an empty shot is called: 'no people' only when every analyzer that finds people had its
+    results; else it says which ones are missing, so no absence is claimed that was not looked for."""
+    if not unseen:
+        return "no people or objects detected"
+    return f"nothing detected, but {_join(list(unseen))} results are missing, so people may be present"
 
 
 def compose_caption(duration_s: float, context: dict[str, Any]) -> str:
@@ -104,7 +114,7 @@ def compose_caption(duration_s: float, context: dict[str, Any]) -> str:
     shot_type = str(context.get("shot_type") or "").strip()
     shot_type = _SHOT_TYPES.get(shot_type, shot_type.replace("_", " "))
     head = f"{duration_s:.1f} s {shot_type + ' ' if shot_type else ''}shot: "
-    parts = [_join(subjects) if subjects else "no people or objects detected"]
+    parts = [_join(subjects) if subjects else _nothing_found(context.get("unseen") or [])]
     appearing = sorted((float(v), str(k)) for k, v in (context.get("appearing") or {}).items())
     parts += [f"{counted(1, label)} appears {share * duration_s:.1f} s in" for share, label in appearing[:3]]
     lines = [clean_text(t, 60) for t in context.get("text") or [] if str(t).strip()]
@@ -118,7 +128,8 @@ def compose_caption(duration_s: float, context: dict[str, Any]) -> str:
         parts.append(behaviour)
     if words:
         spoken = " ".join(words[:15]) + (" …" if len(words) > 15 else "")
-        parts.append(f"speech: {_quote(spoken, 120)}")
+        voice = "off-screen speech" if context.get("speaker_on_screen") is False else "speech"
+        parts.append(f"{voice}: {_quote(spoken, 120)}")
     if camera := _camera_phrase(str(context.get("camera") or "")):
         parts.append(camera)
     brightness = context.get("brightness")

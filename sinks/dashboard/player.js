@@ -98,15 +98,41 @@ function lanesOf(doc) {
     }))],
     ["transitions", (doc.transitions || []).map((x) => ({ start: x.start_s, end: x.end_s, label: x.kind, cls: "transition" }))],
     ...speechLanes(doc),
+    ["who speaks", speakingItems(doc.speaking || {})],
     ["on-screen text", textEvents(doc).map((x) => ({ start: x.start_s, end: x.end_s, label: x.text, conf: x.conf, cls: "text" }))],
     ["faces", ((summaryOf(doc, "faces") || {}).tracks || []).map((x) => ({ start: x.start_s, end: x.end_s, label: `face ${x.id}`, conf: x.conf, cls: "face" }))],
     ["objects", objectTracks(doc).map((x) => ({ start: x.first_s, end: x.last_s, label: x.label, conf: x.conf, cls: "object" }))],
     ["hands", handItems(summaryOf(doc, "hands") || {})],
+    ["segmentation", segmentationItems(doc)],
     ["sound events", ((s.sound_events || {}).events || []).map((x) => ({ start: x.start_s, end: x.end_s, label: x.label, conf: x.score, cls: "sound" }))],
     ["camera", ((summaryOf(doc, "camera") || {}).spans || []).map((x) => ({ start: x.start_s, end: x.end_s, label: [x.kind, x.direction].filter(Boolean).join(" "), cls: "camera" }))],
     ["loudness", loudnessItems(doc)],
   ];
   return lanes.filter(([name, items]) => name === "shots" || items.length);
+}
+
+function speakingItems(speaking) {
+  // per speech turn, where its voice comes from: a face track whose mouth moves, off-screen, or unknown
+  return (speaking.turns || []).map((t) => ({
+    start: t.start_s, end: t.end_s, conf: t.confidence, cls: `speaking ${t.where}`,
+    label: `${t.speaker ? `${t.speaker}: ` : ""}${t.where === "on_screen" ? `face ${t.track_id}` : t.where.replace("_", "-")}`,
+  }));
+}
+
+function segmentationItems(doc) {
+  // per segment, the person's share of the frame as a bar (opacity follows it), green/blue screen named;
+  // a background change is a marker at its time
+  const out = [];
+  for (const seg of doc.segments || []) {
+    const m = seg.segmentation;
+    if (!m || typeof m.person_share !== "number") continue;
+    const keyed = (m.green_screen_share || 0) >= 0.5 ? " green screen" : (m.blue_screen_share || 0) >= 0.5 ? " blue screen" : "";
+    out.push({ start: seg.start_s, end: seg.end_s, label: `${(m.person_share * 100).toFixed(0)}%${keyed}`, cls: `person-share${keyed ? " keyed" : ""}`, bg: keyed ? null : `rgba(200, 90, 60, ${0.1 + 0.9 * Math.min(1, m.person_share)})` });
+  }
+  for (const c of (summaryOf(doc, "segmentation") || {}).background_changes || []) {
+    out.push({ start: c.at_s, end: c.at_s, label: "background change", cls: "background-change" });
+  }
+  return out;
 }
 
 function handItems(hands) {
