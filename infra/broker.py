@@ -86,19 +86,21 @@ def start_broker(
 
 
 async def create_topics(settings: Settings) -> None:
-    """Create every topic of the catalog that does not exist yet (partition counts from settings)."""
+    """Create every topic of the catalog that does not exist yet (partition counts from settings, configs
+    from the catalog). An existing topic keeps its configs: change them with the broker's own tools."""
     admin = AIOKafkaAdminClient(**settings.kafka.client_kwargs())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [
             NewTopic(
-                name=t,
+                name=topic.name,
                 num_partitions=settings.topics.partitions,
                 replication_factor=settings.topics.replication_factor,
+                topic_configs=topic.configs,
             )
-            for t in (topic.name for topic in catalog(settings))
-            if t not in existing
+            for topic in catalog(settings)
+            if topic.name not in existing
         ]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):

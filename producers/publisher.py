@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from reelscope.analyzers.registry import enabled_analyzers
 from reelscope.infra.core.ingest import UriRejected, resolve_uri
-from reelscope.infra.core.kafka import send_all
+from reelscope.infra.core.kafka import send_all, send_event
 from reelscope.infra.core.metrics import VIDEOS_PUBLISHED
 from reelscope.infra.core.service import KafkaService, describe
 from reelscope.infra.core.settings import Settings
@@ -26,7 +26,6 @@ from reelscope.schemas.events import (
     Frame,
     IngestRequest,
     VideoFailed,
-    encode,
 )
 from reelscope.schemas.records import VideoStatus
 
@@ -64,9 +63,7 @@ async def publish_events(
 
     while batch := await asyncio.to_thread(next_batch):
         for event in batch:
-            in_flight.append(
-                await producer.send(topic_for(event, settings), encode(event), key=event.video_id.encode())
-            )
+            in_flight.append(await send_event(producer, topic_for(event, settings), event))
             last = event
         if len(in_flight) >= check_every:
             await _acknowledged(in_flight, lag)

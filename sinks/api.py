@@ -28,10 +28,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from reelscope.analyzers.registry import enabled_analyzers
 from reelscope.infra.core.ingest import make_request, push
+from reelscope.infra.core.kafka import send_tombstone
 from reelscope.infra.core.settings import Settings
+from reelscope.schemas.events import Reconstruction, VideoPart
 from reelscope.schemas.reconstruction import ReconstructionDocument
 from reelscope.schemas.records import IN_FLIGHT, TERMINAL
-from reelscope.sinks import docs, exports, subtitles
+from reelscope.sinks import contracts, docs, exports, subtitles
 from reelscope.sinks.live import ProgressHub, changed_ms, progress, sse, video_state
 from reelscope.sinks.media import checked_path, playable_path, probe_problem, stored_upload, sweep_uploads
 from reelscope.sinks.models import Deleted, Health, SegmentRow, Stats, Submitted, VideoDetail, VideoSummary
@@ -88,6 +90,7 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
     """The API app; `services` (the serve process) provides readiness and the Kafka producer."""
     app = FastAPI(title="reelscope", version="0.1.0", docs_url=None, redoc_url=None)
     docs.install(app, "/videos/upload")
+    app.include_router(contracts.router(settings))
     app.add_middleware(BodyLimit, limit=MAX_JSON_BODY, exempt="/videos/upload")
 
     def token_ok(given: str) -> bool:
@@ -234,8 +237,9 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
         if upload is not None:
             upload.unlink(missing_ok=True)
         topics = settings.topics
-        for topic in (topics.reconstructions, *(topics.part(p) for p in topics.PARTS)):
-            await services.producer.send_and_wait(topic, None, key=video_id.encode())
+        await send_tombstone(services.producer, topics.reconstructions, Reconstruction.KIND, video_id)
+        for part in topics.PARTS:
+            await send_tombstone(services.producer, topics.part(part), VideoPart.KIND, video_id)
         return Deleted(video_id=video_id, upload_removed=upload is not None, tombstone=True)
 
     @app.get("/videos/{video_id}/media", dependencies=stream_auth, response_class=FileResponse)

@@ -14,9 +14,10 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from reelscope.sinks.contracts import SCHEMA_PATHS
 
 ASSETS = Path(fastapi_offline.__file__).with_name("static")
-PUBLIC = {"/health", "/docs", "/redoc", "/openapi.json"}
+PUBLIC = {"/health", "/docs", "/redoc", "/openapi.json", *SCHEMA_PATHS}
 """Paths that need no token (every other operation gets the bearer requirement in OpenAPI)."""
 
 UPLOAD_BODY: dict[str, Any] = {

@@ -72,11 +72,46 @@ async def start_with_backoff(
     return True
 
 
+CONTENT_TYPE = "application/msgpack"
+Headers = list[tuple[str, bytes]]
+
+
+def event_headers(event: Event) -> Headers:
+    """The Kafka headers of every event: a consumer can route or skip a message by kind and version
+    without decoding it (docs/schemas/README.md)."""
+    return [
+        ("content-type", CONTENT_TYPE.encode()),
+        ("event-kind", event.KIND.encode()),
+        ("schema-version", str(event.VERSION).encode()),
+        ("video-id", event.video_id.encode()),
+    ]
+
+
+def tombstone_headers(kind: str, video_id: str) -> Headers:
+    """Headers of a tombstone (a null value, Kafka's delete marker): no content type; the kind of event it
+    deletes."""
+    return [("event-kind", kind.encode()), ("video-id", video_id.encode())]
+
+
+async def send_event(producer: AIOKafkaProducer, topic: str, event: Event) -> asyncio.Future:
+    """Queue one event keyed by its video id, with its headers; the future resolves on the broker's ack.
+
+    The one path by which reelscope publishes an event."""
+    return await producer.send(
+        topic, encode(event), key=event.video_id.encode(), headers=event_headers(event)
+    )
+
+
+async def send_tombstone(producer: AIOKafkaProducer, topic: str, kind: str, video_id: str) -> None:
+    """Publish a tombstone for a video on a compacted topic and wait for the ack."""
+    await producer.send_and_wait(
+        topic, None, key=video_id.encode(), headers=tombstone_headers(kind, video_id)
+    )
+
+
 async def send_all(producer: AIOKafkaProducer, sends: list[tuple[str, Event]]) -> None:
     """Send events keyed by video id and wait until the broker acknowledged every one."""
-    futures = [
-        await producer.send(topic, encode(event), key=event.video_id.encode()) for topic, event in sends
-    ]
+    futures = [await send_event(producer, topic, event) for topic, event in sends]
     if futures:
         await asyncio.gather(*futures)
 

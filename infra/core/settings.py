@@ -16,6 +16,18 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from reelscope.analyzers.base import Analyzer, Runtime
 from reelscope.analyzers.registry import all_analyzers
 
+RETENTION_HOURS: dict[str, float] = {
+    "default": 7 * 24,
+    "frames": 24,
+    "audio": 24,
+    "shots": 24,
+    "finalize": 24,
+    "documents": 24,
+    "dead-letter": 30 * 24,
+}
+"""Media and internal topics are large and only needed until processed; what consumers read stays a week; dead
+letters a month, for someone to look at."""
+
 
 class TopicSettings(BaseModel):
     """Topic names and partition counts; the video id is the key on every topic."""
@@ -23,9 +35,19 @@ class TopicSettings(BaseModel):
     prefix: str = "reelscope."
     partitions: int = 4
     replication_factor: int = 1
+    retention_hours: dict[str, float] = Field(default_factory=lambda: dict(RETENTION_HOURS))
+    """How long each topic keeps events, by name without the prefix (`frames`, `video.transcript`, ...;
+    `default` for the others). A value given here overrides that topic's default only. The compacted topics
+    (reconstructions and the video parts) keep the latest event per video instead; their entry is how long
+    a tombstone (a deleted video) stays for consumers to see. Applied when a topic is created."""
 
     def name(self, kind: str) -> str:
         return f"{self.prefix}{kind}"
+
+    def retention_ms(self, kind: str) -> int:
+        """Retention of the topic `name(kind)`, in milliseconds."""
+        hours = {**RETENTION_HOURS, **self.retention_hours}
+        return int(hours.get(kind, hours["default"]) * 3_600_000)
 
     @property
     def ingest(self) -> str:

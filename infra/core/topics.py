@@ -1,9 +1,10 @@
-"""The topic catalog: every topic in one place, with the event kinds it carries and the consumer groups
-that read it. Topic creation, the consumers and the lag figures all take names and group ids from here."""
+"""The topic catalog: every topic in one place, with the event kinds it carries, the consumer groups that
+read it and the configs it is created with. Topic creation, the consumers and the lag figures all take
+names and group ids from here."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from reelscope.analyzers.registry import groups
 from reelscope.infra.core.settings import Settings
@@ -26,6 +27,17 @@ class Topic:
     kinds: tuple[str, ...]
     readers: tuple[str, ...]
     """Consumer group ids inside reelscope; output topics are read by downstream consumers only."""
+    configs: dict[str, str] = field(default_factory=dict)
+    """Broker configs the topic is created with (cleanup policy, retention)."""
+
+
+def topic_configs(settings: Settings, name: str, compacted: bool = False) -> dict[str, str]:
+    """Retention from the settings; a compacted topic keeps the latest event per key (the video id) and
+    keeps a tombstone that long instead."""
+    retention = str(settings.topics.retention_ms(name.removeprefix(settings.topics.prefix)))
+    if compacted:
+        return {"cleanup.policy": "compact", "delete.retention.ms": retention}
+    return {"cleanup.policy": "delete", "retention.ms": retention}
 
 
 def media_topics(settings: Settings, inputs: set[str]) -> list[str]:
@@ -49,7 +61,8 @@ def catalog(settings: Settings) -> list[Topic]:
     def of(topic: str) -> tuple[str, ...]:
         return tuple(readers.get(topic, ()))
 
-    return [
+    compacted = {t.reconstructions, *(t.part(p) for p in t.PARTS)}
+    topics = [
         Topic(t.ingest, (ev.IngestRequest.KIND,), (PRODUCER_GROUP,)),
         Topic(t.frames, (ev.Frame.KIND,), of(t.frames)),
         Topic(t.audio, (ev.AudioChunk.KIND,), of(t.audio)),
@@ -65,6 +78,10 @@ def catalog(settings: Settings) -> list[Topic]:
         Topic(t.reconstructions, (ev.Reconstruction.KIND,), ()),
         *(Topic(t.part(p), (ev.VideoPart.KIND,), ()) for p in t.PARTS),
         Topic(t.dead_letter, (ev.DeadLetter.KIND,), ()),
+    ]
+    return [
+        replace(topic, configs=topic_configs(settings, topic.name, topic.name in compacted))
+        for topic in topics
     ]
 
 
