@@ -133,7 +133,13 @@ async def consume_batches(
     A dependency failure inside the handler (results not acknowledged, ClickHouse down: see retry.py)
     retries the same batch with backoff: the outputs are idempotent, so a retry duplicates nothing. Any
     other handler exception stops the loop without committing (services catch those per message first,
-    see service.py), so the batch is redelivered to whichever process takes over the partitions."""
+    see service.py), so the batch is redelivered to whichever process takes over the partitions.
+
+    A partition the handler held back is committed again once released, even by a batch without records
+    of it: the describe group releases a video's frames when its shots event arrives on another topic, and
+    committing only the batch's partitions left the frames' commit behind (an idle lag that never cleared)."""
+    behind: set[TopicPartition] = set()
+    """Partitions committed below what was consumed of them: the handler still held, or holds, records."""
     while not stop.is_set():
         try:
             batches = await consumer.getmany(timeout_ms=max_wait_ms, max_records=max_records)
@@ -154,9 +160,13 @@ async def consume_batches(
         offsets = {
             TopicPartition(tp.topic, tp.partition): part[-1].offset + 1 for tp, part in batches.items()
         }
+        for tp in (behind & consumer.assignment()) - offsets.keys():
+            offsets[tp] = await consumer.position(tp)  # reset to the committed offset if it was reassigned
+        consumed = dict(offsets)
         for tp, offset in (held or {}).items():
             if tp in offsets:
                 offsets[tp] = min(offsets[tp], offset)
+        behind = {tp for tp, offset in offsets.items() if offset < consumed[tp]}
         await commit_with_retry(consumer, offsets, stop)
 
 
