@@ -31,7 +31,10 @@ def test_every_panel_queries_something_that_exists() -> None:
                 assert used and used <= tables, (panel["title"], used - tables)
 
 
-TITLE_WORDS = {"failures": "reelscope_analyzer_failures_total", "dead letters": "reelscope_dead_letters_total"}
+TITLE_WORDS = {
+    "failures": "reelscope_analyzer_failures_total",
+    "dead letters": "reelscope_dead_letters_total",
+}
 """Words of a panel title and the metric a panel titled with them must query."""
 
 
