@@ -235,7 +235,7 @@ def cmd_process(settings: Settings, args: argparse.Namespace) -> int:
             pass
 
     async def main() -> None:
-        serve_metrics(settings.metrics_port)
+        serve_metrics(settings.metrics_port, settings.metrics_host)
         processor: KafkaService = (
             Finalizer(settings) if args.group == FINALIZE else processor_for(settings, args.group)
         )

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from reelscope.analyzers.registry import groups
 from reelscope.infra.broker import free_port, port_open, start_broker
+from reelscope.infra.core.metrics import group_metrics_port
 from reelscope.infra.core.settings import Settings
 from reelscope.infra.core.topics import FINALIZE
 
@@ -81,10 +82,11 @@ def process_groups(settings: Settings) -> list[str]:
     return [*groups(settings.analyzers, settings), FINALIZE]
 
 
-def spawn(settings: Settings, name: str, args: list[str]) -> int:
+def spawn(settings: Settings, name: str, args: list[str], index: int = 0) -> int:
     """Start `python -m reelscope ARGS` in its own session, logging to state_dir/logs/NAME.log.
 
-    A processor group gets its own Prometheus port, written to state_dir/run/NAME.metrics."""
+    A processor group's index-th process gets its own stable Prometheus port (metrics.group_metrics_port),
+    written to state_dir/run/NAME.metrics."""
     env = os.environ.copy()
     if args[0] == "process":
         group = args[args.index("--group") + 1]
@@ -95,7 +97,7 @@ def spawn(settings: Settings, name: str, args: list[str]) -> int:
             env.setdefault(variable, str(threads))
         if group in settings.group_devices:
             env["CUDA_VISIBLE_DEVICES"] = settings.group_devices[group]
-        port = free_port()
+        port = group_metrics_port(settings, group, index) or free_port()
         env["REELSCOPE_METRICS_PORT"] = str(port)
         (run_dir(settings) / f"{name}.metrics").write_text(f"127.0.0.1:{port}")
     with (log_dir(settings) / f"{name}.log").open("ab") as out:
@@ -147,7 +149,7 @@ def up(settings: Settings, processes_per_group: int = 1, timeout_s: float = 180.
         for i in range(processes_per_group):
             name = f"group-{group}-{i}"
             if name not in alive:
-                spawn(settings, name, ["process", "--group", group, "--name", name])
+                spawn(settings, name, ["process", "--group", group, "--name", name], i)
                 started.append(name)
     try:
         wait_ready(settings, timeout_s)

@@ -10,10 +10,12 @@ not throttle the producer: it must keep publishing for them to finish a video.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
 from reelscope.analyzers.registry import groups
 from reelscope.infra.core.metrics import BACKPRESSURE_SECONDS, CONSUMER_LAG
@@ -21,6 +23,9 @@ from reelscope.infra.core.settings import Settings
 from reelscope.infra.core.topics import group_id
 
 log = logging.getLogger(__name__)
+
+REFRESH_S = 5.0
+"""How often the lag is measured besides while publishing: the gauge falls back to 0 once groups catch up."""
 
 
 class LagWatcher:
@@ -41,6 +46,8 @@ class LagWatcher:
                 self.throttling.append(name)
         self.consumers: dict[str, AIOKafkaConsumer] = {}
         self.last: dict[str, int] = {}
+        self.measuring = asyncio.Lock()
+        """One measurement at a time (publishing, /stats and `refresh` share the consumers)."""
 
     def record(self, metadata: RecordMetadata) -> None:
         tp = TopicPartition(metadata.topic, metadata.partition)
@@ -60,17 +67,30 @@ class LagWatcher:
     async def lag(self) -> dict[str, int]:
         """Per group: events this producer published on the group's topics that it has not committed."""
         out: dict[str, int] = {}
-        for group, topics in self.watched.items():
-            consumer = await self._consumer(group)
-            total = 0
-            for tp, produced in self.produced.items():
-                if tp.topic in topics:
-                    committed = await consumer.committed(tp)
-                    total += max(0, produced - (committed or 0))
-            out[group] = total
-            CONSUMER_LAG.labels(group).set(total)
+        async with self.measuring:
+            for group, topics in self.watched.items():
+                consumer = await self._consumer(group)
+                total = 0
+                for tp, produced in self.produced.items():
+                    if tp.topic in topics:
+                        committed = await consumer.committed(tp)
+                        total += max(0, produced - (committed or 0))
+                out[group] = total
+                CONSUMER_LAG.labels(group).set(total)
         self.last = out
         return out
+
+    async def refresh(self, stop: asyncio.Event, every_s: float = REFRESH_S) -> None:
+        """Measure every `every_s` until stopped, so the gauge Prometheus scrapes follows the groups when
+        nothing is published (it was set only while publishing, and an idle system kept its last value)."""
+        while not stop.is_set():
+            if self.produced:
+                try:
+                    await self.lag()
+                except (KafkaError, OSError) as exc:  # the broker is away: the next round measures again
+                    log.debug("lag not measured: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every_s)
 
     async def wait_below(self, bound: int, stop: asyncio.Event | None = None) -> float:
         """Sleep while a throttling group lags more than `bound` events; returns the seconds waited."""

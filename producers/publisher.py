@@ -123,6 +123,7 @@ class IngestWorker(KafkaService):
 
     async def started(self) -> None:
         self.lag = LagWatcher(self.settings)
+        self.background.append(asyncio.create_task(self.lag.refresh(self.stop)))
 
     async def drain(self) -> None:
         await super().drain()

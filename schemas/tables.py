@@ -11,6 +11,9 @@ by an older version gets it by `ALTER TABLE ... ADD COLUMN IF NOT EXISTS`; a vie
 re-created. Version 2: `videos.options`; `detections_mv` reads any result with a `detections` list.
 Version 3: search: token bloom-filter skip indexes on the searched text (an older database gets them by
 `ALTER TABLE ... ADD INDEX IF NOT EXISTS`) and the `moments` table (faces, sound events, topics).
+Version 4: `videos_per_minute` holds one row per run of a video (its last terminal status), not a sum per
+insert, which counted a failed video once for its failure and again for its failed document; a table whose
+layout changed (`rebuilt`) is dropped, re-created and refilled from its view's source.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 from reelscope.schemas.records import TERMINAL, Media, sql_list
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,9 @@ class Table:
     engine: str = "ReplacingMergeTree(updated_at)"
     ttl_column: str | None = "updated_at"
     indexes: tuple[Index, ...] = ()
+    rebuilt: int = 1
+    """The schema version that last changed the layout of this derived table (one a view fills): an older
+    database's copy is dropped, re-created and refilled."""
 
     @property
     def names(self) -> list[str]:
@@ -257,11 +263,18 @@ DETECTIONS = Table(
 )
 VIDEOS_PER_MINUTE = Table(
     "videos_per_minute",
-    _columns("minute DateTime, status LowCardinality(String), videos UInt64"),
-    order_by="(minute, status)",
-    engine="SummingMergeTree",
+    (
+        *_columns("minute DateTime, status LowCardinality(String), video_id String, run DateTime64(3)"),
+        _UPDATED,
+    ),
+    order_by="(video_id, run)",
     ttl_column="minute",
+    rebuilt=4,
 )
+"""Finished runs of videos by minute: one row per run (a video id submitted again is a new run), its last
+terminal status winning, so read with FINAL and count rows. Every rewrite of a finished video's row (a
+failed one is written on failure and again with its document) replaces its row instead of adding to a sum.
+`minute` comes first: deleting a video (store.delete_video) leaves the history of finished videos intact."""
 ANALYZER_MINUTE = Table(
     "analyzer_minute",
     _columns(
@@ -324,8 +337,10 @@ VIEWS = (
     View(
         "videos_per_minute_mv",
         VIDEOS_PER_MINUTE,
-        "SELECT toStartOfMinute(completed_at) AS minute, status, count() AS videos FROM {db}.videos "
-        f"WHERE status IN ({sql_list(TERMINAL)}) AND completed_at IS NOT NULL GROUP BY minute, status",
+        "SELECT toStartOfMinute(completed_at) AS minute, status, video_id, "
+        "ifNull(ifNull(started_at, submitted_at), toDateTime64(0, 3)) AS run, updated_at FROM {db}.videos "
+        f"WHERE status IN ({sql_list(TERMINAL)}) AND completed_at IS NOT NULL",
+        since=4,
     ),
     View(
         "analyzer_minute_mv",
@@ -349,22 +364,37 @@ VIEWS = (
 )
 
 
-def ddl(database: str, ttl_days: int) -> list[str]:
-    """CREATE statements, idempotent, in dependency order (a view after its source and target tables)."""
+def ddl(database: str, ttl_days: int, views: bool = True) -> list[str]:
+    """CREATE statements, idempotent, in dependency order (a view after its source and target tables).
+
+    `views=False` leaves the views out: ClickHouse checks a view's query against its target even when the
+    view exists, so on an older database they are created after `upgrade` rebuilt their targets."""
     return [
         f"CREATE DATABASE IF NOT EXISTS {database}",
         *(t.create(database, ttl_days) for t in TABLES),
-        *(v.create(database) for v in VIEWS),
+        *(v.create(database) for v in (VIEWS if views else ())),
     ]
 
 
-def upgrade(database: str, applied: int) -> list[str]:
+def upgrade(database: str, applied: int, ttl_days: int) -> list[str]:
     """Statements that bring a database made by schema version `applied` to SCHEMA_VERSION (run after
-    `ddl`): the columns added since, and the views changed since, dropped and re-created. A database with
-    no recorded version is taken as version 1 (the statements are idempotent)."""
+    `ddl`): the columns added since; the views changed since, dropped and re-created; and the tables
+    rebuilt since, dropped, re-created and refilled by their view's query over the source's rows. A
+    database with no recorded version is taken as version 1 (the statements are idempotent)."""
     applied = max(applied, 1)
     statements = [s for t in TABLES for s in t.added_since(database, applied)]
     for view in VIEWS:
-        if view.since > applied:
-            statements += [f"DROP VIEW IF EXISTS {database}.{view.name}", view.create(database)]
+        rebuilt = view.target.rebuilt > applied
+        if view.since > applied or rebuilt:
+            statements.append(f"DROP VIEW IF EXISTS {database}.{view.name}")
+            if rebuilt:
+                statements += [
+                    f"DROP TABLE IF EXISTS {database}.{view.target.name}",
+                    view.target.create(database, ttl_days),
+                ]
+            statements.append(view.create(database))
+            if rebuilt:
+                statements.append(
+                    f"INSERT INTO {database}.{view.target.name} {view.select.format(db=database)}"
+                )
     return statements

@@ -34,6 +34,7 @@ from reelscope.schemas.tables import (
     TEXT_EVENTS,
     TRACKS,
     VIDEOS,
+    VIEWS,
     WORDS,
     Table,
     ddl,
@@ -185,10 +186,11 @@ class Store:
 
     def create_tables(self) -> None:
         """Create what is missing, then bring a database made by an older schema version up to date."""
-        for statement in ddl(self.db, self.settings.clickhouse.ttl_days):
+        ttl_days = self.settings.clickhouse.ttl_days
+        for statement in ddl(self.db, ttl_days, views=False):
             self.client.command(statement)
         applied = int(self.scalar(f"SELECT max(version) FROM {self.db}.{SCHEMA_VERSIONS.name}"))
-        for statement in upgrade(self.db, applied):
+        for statement in [*upgrade(self.db, applied, ttl_days), *(v.create(self.db) for v in VIEWS)]:
             self.client.command(statement)
         self.insert(SCHEMA_VERSIONS, [{"version": SCHEMA_VERSION, "applied_at": now()}])
 
@@ -229,7 +231,8 @@ class Store:
 
     def delete_video(self, video_id: str) -> None:
         """Every row of one video, in every table keyed by video (lightweight deletes: gone from reads at
-        once, purged by the next merge). Per-minute aggregates hold no video id and keep their counts."""
+        once, purged by the next merge). Per-minute aggregates keep their counts (videos_per_minute's first
+        column is the minute, not the video id)."""
         for table in TABLES:
             if table.names[0] == "video_id":
                 self.client.command(

@@ -29,3 +29,22 @@ def test_every_panel_queries_something_that_exists() -> None:
             else:
                 used = set(re.findall(r"reelscope\.(\w+)", target["rawSql"]))
                 assert used and used <= tables, (panel["title"], used - tables)
+
+
+TITLE_WORDS = {
+    "failures": "reelscope_analyzer_failures_total",
+    "dead letters": "reelscope_dead_letters_total",
+}
+"""Words of a panel title and the metric a panel titled with them must query."""
+
+
+def test_every_quantity_a_title_names_is_queried() -> None:
+    """A title that promises p50 and p95, or failures and dead letters, plots each of them."""
+    for panel in json.loads(DASHBOARD.read_text())["panels"]:
+        exprs = " ".join(t.get("expr", "") for t in panel["targets"])
+        for percentile in re.findall(r"\bp(\d\d)\b", panel["title"]):
+            assert f"histogram_quantile(0.{percentile.rstrip('0')}," in exprs, (panel["title"], percentile)
+        for words, metric in TITLE_WORDS.items():
+            if words in panel["title"]:
+                assert metric in exprs, (panel["title"], metric)
+        assert len({t["refId"] for t in panel["targets"]}) == len(panel["targets"]), panel["title"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -226,7 +227,10 @@ def test_every_process_exports_prometheus_metrics(running_stack: Settings, tmp_p
         with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as response:
             return response.read().decode()
 
-    serve = scrape(f"{settings.api_host}:{settings.api_port}")
+    def scrape_serve() -> str:
+        return scrape(f"{settings.api_host}:{settings.api_port}")
+
+    serve = scrape_serve()
     assert 'reelscope_videos_finished_total{status="complete"}' in serve
     assert 'reelscope_events_in_total{component="aggregator"}' in serve
     groups = {p.stem: scrape(p.read_text()) for p in run_dir(settings).glob("group-*.metrics")}
@@ -235,6 +239,16 @@ def test_every_process_exports_prometheus_metrics(running_stack: Settings, tmp_p
     assert "reelscope_result_latency_seconds_bucket" in groups["group-audio-0"]
     assert 'reelscope_results_out_total{analyzer="captions",group="describe"}' in groups["group-describe-0"]
     assert 'reelscope_result_latency_seconds_count{group="describe"}' in groups["group-describe-0"]
+    # idle, every group has committed what was published (the describe group, which holds a video's frames
+    # until its captions are out, too), and the gauge says so without anyone asking /stats
+    lags: dict[str, str] = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        lags = dict(re.findall(r'reelscope_consumer_lag_events\{group="(\w+)"\} (\S+)', scrape_serve()))
+        if "describe" in lags and all(float(v) == 0 for v in lags.values()):
+            break
+        time.sleep(1)
+    assert "describe" in lags and all(float(v) == 0 for v in lags.values()), lags
 
 
 def test_push_wait_prints_plain_progress_when_stdout_is_piped(

@@ -155,6 +155,10 @@ class DeadLetters:
         await send_all(self.producer, [(self.topic, self.letter(record, error, video_id))])
 
 
+HELD_RECHECK_S = 1.0
+"""How often an idle consumer whose handler holds records asks it again (see consume_batches)."""
+
+
 async def consume_batches(
     consumer: AIOKafkaConsumer,
     handler: BatchHandler,
@@ -168,7 +172,16 @@ async def consume_batches(
     A dependency failure inside the handler (results not acknowledged, ClickHouse down: see retry.py)
     retries the same batch with backoff: the outputs are idempotent, so a retry duplicates nothing. Any
     other handler exception stops the loop without committing (services catch those per message first,
-    see service.py), so the batch is redelivered to whichever process takes over the partitions."""
+    see service.py), so the batch is redelivered to whichever process takes over the partitions.
+
+    A partition the handler held back is committed again once released, even by a batch without records
+    of it: the describe group releases a video's frames when its shots event arrives on another topic, and
+    committing only the batch's partitions left the frames' commit behind (an idle lag that never cleared).
+    While it holds some and no records come, it is called with none every HELD_RECHECK_S, so what it lets
+    go with time (a stream idle past the completion timeout) is committed without waiting for traffic."""
+    behind: set[TopicPartition] = set()
+    """Partitions committed below what was consumed of them: the handler still held, or holds, records."""
+    handled_at = time.monotonic()
     while not stop.is_set():
         try:
             batches = await consumer.getmany(timeout_ms=max_wait_ms, max_records=max_records)
@@ -177,21 +190,28 @@ async def consume_batches(
             await asyncio.sleep(0.5)
             continue
         records = [r for part in batches.values() for r in part]
-        if not records:
+        if records:
+            EVENTS_IN.labels(component).inc(len(records))
+            BATCH_SIZE.labels(component).observe(len(records))
+        elif not behind or time.monotonic() - handled_at < HELD_RECHECK_S:
             continue
-        EVENTS_IN.labels(component).inc(len(records))
-        BATCH_SIZE.labels(component).observe(len(records))
         started = time.monotonic()
         held = await retry_with_backoff(
             partial(handler, records), f"{component}: handling a batch", stop, initial_s=0.5
         )
-        BATCH_SECONDS.labels(component).observe(time.monotonic() - started)
+        handled_at = time.monotonic()
+        if records:
+            BATCH_SECONDS.labels(component).observe(handled_at - started)
         offsets = {
             TopicPartition(tp.topic, tp.partition): part[-1].offset + 1 for tp, part in batches.items()
         }
+        for tp in (behind & consumer.assignment()) - offsets.keys():
+            offsets[tp] = await consumer.position(tp)  # reset to the committed offset if it was reassigned
+        consumed = dict(offsets)
         for tp, offset in (held or {}).items():
             if tp in offsets:
                 offsets[tp] = min(offsets[tp], offset)
+        behind = {tp for tp, offset in offsets.items() if offset < consumed[tp]}
         await commit_with_retry(consumer, offsets, stop)
 
 

@@ -203,7 +203,13 @@ class CoreSettings(BaseSettings):
     """Pin processor groups to GPUs, e.g. {"vision": "0", "describe": "1"}: `reelscope up` starts each
     group's processes with CUDA_VISIBLE_DEVICES set to it."""
     metrics_port: int = 0
-    """Processor groups serve Prometheus metrics on 127.0.0.1:metrics_port (0: off); serve uses /metrics."""
+    """A processor group process serves Prometheus metrics on metrics_host:metrics_port (0: off); serve uses
+    /metrics. `reelscope up` sets it per process from metrics_base_port; a container sets it itself."""
+    metrics_host: str = "127.0.0.1"
+    """Where group processes serve metrics: 0.0.0.0 in a container, for a Prometheus outside it."""
+    metrics_base_port: int = 19100
+    """`reelscope up` serves group G's process i on metrics_base_port + 10 * (G's place in every_group()) + i,
+    so the Prometheus targets (infra/grafana/prometheus.yml) stay the same across starts; 0: any free port."""
     max_upload_bytes: int = 512 * 1024 * 1024
     upload_read_timeout_s: float = 30.0
     """An upload that sends no data for this long is refused (408) and its partial file removed."""
