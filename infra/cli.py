@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reelscope.analyzers.registry import all_analyzers, enabled_analyzers, groups
+from reelscope.analyzers.registry import enabled_analyzers
 from reelscope.infra.cli_errors import (
     OneLineParser,
     UserError,
@@ -35,6 +35,7 @@ from reelscope.infra.cli_progress import Bars, Lines, reporter
 from reelscope.infra.cli_summary import summary_lines
 from reelscope.infra.client import fetch, push_paths, read_store
 from reelscope.infra.core.ingest import resolve_uri
+from reelscope.infra.core.metrics import every_group
 from reelscope.infra.core.settings import Settings
 from reelscope.infra.core.topics import FINALIZE
 from reelscope.schemas.events import VIDEO_ID_PATTERN
@@ -321,11 +322,6 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def process_group_names() -> list[str]:
-    """Every group `process --group` may name: the registered analyzers' groups (registry.py), then finalize."""
-    return [*sorted(groups(list(all_analyzers()))), FINALIZE]
-
-
 def parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="reelscope", description=__doc__)
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -371,7 +367,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("down", help="stop the local stack").set_defaults(fn=cmd_down)
     sub.add_parser("serve", help="run the ingest worker, aggregator and API").set_defaults(fn=cmd_serve)
     pr = sub.add_parser("process", help="run one processor group (an analyzer group, or finalize)")
-    names = process_group_names()
+    names = every_group()
     pr.add_argument(
         "--group", required=True, type=one_of("group", names), help=f"the group to run: {', '.join(names)}"
     )
