@@ -214,7 +214,11 @@ class GroupProcessor(KafkaService):
         self.stateful = any(a.stateful for a in analyzers)
         self.streams = OpenStreams()
         self.scheduled = settings.batch.schedule and self.schedulable
-        sheddable = {a.name for a in analyzers if a.input == "frame" and not a.stateful}
+        sheddable = {
+            a.name
+            for a in analyzers
+            if a.input == "frame" and not a.stateful and a.name in settings.batch.shed_analyzers
+        }
         self.scheduler = Scheduler(policy(settings), sheddable)
         self.planned: dict[tuple[str, int, int], Entry] = {}
         """The batch in hand, by (topic, partition, offset): decoded at intake, with its shed analyzers."""

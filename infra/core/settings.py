@@ -140,6 +140,21 @@ class BatchSettings(BaseModel):
     """...and down again once it is younger than this."""
     max_stride: int = 8
     """At most every max_stride-th item of a video is analyzed by a sheddable analyzer; 1 turns it off."""
+    shed_analyzers: list[str] = Field(
+        default_factory=lambda: [
+            "ocr_text",
+            "faces",
+            "safety",
+            "color",
+            "composition",
+            "quality",
+            "thumbnails",
+            "segmentation",
+            "logos",
+        ]
+    )
+    """Frame analyzers whose items stand alone, so a group may shed some (stateful ones never are). Left
+    out: those that read their items as a sequence (scene's cuts, camera motion, object/pose/hand tracks)."""
 
 
 class ProducerSettings(BaseModel):
