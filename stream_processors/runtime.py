@@ -48,7 +48,7 @@ from reelscope.schemas.events import (
     Provenance,
     shed_payload,
 )
-from reelscope.stream_processors.scheduler import Entry, Policy, Scheduler
+from reelscope.stream_processors.scheduler import Entry, Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -188,11 +188,6 @@ Planned = tuple[ConsumerRecord, Frame | AudioChunk, dict[str, int]]
 """An input record, its event, and the analyzers that shed it (name -> stride)."""
 
 
-def policy(settings: Settings) -> Policy:
-    b = settings.batch
-    return Policy(b.max_size, b.first_s, b.max_hold_s, b.shed_above_s, b.shed_below_s, max(1, b.max_stride))
-
-
 class GroupProcessor(KafkaService):
     """Runs one analyzer group against the broker until stopped."""
 
@@ -219,7 +214,7 @@ class GroupProcessor(KafkaService):
             for a in analyzers
             if a.input == "frame" and not a.stateful and a.name in settings.batch.shed_analyzers
         }
-        self.scheduler = Scheduler(policy(settings), sheddable)
+        self.scheduler = Scheduler(settings.batch, sheddable)
         self.planned: dict[tuple[str, int, int], Entry] = {}
         """The batch in hand, by (topic, partition, offset): decoded at intake, with its shed analyzers."""
 

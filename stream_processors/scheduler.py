@@ -8,7 +8,7 @@ Pure bookkeeping (no Kafka, no clock of its own), so the policy is testable in m
 - bounded wait: an item passed over for `max_hold_s` goes first, oldest first, whatever the above says;
 - stated load shedding: while the oldest waiting item is older than `shed_above_s` (since it was
   published), the stride doubles (up to `max_stride`), and it halves again once the oldest is younger than
-  `shed_below_s` (hysteresis, one step per `settle_s`). With stride k only every k-th item of a video is
+  `shed_below_s` (hysteresis, one step per SETTLE_S). With stride k only every k-th item of a video is
   analyzed by the sheddable analyzers (stateless frame analyzers); the others are returned with the stride
   so the processor publishes them as shed, not silently dropped;
 - contiguous commit: a partition's offset advances only over a prefix of settled offsets, so reordering
@@ -23,16 +23,10 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+from reelscope.infra.core.settings import BatchSettings
 
-@dataclass(frozen=True)
-class Policy:
-    max_size: int = 32
-    first_s: float = 2.0
-    max_hold_s: float = 10.0
-    shed_above_s: float = 4.0
-    shed_below_s: float = 1.0
-    max_stride: int = 8
-    settle_s: float = 2.0
+SETTLE_S = 2.0
+"""Seconds between two steps of the stride: a step shows in the backlog only after a few batches."""
 
 
 @dataclass
@@ -61,7 +55,7 @@ class Entry:
 
 
 class Scheduler:
-    def __init__(self, policy: Policy, sheddable: set[str]) -> None:
+    def __init__(self, policy: BatchSettings, sheddable: set[str]) -> None:
         self.policy = policy
         self.sheddable = sheddable
         self.queues: dict[str, dict[Hashable, deque[Entry]]] = {}
@@ -118,7 +112,7 @@ class Scheduler:
     # shedding -------------------------------------------------------------------------------------------
     @property
     def stride(self) -> int:
-        return min(2**self.level, self.policy.max_stride)
+        return min(2**self.level, max(1, self.policy.max_stride))
 
     def backlog_s(self, now: float) -> float:
         """Age of the oldest waiting item since it was published; 0 when none waits."""
@@ -126,8 +120,8 @@ class Scheduler:
         return now - min(fronts) if fronts else 0.0
 
     def adjust(self, now: float) -> None:
-        """One hysteresis step of the stride, at most every `settle_s`."""
-        if now - self.changed < self.policy.settle_s:
+        """One hysteresis step of the stride, at most every SETTLE_S."""
+        if now - self.changed < SETTLE_S:
             return
         backlog = self.backlog_s(now)
         if backlog >= self.policy.shed_above_s and self.stride < self.policy.max_stride:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections import Counter
 
+from reelscope.infra.core.settings import BatchSettings
 from reelscope.schemas.events import shed_payload, shed_stride
-from reelscope.stream_processors.scheduler import Entry, Policy, Scheduler
+from reelscope.stream_processors.scheduler import Entry, Scheduler
 
 
 class Feed:
@@ -35,7 +36,7 @@ class Feed:
 
 
 def scheduler(**kw: float) -> tuple[Scheduler, Feed]:
-    sched = Scheduler(Policy(**{"max_size": 4, **kw}), sheddable={"ocr_text"})  # type: ignore[arg-type]
+    sched = Scheduler(BatchSettings(**{"max_size": 4, **kw}), sheddable={"ocr_text"})
     return sched, Feed(sched)
 
 
@@ -80,7 +81,7 @@ def test_an_item_passed_over_longer_than_max_hold_goes_first() -> None:
 
 
 def test_shedding_steps_up_under_backlog_and_down_when_it_clears_with_hysteresis() -> None:
-    sched, feed = scheduler(first_s=0.0, shed_above_s=4.0, shed_below_s=1.0, settle_s=2.0, max_stride=4)
+    sched, feed = scheduler(first_s=0.0, shed_above_s=4.0, shed_below_s=1.0, max_stride=4)
     sched.origin["v"] = 0.0
     for i in range(400):
         feed.add("v", 10.0 + i, now=0.0, published=0.0)
@@ -89,7 +90,7 @@ def test_shedding_steps_up_under_backlog_and_down_when_it_clears_with_hysteresis
         sched.take(now=float(t))
         strides.append(sched.stride)
     assert strides[:4] == [1, 1, 1, 1]
-    assert strides[4] == 2 and max(strides) == 4  # one step per settle_s, capped at max_stride
+    assert strides[4] == 2 and max(strides) == 4  # one step per SETTLE_S (2 s), capped at max_stride
     assert strides.index(4) == 6
     # the backlog clears: between the thresholds nothing changes, below shed_below_s it steps down
     while len(sched):
@@ -124,7 +125,7 @@ def test_shed_items_carry_their_stride_and_do_not_fill_the_batch() -> None:
 
 
 def test_a_stateful_or_audio_analyzer_is_never_shed() -> None:
-    sched = Scheduler(Policy(max_size=8, first_s=0.0), sheddable={"ocr_text"})
+    sched = Scheduler(BatchSettings(max_size=8, first_s=0.0), sheddable={"ocr_text"})
     sched.level, sched.changed = 3, 0.0
     for i in range(8):
         entry = Entry(("f", 0), i, "v", ("v", "frames"), float(i), 0.0, ("scene", "ocr_text"))
