@@ -5,7 +5,8 @@ Pure bookkeeping (no Kafka, no clock of its own), so the policy is testable in m
   a large backlog does not make the others wait behind it;
 - first seconds first: items within `first_s` of a video's start go before everything else that is not
   overdue, so every analyzer shows a first result soon after a video starts;
-- bounded wait: an item passed over for `max_hold_s` goes first, oldest first, whatever the above says;
+- bounded wait: an item passed over for `max_hold_s` goes before those that were not (videos still in
+  turn among themselves);
 - stated load shedding: while the oldest waiting item is older than `shed_above_s` (since it was
   published), the stride doubles (up to `max_stride`), and it halves again once the oldest is younger than
   `shed_below_s` (hysteresis, one step per SETTLE_S). With stride k only every k-th item of a video is
@@ -167,20 +168,16 @@ class Scheduler:
         return origin is not None and entry.media_s < origin + self.policy.first_s
 
     def _next(self, now: float, turn: list[str]) -> str | None:
-        """The video whose item goes next: overdue first (oldest), then first seconds, then round-robin."""
-        fronts = self._fronts()
-        if not fronts:
-            return None
-        overdue = [(e.fetched, v) for v, e in fronts if now - e.fetched >= self.policy.max_hold_s]
-        if overdue:
-            return min(overdue)[1]
-        early = [(e.fetched, v) for v, e in fronts if self._early(e)]
-        if early:
-            return min(early)[1]
-        for video in turn:
-            if video in self.queues:
-                return video
-        return fronts[0][0]
+        """The video whose item goes next: overdue first, then first seconds, then the rest; in turn among
+        videos within each class (under a backlog that outlasts `max_hold_s` everything is overdue, and the
+        videos still share the batches)."""
+        fronts = dict(self._fronts())
+        overdue = [v for v, e in fronts.items() if now - e.fetched >= self.policy.max_hold_s]
+        early = [v for v, e in fronts.items() if self._early(e)]
+        for group in (overdue, early, list(fronts)):
+            if group:
+                return next((v for v in turn if v in group), min(group, key=lambda v: fronts[v].fetched))
+        return None
 
     def take(self, now: float) -> list[Entry]:
         """The next batch: up to `max_size` items to analyze, plus any items shed whole (free)."""

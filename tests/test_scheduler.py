@@ -80,6 +80,16 @@ def test_an_item_passed_over_longer_than_max_hold_goes_first() -> None:
     assert sched.take(now=5.0)[0].video == "old"  # overdue now: before the remaining first seconds
 
 
+def test_when_everything_is_overdue_videos_still_share_the_batches() -> None:
+    sched, feed = scheduler(first_s=0.0, max_hold_s=5.0, max_stride=1)
+    for i in range(20):
+        feed.add("a", 10.0 + i, now=0.0)  # fetched first: the oldest
+    for i in range(4):
+        feed.add("b", 10.0 + i, now=1.0)
+    batch = sched.take(now=60.0)  # a backlog far past max_hold_s
+    assert Counter(e.video for e in batch) == {"a": 2, "b": 2}
+
+
 def test_shedding_steps_up_under_backlog_and_down_when_it_clears_with_hysteresis() -> None:
     sched, feed = scheduler(first_s=0.0, shed_above_s=4.0, shed_below_s=1.0, max_stride=4)
     sched.origin["v"] = 0.0

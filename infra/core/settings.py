@@ -151,10 +151,14 @@ class BatchSettings(BaseModel):
             "thumbnails",
             "segmentation",
             "logos",
+            "objects",
+            "pose",
+            "hands",
         ]
     )
-    """Frame analyzers whose items stand alone, so a group may shed some (stateful ones never are). Left
-    out: those that read their items as a sequence (scene's cuts, camera motion, object/pose/hand tracks)."""
+    """Frame analyzers a group may shed (stateful ones never are): items that stand alone, or whose tracks
+    are built afterwards from the stored detections (shed, they are built from sparser ones). Left out: the
+    ones that read every item as a sequence (scene's cuts, camera motion)."""
 
 
 class ProducerSettings(BaseModel):
