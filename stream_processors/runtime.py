@@ -249,10 +249,12 @@ class GroupProcessor(KafkaService):
                     continue
                 await self.intake([r for part in fetched.values() for r in part])
             batch = self.scheduler.take(time.time())
-            held: dict[TopicPartition, int] = {}
             if batch:
-                held = await self.analyze_planned(batch) or {}
-            offsets = {tp: min(o, held.get(tp, o)) for tp, o in self.scheduler.commits().items()}
+                await self.analyze_planned(batch)
+            offsets = self.scheduler.commits()
+            if offsets and self.stateful:  # and never past the first item of an open stream
+                held = self.streams.watermarks(self.settings.aggregator.completion_timeout_s)
+                offsets = {tp: min(o, held.get(tp, o)) for tp, o in offsets.items()}
             if offsets:
                 await commit_with_retry(consumer, offsets, self.stop)  # type: ignore[arg-type]
 
@@ -284,13 +286,13 @@ class GroupProcessor(KafkaService):
             )
             self.scheduler.offer(entry, now)
 
-    async def analyze_planned(self, batch: list[Entry]) -> dict[TopicPartition, int] | None:
+    async def analyze_planned(self, batch: list[Entry]) -> None:
         """One scheduled batch through the failure boundary (retried while a dependency is down)."""
         self.planned = {(e.item[0].topic, e.item[0].partition, e.item[0].offset): e for e in batch}
         BATCH_SIZE.labels(self.component).observe(len(batch))
         started = time.monotonic()
         try:
-            held = await retry_with_backoff(
+            await retry_with_backoff(
                 partial(self.guarded, [e.item[0] for e in batch]),
                 f"{self.component}: handling a batch",
                 self.stop,
@@ -300,7 +302,6 @@ class GroupProcessor(KafkaService):
             self.planned = {}
         BATCH_SECONDS.labels(self.component).observe(time.monotonic() - started)
         self.scheduler.settle(batch)
-        return held
 
     # one batch ------------------------------------------------------------------------------------------
     async def planned_events(self, records: list[ConsumerRecord]) -> list[Planned]:
