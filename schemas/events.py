@@ -187,6 +187,23 @@ class AnalyzerResult(Event):
     produced_at: float = 0.0
 
 
+SHED_KEY = "_shed"
+"""An AnalyzerResult whose payload is `{SHED_KEY: {"stride": k}}` was not analyzed, on purpose: its group
+was behind and analyzed only every k-th item of the video for a while (load shedding). It counts as a
+received result (the video is not waiting for it, nor degraded by it), never as a finding. A convention
+inside the free `payload`: the event's schema (and version) is unchanged."""
+
+
+def shed_payload(stride: int) -> dict[str, Any]:
+    return {SHED_KEY: {"stride": stride}}
+
+
+def shed_stride(payload: dict[str, Any]) -> int:
+    """The stride a result was shed under; 0 for an analyzed result."""
+    shed = payload.get(SHED_KEY)
+    return int(shed.get("stride", 0)) if isinstance(shed, dict) else 0
+
+
 class ShotsReady(Event):
     """From the aggregator to shot analyzers (captioning): a video's frame and audio results are in, here
     are its shots with what was found in each (`context`), its transcript and on-screen text."""

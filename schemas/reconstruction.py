@@ -141,6 +141,9 @@ class ReconstructionDocument(_Part):
     summaries: dict[str, Any]
     warnings: list[str]
     """Lost data (corrupt packets skipped, a stream that stopped early): any makes the video degraded."""
+    notes: list[str] = Field(default_factory=list)
+    """Stated choices that lost no data, e.g. items a processor group shed under load (every k-th item
+    analyzed for a while): they never make the video degraded."""
     absent_streams: list[str] = Field(default_factory=list)
     """Streams the input does not have (`video`, `audio`): their analyzers are `not_applicable` and the
     video can still be complete."""

@@ -16,6 +16,7 @@ from typing import Any
 from reelscope.analyzers.base import Analyzer, ItemResult
 from reelscope.analyzers.common.active_speaker import on_screen_during
 from reelscope.analyzers.registry import all_analyzers
+from reelscope.schemas.events import shed_stride
 from reelscope.schemas.reconstruction import AnalyzerState, ReconstructionDocument
 from reelscope.schemas.records import Media, VideoStatus
 from reelscope.sinks.about import about
@@ -83,6 +84,20 @@ def gap_warnings(states: dict[str, dict[str, Any]], first_errors: dict[str, str]
                 f"{name}: {errors} of {want} items failed ({first_errors.get(name, 'no reason given')})"
             )
     return out
+
+
+def shed_notes(states: dict[str, dict[str, Any]], shed: dict[str, list[int]]) -> list[str]:
+    """Per analyzer whose group shed load for the video: how many items it skipped and at which stride
+    (recorded in its state too). Stated, not a loss: the video stays complete."""
+    notes = []
+    for name, strides in sorted(shed.items()):
+        if name in states:
+            states[name]["shed"] = {"skipped": len(strides), "max_stride": max(strides)}
+            notes.append(
+                f"{name}: {len(strides)} of {states[name]['expected']} items not analyzed (load shedding: "
+                f"its group was behind and analyzed every {max(strides)}th item of this video at most)"
+            )
+    return notes
 
 
 def _document_fields(
@@ -213,6 +228,7 @@ def build(
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     models: dict[str, tuple[str, str]] = {}
     first_errors: dict[str, str] = {}
+    shed: dict[str, list[int]] = defaultdict(list)
     for row in rows:
         counts[row["analyzer"]][0] += 1
         if row["error"]:
@@ -220,14 +236,13 @@ def build(
             first_errors.setdefault(row["analyzer"], row["error"])
             continue
         models[row["analyzer"]] = (row["model"], row["provenance"])
+        payload = json.loads(row["payload"])
+        if stride := shed_stride(payload):  # received, not analyzed: stated below, never a finding
+            shed[row["analyzer"]].append(stride)
+            continue
         by_analyzer[row["analyzer"]].append(
             ItemResult(
-                row["item_key"],
-                row["start_s"],
-                row["end_s"],
-                json.loads(row["payload"]),
-                row["model"],
-                row["provenance"],
+                row["item_key"], row["start_s"], row["end_s"], payload, row["model"], row["provenance"]
             )
         )
     for results in by_analyzer.values():
@@ -238,6 +253,7 @@ def build(
         "shot": bool(video.get("has_video")),
     }
     states = _analyzer_states(expected, {k: (v[0], v[1]) for k, v in counts.items()}, enabled, models, has)
+    notes = shed_notes(states, shed)
     summaries = {
         name: summary
         for name, results in by_analyzer.items()
@@ -296,6 +312,7 @@ def build(
         about=about_block,
         summaries={k: v for k, v in summaries.items() if not enabled[k].summary_promoted},
         warnings=warnings,
+        notes=notes,
         absent_streams=[] if failed_reason else [k for k in ("video", "audio") if not video.get(f"has_{k}")],
     ).model_dump()
 

@@ -2,7 +2,9 @@
 
 It loads the group's analyzers once, consumes frame and/or audio events in batches that mix videos, runs
 each analyzer on the items that sampled it, publishes one result event per (analyzer, item), and commits
-offsets only after the broker acknowledged the results. An item whose analyzer keeps failing is retried
+offsets only after the broker acknowledged the results. Frame and audio groups choose what to analyze next
+from a window of fetched items (scheduler.py: fair across videos, first seconds first, bounded wait, stated
+load shedding) and commit only the contiguous prefix of what is acknowledged. An item whose analyzer keeps failing is retried
 alone, then reported as an error result (so the video completes with that gap reported) and sent to the
 dead-letter topic; the partition never gets stuck. Several processes of one group share the partitions
 through the Kafka consumer group.
@@ -15,19 +17,38 @@ import io
 import logging
 import time
 from collections import defaultdict
-from typing import Any
+from functools import partial
+from typing import Any, ClassVar
 
 import numpy as np
-from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 from PIL import Image
 from reelscope.analyzers.base import Analyzer, AudioItem, FrameItem, Item
 from reelscope.analyzers.registry import create, groups
-from reelscope.infra.core.kafka import send_all
-from reelscope.infra.core.metrics import ANALYZER_FAILURES, ANALYZER_SECONDS, RESULT_LATENCY, RESULTS_OUT
+from reelscope.infra.core.kafka import commit_with_retry, send_all
+from reelscope.infra.core.metrics import (
+    ANALYZER_FAILURES,
+    ANALYZER_SECONDS,
+    BATCH_SECONDS,
+    BATCH_SIZE,
+    EVENTS_IN,
+    RESULT_LATENCY,
+    RESULTS_OUT,
+)
+from reelscope.infra.core.retry import retry_with_backoff
 from reelscope.infra.core.service import KafkaService
 from reelscope.infra.core.settings import Settings
 from reelscope.infra.core.topics import group_id, media_topics
-from reelscope.schemas.events import SOURCE_CHANNEL, AnalyzerResult, AudioChunk, Frame, Provenance
+from reelscope.schemas.events import (
+    SOURCE_CHANNEL,
+    AnalyzerResult,
+    AudioChunk,
+    Frame,
+    Provenance,
+    shed_payload,
+)
+from reelscope.stream_processors.scheduler import Entry, Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +184,15 @@ class OpenStreams:
         return out
 
 
+Planned = tuple[ConsumerRecord, Frame | AudioChunk, dict[str, int]]
+"""An input record, its event, and the analyzers that shed it (name -> stride)."""
+
+
 class GroupProcessor(KafkaService):
     """Runs one analyzer group against the broker until stopped."""
+
+    schedulable: ClassVar[bool] = True
+    """Whether `batch.schedule` applies (shot groups keep their own order)."""
 
     def __init__(self, settings: Settings, group: str, analyzers: list[Analyzer[Any]] | None = None) -> None:
         if analyzers is None:
@@ -180,6 +208,15 @@ class GroupProcessor(KafkaService):
         self.analyzers = {a.name: a for a in analyzers}
         self.stateful = any(a.stateful for a in analyzers)
         self.streams = OpenStreams()
+        self.scheduled = settings.batch.schedule and self.schedulable
+        sheddable = {
+            a.name
+            for a in analyzers
+            if a.input == "frame" and not a.stateful and a.name in settings.batch.shed_analyzers
+        }
+        self.scheduler = Scheduler(settings.batch, sheddable)
+        self.planned: dict[tuple[str, int, int], Entry] = {}
+        """The batch in hand, by (topic, partition, offset): decoded at intake, with its shed analyzers."""
 
     def load(self) -> float:
         """Load every analyzer's model once; returns the seconds it took. Fails loudly at start."""
@@ -193,53 +230,148 @@ class GroupProcessor(KafkaService):
         load_s = await asyncio.to_thread(self.load)
         log.info("group %s: models loaded in %.2f s; consuming %s", self.group, load_s, self.topics)
 
-    async def handle(self, records: list[ConsumerRecord]) -> dict[TopicPartition, int] | None:
-        events: list[tuple[ConsumerRecord, Frame | AudioChunk]] = []
+    # scheduled consumption ------------------------------------------------------------------------------
+    async def consume(self, consumer: AIOKafkaConsumer) -> None:
+        """Keep up to `batch.window` fetched items, analyze the scheduler's choice of them batch by batch,
+        and commit each partition's acknowledged contiguous prefix (never past an item still waiting)."""
+        if not self.scheduled:
+            await super().consume(consumer)
+            return
+        while not self.stop.is_set():
+            room = self.settings.batch.window - len(self.scheduler)
+            if room > 0:
+                try:
+                    wait = 0 if len(self.scheduler) else self.max_wait_ms
+                    fetched = await consumer.getmany(timeout_ms=wait, max_records=room)
+                except KafkaError as exc:
+                    log.warning("fetch failed (%s); retrying", exc)
+                    await asyncio.sleep(0.5)
+                    continue
+                await self.intake([r for part in fetched.values() for r in part])
+            batch = self.scheduler.take(time.time())
+            if batch:
+                await self.analyze_planned(batch)
+            offsets = self.scheduler.commits()
+            if offsets and self.stateful:  # and never past the first item of an open stream
+                held = self.streams.watermarks(self.settings.aggregator.completion_timeout_s)
+                offsets = {tp: min(o, held.get(tp, o)) for tp, o in offsets.items()}
+            if offsets:
+                await commit_with_retry(consumer, offsets, self.stop)  # type: ignore[arg-type]
+
+    async def intake(self, records: list[ConsumerRecord]) -> None:
+        """Decode fetched records into the scheduler, in offset order; what has nothing to analyze (a bad
+        event, dead-lettered; a stream's tail from before a restart) is settled at once."""
+        if not records:
+            return
+        EVENTS_IN.labels(self.component).inc(len(records))
+        now = time.time()
         for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            event = await self.decoded(record, (Frame, AudioChunk))
+            if event is None or (self.stateful and not self.streams.admit(record, event)):  # type: ignore[arg-type]
+                self.scheduler.passed(tp, record.offset)
+                continue
+            start, _ = item_span(event)  # type: ignore[arg-type]
+            entry = Entry(
+                tp=tp,
+                offset=record.offset,
+                video=event.video_id,
+                stream=stream_key(event),  # type: ignore[arg-type]
+                media_s=start,
+                published=record.timestamp / 1000,
+                analyzers=tuple(n for n in event.targets if n in self.analyzers),  # type: ignore[union-attr]
+                first=event.first,  # type: ignore[union-attr]
+                final=event.final,  # type: ignore[union-attr]
+                item=(record, event),
+            )
+            self.scheduler.offer(entry, now)
+
+    async def analyze_planned(self, batch: list[Entry]) -> None:
+        """One scheduled batch through the failure boundary (retried while a dependency is down)."""
+        self.planned = {(e.item[0].topic, e.item[0].partition, e.item[0].offset): e for e in batch}
+        BATCH_SIZE.labels(self.component).observe(len(batch))
+        started = time.monotonic()
+        try:
+            await retry_with_backoff(
+                partial(self.guarded, [e.item[0] for e in batch]),
+                f"{self.component}: handling a batch",
+                self.stop,
+                initial_s=0.5,
+            )
+        finally:
+            self.planned = {}
+        BATCH_SECONDS.labels(self.component).observe(time.monotonic() - started)
+        self.scheduler.settle(batch)
+
+    # one batch ------------------------------------------------------------------------------------------
+    async def planned_events(self, records: list[ConsumerRecord]) -> list[Planned]:
+        """The batch's events: as the scheduler planned them, or decoded here (unscheduled consumption)."""
+        events: list[Planned] = []
+        for record in records:
+            entry = self.planned.get((record.topic, record.partition, record.offset))
+            if entry is not None:
+                events.append((record, entry.item[1], entry.skip))
+                continue
             event = await self.decoded(record, (Frame, AudioChunk))
             if event is None:
                 continue
             if self.stateful and not self.streams.admit(record, event):  # type: ignore[arg-type]
                 continue
-            events.append((record, event))  # type: ignore[arg-type]
+            events.append((record, event, {}))  # type: ignore[arg-type]
+        return events
+
+    async def handle(self, records: list[ConsumerRecord]) -> dict[TopicPartition, int] | None:
+        events = await self.planned_events(records)
         results, failed = await asyncio.to_thread(self.analyze_batch, events)
         await send_all(self.producer, [(self.settings.topics.results, r) for r in results])
         for record, reason in failed:
             await self.dead_letters.publish(record, reason)
         acked = time.time()
-        for record, _ in events:
-            RESULT_LATENCY.labels(self.group).observe(max(0.0, acked - record.timestamp / 1000))
+        for record, event, skip in events:
+            if set(event.targets) & self.analyzers.keys() - skip.keys():  # shed items are not a latency
+                RESULT_LATENCY.labels(self.group).observe(max(0.0, acked - record.timestamp / 1000))
         for result in results:
             RESULTS_OUT.labels(self.group, result.analyzer).inc()
         if not self.stateful:
             return None
-        for record, event in events:
+        for record, event, _ in events:
             self.streams.advance(record, event)
         return self.streams.watermarks(self.settings.aggregator.completion_timeout_s)
 
     def analyze_batch(
-        self, events: list[tuple[ConsumerRecord, Frame | AudioChunk]]
+        self, events: list[Planned]
     ) -> tuple[list[AnalyzerResult], list[tuple[ConsumerRecord, str]]]:
-        """Run each analyzer on the items that sampled it (in a worker thread): the results, and the input
-        records an analyzer gave up on, with the reason, for the dead-letter topic."""
+        """Run each analyzer on the items that sampled it and were not shed (in a worker thread): the
+        results (shed items' results say so), and the input records an analyzer gave up on, with the
+        reason, for the dead-letter topic."""
         failed: list[tuple[ConsumerRecord, str]] = []
-        items = {id(ev): to_item(ev) for _, ev in events if set(ev.targets) & self.analyzers.keys()}
+        items = {
+            id(ev): to_item(ev)
+            for _, ev, skip in events
+            if set(ev.targets) & self.analyzers.keys() - skip.keys()
+        }
         results: list[AnalyzerResult] = []
         for name, analyzer in self.analyzers.items():
-            mine = [(rec, ev) for rec, ev in events if name in ev.targets]
-            if not mine:
-                continue
-            t0 = time.monotonic()
-            payloads = self.analyze_with_retries(analyzer, [items[id(ev)] for _, ev in mine])
-            ANALYZER_SECONDS.labels(name).inc(time.monotonic() - t0)
-            model, provenance = analyzer.describe_model()
-            for (record, ev), (payload, error) in zip(mine, payloads, strict=True):
-                if error:
-                    failed.append((record, error))
-                span = item_span(ev)
-                results.append(
-                    make_result(ev.video_id, name, item_key(ev), (model, provenance), span, payload, error)
-                )
+            mine = [(rec, ev) for rec, ev, skip in events if name in ev.targets and name not in skip]
+            outcomes: list[tuple[Frame | AudioChunk, dict[str, Any], str | None]] = []
+            if mine:
+                t0 = time.monotonic()
+                payloads = self.analyze_with_retries(analyzer, [items[id(ev)] for _, ev in mine])
+                ANALYZER_SECONDS.labels(name).inc(time.monotonic() - t0)
+                failed += [
+                    (record, error) for (record, _), (_, error) in zip(mine, payloads, strict=True) if error
+                ]
+                outcomes += [(ev, p, e) for (_, ev), (p, e) in zip(mine, payloads, strict=True)]
+            outcomes += [
+                (ev, shed_payload(skip[name]), None)
+                for _, ev, skip in events
+                if name in ev.targets and name in skip
+            ]
+            model = analyzer.describe_model()
+            results += [
+                make_result(ev.video_id, name, item_key(ev), model, item_span(ev), payload, error)
+                for ev, payload, error in outcomes
+            ]
         return results, failed
 
     def analyze_with_retries(

@@ -66,6 +66,8 @@ def pick(frames: list[Frame], start_s: float, end_s: float, k: int) -> list[Fram
 class ShotProcessor(GroupProcessor):
     """GroupProcessor for analyzers whose items are shots."""
 
+    schedulable = False
+
     def __init__(self, settings: Settings, group: str, analyzers: list[Analyzer[Any]] | None = None) -> None:
         super().__init__(settings, group, analyzers)
         self.shot_analyzers = [a for a in self.analyzers.values() if isinstance(a, ShotAnalyzer)]

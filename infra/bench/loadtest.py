@@ -1,7 +1,9 @@
 """`reelscope loadtest`: N short videos pushed at once into the local stack.
 
 Reports whether all completed, the wall time, each process's peak resident memory (sampled from /proc
-every 0.25 s), how long the producer waited on backpressure, and the largest consumer lag it saw. The
+every 0.25 s), how long the producer waited on backpressure, the largest consumer lag it saw, each
+group's result latency p50/p95, the time to each video's first result (any analyzer, and every analyzer),
+and the machine's load average (the machine may be shared: latency depends on it). The
 producer's bound (`producer.max_lag_events`) is set low by default here so backpressure is exercised.
 """
 
@@ -61,7 +63,7 @@ def scrape(address: str, name: str) -> float:
 
 
 def run_loadtest(settings: Settings, args: argparse.Namespace) -> int:
-    from reelscope.infra.bench.pipeline import pipeline
+    from reelscope.infra.bench.pipeline import latency_quantiles, pipeline
     from reelscope.infra.stack import down, running, up
 
     work = Path(tempfile.mkdtemp(prefix="reelscope-load-"))
@@ -86,9 +88,11 @@ def run_loadtest(settings: Settings, args: argparse.Namespace) -> int:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
+    load_before = os.getloadavg()
     try:
         result = pipeline(clips, stack)
         waited = scrape(api, "reelscope_backpressure_seconds_total")
+        latency = latency_quantiles(stack)
     finally:
         stop.set()
         sampler.join()
@@ -103,6 +107,12 @@ def run_loadtest(settings: Settings, args: argparse.Namespace) -> int:
         "peak_rss_mib": {k: round(v) for k, v in sorted(peaks.items())},
         "producer_backpressure_wait_s": round(waited, 1),
         "max_consumer_lag_events_seen": int(lag_peak[0]),
+        "result_latency": latency,
+        "time_to_first_result_s": result["time_to_first_result_s"],
+        "first_result_per_video_s": result["first_result_per_video_s"],
+        "every_analyzer_first_result_per_video_s": result["every_analyzer_first_result_per_video_s"],
+        "scheduling": stack.batch.model_dump(),
+        "load_average_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "analyzers": sorted(json.loads(os.environ.get("REELSCOPE_ANALYZERS", '["auto"]'))),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -115,14 +115,19 @@ class KafkaService:
             try:
                 await self.started()
                 self.ready.set()
-                await consume_batches(
-                    consumer, self.guarded, self.stop, self.max_records, self.max_wait_ms, self.component
-                )
+                await self.consume(consumer)
             finally:
                 await self.drain()
                 await consumer.stop()
         finally:
             await producer.stop()
+
+    async def consume(self, consumer: AIOKafkaConsumer) -> None:
+        """Fetch, handle and commit until stopped: in fetch order, one fetched batch at a time, unless a
+        service schedules its own (stream_processors/runtime.py)."""
+        await consume_batches(
+            consumer, self.guarded, self.stop, self.max_records, self.max_wait_ms, self.component
+        )
 
     async def drain(self) -> None:
         """Stop background tasks; what was not committed is redelivered to the next owner."""

@@ -149,6 +149,38 @@ class BatchSettings(BaseModel):
     max_size: int = 32
     max_wait_ms: int = 200
     max_retries: int = 3
+    schedule: bool = True
+    """Latency-aware scheduling of frame and audio groups (stream_processors/scheduler.py): fair across
+    videos, first seconds first, bounded wait, stated load shedding. False: analyze in fetch order."""
+    window: int = 256
+    """Fetched items a scheduled group holds to choose from."""
+    first_s: float = 2.0
+    max_hold_s: float = 10.0
+    shed_above_s: float = 4.0
+    """Shedding steps up while the oldest waiting item was published longer ago than this..."""
+    shed_below_s: float = 1.0
+    """...and down again once it is younger than this."""
+    max_stride: int = 8
+    """At most every max_stride-th item of a video is analyzed by a sheddable analyzer; 1 turns it off."""
+    shed_analyzers: list[str] = Field(
+        default_factory=lambda: [
+            "ocr_text",
+            "faces",
+            "safety",
+            "color",
+            "composition",
+            "quality",
+            "thumbnails",
+            "segmentation",
+            "logos",
+            "objects",
+            "pose",
+            "hands",
+        ]
+    )
+    """Frame analyzers a group may shed (stateful ones never are): items that stand alone, or whose tracks
+    are built afterwards from the stored detections (shed, they are built from sparser ones). Left out: the
+    ones that read every item as a sequence (scene's cuts, camera motion)."""
 
 
 class ProducerSettings(BaseModel):
