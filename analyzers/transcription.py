@@ -403,10 +403,7 @@ class TranscriptionAnalyzer(AudioAnalyzer):
             hi = int((segments[last].end + 0.2) * SAMPLE_RATE)
             again, _ = self._decode(audio[lo:hi], language, hotwords)
             out.extend(seg.shifted(lo / SAMPLE_RATE, language, probability) for seg in again)
-        tail = (
-            other_tail(audio, SAMPLE_RATE, spans[-1][1], str(info.language), self._detect) if spans else None
-        )
-        if tail is not None:
+        if tail := other_tail(audio, SAMPLE_RATE, spans, str(info.language), self._detect):
             lo, language, probability = tail
             again, _ = self._decode(audio[lo:], language, hotwords)
             out.extend(seg.shifted(lo / SAMPLE_RATE, language, probability) for seg in again)

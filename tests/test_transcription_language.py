@@ -117,8 +117,10 @@ def test_a_tail_in_another_language_is_found_after_the_last_segment() -> None:
         asked.append(samples.size)
         return ("es", 0.9)
 
-    assert other_tail(audio, RATE, 9.5, "en", detect) == (int(9.5 * RATE), "es", 0.9)
+    spans = [(0.0, 4.9), (5.3, 9.5)]
+    assert other_tail(audio, RATE, spans, "en", detect) == (int(9.5 * RATE), "es", 0.9)
     assert asked == [audio.size - int(9.5 * RATE)]
-    assert other_tail(audio, RATE, 18.0, "en", detect) is None  # under 3 s left: not asked
-    assert other_tail(audio, RATE, 9.5, "es", detect) is None  # the window's own language
-    assert other_tail(audio, RATE, 9.5, "en", lambda _: ("es", 0.3)) is None  # not sure enough
+    assert other_tail(audio, RATE, [(0.0, 18.0)], "en", detect) is None  # under 3 s left: not asked
+    assert other_tail(audio, RATE, [], "en", detect) is None and len(asked) == 1  # no speech at all
+    assert other_tail(audio, RATE, spans, "es", detect) is None  # the window's own language
+    assert other_tail(audio, RATE, spans, "en", lambda _: ("es", 0.3)) is None  # not sure enough
