@@ -51,7 +51,7 @@ from reelscope.analyzers.base import (
     packaged_model,
 )
 from reelscope.analyzers.common.speech_delivery import delivery_stats, normalize_word
-from reelscope.analyzers.common.speech_language import runs, segment_languages
+from reelscope.analyzers.common.speech_language import other_tail, runs, segment_languages
 from reelscope.analyzers.common.whisper_base import packaged_available, whisper_base_dir
 from reelscope.schemas.events import Provenance
 
@@ -402,6 +402,10 @@ class TranscriptionAnalyzer(AudioAnalyzer):
             lo = max(0, int((segments[first].start - 0.2) * SAMPLE_RATE))
             hi = int((segments[last].end + 0.2) * SAMPLE_RATE)
             again, _ = self._decode(audio[lo:hi], language, hotwords)
+            out.extend(seg.shifted(lo / SAMPLE_RATE, language, probability) for seg in again)
+        if tail := other_tail(audio, SAMPLE_RATE, spans, str(info.language), self._detect):
+            lo, language, probability = tail
+            again, _ = self._decode(audio[lo:], language, hotwords)
             out.extend(seg.shifted(lo / SAMPLE_RATE, language, probability) for seg in again)
         return out
 

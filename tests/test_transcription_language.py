@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from reelscope.analyzers.common.speech_language import runs, stretches
+from reelscope.analyzers.common.speech_language import other_tail, runs, stretches
 from reelscope.analyzers.transcription import TranscriptionAnalyzer, language_spans
 
 from tests.test_transcription import LEFT, RATE, chunks, decode, make, results, tokens
@@ -106,3 +106,21 @@ def test_stretches_runs_and_spans() -> None:
         {"language": "en", "start_s": 0.0, "end_s": 2.5},
         {"language": "es", "start_s": 3.0, "end_s": 4.0},
     ]
+
+
+def test_a_tail_in_another_language_is_found_after_the_last_segment() -> None:
+    """Whisper decoding a window in English stops where Spanish begins: the rest is detected on its own."""
+    audio = np.zeros(20 * RATE, np.float32)
+    asked: list[int] = []
+
+    def detect(samples: np.ndarray) -> tuple[str, float]:
+        asked.append(samples.size)
+        return ("es", 0.9)
+
+    spans = [(0.0, 4.9), (5.3, 9.5)]
+    assert other_tail(audio, RATE, spans, "en", detect) == (int(9.5 * RATE), "es", 0.9)
+    assert asked == [audio.size - int(9.5 * RATE)]
+    assert other_tail(audio, RATE, [(0.0, 18.0)], "en", detect) is None  # under 3 s left: not asked
+    assert other_tail(audio, RATE, [], "en", detect) is None and len(asked) == 1  # no speech at all
+    assert other_tail(audio, RATE, spans, "es", detect) is None  # the window's own language
+    assert other_tail(audio, RATE, spans, "en", lambda _: ("es", 0.3)) is None  # not sure enough

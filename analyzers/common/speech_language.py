@@ -70,3 +70,19 @@ def runs(languages: Sequence[str]) -> list[tuple[int, int, str]]:
         else:
             out.append((i, i, language))
     return out
+
+
+def other_tail(
+    audio: np.ndarray, rate: int, spans: Sequence[tuple[float, float]], window: str, detect: Detect
+) -> tuple[int, str, float] | None:
+    """(first sample, language, probability) of the audio after a window's last segment (`spans`: segment
+    times) when it is at least `MIN_SPAN_S` long and surely in another language than the window's: Whisper,
+    decoding a window in the language of its start, stops where speech in another language begins, so that
+    speech has no segment to be detected by. None for a window without segments (no speech)."""
+    lo = int(spans[-1][1] * rate) if spans else audio.size
+    if audio.size - lo < MIN_SPAN_S * rate:
+        return None
+    language, probability = detect(audio[lo:])
+    if language == window or probability < MIN_PROBABILITY:
+        return None
+    return lo, language, round(float(probability), 3)

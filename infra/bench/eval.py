@@ -11,8 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from reelscope.infra.bench.eval_audio import score_labels, score_loudness
+from reelscope.infra.bench.eval_language import score_language
 from reelscope.infra.bench.eval_text import score_screen_text, score_topics, score_transcript
 from reelscope.infra.bench.eval_video import score_cuts, score_shots
+from reelscope.infra.bench.eval_vision import score_vision
 from reelscope.infra.bench.scorecard import Score, table
 
 ASPECTS: dict[str, Callable[[Path], list[Score]]] = {
@@ -21,22 +23,19 @@ ASPECTS: dict[str, Callable[[Path], list[Score]]] = {
     "loudness": score_loudness,
     "labels": score_labels,
     "transcript": score_transcript,
+    "language": score_language,
     "text": score_screen_text,
     "topics": score_topics,
+    "vision": score_vision,
 }
-PENDING = [
-    Score("objects, pose, hands, faces on real photos", "pending", "issue 14's packaged models", None, {}),
-    Score("language identification per window", "pending", "not on main yet", None, {}),
-]
-"""Aspects not measured yet, and what they wait for."""
 
 
 def scorecard(aspects: list[str], folder: Path) -> list[Score]:
-    """The scores of the named aspects (every aspect, and the pending rows, when none is named)."""
+    """The scores of the named aspects (every aspect when none is named)."""
     scores: list[Score] = []
     for name in aspects or list(ASPECTS):
         scores += ASPECTS[name](folder)
-    return scores + ([] if aspects else PENDING)
+    return scores
 
 
 def run_eval(args: argparse.Namespace) -> int:

@@ -46,14 +46,14 @@ def wer(reference: str, hypothesis: str) -> float:
     return row[-1] / max(1, len(ref))
 
 
-def _transcription_ready() -> bool:
+def transcription_ready() -> bool:
     cls = all_analyzers()["transcription"]
     return cls.available() and is_configured(cls, Settings())
 
 
 def score_transcript(folder: Path) -> list[Score]:
     """Per-channel WER on stereo_diarization.wav, and the hot word found in hotwords.mp3 when offered."""
-    if not (SHARED_MEDIA / "stereo_diarization.wav").is_file() or not _transcription_ready():
+    if not (SHARED_MEDIA / "stereo_diarization.wav").is_file() or not transcription_ready():
         return [Score("transcript WER, hot words", "pending", "needs ../shared/media and a model", None, {})]
     speakers = document(SHARED_MEDIA / "stereo_diarization.wav", ["transcription"])["transcript"]["speakers"]
     rates = {ch: round(wer(truth, speakers.get(ch, "")), 3) for ch, truth in CHANNEL_TRUTH.items()}

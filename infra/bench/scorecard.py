@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reelscope.analyzers.base import Analyzer
 from reelscope.analyzers.registry import enabled_analyzers
 from reelscope.infra.core.settings import Settings
 from reelscope.producers.events import VideoEventSource
@@ -55,14 +56,25 @@ def document(path: Path, names: list[str], hotwords: tuple[str, ...] = ()) -> di
     return _DOCUMENTS[key]
 
 
+_LOADED: dict[str, Analyzer[Any]] = {}
+
+
+def _loaded(name: str, cls: type[Analyzer[Any]], settings: Settings) -> Analyzer[Any]:
+    """One loaded instance per analyzer for the whole run (loading models is most of a short file's cost);
+    each file is its own video, so an analyzer's per-video state never mixes two files."""
+    if name not in _LOADED:
+        _LOADED[name] = cls(settings.options_for(cls), settings.analyzer_runtime())
+        _LOADED[name].load()
+    return _LOADED[name]
+
+
 def _build(path: Path, names: list[str], hotwords: list[str]) -> dict[str, Any]:
     settings = Settings(analyzers=names)
     classes = enabled_analyzers(names, settings)
-    analyzers = {n: c(settings.options_for(c), settings.analyzer_runtime()) for n, c in classes.items()}
-    for a in analyzers.values():
-        a.load()
+    analyzers = {n: _loaded(n, c, settings) for n, c in classes.items()}
+    video_id = f"eval{len(_DOCUMENTS)}"
     source = VideoEventSource(
-        "eval",
+        video_id,
         str(path),
         path.as_uri(),
         classes,
@@ -71,7 +83,7 @@ def _build(path: Path, names: list[str], hotwords: list[str]) -> dict[str, Any]:
         hotwords=hotwords,
     )
     rows: list[dict[str, Any]] = []
-    video: dict[str, Any] = {"video_id": "eval", "warnings": []}
+    video: dict[str, Any] = {"video_id": video_id, "warnings": []}
     for event in source.events():
         if isinstance(event, VideoStarted):
             video.update(event.media.model_dump(), uri=event.uri)
