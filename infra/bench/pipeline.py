@@ -26,7 +26,7 @@ from typing import Any
 
 import av
 from reelscope.analyzers.base import ShotItem
-from reelscope.analyzers.registry import enabled_analyzers
+from reelscope.analyzers.registry import create, enabled_analyzers
 from reelscope.infra.core.settings import Settings
 from reelscope.infra.sample_media import cut_clip
 from reelscope.producers.events import VideoEventSource
@@ -66,7 +66,7 @@ def raw_decode_s(path: Path) -> float:
 def in_process(path: Path, settings: Settings) -> dict[str, Any]:
     """Producer events straight into the analyzers (batches of max_size), then the reconstruction."""
     classes = enabled_analyzers(settings.analyzers, settings)
-    analyzers = {n: c(settings) for n, c in classes.items()}
+    analyzers = {n: create(c, settings) for n, c in classes.items()}
     for a in analyzers.values():
         a.load()
     t0 = time.perf_counter()
