@@ -208,7 +208,8 @@ def _from_planes(frame: av.VideoFrame, tw: int, th: int) -> np.ndarray | None:
 
     y = cv2.resize(plane(0, 2), (tw, th), interpolation=cv2.INTER_AREA)
     u, v = (cv2.resize(plane(i, 1), (tw // 2, th // 2), interpolation=cv2.INTER_AREA) for i in (1, 2))
-    i420 = np.concatenate([y, u.reshape(-1, tw), v.reshape(-1, tw)])
+    # I420 as OpenCV reads it: the three planes back to back, seen as th * 3/2 rows of tw bytes
+    i420 = np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(th * 3 // 2, tw)
     return cv2.cvtColor(i420, cv2.COLOR_YUV2RGB_I420)
 
 
