@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -239,12 +240,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--only", nargs="*", choices=list(PARTS), default=list(PARTS))
     parser.add_argument("--out", default="docs/results/peers.json")
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     clip = make_clip(
         Path(tempfile.mkdtemp(prefix="reelscope-peers-")) / "clip.mp4", args.duration, (720, 1280)
     )
     results: dict[str, Any] = {
-        "command": "python -m reelscope.infra.bench.peers " + " ".join(argv or []),
+        "command": "python -m reelscope.infra.bench.peers " + " ".join(argv),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "clip": f"{args.duration:.0f} s 720x1280 30 fps, H.264 + AAC (infra/sample_media.cut_clip)",
         "threads": os.environ.get("OMP_NUM_THREADS", "library default"),
