@@ -235,6 +235,16 @@ PARTS: dict[str, Callable[[Path, float], dict[str, Any]]] = {
 }
 
 
+def run_parts(clip: Path, seconds: float, names: list[str]) -> dict[str, Any]:
+    """The named pairs on one clip, each with the load average after it (`reelscope bench --peers` too)."""
+    results: dict[str, Any] = {}
+    for name in names:
+        results[name] = PARTS[name](clip, seconds)
+        results[name]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+        print(name, json.dumps(results[name]), flush=True)
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=30.0)
@@ -252,10 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": os.environ.get("OMP_NUM_THREADS", "library default"),
         "load_average_before": [round(x, 2) for x in os.getloadavg()],
     }
-    for name in args.only:
-        results[name] = PARTS[name](clip, args.duration)
-        results[name]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-        print(name, json.dumps(results[name]), flush=True)
+    results.update(run_parts(clip, args.duration, args.only))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
     return 0

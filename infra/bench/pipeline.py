@@ -276,6 +276,10 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     results["raw_decode_s"] = round(raw, 3)
     results["in_process"] = {**proc, "time_factor": round(proc["seconds"] / seconds, 4)}
     results["producer_vs_raw_decode"] = round(raw / proc["producer_seconds"], 3)
+    if getattr(args, "peers", False):
+        from reelscope.infra.bench.peers import PARTS, run_parts
+
+        results["peers"] = run_parts(clip, seconds, [p for p in PARTS if p != "default_set"])
 
     os.environ["REELSCOPE_STATE_DIR"] = str(work / "state")
     for processes in [1, *args.scale]:
