@@ -10,6 +10,11 @@ so 2 fps sees each at least twice (timing resolution 0.5 s). Small print (handle
 height) is 19-48 px tall at 960 px but 13-32 px at 640 px, where PP-OCR's 48 px line recogniser gets
 upsampled blur; counter.mp4's large text reads 30/30 at both. Cost on a 2-core CPU: ~0.15-0.25 s per
 960x540 frame, ~0.07 s at 640 px.
+
+Work not repeated (issue 18): detection, most of the cost, runs on the frame reduced to `det_max_side`
+(640 px) while each line is still read from the 960 px frame; a line is recognised only when its region
+changed since the video's previous reading (cell signatures, analyzers/common/change_gate.py), and a frame
+that did not change at all reuses the whole previous reading without detection.
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ import difflib
 import re
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
 from reelscope.analyzers.base import (
     FrameAnalyzer,
     FrameItem,
@@ -32,6 +38,7 @@ from reelscope.analyzers.base import (
     Sampling,
     packaged_model,
 )
+from reelscope.analyzers.common.change_gate import VideoMemory, changed, signature
 from reelscope.analyzers.common.text_entities import extract_entities
 
 MIN_LINE_CONFIDENCE = 0.5
@@ -50,6 +57,49 @@ MIN_BOX_IOU = 0.2
 MAX_MISSING_FRAMES = 1
 """An event survives this many sampled frames in which OCR missed it."""
 MAX_EVENTS = 200
+
+REGION_CELL = 4
+"""A text line's signature: the frame's pixels under its box, in cells of this many pixels."""
+FRAME_CELL = 8
+SAME_REGION_IOU = 0.7
+"""A line's box overlaps the previous reading's box this much to be compared with it."""
+
+
+class OcrTextOptions(BaseModel):
+    """On-screen text reading (REELSCOPE_OCR_TEXT__*)."""
+
+    det_max_side: int = 640
+    """Text detection runs on the frame reduced to this longest side (0: the frame's own size); lines are
+    read from the full frame. Detection is ~85 % of the cost at 960 px; at 640 px it costs 0.44x."""
+    reuse_unchanged: bool = True
+    """Recognise a line only when its region changed since the video's previous sampled frame; a frame
+    with no change at all reuses the previous reading whole, without detection."""
+    change_threshold: float = 16.0
+    """Grey levels a cell's mean may move with the region still unchanged (one changed character moves
+    its cells by 60-250; JPEG re-encoding by a few)."""
+
+
+@dataclass
+class _Region:
+    quad: np.ndarray
+    """4 x 2 pixel corners, as the detector gives them."""
+    rect: tuple[int, int, int, int]
+    """x0, y0, x1, y1: where the line was when it was recognised. A later frame is compared under this
+    same rectangle (the detector's boxes jitter by pixels from frame to frame; the pixels under a fixed
+    rectangle do not, unless the content changed)."""
+    signature: np.ndarray
+    """Of the frame that was recognised under `rect`: reuse is always against the image actually read."""
+    text: str
+    score: float
+
+
+@dataclass
+class _Seen:
+    """What the analyzer read last in one video: the frame's signature when it was detected, its lines."""
+
+    frame: np.ndarray
+    regions: list[_Region]
+
 
 _NUMBER = re.compile(r"(?<![^\W\d_])\d+(?:[.,:]\d+)*")
 """Numbers not glued to letters: `HELL0` has none, `1.2s` has `1.2`."""
@@ -208,6 +258,52 @@ class _Event:
         return _same_place(self.box, block["box"]) and any(same_text(t, block["text"]) for t in self.variants)
 
 
+def _bounds(quad: np.ndarray) -> list[float]:
+    return [
+        float(quad[:, 0].min()),
+        float(quad[:, 1].min()),
+        float(quad[:, 0].max()),
+        float(quad[:, 1].max()),
+    ]
+
+
+def _rect(quad: np.ndarray) -> tuple[int, int, int, int]:
+    """The quad's pixel bounds, at least one cell wide and high."""
+    x0, y0, x1, y1 = _bounds(quad)
+    left, top = int(x0), int(y0)
+    return left, top, max(left + REGION_CELL, int(np.ceil(x1))), max(top + REGION_CELL, int(np.ceil(y1)))
+
+
+def _payload(result: Sequence[tuple[Any, str, float]], w: int, h: int) -> dict[str, Any]:
+    """A frame's payload from its (quad, text, score) readings: the lines, and the blocks they form."""
+    lines = []
+    for quad, text, score in result:
+        text = _norm_text(str(text))
+        if not text:
+            continue
+        pts = np.asarray(quad, dtype=np.float64)
+        box = [
+            float(np.clip(pts[:, 0].min() / w, 0, 1)),
+            float(np.clip(pts[:, 1].min() / h, 0, 1)),
+            float(np.clip(pts[:, 0].max() / w, 0, 1)),
+            float(np.clip(pts[:, 1].max() / h, 0, 1)),
+        ]
+        lines.append(
+            {
+                "text": text[:MAX_TEXT_CHARS],
+                "box": [round(v, 4) for v in box],
+                "conf": round(float(score), 4),
+            }
+        )
+    blocks = group_blocks(lines)
+    return {
+        "lines": lines[:MAX_LINES],
+        "blocks": blocks[:MAX_BLOCKS],
+        "text_count": len(lines),
+        "truncated": len(lines) > MAX_LINES or len(blocks) > MAX_BLOCKS,
+    }
+
+
 class OcrTextAnalyzer(FrameAnalyzer):
     """PP-OCRv4 detection + recognition through RapidOCR's ONNX runtime (models ship in its wheel)."""
 
@@ -216,8 +312,16 @@ class OcrTextAnalyzer(FrameAnalyzer):
     sampling = Sampling(fps=2.0, max_side=960)
     model_name = "rapidocr-onnxruntime PP-OCRv4 det/rec + mobile v2 cls"
     provenance = "packaged"
+    options_model = OcrTextOptions
+    options: OcrTextOptions
 
     _engine: Any = None
+
+    def __init__(self, options: BaseModel | None = None, runtime: Runtime | None = None) -> None:
+        super().__init__(options, runtime)
+        self._memory: VideoMemory[_Seen] = VideoMemory()
+        self.recognised = self.reused = self.frames_reused = 0
+        """Lines recognised and lines reused, frames reused whole: what gating saved."""
 
     @classmethod
     def models(cls, options: Any, runtime: Runtime | None = None) -> list[ModelInfo]:
@@ -231,49 +335,93 @@ class OcrTextAnalyzer(FrameAnalyzer):
     def load(self) -> None:
         from rapidocr_onnxruntime import RapidOCR
 
-        # Detect at the frame's own size: the default ("min" side 736) upsamples a 960x540 frame to
-        # 1308x736, 40 % slower for no gain on caption-sized text.
-        side = self.sampling.max_side
         threads = {"intra_op_num_threads": self.runtime.threads} if self.runtime.threads else {}
-        self._engine = RapidOCR(
-            det_limit_type="max", det_limit_side_len=side, text_score=MIN_LINE_CONFIDENCE, **threads
-        )
+        # "max": never upsample before detection (the default, min side 736, takes a 960x540 frame to
+        # 1308x736, 40 % slower for no gain on caption-sized text); _detect sizes the frame itself.
+        self._engine = RapidOCR(det_limit_type="max", text_score=MIN_LINE_CONFIDENCE, **threads)
 
     def analyze(self, items: Sequence[FrameItem]) -> list[dict[str, Any]]:
         if self._engine is None:
             raise RuntimeError("load() was not called")
-        return [self._frame(item.image) for item in items]
+        return [self._frame(item) for item in items]
 
-    def _frame(self, image: np.ndarray) -> dict[str, Any]:
+    def _frame(self, item: FrameItem) -> dict[str, Any]:
+        image = item.image
         h, w = image.shape[:2]
+        gate = self.options.reuse_unchanged
+        seen = self._memory.get(item.video_id, item.first) if gate else None
+        frame_sig = signature(image, FRAME_CELL) if gate else np.zeros(0, np.float32)
+        if seen is not None and not changed(seen.frame, frame_sig, self.options.change_threshold):
+            regions, frame_sig = seen.regions, seen.frame
+            self.frames_reused += 1
+        else:
+            regions = self._read(image, seen)
+        if gate:
+            self._memory.put(item.video_id, _Seen(frame_sig, regions), item.final)
+        read = [r for r in regions if r.score >= MIN_LINE_CONFIDENCE]
+        return _payload([(r.quad, r.text, r.score) for r in read], w, h)
+
+    def _read(self, image: np.ndarray, seen: _Seen | None) -> list[_Region]:
+        """Detect the lines; recognise those whose region is new or changed, reuse the others."""
         # RapidOCR treats a 3-channel array as BGR.
-        result, _ = self._engine(np.ascontiguousarray(image[:, :, ::-1]))
-        lines = []
-        for quad, text, score in result or []:
-            text = _norm_text(str(text))
-            if not text:
-                continue
-            pts = np.asarray(quad, dtype=np.float64)
-            box = [
-                float(np.clip(pts[:, 0].min() / w, 0, 1)),
-                float(np.clip(pts[:, 1].min() / h, 0, 1)),
-                float(np.clip(pts[:, 0].max() / w, 0, 1)),
-                float(np.clip(pts[:, 1].max() / h, 0, 1)),
-            ]
-            lines.append(
-                {
-                    "text": text[:MAX_TEXT_CHARS],
-                    "box": [round(v, 4) for v in box],
-                    "conf": round(float(score), 4),
-                }
-            )
-        blocks = group_blocks(lines)
-        return {
-            "lines": lines[:MAX_LINES],
-            "blocks": blocks[:MAX_BLOCKS],
-            "text_count": len(lines),
-            "truncated": len(lines) > MAX_LINES or len(blocks) > MAX_BLOCKS,
-        }
+        bgr = np.ascontiguousarray(image[:, :, ::-1])
+        quads = self._detect(bgr)
+        if not quads:
+            return []
+        crops = self._engine.get_crop_img_list(bgr, quads)
+        regions: list[_Region] = []
+        todo: list[int] = []
+        for i, quad in enumerate(quads):
+            previous = self._same_region(seen, quad, image)
+            if previous is None:
+                todo.append(i)
+                rect = _rect(quad)
+                sig = signature(image[rect[1] : rect[3], rect[0] : rect[2]], REGION_CELL)
+                regions.append(_Region(quad, rect, sig, "", 0.0))
+            else:
+                regions.append(replace(previous, quad=quad))
+        if todo:
+            rotated, _, _ = self._engine.text_cls([crops[i] for i in todo])
+            recognised, _ = self._engine.text_rec(rotated)
+            for i, rec in zip(todo, recognised, strict=True):
+                regions[i].text, regions[i].score = _norm_text(str(rec[0])), float(rec[1])
+        self.recognised += len(todo)
+        self.reused += len(quads) - len(todo)
+        return regions
+
+    def _same_region(self, seen: _Seen | None, quad: np.ndarray, image: np.ndarray) -> _Region | None:
+        """The previous reading of this line: a box at the same place, and the same pixels under it."""
+        if seen is None:
+            return None
+        bounds = _bounds(quad)
+        best = max(seen.regions, key=lambda r: box_iou(r.rect, bounds), default=None)
+        if best is None or box_iou(best.rect, bounds) < SAME_REGION_IOU:
+            return None
+        x0, y0, x1, y1 = best.rect
+        now = signature(image[y0:y1, x0:x1], REGION_CELL)
+        return None if changed(best.signature, now, self.options.change_threshold) else best
+
+    def _detect(self, bgr: np.ndarray) -> list[np.ndarray]:
+        """Line quads in the frame's pixels, top to bottom, detected on the frame reduced to det_max_side."""
+        import cv2
+
+        h, w = bgr.shape[:2]
+        side = self.options.det_max_side
+        scale = min(1.0, side / max(h, w)) if side > 0 else 1.0
+        small = bgr
+        if scale < 1.0:
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            small = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+        boxes, _ = self._engine.text_det(small)
+        if boxes is None or len(boxes) == 0:
+            return []
+        limits = np.array([w - 1, h - 1], np.float32)
+        return [
+            np.clip(
+                np.asarray(b, np.float32) * np.array([w / small.shape[1], h / small.shape[0]]), 0, limits
+            ).astype(np.float32)
+            for b in self._engine.sorted_boxes(boxes)
+        ]
 
     @classmethod
     def segment_fields(cls, payloads: list[dict[str, Any]]) -> dict[str, Any]:

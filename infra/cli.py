@@ -386,6 +386,7 @@ def parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--large", action="store_true", help="also time one 60 s 1080x1920 clip")
     b.add_argument("--clip", help="measure this file instead of the generated 720x1280 clip")
+    b.add_argument("--peers", action="store_true", help="also PySceneDetect, RapidOCR, faster-whisper, PyAV")
     b.add_argument(
         "--out",
         type=output_path,

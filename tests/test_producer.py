@@ -218,3 +218,22 @@ def test_source_stream_keeps_every_channel_at_the_source_rate_within_the_event_l
     assert item.samples.shape == (6, int(0.5 * rate))
     assert np.abs(item.samples[5]).max() == pytest.approx(0.6, abs=0.01)  # channel order kept
     assert {(c.sample_rate, c.channels) for c in chunks if "loudness" in c.targets} == {(16_000, 1)}
+
+
+def test_small_frames_from_the_decoder_planes_match_ffmpeg_scaling(shared_media: Path) -> None:
+    """The cut detector's 160 px frames read off the 4:2:0 planes look like swscale's area-scaled RGB;
+    a reduction under 4x (or a format other than yuv420p) is left to swscale."""
+    pytest.importorskip("cv2")
+    import av
+    from reelscope.producers.decode import _from_planes, upright_rgb
+
+    with av.open(str(shared_media / "counter.mp4")) as container:
+        frame = next(container.decode(video=0))
+    assert (frame.width, frame.height, frame.format.name) == (1920, 1080, "yuv420p")
+    mine = _from_planes(frame, 160, 90)
+    assert mine is not None and mine.shape == (90, 160, 3)
+    ffmpeg = frame.reformat(width=160, height=90, interpolation="AREA").to_ndarray(format="rgb24")
+    assert np.abs(mine.astype(int) - ffmpeg.astype(int)).mean() < 3
+    assert np.array_equal(upright_rgb(frame, 160), mine)
+    assert _from_planes(frame, 640, 360) is None
+    assert _from_planes(frame.reformat(format="yuv444p"), 160, 90) is None

@@ -26,7 +26,7 @@ from typing import Any
 
 import av
 from reelscope.analyzers.base import ShotItem
-from reelscope.analyzers.registry import enabled_analyzers
+from reelscope.analyzers.registry import create, enabled_analyzers
 from reelscope.infra.core.settings import Settings
 from reelscope.infra.sample_media import cut_clip
 from reelscope.producers.events import VideoEventSource
@@ -66,7 +66,7 @@ def raw_decode_s(path: Path) -> float:
 def in_process(path: Path, settings: Settings) -> dict[str, Any]:
     """Producer events straight into the analyzers (batches of max_size), then the reconstruction."""
     classes = enabled_analyzers(settings.analyzers, settings)
-    analyzers = {n: c(settings) for n, c in classes.items()}
+    analyzers = {n: create(c, settings) for n, c in classes.items()}
     for a in analyzers.values():
         a.load()
     t0 = time.perf_counter()
@@ -75,6 +75,8 @@ def in_process(path: Path, settings: Settings) -> dict[str, Any]:
     )
     produce_s = 0.0
     per_analyzer_s: dict[str, float] = defaultdict(float)
+    per_analyzer_cpu: dict[str, float] = defaultdict(float)
+    """Process CPU seconds (every thread): the comparable figure on a shared, loaded machine."""
     per_analyzer_n: dict[str, int] = defaultdict(int)
     rows: list[dict[str, Any]] = []
     pending: list[Frame | AudioChunk] = []
@@ -91,9 +93,10 @@ def in_process(path: Path, settings: Settings) -> dict[str, Any]:
             mine = [ev for ev in pending if name in ev.targets]
             if not mine:
                 continue
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), time.process_time()
             payloads = analyzer.analyze([items[id(ev)] for ev in mine])
             per_analyzer_s[name] += time.perf_counter() - t
+            per_analyzer_cpu[name] += time.process_time() - cpu
             per_analyzer_n[name] += len(mine)
             for ev, payload in zip(mine, payloads, strict=True):
                 start, end = item_span(ev)
@@ -146,9 +149,10 @@ def in_process(path: Path, settings: Settings) -> dict[str, Any]:
                         reconstruction.shot_context(doc, shot),
                     )
                 )
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), time.process_time()
             payloads = analyzer.analyze(shots)
             per_analyzer_s[name] += time.perf_counter() - t
+            per_analyzer_cpu[name] += time.process_time() - cpu
             per_analyzer_n[name] += len(shots)
             rows.extend(
                 {
@@ -172,6 +176,7 @@ def in_process(path: Path, settings: Settings) -> dict[str, Any]:
             n: {
                 "items": per_analyzer_n[n],
                 "seconds": round(per_analyzer_s[n], 3),
+                "cpu_seconds": round(per_analyzer_cpu[n], 3),
                 "items_per_s": round(per_analyzer_n[n] / per_analyzer_s[n], 1) if per_analyzer_s[n] else None,
             }
             for n in analyzers
@@ -276,6 +281,10 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     results["raw_decode_s"] = round(raw, 3)
     results["in_process"] = {**proc, "time_factor": round(proc["seconds"] / seconds, 4)}
     results["producer_vs_raw_decode"] = round(raw / proc["producer_seconds"], 3)
+    if getattr(args, "peers", False):
+        from reelscope.infra.bench.peers import PARTS, run_parts
+
+        results["peers"] = run_parts(clip, seconds, [p for p in PARTS if p != "default_set"])
 
     os.environ["REELSCOPE_STATE_DIR"] = str(work / "state")
     for processes in [1, *args.scale]:

@@ -1,0 +1,272 @@
+"""reelscope next to the tools it competes with, each pair measured in one run on the same input (issue 18).
+
+- producer (decode + sampled frames + JPEG + audio chunks) against raw PyAV decoding of every frame;
+- the scene path (producer frames for `scene` + the analyzer + the cut summary) against PySceneDetect's
+  AdaptiveDetector, decode included;
+- the OCR analyzer against RapidOCR called on every frame it samples (same engine, the frame's own size);
+- the transcription analyzer fed 1 s chunks against faster-whisper called once on the whole file (the same
+  loaded model, the same options);
+- CPU seconds per video second of every default analyzer (in-process, `pipeline.in_process`), and MTCNN's
+  cost per 640 px frame.
+
+Ratios are of process CPU seconds (every thread of this process), which a shared machine's load inflates
+far less than wall time; wall seconds are reported next to them, with the load average. Run with
+`python -m reelscope.infra.bench.peers --out docs/results/peers.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from reelscope.analyzers.base import AudioItem, FrameItem
+from reelscope.analyzers.registry import enabled_analyzers
+from reelscope.infra.bench.pipeline import in_process, make_clip, raw_decode_s
+from reelscope.infra.bench.scorecard import SHARED_MEDIA
+from reelscope.infra.core.settings import Settings
+from reelscope.producers.decode import DecodedFrame, iterate, open_media, upright_rgb
+from reelscope.producers.events import VideoEventSource
+
+SPEECH = SHARED_MEDIA / "hotwords.mp3"
+"""Real speech for the transcription pair (the generated clip's audio is a tone)."""
+
+
+def timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[float, float, Any]:
+    """(best CPU seconds, wall seconds of that run, result) over `repeat` runs."""
+    best: tuple[float, float, Any] | None = None
+    for _ in range(repeat):
+        cpu, wall = time.process_time(), time.perf_counter()
+        out = fn()
+        run = (time.process_time() - cpu, time.perf_counter() - wall, out)
+        best = run if best is None or run[0] < best[0] else best
+    assert best is not None
+    return best
+
+
+def pair(ours: tuple[float, float, Any], theirs: tuple[float, float, Any], seconds: float) -> dict[str, Any]:
+    return {
+        "reelscope_cpu_s": round(ours[0], 3),
+        "peer_cpu_s": round(theirs[0], 3),
+        "reelscope_wall_s": round(ours[1], 3),
+        "peer_wall_s": round(theirs[1], 3),
+        "ratio_cpu": round(ours[0] / theirs[0], 3) if theirs[0] else None,
+        "reelscope_cpu_per_video_s": round(ours[0] / seconds, 4),
+        "peer_cpu_per_video_s": round(theirs[0] / seconds, 4),
+    }
+
+
+def producer_vs_decode(clip: Path, seconds: float, settings: Settings) -> dict[str, Any]:
+    classes = enabled_analyzers(settings.analyzers, settings)
+
+    def produce() -> int:
+        source = VideoEventSource(
+            "peer", str(clip), clip.as_uri(), classes, settings.producer, settings.kafka.max_event_bytes
+        )
+        return sum(1 for _ in source.events())
+
+    raw = timed(lambda: raw_decode_s(clip), repeat=3)
+    ours = timed(produce, repeat=3)
+    out = pair(ours, raw, seconds)
+    out["events"] = ours[2]
+    out["producer_speed_share_of_raw_decode"] = round(raw[0] / ours[0], 3)
+    return out
+
+
+def scene_vs_pyscenedetect(clip: Path, seconds: float) -> dict[str, Any]:
+    from scenedetect import AdaptiveDetector, detect
+
+    ours = timed(lambda: in_process(clip, Settings(analyzers=["scene"])))
+    theirs = timed(lambda: detect(str(clip), AdaptiveDetector()))
+    return pair(ours, theirs, seconds)
+
+
+def sampled_frames(clip: Path, fps: float, max_side: int) -> list[FrameItem]:
+    """The frames an analyzer sampling at `fps` gets, at its size, as the producer makes them."""
+    container, info = open_media(str(clip))
+    items: list[FrameItem] = []
+    due = None
+    try:
+        for item in iterate(container, info):
+            if isinstance(item, DecodedFrame) and (due is None or item.pts_s >= due - 1e-6):
+                due = item.pts_s + 1.0 / fps if due is None else due + 1.0 / fps
+                image = upright_rgb(item.frame, max_side)
+                items.append(FrameItem("peer", len(items), item.pts_s, image, first=not items))
+    finally:
+        container.close()
+    return items
+
+
+def ocr_vs_rapidocr(clip: Path, seconds: float) -> dict[str, Any]:
+    from rapidocr_onnxruntime import RapidOCR
+    from reelscope.analyzers.base import cpu_threads
+    from reelscope.analyzers.ocr_text import MIN_LINE_CONFIDENCE, OcrTextAnalyzer
+
+    sampling = OcrTextAnalyzer.sampling
+    items = sampled_frames(clip, sampling.fps or 2.0, sampling.max_side)
+    analyzer = OcrTextAnalyzer()
+    analyzer.load()
+    threads = {"intra_op_num_threads": cpu_threads()} if cpu_threads() else {}
+    engine = RapidOCR(det_limit_type="max", text_score=MIN_LINE_CONFIDENCE, **threads)
+
+    def direct() -> list[Any]:
+        return [engine(np.ascontiguousarray(i.image[:, :, ::-1]))[0] for i in items]
+
+    def ours() -> list[dict[str, Any]]:
+        return [p for b in range(0, len(items), 32) for p in analyzer.analyze(items[b : b + 32])]
+
+    theirs = timed(direct)
+    mine = timed(ours)
+    same = sum(
+        sorted(str(line[1]).replace(" ", "") for line in d or [])
+        == sorted(line["text"].replace(" ", "") for line in p["lines"])
+        for d, p in zip(theirs[2], mine[2], strict=True)
+    )
+    out = pair(mine, theirs, seconds)
+    out.update(
+        frames=len(items),
+        frames_read_the_same=same,
+        lines_recognised=analyzer.recognised,
+        lines_reused=analyzer.reused,
+        frames_reused=analyzer.frames_reused,
+    )
+    return out
+
+
+def transcription_vs_faster_whisper(audio_path: Path) -> dict[str, Any]:
+    from faster_whisper import decode_audio
+    from reelscope.analyzers.transcription import TranscriptionAnalyzer
+
+    audio = decode_audio(str(audio_path), sampling_rate=16_000)
+    seconds = len(audio) / 16_000
+    analyzer = TranscriptionAnalyzer()
+    analyzer.load()
+    options = analyzer.options
+    n = int(np.ceil(seconds))
+    chunks = [
+        AudioItem(
+            "peer",
+            i,
+            float(i),
+            float(min(i + 1, seconds)),
+            audio[i * 16_000 : (i + 1) * 16_000],
+            16_000,
+            first=i == 0,
+            final=i == n - 1,
+        )
+        for i in range(n)
+    ]
+
+    def direct() -> str:
+        segments, _ = analyzer._model.transcribe(
+            audio,
+            beam_size=options.beam_size,
+            vad_filter=True,
+            word_timestamps=True,
+            condition_on_previous_text=False,
+        )
+        return " ".join(s.text.strip() for s in segments)
+
+    def ours() -> list[dict[str, Any]]:
+        return [p for b in range(0, n, 32) for p in analyzer.analyze(chunks[b : b + 32])]
+
+    theirs = timed(direct)
+    mine = timed(ours)
+    out = pair(mine, theirs, seconds)
+    out.update(audio=f"{audio_path.name}, {seconds:.1f} s", peer_text=theirs[2][:300])
+    return out
+
+
+def mtcnn_ms_per_frame(frames: int = 12) -> dict[str, Any]:
+    """MTCNN alone on 640 px frames of a real photo with two people (ultralytics' zidane.jpg)."""
+    import ultralytics
+    from PIL import Image
+    from reelscope.analyzers.faces import _Mtcnn
+
+    photo = Path(ultralytics.__file__).parent / "assets" / "zidane.jpg"
+    image = Image.open(photo).convert("RGB")
+    image.thumbnail((640, 640))
+    rgb = np.asarray(image)
+    detector = _Mtcnn()
+    detector.detect(rgb)  # warm-up
+    cpu, wall, faces = timed(lambda: [len(detector.detect(rgb)) for _ in range(frames)])
+    return {
+        "image": f"zidane.jpg at {rgb.shape[1]}x{rgb.shape[0]}",
+        "faces_found": faces[0],
+        "cpu_ms_per_frame": round(cpu / frames * 1000, 1),
+        "wall_ms_per_frame": round(wall / frames * 1000, 1),
+    }
+
+
+def default_set(clip: Path, seconds: float) -> dict[str, Any]:
+    """CPU seconds per video second of every analyzer the default settings enable (in-process)."""
+    cpu, wall, run = timed(lambda: in_process(clip, Settings()))
+    per = {
+        name: {
+            "items": a["items"],
+            "cpu_s": a["cpu_seconds"],
+            "cpu_per_video_s": round(a["cpu_seconds"] / seconds, 4),
+        }
+        for name, a in sorted(run["analyzers"].items(), key=lambda kv: -kv[1]["cpu_seconds"])
+    }
+    return {
+        "cpu_time_factor": round(cpu / seconds, 4),
+        "wall_time_factor": round(wall / seconds, 4),
+        "producer_wall_s": round(run["producer_seconds"], 3),
+        "analyzers": per,
+    }
+
+
+PARTS: dict[str, Callable[[Path, float], dict[str, Any]]] = {
+    "producer": lambda clip, s: producer_vs_decode(clip, s, Settings()),
+    "scene": scene_vs_pyscenedetect,
+    "ocr": ocr_vs_rapidocr,
+    "transcription": lambda clip, s: transcription_vs_faster_whisper(SPEECH),
+    "mtcnn": lambda clip, s: mtcnn_ms_per_frame(),
+    "default_set": default_set,
+}
+
+
+def run_parts(clip: Path, seconds: float, names: list[str]) -> dict[str, Any]:
+    """The named pairs on one clip, each with the load average after it (`reelscope bench --peers` too)."""
+    results: dict[str, Any] = {}
+    for name in names:
+        results[name] = PARTS[name](clip, seconds)
+        results[name]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+        print(name, json.dumps(results[name]), flush=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--only", nargs="*", choices=list(PARTS), default=list(PARTS))
+    parser.add_argument("--out", default="docs/results/peers.json")
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
+    clip = make_clip(
+        Path(tempfile.mkdtemp(prefix="reelscope-peers-")) / "clip.mp4", args.duration, (720, 1280)
+    )
+    results: dict[str, Any] = {
+        "command": "python -m reelscope.infra.bench.peers " + " ".join(argv),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "clip": f"{args.duration:.0f} s 720x1280 30 fps, H.264 + AAC (infra/sample_media.cut_clip)",
+        "threads": os.environ.get("OMP_NUM_THREADS", "library default"),
+        "load_average_before": [round(x, 2) for x in os.getloadavg()],
+    }
+    results.update(run_parts(clip, args.duration, args.only))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
