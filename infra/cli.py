@@ -223,7 +223,7 @@ def cmd_results(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     from reelscope.infra.stack import up
 
-    info = up(settings, processes_per_group=args.processes)
+    info = up(settings, processes_per_group=args.processes, supervise=True)
     print(f"stack ready at {info.api_url}; started: {', '.join(info.started) or 'nothing (already running)'}")
     return 0
 

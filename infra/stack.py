@@ -62,8 +62,13 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     try:  # a zombie child of this process counts as dead
-        return os.waitpid(pid, os.WNOHANG) == (0, 0)
+        if os.waitpid(pid, os.WNOHANG) != (0, 0):
+            return False
     except ChildProcessError:
+        pass
+    try:  # and so does a zombie of another parent (a broker `up` started inside a process that lives on)
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
         return True
 
 

@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from reelscope.schemas.events import Reconstruction, decode
 from reelscope.schemas.records import TERMINAL
 from reelscope.sinks.store import Store
 
+LOSS_WINDOW_S = 10.0
 CHAOS_ANALYZERS = '["scene", "color", "quality", "loudness", "transcription"]'
 """What `reelscope chaos` runs unless REELSCOPE_ANALYZERS says otherwise: a stateless, a stateful (audio)
 and the finalize group, light enough for a 2-core machine."""
@@ -51,8 +53,14 @@ class ChaosReport:
     """Complete videos whose stored results fall short of the expected counts: analyzer -> missing."""
     redelivered_rows: int = 0
     """Result rows written more than once and collapsed by FINAL (at-least-once delivery, idempotent keys)."""
+    unnamed: list[str] = field(default_factory=list)
+    """Failed videos without a reason, degraded ones without warnings."""
     outputs_missing: list[str] = field(default_factory=list)
     """Finished videos whose stored completion has no Reconstruction event on the topic."""
+    outputs_lost_with_broker: list[str] = field(default_factory=list)
+    """Of those, the videos completed at most `LOSS_WINDOW_S` before a broker kill: their event was on the
+    memory-storage broker that died before the watcher read it (see docs/reliability.md)."""
+    broker_kills_at: list[float] = field(default_factory=list)
     outputs_duplicated: dict[str, int] = field(default_factory=dict)
     """Completions whose Reconstruction event was published more than once: video -> copies."""
 
@@ -160,6 +168,7 @@ def _kill_loop(
             continue
         report.kills[kind(name)] += 1
         if name == "broker":
+            report.broker_kills_at.append(time.time())
             watch.restart.set()
 
 
@@ -245,6 +254,12 @@ def _account(
             report.status[row["status"]] += 1
             if row["status"] == "failed":
                 report.failed_reasons[video_id] = row.get("error") or ""
+            if not (
+                row.get("error")
+                if row["status"] == "failed"
+                else row["status"] != "degraded" or row["warnings"]
+            ):
+                report.unnamed.append(video_id)
             counts = {a: n for a, (n, _) in store.result_counts(video_id).items()}
             raw = store.scalar(f"SELECT count() FROM {store.db}.results WHERE video_id = %(v)s", v=video_id)
             report.redelivered_rows += raw - sum(counts.values())
@@ -257,6 +272,12 @@ def _account(
             n = copies.get((video_id, cid or ""), 0)
             if n == 0:
                 report.outputs_missing.append(video_id)
+                done = row["completed_at"]
+                done_s = (
+                    done.replace(tzinfo=done.tzinfo or UTC).timestamp() if isinstance(done, datetime) else 0.0
+                )
+                if any(0 <= kill - done_s <= LOSS_WINDOW_S for kill in report.broker_kills_at):
+                    report.outputs_lost_with_broker.append(video_id)
             elif n > 1:
                 report.outputs_duplicated[video_id] = n
     finally:

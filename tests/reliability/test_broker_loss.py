@@ -32,6 +32,7 @@ from tests.test_pipeline import read_topic, wait_done
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
+@pytest.mark.timeout(600)
 def test_broker_killed_mid_video_is_restarted_and_unfinished_videos_are_reingested(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
