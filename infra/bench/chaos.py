@@ -79,7 +79,7 @@ def kind(name: str) -> str:
     return name.removeprefix("group-").rpartition("-")[0] if name.startswith("group-") else name
 
 
-def submit(settings: Settings, uri: str, video_id: str, give_up_s: float = 120.0) -> int:
+def submit(settings: Settings, uri: str, video_id: str, give_up_s: float = 600.0) -> int:
     """POST /videos until the API accepts it (the serve process may be restarting); returns the retries."""
     body = json.dumps({"uri": uri, "video_id": video_id}).encode()
     token = api_token(settings)
