@@ -429,6 +429,8 @@ class Aggregator(KafkaService):
             tick += 1
             try:
                 videos = await self.store.call(self.store.open_videos)
+                if tick % 10 == 1:  # failed, but the finalize round trip was lost (a broker lost its data)
+                    videos += await self.store.call(self._failed_without_document)
                 for video in videos:
                     published = video.get("published_at")
                     since = (
@@ -437,6 +439,9 @@ class Aggregator(KafkaService):
                         else 0.0
                     )
                     late = published is not None and time.time() - since > timeout
+                    if video["status"] == VideoStatus.FAILED:
+                        await self._maybe_complete(video["video_id"])
+                        continue
                     if published is None and video["status"] == VideoStatus.PROCESSING:
                         await self._fail_if_stalled(video, timeout * STALLED_AFTER)
                         continue
@@ -446,6 +451,14 @@ class Aggregator(KafkaService):
                     await self._maybe_complete(video["video_id"], timed_out=late, recheck=recheck)
             except Exception as exc:
                 log.warning("open-video check failed: %s", exc)
+
+    def _failed_without_document(self) -> list[dict[str, Any]]:
+        db = self.store.db
+        return self.store.rows(
+            f"SELECT * FROM {db}.videos FINAL WHERE status = %(s)s "
+            f"AND video_id NOT IN (SELECT video_id FROM {db}.reconstructions)",
+            s=VideoStatus.FAILED,
+        )
 
     def forget(self, video_ids: list[str]) -> None:
         """Drop what this process cached of these videos (recovery reset their stored rows)."""
