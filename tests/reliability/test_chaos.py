@@ -23,7 +23,7 @@ def test_a_minute_of_random_kill_9_loses_and_duplicates_nothing(
         monkeypatch.setenv(key, value)
     report = run_chaos(Settings(), 60, tmp_path / "media", seed=1, submit_every_s=6.0, settle_s=240)
     print(report.summary())
-    assert report.trials >= 3 and report.videos >= 8
+    assert report.trials >= 3 and report.videos >= 4
     assert report.unfinished == [] and report.unnamed == []
     assert report.missing_rows == {}
     assert set(report.outputs_missing) == set(report.outputs_lost_with_broker)
