@@ -8,7 +8,9 @@ and the finalize group that builds each finished video's document, run as their 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from functools import partial
 
 import uvicorn
@@ -47,8 +49,12 @@ class Services:
 
     async def run(self) -> None:
         created = await create_topics_with_retry(self.settings, self.stop)
-        # a missing ingest topic, or the supervisor's marker: the broker lost its data (or never had any)
-        lost = self.settings.topics.ingest in created or marker(self.settings).exists()
+        # a missing ingest topic, or the supervisor's marker: the broker lost its data (or never had any);
+        # kept in the marker until recovered, so a serve killed before it recovers leaves it to the next
+        lost_marker = marker(self.settings)
+        if self.settings.topics.ingest in created and not lost_marker.exists():
+            lost_marker.write_text(f"{time.time():.3f} serve created the topics\n")
+        token = lost_marker.read_text() if lost_marker.exists() else None
         app = create_app(self.settings, self.store, self)
         server = uvicorn.Server(
             uvicorn.Config(
@@ -66,7 +72,7 @@ class Services:
         ]
         if self.ingest is not None:
             tasks.append(asyncio.create_task(self.ingest.run(), name="ingest"))
-        tasks.append(asyncio.create_task(self.keep_journal(lost), name="journal"))
+        tasks.append(asyncio.create_task(self.keep_journal(token), name="journal"))
         stopper = asyncio.create_task(self.stop.wait())
         done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
         self.stop.set()  # a crashed task ends the process too (and the API's event streams with it)
@@ -80,7 +86,7 @@ class Services:
         await asyncio.gather(*tasks, return_exceptions=True)
         self.store.close()
 
-    async def keep_journal(self, lost: bool) -> None:
+    async def keep_journal(self, token: str | None) -> None:
         """Once the aggregator's tables exist and its producer is connected: forget finished videos'
         journal lines; after a broker loss, re-ingest what it held (sinks/recovery.py) and clear the
         supervisor's marker."""
@@ -92,14 +98,17 @@ class Services:
             requests, _ = await asyncio.to_thread(self.journal.read)
             finished = await self.store.call(finished_ids, self.store, list(requests))
             await asyncio.to_thread(self.journal.compact, finished)
-            if lost and self.producer is not None:
+            if token is not None and self.producer is not None:
                 again, _ = await retry_with_backoff(
                     partial(reingest_unfinished, self.settings, self.store, self.journal, self.producer),
                     "re-ingesting unfinished videos",
                     self.stop,
                 )
                 self.aggregator.forget(again)  # their rows were reset in the store
-                marker(self.settings).unlink(missing_ok=True)
+                lost_marker = marker(self.settings)
+                with contextlib.suppress(OSError):  # a newer loss (another token) stays for the next serve
+                    if lost_marker.read_text() == token:
+                        lost_marker.unlink()
         await stopped  # a finished task would end the process (see run)
 
 

@@ -474,11 +474,8 @@ class Aggregator(KafkaService):
         since = max(_epoch(began) if isinstance(began, datetime) else 0.0, self.progressed.get(video_id, 0.0))
         if time.time() - since <= after_s:
             return
-        last = await self.store.call(
-            self.store.scalar,
-            f"SELECT max(updated_at) FROM {self.store.db}.results WHERE video_id = %(v)s",
-            v=video_id,
-        )
+        sql = f"SELECT max(updated_at) FROM {self.store.db}.results WHERE video_id = %(v)s"
+        last = await self.store.call(partial(self.store.scalar, sql, v=video_id))
         if isinstance(last, datetime) and time.time() - _epoch(last) <= after_s:
             self.progressed[video_id] = _epoch(last)
             return

@@ -39,7 +39,9 @@ would otherwise be re-ingested forever)."""
 def marker(settings: Settings) -> Path:
     """File the supervisor (infra/supervisor.py) writes when it saw the broker lose its data; the serve
     process it restarts recovers and removes it."""
-    return settings.state_dir / "run" / "broker-lost"
+    folder = settings.state_dir / "run"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / "broker-lost"
 
 
 class Journal:
