@@ -94,13 +94,17 @@ class Supervisor:
             pid = spawn(self.settings, name, process_args(name))
         log.warning("restarted %s (%s; restart %d in a row, pid %d)", name, why, n, pid)
 
-    def broker_lost(self, why: str) -> None:
+    def broker_lost(self, why: str, restart_broker: bool = False) -> None:
         """Every consumer read topics that no longer exist: restart serve (it recreates them and re-ingests)
-        and every group, from the start of the new topics."""
+        and every group, from the start of the new topics. A dead broker of ours is started only after they
+        are gone, so that none of them writes the rest of an old video into the new broker."""
         log.warning("%s (%s): restarting serve and every group to recover", BROKER_LOST, why)
         marker(self.settings).write_text(f"{time.time():.3f} {why}\n")
         alive = running(self.settings)
-        stop_processes(self.settings, {n: p for n, p in alive.items() if n in self.names}, grace_s=2.0)
+        grace_s = 0.0 if restart_broker else 2.0  # with the broker gone a graceful stop cannot commit anyway
+        stop_processes(self.settings, {n: p for n, p in alive.items() if n in self.names}, grace_s=grace_s)
+        if restart_broker:
+            self.start("broker", "it exited")
         for name in self.names:
             self.restarts.count.pop(name, None)
             self.start(name, BROKER_LOST)
@@ -109,10 +113,9 @@ class Supervisor:
         alive = running(self.settings)
         host, port = broker_address(self.settings)
         if self.owns_broker and "broker" not in alive and not port_open(host, port):
-            self.start("broker", "it exited")
-            if "broker" in running(self.settings):
-                self.broker_lost("the broker restarted on memory storage")
-                return time.monotonic()
+            if self.restarts.due("broker", time.monotonic()):
+                self.broker_lost("the broker exited; on memory storage its data is gone", restart_broker=True)
+            return time.monotonic()
         if time.monotonic() - checked_topics > TOPIC_CHECK_S and port_open(host, port):
             try:
                 missing = asyncio.run(asyncio.wait_for(missing_topics(self.settings), 10))
