@@ -95,20 +95,24 @@ class Services:
         await asyncio.wait([ready, stopped], return_when=asyncio.FIRST_COMPLETED)
         ready.cancel()
         if not self.stop.is_set():
-            requests, _ = await asyncio.to_thread(self.journal.read)
-            finished = await self.store.call(finished_ids, self.store, list(requests))
-            await asyncio.to_thread(self.journal.compact, finished)
-            if token is not None and self.producer is not None:
-                again, _ = await retry_with_backoff(
-                    partial(reingest_unfinished, self.settings, self.store, self.journal, self.producer),
-                    "re-ingesting unfinished videos",
-                    self.stop,
-                )
-                self.aggregator.forget(again)  # their rows were reset in the store
-                lost_marker = marker(self.settings)
-                with contextlib.suppress(OSError):  # a newer loss (another token) stays for the next serve
-                    if lost_marker.read_text() == token:
-                        lost_marker.unlink()
+            try:
+                requests, _ = await asyncio.to_thread(self.journal.read)
+                finished = await self.store.call(finished_ids, self.store, list(requests))
+                await asyncio.to_thread(self.journal.compact, finished)
+                if token is not None and self.producer is not None:
+                    again, _ = await retry_with_backoff(
+                        partial(reingest_unfinished, self.settings, self.store, self.journal, self.producer),
+                        "re-ingesting unfinished videos",
+                        self.stop,
+                    )
+                    self.aggregator.forget(again)  # their rows were reset in the store
+                    lost_marker = marker(self.settings)
+                    # a newer loss (another token) stays for the next serve
+                    with contextlib.suppress(OSError):
+                        if lost_marker.read_text() == token:
+                            lost_marker.unlink()
+            except Exception as exc:  # serve goes on; the stalled-video timeout names what stays unfinished
+                log.error("journal upkeep or broker-loss recovery failed: %r", exc)
         await stopped  # a finished task would end the process (see run)
 
 
