@@ -36,8 +36,9 @@ from reelscope.schemas.records import TERMINAL
 from reelscope.sinks.store import Store
 
 LOSS_WINDOW_S = 10.0
+"""A completion this close before a broker kill may have had its output event only on the dead broker."""
 CHAOS_ANALYZERS = '["scene", "color", "quality", "loudness", "transcription"]'
-"""What `reelscope chaos` runs unless REELSCOPE_ANALYZERS says otherwise: a stateless, a stateful (audio)
+"""What `python -m reelscope.infra.bench.chaos` runs unless REELSCOPE_ANALYZERS says otherwise: a stateless, a stateful (audio)
 and the finalize group, light enough for a 2-core machine."""
 
 
@@ -254,11 +255,8 @@ def _account(
             report.status[row["status"]] += 1
             if row["status"] == "failed":
                 report.failed_reasons[video_id] = row.get("error") or ""
-            if not (
-                row.get("error")
-                if row["status"] == "failed"
-                else row["status"] != "degraded" or row["warnings"]
-            ):
+            named = bool(row.get("error")) if row["status"] == "failed" else bool(row["warnings"])
+            if row["status"] != "complete" and not named:
                 report.unnamed.append(video_id)
             counts = {a: n for a, (n, _) in store.result_counts(video_id).items()}
             raw = store.scalar(f"SELECT count() FROM {store.db}.results WHERE video_id = %(v)s", v=video_id)
