@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import stat
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -44,6 +45,27 @@ def port_open(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def speaks_kafka(host: str, port: int, timeout_s: float = 5.0) -> bool:
+    """True if whatever listens on host:port answers a Kafka ApiVersions request (v0) within timeout_s:
+    `up` must not wait minutes on a port held by some other program."""
+    client_id = b"reelscope-up"
+    body = struct.pack(">hhih", 18, 0, 7, len(client_id)) + client_id
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as sock:
+            sock.settimeout(timeout_s)
+            sock.sendall(struct.pack(">i", len(body)) + body)
+            head = b""
+            while len(head) < 8:
+                chunk = sock.recv(8 - len(head))
+                if not chunk:
+                    return False
+                head += chunk
+    except OSError:
+        return False
+    size, correlation = struct.unpack(">ii", head)
+    return correlation == 7 and 0 < size < 1_000_000
 
 
 def start_broker(
@@ -85,9 +107,10 @@ def start_broker(
     return proc
 
 
-async def create_topics(settings: Settings) -> None:
+async def create_topics(settings: Settings) -> list[str]:
     """Create every topic of the catalog that does not exist yet (partition counts from settings, configs
-    from the catalog). An existing topic keeps its configs: change them with the broker's own tools."""
+    from the catalog; an existing topic keeps its configs: change them with the broker's own tools); returns
+    the names created (the serve process reads a created ingest topic as a broker that lost its data)."""
     admin = AIOKafkaAdminClient(**settings.kafka.client_kwargs())
     await admin.start()
     try:
@@ -106,8 +129,20 @@ async def create_topics(settings: Settings) -> None:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
             log.info("created topics %s", [t.name for t in missing])
+        return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+async def missing_topics(settings: Settings) -> list[str]:
+    """Catalog topics the broker does not have (all of them after a broker on memory storage restarted)."""
+    admin = AIOKafkaAdminClient(**settings.kafka.client_kwargs())
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+    finally:
+        await admin.close()
+    return [t.name for t in catalog(settings) if t.name not in existing]
 
 
 def ensure_topics(settings: Settings) -> None:

@@ -138,14 +138,14 @@ def show_results(
     return 1 if failed else 0
 
 
-def start_stack(settings: Settings, processes_per_group: int = 1) -> StackInfo:
+def start_stack(settings: Settings, processes_per_group: int = 1, supervise: bool = False) -> StackInfo:
     """`up` after checking the analyzer names; a stack that cannot start (a port held, a process that exited,
     not ready in time) is one line pointing at the logs, where the processes' own words are."""
     from reelscope.infra.stack import log_dir, up
 
     enabled_analyzers(settings.analyzers, settings)  # a misspelled analyzer, before anything starts
     try:
-        return up(settings, processes_per_group=processes_per_group)
+        return up(settings, processes_per_group=processes_per_group, supervise=supervise)
     except (RuntimeError, TimeoutError) as exc:
         first = str(exc).strip().splitlines()[0].rstrip(":")
         raise UserError(f"the stack did not start: {first}; logs in {log_dir(settings)}") from exc
@@ -192,7 +192,7 @@ def cmd_results(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
-    info = start_stack(settings, args.processes)
+    info = start_stack(settings, args.processes, supervise=True)
     print(f"stack ready at {info.api_url}; started: {', '.join(info.started) or 'nothing (already running)'}")
     return 0
 

@@ -3,7 +3,9 @@
 up: the embedded broker (unless one answers at the configured address), topics, the serve process (ingest
 worker + aggregator + API, owner of the embedded ClickHouse) and one process per processor group, the
 finalize group included. Each
-process logs to state_dir/logs. down: SIGTERM to each (graceful: finish the batch, commit), then SIGKILL.
+process logs to state_dir/logs. With `supervise`, a supervisor process (infra/supervisor.py) then restarts
+whatever dies, the broker included. down: the supervisor first, then SIGTERM to each (graceful: finish the
+batch, commit), then SIGKILL.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from reelscope.analyzers.registry import groups
-from reelscope.infra.broker import free_port, port_open, start_broker
+from reelscope.infra.broker import free_port, port_open, speaks_kafka, start_broker
 from reelscope.infra.core.metrics import group_metrics_port
 from reelscope.infra.core.settings import Settings
 from reelscope.infra.core.topics import FINALIZE
@@ -60,8 +63,13 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     try:  # a zombie child of this process counts as dead
-        return os.waitpid(pid, os.WNOHANG) == (0, 0)
+        if os.waitpid(pid, os.WNOHANG) != (0, 0):
+            return False
     except ChildProcessError:
+        pass
+    try:  # and so does a zombie of another parent (a broker `up` started inside a process that lives on)
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
         return True
 
 
@@ -82,11 +90,11 @@ def process_groups(settings: Settings) -> list[str]:
     return [*groups(settings.analyzers, settings), FINALIZE]
 
 
-def spawn(settings: Settings, name: str, args: list[str], index: int = 0) -> int:
-    """Start `python -m reelscope ARGS` in its own session, logging to state_dir/logs/NAME.log.
+def spawn(settings: Settings, name: str, args: list[str], module: str = "reelscope") -> int:
+    """Start `python -m MODULE ARGS` in its own session, logging to state_dir/logs/NAME.log.
 
-    A processor group's index-th process gets its own stable Prometheus port (metrics.group_metrics_port),
-    written to state_dir/run/NAME.metrics."""
+    A processor group's process (named group-GROUP-INDEX by `up` and the supervisor) gets its own stable
+    Prometheus port (metrics.group_metrics_port), written to state_dir/run/NAME.metrics."""
     env = os.environ.copy()
     if args[0] == "process":
         group = args[args.index("--group") + 1]
@@ -97,12 +105,13 @@ def spawn(settings: Settings, name: str, args: list[str], index: int = 0) -> int
             env.setdefault(variable, str(threads))
         if group in settings.group_devices:
             env["CUDA_VISIBLE_DEVICES"] = settings.group_devices[group]
+        index = int(suffix) if (suffix := name.rpartition("-")[2]).isdigit() else 0
         port = group_metrics_port(settings, group, index) or free_port()
         env["REELSCOPE_METRICS_PORT"] = str(port)
         (run_dir(settings) / f"{name}.metrics").write_text(f"127.0.0.1:{port}")
     with (log_dir(settings) / f"{name}.log").open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "reelscope", *args],
+            [sys.executable, "-m", module, *args],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -127,9 +136,45 @@ def broker_address(settings: Settings) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
-def up(settings: Settings, processes_per_group: int = 1, timeout_s: float = 180.0) -> StackInfo:
-    """Start whatever part of the local stack is not running; wait until it is ready."""
+def say_on_stderr(line: str) -> None:
+    """`up`'s progress: one flushed line each, terminal or not."""
+    print(f"up: {line}", file=sys.stderr, flush=True)
+
+
+def up(
+    settings: Settings,
+    processes_per_group: int = 1,
+    timeout_s: float = 180.0,
+    supervise: bool = False,
+    say: Callable[[str], None] = say_on_stderr,
+) -> StackInfo:
+    """Start whatever part of the local stack is not running; wait until it is ready. If that fails, stop
+    what this call started (and only that) and raise."""
     started: list[str] = []
+    try:
+        _start(settings, processes_per_group, started, say)
+        wait_ready(settings, timeout_s, say)
+        if supervise and "supervisor" not in running(settings):
+            spawn(
+                settings,
+                "supervisor",
+                ["--processes", str(processes_per_group)],
+                "reelscope.infra.supervisor",
+            )
+            started.append("supervisor")
+            say("supervisor started: it restarts whatever dies (logs/supervisor.log)")
+    except BaseException:
+        if started:
+            say(f"stopping what this call started: {', '.join(started)}")
+            stop_processes(settings, {n: p for n, p in running(settings).items() if n in started})
+        raise
+    say(f"ready at {api_url(settings)}")
+    return StackInfo(started=started, api_url=api_url(settings))
+
+
+def _start(
+    settings: Settings, processes_per_group: int, started: list[str], say: Callable[[str], None]
+) -> None:
     alive = running(settings)
     host, port = broker_address(settings)
     if not port_open(host, port):
@@ -138,6 +183,14 @@ def up(settings: Settings, processes_per_group: int = 1, timeout_s: float = 180.
         proc = start_broker(port, log_dir(settings) / "broker.log")
         (run_dir(settings) / "broker.pid").write_text(str(proc.pid))
         started.append("broker")
+        say(f"broker started on {host}:{port} (memory storage)")
+    elif not speaks_kafka(host, port):
+        raise RuntimeError(
+            f"{host}:{port} is held by a program that is not a Kafka broker (no answer to ApiVersions in 5 s); "
+            "stop it or set REELSCOPE_KAFKA__BOOTSTRAP_SERVERS"
+        )
+    else:
+        say(f"using the broker at {host}:{port}")
     if "serve" not in alive:
         if port_open(settings.api_host, settings.api_port):
             raise RuntimeError(
@@ -149,19 +202,15 @@ def up(settings: Settings, processes_per_group: int = 1, timeout_s: float = 180.
         for i in range(processes_per_group):
             name = f"group-{group}-{i}"
             if name not in alive:
-                spawn(settings, name, ["process", "--group", group, "--name", name], i)
+                spawn(settings, name, ["process", "--group", group, "--name", name])
                 started.append(name)
-    try:
-        wait_ready(settings, timeout_s)
-    except BaseException:
-        down(settings)  # leave nothing half-started behind
-        raise
-    return StackInfo(started=started, api_url=api_url(settings))
+    say(f"started {', '.join(n for n in started if n != 'broker') or 'nothing'}; waiting until ready")
 
 
-def wait_ready(settings: Settings, timeout_s: float) -> None:
+def wait_ready(settings: Settings, timeout_s: float, say: Callable[[str], None] | None = None) -> None:
     """Until the API says ready and every group process has written its ready file."""
     deadline = time.monotonic() + timeout_s
+    told = time.monotonic()
     token = settings.api_token.get_secret_value() if settings.api_token else None
     reason = ""
     while time.monotonic() < deadline:
@@ -181,6 +230,10 @@ def wait_ready(settings: Settings, timeout_s: float) -> None:
             return
         if "serve" not in alive:
             raise RuntimeError(f"the serve process exited:\n{_log_tail(settings, 'serve')}")
+        if say is not None and time.monotonic() - told > 5.0:
+            told = time.monotonic()
+            waiting = ([] if api_ready else ["serve"]) + missing
+            say(f"waiting for {', '.join(waiting)} ({time.monotonic() - deadline + timeout_s:.0f} s)")
         time.sleep(0.2)
     waiting = ([] if api_ready else ["serve"]) + missing
     tails = "\n".join(_log_tail(settings, name) for name in waiting)
@@ -195,14 +248,20 @@ def _log_tail(settings: Settings, name: str, lines: int = 15) -> str:
 
 
 def down(settings: Settings, timeout_s: float = 20.0) -> list[str]:
-    """Stop every stack process: SIGTERM first (graceful), SIGKILL after timeout_s. Broker last."""
-    alive = running(settings)
-    order = [n for n in alive if n != "broker"] + (["broker"] if "broker" in alive else [])
+    """Stop every stack process: the supervisor first (so it restarts nothing), then the rest."""
+    return stop_processes(settings, running(settings), timeout_s)
+
+
+def stop_processes(settings: Settings, alive: dict[str, int], grace_s: float = 20.0) -> list[str]:
+    """SIGTERM first (graceful), SIGKILL after grace_s; the supervisor first, the broker last."""
+    first = ["supervisor"] if "supervisor" in alive else []
+    rest = [n for n in alive if n not in ("supervisor", "broker")]
+    last = ["broker"] if "broker" in alive else []
     stopped = []
-    for batch in ([n for n in order if n != "broker"], ["broker"] if "broker" in alive else []):
+    for batch in (first, rest, last):
         for name in batch:
             _signal(alive[name], signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
+        deadline = time.monotonic() + grace_s
         for name in batch:
             while _alive(alive[name]) and time.monotonic() < deadline:
                 time.sleep(0.05)

@@ -429,6 +429,8 @@ class Aggregator(KafkaService):
             tick += 1
             try:
                 videos = await self.store.call(self.store.open_videos)
+                if tick % 10 == 1:  # failed, but the finalize round trip was lost (a broker lost its data)
+                    videos += await self.store.call(self._failed_without_document)
                 for video in videos:
                     published = video.get("published_at")
                     since = (
@@ -437,12 +439,53 @@ class Aggregator(KafkaService):
                         else 0.0
                     )
                     late = published is not None and time.time() - since > timeout
+                    if video["status"] == VideoStatus.FAILED:
+                        await self._maybe_complete(video["video_id"])
+                        continue
+                    if published is None and video["status"] == VideoStatus.PROCESSING:
+                        await self._fail_if_stalled(video, timeout * STALLED_AFTER)
+                        continue
                     # count in ClickHouse for videos this process has no tally of (stored before a
                     # restart), and now and then for all, since a tally started mid-video stays short
                     recheck = video["video_id"] not in self.seen or tick % 5 == 0
                     await self._maybe_complete(video["video_id"], timed_out=late, recheck=recheck)
             except Exception as exc:
                 log.warning("open-video check failed: %s", exc)
+
+    def _failed_without_document(self) -> list[dict[str, Any]]:
+        db = self.store.db
+        return self.store.rows(
+            f"SELECT * FROM {db}.videos FINAL WHERE status = %(s)s "
+            f"AND video_id NOT IN (SELECT video_id FROM {db}.reconstructions)",
+            s=VideoStatus.FAILED,
+        )
+
+    def forget(self, video_ids: list[str]) -> None:
+        """Drop what this process cached of these videos (recovery reset their stored rows)."""
+        for video_id in video_ids:
+            for cache in (self.rows, self.seen, self.requested, self.progressed, self.finalized):
+                cache.pop(video_id, None)
+
+    async def _fail_if_stalled(self, video: dict[str, Any], after_s: float) -> None:
+        """A started video whose finished event never came (its producer, or the broker's copy of its
+        events, is gone) fails once neither its start nor any of its results is newer than after_s."""
+        video_id = video["video_id"]
+        began = video.get("started_at") or video.get("submitted_at")
+        since = max(_epoch(began) if isinstance(began, datetime) else 0.0, self.progressed.get(video_id, 0.0))
+        if time.time() - since <= after_s:
+            return
+        sql = f"SELECT max(updated_at) FROM {self.store.db}.results WHERE video_id = %(v)s"
+        last = await self.store.call(partial(self.store.scalar, sql, v=video_id))
+        if isinstance(last, datetime) and time.time() - _epoch(last) <= after_s:
+            self.progressed[video_id] = _epoch(last)
+            return
+        reason = f"no finished event and no result for {after_s:.0f} s: the producer or the broker lost it"
+        log.warning("video %s: %s", video_id, reason)
+        await self.fail_video(video_id, reason, "aggregator")
+
+
+STALLED_AFTER = 5
+"""Completion timeouts after which a started video that is not published fails (see _fail_if_stalled)."""
 
 
 def _epoch(value: datetime) -> float:

@@ -173,6 +173,8 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
                 status_code=422, detail=f"invalid request: {exc.errors()[0]['msg']}"
             ) from None
         await push(services.producer, settings, request)
+        if journal := getattr(services, "journal", None):  # re-ingested from it if the broker loses it
+            await asyncio.to_thread(journal.submitted, request)
         stamp = now()
         pending[request.video_id] = {
             "video_id": request.video_id,
