@@ -437,7 +437,9 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
                     if state["status"] not in TERMINAL:
                         yield sse("progress", state, hub.polled_ms)
                     elif (not first and (before is None or before["status"] not in TERMINAL)) or (
-                        first and resume_ms is not None and hub.changed_ms.get(video_id, 0) > resume_ms
+                        first
+                        and resume_ms is not None
+                        and hub.completion_ms(video_id, hub.changed_ms.get(video_id, 0)) > resume_ms
                     ):
                         # finished while this stream watched, or since the event a resuming client saw
                         # last (videos done before a fresh stream opened are not news)
@@ -451,7 +453,7 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
         yield "retry: 2000\n\n"
         row = await store.call(store.video, video_id)
         if row is not None and row["status"] in TERMINAL:
-            stamp = changed_ms(row)
+            stamp = hub.completion_ms(video_id, changed_ms(row))
             if resume_ms is None or resume_ms < stamp:  # else the client saw it finish already
                 state = video_state(row, await store.call(store.result_counts, video_id))
                 yield sse("progress", state, stamp)

@@ -81,7 +81,14 @@ def router(settings: Settings) -> APIRouter:
         SCHEMA_PATHS[1],
         response_class=SchemaResponse,
         responses={
-            200: {"content": {SchemaResponse.media_type: {"schema": {"$ref": DIALECT}}}},
+            # described, not $ref'd: ReDoc and Swagger UI would fetch the metaschema from the internet
+            200: {
+                "content": {
+                    SchemaResponse.media_type: {
+                        "schema": {"type": "object", "description": f"a JSON Schema document ({DIALECT})"}
+                    }
+                }
+            },
             404: {"description": "no schema of that name"},
         },
     )

@@ -1,9 +1,9 @@
 """Live progress for server-sent events: per-video state from one shared store poller.
 
 Every event carries an `id:` in epoch milliseconds, so a client that reconnects with `Last-Event-ID` is
-told what finished while it was away (see api.py's streams): on the all-videos stream the poll's time, on a
-video's own stream the time it last changed (changed_ms), so its `complete` is sent again exactly when the
-id the client saw last is older than the completion.
+told what finished while it was away (see api.py's streams): the poll's time, and for a finished video the
+id its `complete` had (ProgressHub.completion_ms; the stored completion time when this process never saw it
+finish), so its `complete` is sent again exactly when the id the client saw last is older.
 """
 
 from __future__ import annotations
@@ -84,6 +84,9 @@ class ProgressHub:
         self.videos: dict[str, dict[str, Any]] = {}
         self.changed_ms: dict[str, int] = {}
         """Video -> when its row last changed (epoch ms): what a resuming stream compares with."""
+        self.finished_ms: dict[str, int] = {}
+        """Video -> the `id:` its `complete` was sent with (the poll that first saw it finish): a resuming
+        client is owed `complete` again exactly when its Last-Event-ID is older (see completion_ms)."""
         self.version = 0
         self.polled_ms = 0
         """When the current snapshot was polled (epoch ms): the `id:` of events sent from it."""
@@ -106,12 +109,33 @@ class ProgressHub:
             else:
                 if videos != self.videos or self.version == 0:
                     async with self._changed:
-                        self.videos, self.changed_ms = videos, changed
                         # strictly increasing, so ids stay ordered even if the clock steps back
                         self.polled_ms = max(int(time.time() * 1000), self.polled_ms + 1)
+                        self._note_finished(videos, changed)  # against the previous snapshot
+                        self.videos, self.changed_ms = videos, changed
                         self.version += 1
                         self._changed.notify_all()
             await asyncio.sleep(self.interval_s)
+
+    def _note_finished(self, videos: dict[str, dict[str, Any]], changed: dict[str, int]) -> None:
+        """Record when each video was first seen finished: this poll's id if an earlier snapshot showed it
+        running (completed_at, set by the finalize group before the row is written, can be older than a
+        progress event a client saw), else its stored completion time."""
+        before = self.finished_ms
+        self.finished_ms = {}
+        for video_id, state in videos.items():
+            if state["status"] not in TERMINAL:
+                continue
+            if video_id in before:
+                self.finished_ms[video_id] = before[video_id]
+            elif video_id in self.videos and self.videos[video_id]["status"] not in TERMINAL:
+                self.finished_ms[video_id] = self.polled_ms
+            else:
+                self.finished_ms[video_id] = changed.get(video_id, 0)
+
+    def completion_ms(self, video_id: str, stored_ms: int) -> int:
+        """The `id:` of a finished video's `complete`: when this hub saw it finish, else stored_ms."""
+        return self.finished_ms.get(video_id, stored_ms)
 
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[int]:

@@ -15,13 +15,18 @@ from pathlib import Path
 from reelscope.infra.broker import port_open
 
 
-def grpc_safe_port() -> int:
+def grpc_safe_port(taken: set[int] | None = None) -> int:
     """A free port p with p + 10000 free too: some weed components put their gRPC listener there whatever
-    the flags say, so p must stay below 55536."""
+    the flags say, so p must stay below 55536. Neither p nor its twin may be in `taken`, which gets both
+    (two chosen ports whose twins collide made the volume server fail to bind)."""
     rng = random.Random()
+    taken = set() if taken is None else taken
     while True:
         port = rng.randint(20_000, 45_000)
+        if {port, port + 10_000} & taken:
+            continue
         if not port_open("127.0.0.1", port) and not port_open("127.0.0.1", port + 10_000):
+            taken.update((port, port + 10_000))
             return port
 
 
@@ -35,7 +40,8 @@ class SeaweedS3:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.s3_port = grpc_safe_port()
+        self.taken: set[int] = set()
+        self.s3_port = grpc_safe_port(self.taken)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -48,7 +54,7 @@ class SeaweedS3:
         self.folder.mkdir(parents=True, exist_ok=True)
         # every listener on its own free port: the defaults (9101, 8181, ...) collide with other programs
         ports = [
-            f"-{flag}={grpc_safe_port()}"
+            f"-{flag}={grpc_safe_port(self.taken)}"
             for flag in (
                 "master.port",
                 "master.port.grpc",
