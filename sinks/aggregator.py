@@ -353,10 +353,13 @@ class Aggregator(KafkaService):
                 or self.finalized.get(video_id) == first.completion_id
             ):
                 return
+            doc = json.loads(body)
             if await self.store.call(self.store.stored_completion, video_id) == first.completion_id:
+                # stored and its events out, but a crash came before the row said so: finish the row only
+                if video["status"] not in TERMINAL:
+                    await self.store.call(self._mark_finished, video, doc)
                 self.finalized[video_id] = first.completion_id
                 return
-            doc = json.loads(body)
             if video["status"] == VideoStatus.FAILED and doc["status"] != VideoStatus.FAILED:
                 return  # built before the video failed; the failed document is on its way
             await self._finish(video, doc, first.completion_id)
@@ -378,8 +381,6 @@ class Aggregator(KafkaService):
         """Write the document's rows, publish its events, then mark the video finished (so a crash in
         between publishes again after the restart rather than never)."""
         video_id = video["video_id"]
-        completed_iso = (doc.get("timings") or {}).get("completed_at")
-        completed = datetime.fromisoformat(completed_iso) if completed_iso else now()
 
         def write_rows() -> None:
             stamp = now()
@@ -389,7 +390,7 @@ class Aggregator(KafkaService):
         def mark_finished() -> None:
             document = json.dumps(doc, separators=(",", ":"))
             self.store.save_reconstruction(video_id, doc["status"], doc["format_version"], document)
-            self.store.upsert_video({**video, "status": doc["status"], "completed_at": completed})
+            self._mark_finished(video, doc)
 
         await self.store.call(write_rows)
         await send_all(self.producer, self._outputs(doc, cid))
@@ -399,6 +400,12 @@ class Aggregator(KafkaService):
             cache.pop(video_id, None)
         VIDEOS_FINISHED.labels(doc["status"]).inc()
         log.info("video %s %s", video_id, doc["status"])
+
+    def _mark_finished(self, video: dict[str, Any], doc: dict[str, Any]) -> None:
+        """The videos row says finished, with the document's status and completion time (store thread)."""
+        completed_iso = (doc.get("timings") or {}).get("completed_at")
+        completed = datetime.fromisoformat(completed_iso) if completed_iso else now()
+        self.store.upsert_video({**video, "status": doc["status"], "completed_at": completed})
 
     def _outputs(self, doc: dict[str, Any], cid: str) -> list[tuple[str, Event]]:
         topics, limit, video_id = self.settings.topics, self.settings.kafka.max_event_bytes, doc["video_id"]

@@ -415,3 +415,74 @@ def test_broker_restarted_mid_video_on_durable_storage_loses_nothing(
     assert seen < 600
     assert doc["status"] == "complete", doc["analyzers"]
     assert counts == {name: s["expected"] for name, s in doc["analyzers"].items()}
+
+
+def test_a_row_left_unfinished_after_its_document_was_stored_is_finished_once(
+    broker: str, tmp_path: Path
+) -> None:
+    """serve killed after storing a video's reconstruction (its events already out) but before the videos row
+    said finished (the chaos run's video stuck in `published`): a restarted aggregator finishes the row from
+    the rebuilt document, without publishing the output events again."""
+    from reelscope.infra.broker import create_topics
+    from reelscope.schemas.records import VideoStatus
+    from reelscope.sinks.aggregator import Aggregator
+    from reelscope.sinks.finalizer import Finalizer
+
+    settings = Settings(
+        kafka={"bootstrap_servers": broker, "session_timeout_ms": 6000},
+        topics={"prefix": f"rowlost{os.getpid()}.", "partitions": 1},
+        state_dir=tmp_path / "state",
+        producer={"allowed_roots": [str(tmp_path)]},
+        analyzers=["color", "scene"],
+        aggregator={"check_interval_s": 0.2, "completion_timeout_s": 2},
+    )
+
+    async def until_status(store: Store, wanted: str, timeout_s: float) -> dict[str, Any] | None:
+        deadline = time.monotonic() + timeout_s
+        video = None
+        while time.monotonic() < deadline:
+            video = await store.call(store.video, "rowlost")
+            if video and video["status"] == wanted:
+                break
+            await asyncio.sleep(0.2)
+        return video
+
+    async def run_services(store: Store, with_group: bool) -> tuple[list[Any], list[asyncio.Task[None]]]:
+        services: list[Any] = [Aggregator(settings, store), Finalizer(settings)]
+        if with_group:
+            services.append(GroupProcessor(settings, "light"))
+        tasks = [asyncio.create_task(s.run()) for s in services]
+        await asyncio.wait_for(asyncio.gather(*(s.ready.wait() for s in services)), timeout=60)
+        return services, tasks
+
+    async def stop(services: list[Any], tasks: list[asyncio.Task[None]]) -> None:
+        for service in services:
+            service.stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=30)
+
+    async def scenario() -> tuple[dict[str, Any] | None, dict[str, Any] | None, int]:
+        await create_topics(settings)
+        store = Store(settings)
+        services, tasks = await run_services(store, with_group=True)
+        producer = make_producer(settings)
+        await producer.start()
+        clip = cut_clip(tmp_path / "r.mp4", frames=30)
+        await publish_video(producer, settings, request_for_path(str(clip), video_id="rowlost"))
+        await producer.stop()
+        first = await until_status(store, "complete", 60)
+        await stop(services, tasks)
+        # the crash's state: reconstruction stored, the row rewritten as it was before the finish
+        assert first is not None
+        await store.call(store.upsert_video, {**first, "status": VideoStatus.PUBLISHED, "completed_at": None})
+        services, tasks = await run_services(store, with_group=False)  # a restarted serve: empty caches
+        again = await until_status(store, "complete", 60)
+        await asyncio.sleep(1.0)
+        await stop(services, tasks)
+        store.close()
+        outputs = await read_topic(settings, settings.topics.reconstructions, lambda ev: len(ev) > 1, 5)
+        return first, again, len(outputs)
+
+    first, again, outputs = asyncio.run(scenario())
+    assert first is not None and again is not None and again["status"] == "complete", again
+    assert again["completed_at"] is not None
+    assert outputs == 1  # the events went out with the first finish, and only then
