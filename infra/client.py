@@ -59,7 +59,11 @@ async def push_paths(
 ) -> list[str]:
     from reelscope.infra.core.ingest import push, request_for_path
     from reelscope.infra.core.kafka import make_producer, start_with_backoff
+    from reelscope.infra.stack import running
+    from reelscope.sinks.recovery import Journal
 
+    # a serve process running from this state dir re-ingests what its journal holds if the broker loses it
+    journal = Journal(settings) if "serve" in running(settings) else None
     producer = make_producer(settings)
     if not await start_with_backoff(producer, "push", asyncio.Event()):
         raise RuntimeError("broker unreachable")
@@ -68,6 +72,8 @@ async def push_paths(
         for path in paths:
             request = request_for_path(path, metadata=metadata, options=options or {})
             await push(producer, settings, request)
+            if journal is not None:
+                await asyncio.to_thread(journal.submitted, request)
             ids.append(request.video_id)
         return ids
     finally:

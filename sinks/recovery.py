@@ -10,11 +10,14 @@ its request from, or re-ingested `MAX_REINGESTS` times already) fails with the r
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -47,15 +50,24 @@ def marker(settings: Settings) -> Path:
 class Journal:
     """Append-only JSON lines in the state dir: each accepted ingest request, and each re-ingest.
 
-    Only the serve process writes it. `compact` keeps the lines of unfinished videos only."""
+    The serve process writes it (API submissions, re-ingests) and so does `reelscope push` / `analyze` next
+    to a local serve; an exclusive file lock keeps their appends and the serve's `compact` apart.
+    `compact` keeps the lines of unfinished videos only."""
 
     def __init__(self, settings: Settings) -> None:
         self.path = settings.state_dir / "ingest-journal.jsonl"
         self.lock = threading.Lock()
 
-    def _append(self, entry: dict[str, Any]) -> None:
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """This process's threads and the other processes writing the journal, one at a time."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.lock, self.path.open("a") as out:
+        with self.lock, self.path.with_suffix(".lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+    def _append(self, entry: dict[str, Any]) -> None:
+        with self._locked(), self.path.open("a") as out:
             out.write(json.dumps(entry, separators=(",", ":")) + "\n")
 
     def submitted(self, request: IngestRequest) -> None:
@@ -85,6 +97,10 @@ class Journal:
 
     def compact(self, finished: set[str]) -> None:
         """Drop the lines of finished videos (called when the serve process starts)."""
+        with self._locked():
+            self._rewrite(finished)
+
+    def _rewrite(self, finished: set[str]) -> None:
         requests, reingests = self.read()
         lines = [
             json.dumps({"request": r.model_dump(mode="json")}, separators=(",", ":"))
@@ -97,10 +113,9 @@ class Journal:
             if v not in finished
             for _ in range(n)
         ]
-        with self.lock:
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text("".join(line + "\n" for line in lines))
-            tmp.replace(self.path)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text("".join(line + "\n" for line in lines))
+        tmp.replace(self.path)
 
 
 def request_from_row(row: dict[str, Any]) -> IngestRequest | None:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from reelscope.infra.bench.chaos import chaos_env, submit
 from reelscope.infra.broker import create_topics, free_port
+from reelscope.infra.client import push_paths
 from reelscope.infra.core.kafka import make_producer
 from reelscope.infra.core.settings import Settings
 from reelscope.infra.sample_media import cut_clip
@@ -45,10 +46,12 @@ def test_broker_killed_mid_video_is_restarted_and_unfinished_videos_are_reingest
     up(settings, timeout_s=180, supervise=True)
     try:
         submit(settings, long.as_uri(), "inflight")
-        submit(settings, short.as_uri(), "queued")  # waits on the ingest topic behind the long one
+        # pushed as `reelscope push` does (straight to the ingest topic, journalled beside the local serve);
+        # it waits on the ingest topic behind the long one
+        (queued,) = asyncio.run(push_paths(settings, [str(short)], {}))
         seen = wait_progress(settings, "inflight", "scene", 20, timeout_s=120)
         os.kill(running(settings)["broker"], signal.SIGKILL)
-        docs = {v: wait_done(settings, v, timeout_s=300) for v in ("inflight", "queued")}
+        docs = {v: wait_done(settings, v, timeout_s=300) for v in ("inflight", queued)}
         log = (settings.state_dir / "logs" / "supervisor.log").read_text()
     finally:
         down(settings)
