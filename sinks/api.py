@@ -467,12 +467,13 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
                     yield ": keepalive\n\n"
                 elif state is not None and state != last:
                     last = state
-                    yield sse("progress", state, hub.polled_ms)
-                    if state["status"] in TERMINAL:
-                        yield sse(
-                            "complete", {"video_id": video_id, "status": state["status"]}, hub.polled_ms
-                        )
-                        return
+                    if state["status"] not in TERMINAL:
+                        yield sse("progress", state, hub.polled_ms)
+                        continue
+                    stamp = hub.completion_ms(video_id, hub.polled_ms)  # what a resume compares with
+                    yield sse("progress", state, stamp)
+                    yield sse("complete", {"video_id": video_id, "status": state["status"]}, stamp)
+                    return
 
     def resume_point(last_event_id: str | None) -> int | None:
         """The `id:` a reconnecting EventSource sends back (epoch ms); anything else starts afresh."""

@@ -109,18 +109,22 @@ class ProgressHub:
             else:
                 if videos != self.videos or self.version == 0:
                     async with self._changed:
+                        first_poll = self.polled_ms == 0
                         # strictly increasing, so ids stay ordered even if the clock steps back
                         self.polled_ms = max(int(time.time() * 1000), self.polled_ms + 1)
-                        self._note_finished(videos, changed)  # against the previous snapshot
+                        self._note_finished(videos, changed, first_poll)  # against the previous snapshot
                         self.videos, self.changed_ms = videos, changed
                         self.version += 1
                         self._changed.notify_all()
             await asyncio.sleep(self.interval_s)
 
-    def _note_finished(self, videos: dict[str, dict[str, Any]], changed: dict[str, int]) -> None:
-        """Record when each video was first seen finished: this poll's id if an earlier snapshot showed it
-        running (completed_at, set by the finalize group before the row is written, can be older than a
-        progress event a client saw), else its stored completion time."""
+    def _note_finished(
+        self, videos: dict[str, dict[str, Any]], changed: dict[str, int], first_poll: bool
+    ) -> None:
+        """Record the `id:` of each video's `complete`: this poll's id when it is first seen finished, so it
+        is newer than every progress event a client may have seen before (completed_at, set by the finalize
+        group before the row is written, can be older than one). Only on this process's first poll, when
+        no client can hold an id of ours, is the stored completion time used."""
         before = self.finished_ms
         self.finished_ms = {}
         for video_id, state in videos.items():
@@ -128,10 +132,10 @@ class ProgressHub:
                 continue
             if video_id in before:
                 self.finished_ms[video_id] = before[video_id]
-            elif video_id in self.videos and self.videos[video_id]["status"] not in TERMINAL:
-                self.finished_ms[video_id] = self.polled_ms
-            else:
+            elif first_poll:
                 self.finished_ms[video_id] = changed.get(video_id, 0)
+            else:
+                self.finished_ms[video_id] = self.polled_ms
 
     def completion_ms(self, video_id: str, stored_ms: int) -> int:
         """The `id:` of a finished video's `complete`: when this hub saw it finish, else stored_ms."""
