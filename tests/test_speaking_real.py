@@ -18,6 +18,10 @@ events into the faces and speakers analyzers, then the reconstruction), as `reel
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -70,3 +74,28 @@ def test_the_man_talking_to_the_camera_is_the_on_screen_speaker(relative: str) -
         assert on_screen_during(speaking["turns"], start, end) is True
     for speaker in speaking["speakers"].values():  # each voice the speakers analyzer tells apart is his
         assert (speaker["where"], speaker["track_id"]) == ("on_screen", track["id"]), speaking["speakers"]
+
+
+def main() -> None:
+    """`python -m tests.test_speaking_real OUT.json`: the scorecard figure (speech seconds placed on his
+    face) and each clip's placed turns, with the CPU seconds and load they were measured at."""
+    clips: dict[str, Any] = {}
+    for relative, truth in CLIPS.items():
+        cpu = time.process_time()
+        speaking = document(psychopy_media(relative))["speaking"]
+        clips[relative] = {
+            "truth_speech_s": truth,
+            "cpu_s": round(time.process_time() - cpu, 1),
+            "load_average": os.getloadavg()[0],
+            **{k: speaking[k] for k in ("source", "on_screen_s", "off_screen_s", "unknown_s", "speakers")},
+            "turns": speaking["turns"],
+        }
+    placed = sum(c["on_screen_s"] for c in clips.values())
+    total = placed + sum(c["off_screen_s"] + c["unknown_s"] for c in clips.values())
+    out = {"on_screen_s": round(placed, 3), "speech_turn_s": round(total, 3), "clips": clips}
+    Path(sys.argv[1]).write_text(json.dumps(out, indent=1) + "\n")
+    print(f"{placed:.1f}/{total:.1f} s of speech on the talking face")
+
+
+if __name__ == "__main__":
+    main()
