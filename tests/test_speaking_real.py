@@ -13,6 +13,7 @@ every 0.5 s, the audio's level every 0.1 s, the transcript):
 
 So every second of speech comes from the one visible face. Each clip goes the product's way (the producer's
 events into the faces and speakers analyzers, then the reconstruction), as `reelscope eval` runs files.
+The off-screen case has no real recording here: its test is a composite of real parts, said as such.
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import av
+import numpy as np
 import pytest
 from reelscope.analyzers.common.active_speaker import MOVING, on_screen_during
 from reelscope.analyzers.registry import all_analyzers
 from reelscope.infra.bench.scorecard import document as run
+from reelscope.infra.sample_media import write_video
 
 CLIPS = {
     # clip inside PsychoPy's package: the spans of speech (s) the recording shows
@@ -74,6 +78,39 @@ def test_the_man_talking_to_the_camera_is_the_on_screen_speaker(relative: str) -
         assert on_screen_during(speaking["turns"], start, end) is True
     for speaker in speaking["speakers"].values():  # each voice the speakers analyzer tells apart is his
         assert (speaker["where"], speaker["track_id"]) == ("on_screen", track["id"]), speaking["speakers"]
+
+
+VOICE = Path("/usr/share/asterisk/sounds/en/confbridge-begin-leader.wav")
+"""A real woman's voice (Asterisk's English prompts, 3.0 s), not his."""
+
+
+def silent_face_under_a_voice(folder: Path) -> Path:
+    """A composite of real parts, not a recording: testMovie.mp4's last second (from 6.8 s: he has stopped
+    talking, mouth closed, his face and the camera still live) played forward and back for 6 s, under 1.5 s
+    of silence, the Asterisk prompt, then silence: a voice-over while the one visible face is silent."""
+    if not VOICE.is_file():
+        pytest.skip("asterisk-core-sounds-en-wav is not installed (.ci/run installs it)")
+    with av.open(str(psychopy_media("tests/data/testMovie.mp4"))) as clip:
+        tail = [f.to_ndarray(format="rgb24") for f in clip.decode(video=0) if f.time >= 6.8]
+    with av.open(str(VOICE)) as prompt:
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=16_000)
+        voice = np.concatenate(
+            [f.to_ndarray().reshape(-1) for fr in prompt.decode(audio=0) for f in resampler.resample(fr)]
+        )
+    silence = np.zeros(24_000, np.float32)
+    audio = np.concatenate([silence, voice, silence])
+    cycle = tail + tail[::-1]
+    frames = int(len(audio) / 16_000 * 30)
+    return write_video(folder / "voice_over.mp4", frames, 30, lambda i: cycle[i % len(cycle)], audio, 16_000)
+
+
+def test_the_same_face_silent_under_another_voice_is_no_speaker(tmp_path: Path) -> None:
+    speaking = document(silent_face_under_a_voice(tmp_path))["speaking"]
+    assert speaking is not None and speaking["turns"], speaking
+    for turn in speaking["turns"]:  # his face is seen and measured, and does not move: an off-screen voice
+        assert turn["visible_tracks"] and turn["measured_tracks"] == 1, turn
+        assert (turn["where"], turn["reason"]) == ("off_screen", "no mouth moves"), turn
+    assert speaking["on_screen_s"] == 0 and speaking["off_screen_s"] >= 2.5
 
 
 def main() -> None:
