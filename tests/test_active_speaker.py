@@ -67,6 +67,24 @@ def test_still_mouths_make_an_off_screen_voice_and_a_mouth_that_always_moves_is_
     assert assign([Turn(1.0, 5.0)], chewing, visible(chewing))[0]["where"] == "off_screen"
 
 
+# The faces analyzer's mouth openings at 2 fps on PsychoPy's jwpIntro.mp4, a real man talking to the camera
+# from 0.9 s to 4.8 s (tests/test_speaking_real.py runs the clip itself), and the speakers analyzer's turn.
+JWP = ((0.0, 0.003), (0.5, 0.005), (1.0, 0.321), (1.5, 0.176), (2.0, 0.292), (2.5, 0.276), (3.0, 0.251),
+       (3.5, 0.225), (4.0, 0.024), (4.5, 0.289), (5.005, 0.303), (5.506, 0.003))  # fmt: skip
+
+
+def test_a_mouth_still_closing_after_the_turn_is_no_silence_baseline() -> None:
+    # the sample 5 ms after the turn ends still has the mouth open: left out of the silence baseline, the
+    # turn's spread stands, and the man is its speaker (with it, he "moved as much in silence")
+    series = [Mouth(t, 1, opening) for t, opening in JWP]
+    (turn,) = assign([Turn(0.0, 5.0, "S0")], series, visible(series))
+    assert (turn["where"], turn["track_id"]) == ("on_screen", 1) and turn["confidence"] > 0.9, turn
+    # the same series with its silence sampled away from the turn: that baseline still counts
+    chewing_after = series + [Mouth(6.0 + i / FPS, 1, TALK[i % len(TALK)]) for i in range(8)]
+    (turn,) = assign([Turn(0.0, 5.0, "S0")], chewing_after, visible(chewing_after))
+    assert turn["where"] == "off_screen", turn
+
+
 def test_no_face_no_mesh_and_too_few_frames_are_told_apart() -> None:
     still = mouths(1, 5, 8, lambda i: 0.03)
     no_face = assign([Turn(0.0, 4.0)], still, visible(still))[0]

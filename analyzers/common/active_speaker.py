@@ -10,6 +10,9 @@ opening *varies*: a speaking mouth is caught at random phases (open in some samp
 silent one at about the same opening every time, whether closed or held open. So a track's evidence in a
 turn is the spread (standard deviation) of its openings inside the turn less its spread in silence (its
 samples outside every turn), the "vs. outside" baseline that discounts a face that chews or jitters.
+Samples next to a turn are left out of that baseline (GUARD_S): there the mouth is still opening or
+closing around the voice, and on real recordings those few samples made a talking face read as one that
+moves as much in silence (tests/test_speaking_real.py).
 """
 
 from __future__ import annotations
@@ -22,10 +25,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 MOVING = 0.04
-"""Spread of the mouth opening (over silence's) from which a mouth moves. Measured: a still photo's
-mesh (zidane.jpg shifted a pixel or two per frame, H.264) spreads 0.001-0.002. Not measured (no
-talking-face video offline): a speaking mouth, caught at random phases between closed (~0.02) and open
-(face_mesh.MOUTH_OPEN is 0.2), should spread about 0.08 or more; 0.04 sits between with margin."""
+"""Spread of the mouth opening (over silence's) from which a mouth moves. Measured with the faces
+analyzer at 2 fps: a still photo's mesh (zidane.jpg shifted a pixel or two per frame, H.264) spreads
+0.001-0.002; a real man silent before and after speaking, 0.001; the same man talking to the camera
+(PsychoPy's two clips, tests/test_speaking_real.py), 0.064-0.121 per speech turn. 0.04 sits between."""
+GUARD_S = 0.5
+"""Mouth samples closer than this to a speech turn are no silence: the lips part before the voice starts
+and close after it ends, and turn edges are no more exact than their source (the speakers analyzer's 1 s
+chunks). One sampling interval at 2 fps. Measured: a mouth still open 5 ms after the turn's end
+(0.30, against 0.003 in silence), a smile 0.47 s before the first word (0.17)."""
 NO_FACE_CONFIDENCE = 0.9
 """An off-screen voice when no face is seen at all: as sure as the face detector's misses allow."""
 MIN_SAMPLES = 2
@@ -86,12 +94,19 @@ def assign(
     by_time = _ByTime([(m.t, m) for m in mouths])
     seen = _ByTime(visible)
     spoken = {id(m) for turn in turns for m in by_time.during(turn)}
+    edges = sorted(t for turn in turns for t in (turn.start_s, turn.end_s))
     silent: dict[int, list[float]] = defaultdict(list)
     for m in mouths:
-        if id(m) not in spoken:
+        if id(m) not in spoken and _away(m.t, edges):
             silent[m.track_id].append(m.opening)
     baseline = {track: _spread(values) for track, values in silent.items()}
     return [_one(turn, by_time.during(turn), seen.during(turn), baseline) for turn in turns]
+
+
+def _away(t: float, edges: Sequence[float]) -> bool:
+    """Whether t lies GUARD_S or more from every turn edge (edges sorted: the two around t are nearest)."""
+    i = bisect.bisect_left(edges, t)
+    return all(abs(t - edges[j]) >= GUARD_S for j in (i - 1, i) if 0 <= j < len(edges))
 
 
 def _one(
