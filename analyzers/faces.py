@@ -96,9 +96,9 @@ class FacesOptions(BaseModel):
     cut_threshold: float = 24.0
     """Mean grey-level move of the frame's 16 px cells above which a frame is a new scene: re-detect."""
     threads: int = Field(default=1, ge=0)
-    """torch threads MTCNN runs with, and the emotion model's (0: the process's budget). One: its hundreds of small ops a frame gain
-    nothing from a second thread, which on a loaded 2-core machine spins waiting for a core (245 against
-    2,520 ms CPU a 640 px frame, docs/benchmarks.md)."""
+    """torch threads MTCNN runs with, and the emotion model's (0: the process's budget). One: MTCNN's
+    hundreds of small ops a frame gain nothing from a second thread, which on a loaded 2-core machine spins
+    waiting for a core (245 against 2,520 ms CPU a 640 px frame, docs/benchmarks.md)."""
 
 
 MESH_EYES = (468, 473)

@@ -46,8 +46,8 @@ class ObjectsOptions(YoloOptions):
     """The packaged SSD is not run again on a frame whose pixels did not move since the frame it last ran
     on for the video (a still, a slide, a freeze): that frame's detections are reused."""
     change_threshold: float = Field(default=12.0, ge=0.0)
-    """A frame is unchanged when no signature cell's grey mean moved more than this (JPEG noise moves them by a
-    few levels; a moving hand or a pan by tens)."""
+    """A frame is unchanged when no signature cell's grey mean moved more than this (JPEG noise moves them
+    by a few levels; a moving hand or a pan by tens)."""
     threads: int = Field(default=1, ge=0)
     """OpenCV threads for the packaged SSD's forward pass (0: the process's budget); one keeps its CPU
     seconds lowest on a shared, loaded machine, where a second thread waits for a core."""
@@ -73,7 +73,7 @@ class ObjectsAnalyzer(YoloAnalyzer):
     Sampling: 3 fps keeps consecutive boxes of a person crossing the frame in two seconds overlapping
     enough for ByteTrack's association (its Kalman prediction covers the steady part of the motion;
     tests/test_objects.py), at a tenth of the cost of 30 fps, and on the frames pose and hands sample
-    anyway (5 fps made the producer convert and encode 4 more frames a second, and cost the SSD 0.67
+    anyway (5 fps made the producer convert and encode 4 more frames a second, and cost the SSD 0.56-0.67
     CPU-s a video second on the loaded 2-core machine); 640 px is the size YOLO models run at (imgsz),
     and the SSD shrinks any frame to 300x300.
     """
