@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from reelscope.analyzers.base import (
     RANDOM_TEST_MARKER,
     FrameAnalyzer,
@@ -56,6 +56,7 @@ from reelscope.analyzers.common.face_mesh import (
     iris_offsets,
     mouth_opening,
 )
+from reelscope.analyzers.common.torch_device import torch_threads
 from reelscope.schemas.events import Provenance
 
 ATTRIBUTES = ("age", "emotion")
@@ -94,6 +95,10 @@ class FacesOptions(BaseModel):
     between (needs `mesh`); 1: detect on every frame. 2 halves MTCNN's cost (most of the analyzer's)."""
     cut_threshold: float = 24.0
     """Mean grey-level move of the frame's 16 px cells above which a frame is a new scene: re-detect."""
+    threads: int = Field(default=1, ge=0)
+    """torch threads MTCNN runs with, and the emotion model's (0: the process's budget). One: MTCNN's
+    hundreds of small ops a frame gain nothing from a second thread, which on a loaded 2-core machine spins
+    waiting for a core (245 against 2,520 ms CPU a 640 px frame, docs/benchmarks.md)."""
 
 
 MESH_EYES = (468, 473)
@@ -181,17 +186,19 @@ def shot_type(faces: list[dict[str, Any]]) -> str:
 class _Mtcnn:
     name = "mtcnn (facenet-pytorch, packaged P/R/O-net weights)"
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int = 1) -> None:
         import torch
         from facenet_pytorch import MTCNN
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
         self._model = MTCNN(keep_all=True, device=device, post_process=False)
+        self._threads = threads if device == "cpu" else 0
 
     def detect(self, image: np.ndarray) -> list[RawFace]:
         if min(image.shape[:2]) < self._model.min_face_size:
             return []  # no face fits, and MTCNN's image pyramid would be empty (it fails on that)
-        boxes, probs, points = self._model.detect(image, landmarks=True)
+        with torch_threads(self._threads):
+            boxes, probs, points = self._model.detect(image, landmarks=True)
         if boxes is None:
             return []
         return [
@@ -295,16 +302,16 @@ class FacesAnalyzer(FrameAnalyzer):
         if self.options.mesh and mediapipe_solutions.available():
             self._mesh = FaceMesh()
         if not self.options.emotion_model and emotion_file() and importlib.util.find_spec("ai_edge_litert"):
-            self._emotion = EmotionModel(self.runtime.threads)
+            self._emotion = EmotionModel(self.options.threads or self.runtime.threads)
 
         choice = self.options.detector
         if choice == "mtcnn":
-            self._detector = _Mtcnn()
+            self._detector = _Mtcnn(self.options.threads)
         elif choice == "haar":
             self._detector = _Haar()
         else:
             try:
-                self._detector = _Mtcnn()
+                self._detector = _Mtcnn(self.options.threads)
             except (ImportError, OSError) as missing:
                 try:
                     self._detector = _Haar()

@@ -13,6 +13,7 @@ import importlib.util
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import Field
 from reelscope.analyzers.base import FrameItem, ModelInfo, Runtime, Sampling, packaged_model
 from reelscope.analyzers.common.ssd import (
     DESCRIPTION,
@@ -35,18 +36,24 @@ class ObjectsOptions(YoloOptions):
     """Counted from this confidence (OpenCV's SSD samples use 0.5): the SSD scores the people of the test
     photos 0.59-0.99, and its partial boxes of a person on a zoomed pan over zidane.jpg up to 0.43, with
     ties at 0.3-0.45 (YOLO's own default, 0.25, suits YOLO checkpoints better)."""
+    threads: int = Field(default=1, ge=0)
+    """OpenCV threads for the packaged SSD's forward pass (0: the process's budget); one keeps its CPU
+    seconds lowest on a shared, loaded machine, where a second thread waits for a core."""
 
 
 class ObjectsAnalyzer(YoloAnalyzer):
     """COCO object detection (packaged SSD, or a configured YOLO); tracks in `video_summary`.
 
-    Sampling: 5 fps keeps consecutive boxes of moving objects overlapping enough for IoU association
-    (0.2 s steps) at a sixth of the cost of 30 fps; 640 px is the size YOLO models run at (imgsz), and the
-    SSD shrinks any frame to 300x300.
+    Sampling: 3 fps keeps consecutive boxes of a person crossing the frame in two seconds overlapping
+    enough for ByteTrack's association (its Kalman prediction covers the steady part of the motion;
+    tests/test_objects.py), at a tenth of the cost of 30 fps, and on the frames pose and hands sample
+    anyway (5 fps made the producer convert and encode 4 more frames a second, and cost the SSD 0.56-0.67
+    CPU-s a video second on the loaded 2-core machine); 640 px is the size YOLO models run at (imgsz),
+    and the SSD shrinks any frame to 300x300.
     """
 
     name = "objects"
-    sampling = Sampling(fps=5.0, max_side=640)
+    sampling = Sampling(fps=3.0, max_side=640)
     requires = ("cv2",)
     model_name = DESCRIPTION
     provenance = "packaged"
@@ -82,7 +89,7 @@ class ObjectsAnalyzer(YoloAnalyzer):
         if self.options.model:
             super().load()
         else:
-            self._ssd = SsdDetector(self.runtime.threads)
+            self._ssd = SsdDetector(self.options.threads)
 
     def describe_model(self) -> tuple[str, Provenance]:
         if self.options.model:

@@ -50,6 +50,9 @@ class SpeakersOptions(AudioModelOptions):
     language; 0.38: two speakers merge); 0.32 sits in the middle of that range."""
     min_speaker_chunks: int = Field(default=2, ge=1)
     """Clusters with fewer voiced chunks are folded into the nearest larger cluster."""
+    threads: int = Field(default=1, ge=0)
+    """torch threads for the packaged GE2E encoder (0: the process's budget); one, since its LSTM steps are
+    too small to share and a second thread spins on a loaded machine (analyzers/common/torch_device.py)."""
 
 
 TURN_GAP_S = 1.0
@@ -180,7 +183,7 @@ class SpeakersAnalyzer(PackagedDefault):
     def load_packaged(self) -> Any:
         from reelscope.analyzers.common.ge2e import Ge2eEncoder
 
-        return Ge2eEncoder(self.runtime.threads)
+        return Ge2eEncoder(self.options.threads)
 
     def _embed(self, items: Sequence[AudioItem]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Any]:
         if self.options.model:

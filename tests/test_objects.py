@@ -208,6 +208,19 @@ def test_box_moving_steadily_is_one_track() -> None:
     assert track["mean_box"] == pytest.approx([0.24, 0.3, 0.44, 0.6], abs=1e-3)
 
 
+def test_person_crossing_the_frame_in_two_seconds_is_one_track_at_the_sampled_rate() -> None:
+    """The analyzer samples 3 fps: a person 0.2 wide crossing 0.6 of the frame in 2 s (a brisk walk across
+    a 9:16 frame) moves half its width between samples, and stays one track both ways."""
+    fps = ObjectsAnalyzer.sampling.fps
+    assert fps is not None
+    steps = round(2 * fps) + 1
+    for sign, start in ((1, 0.05), (-1, 0.65)):
+        frames = [[det(start + sign * 0.6 * i / (steps - 1))] for i in range(steps)]
+        summary = ObjectsAnalyzer.video_summary(results(frames, fps))
+        assert summary is not None and summary["track_count"] == 1, (sign, summary)
+        assert summary["tracks"][0]["frames"] == steps
+
+
 def test_two_boxes_two_tracks_in_order_of_appearance() -> None:
     frames = [[det(0.7 - 0.01 * i, 0.5, label="dog"), det(0.05 + 0.01 * i)] for i in range(20)]
     summary = ObjectsAnalyzer.video_summary(results(frames))

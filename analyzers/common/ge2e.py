@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from reelscope.analyzers.common.torch_device import torch_threads
 
 SAMPLE_RATE = 16_000
 N_FFT = 400
@@ -100,12 +101,13 @@ class Ge2eEncoder:
     """The LSTM and its projection, loaded from the wheel's checkpoint on the CPU (it is 17 MB; 1 s of
     audio takes ~10 ms)."""
 
-    def __init__(self, threads: int = 0) -> None:
+    def __init__(self, threads: int = 1) -> None:
         import torch
         from torch import nn
 
-        if threads:
-            torch.set_num_threads(threads)
+        self._threads = threads
+        """torch threads for the LSTM (0: the process's pool): one, as its steps are small (see
+        torch_device.torch_threads; 30 chunks took 0.7 CPU-s with one thread, 4.8-6.3 with two, loaded)."""
         self._torch = torch
         self.lstm = nn.LSTM(MELS, 256, 3, batch_first=True)
         self.linear = nn.Linear(256, 256)
@@ -120,7 +122,7 @@ class Ge2eEncoder:
         torch = self._torch
         per_wave = [partials(louder(np.asarray(w, dtype=np.float32).reshape(-1))) for w in waves]
         batch = torch.from_numpy(np.concatenate(per_wave))
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(self._threads):
             _, (hidden, _) = self.lstm(batch)
             raw: Any = torch.relu(self.linear(hidden[-1]))
             raw = raw / torch.norm(raw, dim=1, keepdim=True).clamp_min(1e-12)

@@ -135,14 +135,15 @@ def packaged_files() -> tuple[Path, Path] | None:
 class SsdDetector:
     """SSD MobileNet v2 on RGB frames: per frame, (class index, confidence, normalised xyxy box) rows."""
 
-    def __init__(self, threads: int = 0) -> None:
+    def __init__(self, threads: int = 1) -> None:
         import cv2
 
         files = packaged_files()
         if files is None:
             raise FileNotFoundError(f"{PACKAGE} is not installed (pip install {PACKAGE.replace('_', '-')})")
-        if threads:
-            cv2.setNumThreads(threads)
+        self._threads = threads
+        """OpenCV threads for the forward pass, set around it (0: left as they are): the setting is
+        process-wide, and other analyzers of the group use OpenCV too."""
         self._cv2 = cv2
         self._net = cv2.dnn.readNetFromTensorflow(str(files[0]), str(files[1]))
         self._index = {coco_id: i for i, coco_id in enumerate(COCO_IDS)}
@@ -154,7 +155,13 @@ class SsdDetector:
             [np.ascontiguousarray(i) for i in images], size=(INPUT_SIDE, INPUT_SIDE), swapRB=False
         )
         self._net.setInput(blob)
-        out = self._net.forward().reshape(-1, 7)  # image, class id, score, x0, y0, x1, y1
+        before = self._cv2.getNumThreads()
+        if self._threads:
+            self._cv2.setNumThreads(self._threads)
+        try:
+            out = self._net.forward().reshape(-1, 7)  # image, class id, score, x0, y0, x1, y1
+        finally:
+            self._cv2.setNumThreads(before)
         frames: list[np.ndarray] = []
         for i in range(len(images)):
             rows = out[(out[:, 0] == i) & (out[:, 2] >= min_conf)]

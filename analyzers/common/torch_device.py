@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -29,3 +31,24 @@ def resolve_dtype(name: str, device: Any, prefer_bfloat16: bool = False) -> Any:
     if prefer_bfloat16 and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return torch.float16
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """torch's intra-op pool at `threads` for the block (0: left as it is), restored after.
+
+    Models of many small ops (MTCNN's per-candidate crops, GE2E's LSTM steps) gain nothing from a second
+    thread, and on a loaded machine that thread spins in OpenMP's barrier waiting for a core: MTCNN took
+    10x the CPU seconds with two threads than with one (docs/benchmarks.md). Set per call, in the calling
+    thread, because the pool is process-wide and other analyzers of the group may want more."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads <= 0 or threads == before:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
