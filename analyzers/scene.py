@@ -12,6 +12,7 @@ No model, numpy only.
 from __future__ import annotations
 
 import base64
+import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,11 @@ from typing import Any
 import numpy as np
 from reelscope.analyzers.base import FrameAnalyzer, FrameItem, ItemResult, Sampling
 
+_OPENCV = importlib.util.find_spec("cv2") is not None
+_SIDE = 96
+"""Longest side of the frames the signatures are taken on: the statistics and the 16x16 grid need no more
+(the cut scorecard holds at 64 px too), and each frame costs the producer, the broker and this analyzer
+in proportion to its pixels."""
 _GRID = 8  # RGB grid cells per side: colour content, compared like PySceneDetect's ContentDetector
 _THUMB = 16  # cells per side of the payload's RGB grid; its grey is the layout (same-layout check, freezes)
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -77,11 +83,37 @@ def _hsv(rgb: np.ndarray) -> np.ndarray:
     return np.stack([h, s, v], axis=-1)
 
 
+def _hsv_mean(rgb: np.ndarray) -> np.ndarray:
+    """Mean H, S, V of an RGB float32 image in `_hsv`'s convention; OpenCV's float conversion (the same
+    formula) when it is installed: 0.01 vs 1.3 ms for a 96x170 frame."""
+    if _OPENCV:
+        import cv2
+
+        h, s, v, _ = cv2.mean(cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV))  # H in degrees, S 0..1
+        return np.array([h / 2.0, s * 255.0, v])
+    return _hsv(rgb).reshape(-1, 3).mean(axis=0)
+
+
+def reduced(image: np.ndarray, side: int = _SIDE) -> np.ndarray:
+    """A frame larger than the signature needs (one another analyzer sampled at its own size) area-reduced
+    by the whole factor that keeps its longest side at `side` or more, so every frame's statistics are
+    taken at about the same scale (and a 960 px frame costs no more than a small one)."""
+    k = max(image.shape[:2]) // side
+    if k < 2:
+        return image
+    h, w = image.shape[0] // k * k, image.shape[1] // k * k
+    if _OPENCV:
+        import cv2
+
+        return cv2.resize(np.ascontiguousarray(image[:h, :w]), (w // k, h // k), interpolation=cv2.INTER_AREA)
+    return image[:h, :w].reshape(h // k, k, w // k, k, -1).mean(axis=(1, 3), dtype=np.float32)
+
+
 def frame_signature(image: np.ndarray) -> dict[str, Any]:
     """The per-frame payload: global HSV and luma statistics plus the two tiny descriptors, base64-packed."""
-    rgb = image.astype(np.float32)
+    rgb = np.ascontiguousarray(image, dtype=np.float32)
     luma = rgb @ _LUMA
-    hsv = _hsv(rgb).reshape(-1, 3).mean(axis=0)
+    hsv = _hsv_mean(rgb)
     dark_share = float((luma < _DARK_LUMA).mean())
     grid = np.clip(np.rint(_cells(rgb, _THUMB)), 0, 255).astype(np.uint8)
     return {
@@ -386,11 +418,11 @@ class SceneAnalyzer(FrameAnalyzer):
 
     name = "scene"
     group = "light"
-    sampling = Sampling(fps=None, max_side=160)
+    sampling = Sampling(fps=None, max_side=_SIDE)
     summary_promoted = True
 
     def analyze(self, items: Sequence[FrameItem]) -> list[dict[str, Any]]:
-        return [frame_signature(item.image) for item in items]
+        return [frame_signature(reduced(item.image)) for item in items]
 
     @classmethod
     def segment_fields(cls, payloads: list[dict[str, Any]]) -> dict[str, Any]:

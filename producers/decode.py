@@ -168,6 +168,36 @@ def open_media(path: str) -> tuple[av.container.InputContainer, MediaInfo]:
         raise
 
 
+def upright_planes(frame: av.VideoFrame, max_side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Full-range (JFIF) Y, Cb and Cr planes, 4:2:0, resized so the longest displayed side is at most
+    max_side, rotated upright: what a JPEG encoder takes without any RGB step.
+
+    One swscale pass scales in the decoder's own format and expands the range (limited to full) on the
+    way; no RGB frame is ever made here, and the encoder skips its own RGB to YCbCr conversion and chroma
+    reduction. Against RGB conversion plus an RGB JPEG, per 720x1280 frame: 2.8 vs 6.5 ms at 540x960,
+    1.5 vs 2.2 ms at 360x640, 0.5 vs 0.9 ms at the cut detector's 160x284 (area filter, one thread).
+    The colours are those of `upright_rgb` (BT.601, as JPEG decoders assume)."""
+    rotation = int(getattr(frame, "rotation", 0) or 0)
+    w, h = frame.width, frame.height
+    scale = min(1.0, max_side / max(w, h))
+    tw, th = max(2, round(w * scale / 2) * 2), max(2, round(h * scale / 2) * 2)
+    small = frame.reformat(
+        width=tw,
+        height=th,
+        format="yuv420p",
+        interpolation="AREA",
+        dst_color_range="JPEG",
+        threads=1,  # a few ms of work: a thread pool's hand-offs would cost more CPU than they save
+    )
+    planes = tuple(
+        np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[:ph, :pw]
+        for p, (pw, ph) in zip(small.planes, ((tw, th), (tw // 2, th // 2), (tw // 2, th // 2)), strict=True)
+    )
+    quarter_turns = round(rotation / 90.0) % 4
+    y, u, v = (np.ascontiguousarray(np.rot90(p, k=quarter_turns)) for p in planes)
+    return y, u, v
+
+
 def upright_rgb(frame: av.VideoFrame, max_side: int) -> np.ndarray:
     """RGB array resized so its longest displayed side is at most max_side, rotated upright."""
     rotation = int(getattr(frame, "rotation", 0) or 0)
@@ -214,13 +244,22 @@ def _from_planes(frame: av.VideoFrame, tw: int, th: int) -> np.ndarray | None:
 
 
 def iterate(
-    container: av.container.InputContainer, info: MediaInfo, threads: int = 0, source_audio: bool = False
+    container: av.container.InputContainer,
+    info: MediaInfo,
+    threads: int = 0,
+    source_audio: bool = False,
+    audio_wanted: bool = True,
+    stereo: bool = True,
 ) -> Iterator[DecodedFrame | DecodedAudio]:
     """Frames and resampled audio in demux order (with `source_audio`, also every channel at the source's
-    rate, as 16-bit PCM). Corrupt packets are skipped and counted in warnings."""
+    rate, as 16-bit PCM). Corrupt packets are skipped and counted in warnings. Without `audio_wanted` the
+    audio stream is not even demuxed; without `stereo` no per-channel 16 kHz copy is made (nothing would
+    split the channels)."""
     streams = []
     video = next((s for s in container.streams.video if s.codec_context is not None), None)
     audio = next((s for s in container.streams.audio if s.codec_context is not None), None)
+    if not audio_wanted:
+        audio = None
     if video is not None:
         video.thread_type = "AUTO"
         if threads:
@@ -230,7 +269,7 @@ def iterate(
     if audio is not None:
         streams.append(audio)
         mix_resampler = av.AudioResampler(format="s16", layout="mono", rate=AUDIO_RATE)
-        if info.media.audio_channels >= 2:
+        if stereo and info.media.audio_channels >= 2:
             stereo_resampler = av.AudioResampler(format="s16", layout="stereo", rate=AUDIO_RATE)
         if source_audio:
             source_resampler = av.AudioResampler(format="s16")  # layout and rate as decoded

@@ -22,7 +22,7 @@ from reelscope.producers.decode import (
     MediaInfo,
     iterate,
     open_media,
-    upright_rgb,
+    upright_planes,
 )
 from reelscope.producers.sampling import FramePlan, audio_targets
 from reelscope.schemas.events import (
@@ -40,15 +40,15 @@ _SPLIT_PROBE_S = 4.0
 _SPLIT_MAX_CORRELATION = 0.8
 
 
-def encode_jpeg(rgb: np.ndarray, quality: int, max_bytes: int) -> bytes:
-    """JPEG bytes of an RGB image (4:2:0, as Pillow wrote them), lowering quality until it fits max_bytes.
-
-    simplejpeg calls libjpeg-turbo on the array directly: the same bytes' size as Pillow's encoder (also
-    libjpeg-turbo) at a third of the CPU for the cut detector's 160 px frames (0.22 vs 0.69 ms; 540x960:
-    1.7 vs 2.3 ms), Pillow's per-image overhead being most of a small frame's cost."""
-    image = np.ascontiguousarray(rgb)
+def encode_jpeg_planes(
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray], quality: int, max_bytes: int
+) -> bytes:
+    """JPEG bytes of full-range 4:2:0 Y, Cb, Cr planes (`decode.upright_planes`), lowering quality until
+    they fit max_bytes: libjpeg-turbo compresses the planes as they are, with no colour conversion or chroma
+    reduction of its own (the same bytes' size as from RGB)."""
+    y, u, v = planes
     while True:
-        data = simplejpeg.encode_jpeg(image, quality=quality, colorspace="RGB", colorsubsampling="420")
+        data = simplejpeg.encode_jpeg_yuv_planes(y, u, v, quality=quality)
         if len(data) <= max_bytes or quality <= 20:
             return data
         quality -= 15
@@ -191,8 +191,16 @@ class VideoEventSource:
         container, info = open_media(self.path)
         try:
             self._check_limits(info)
-            source = any(c.sampling.audio_channels == "source" for c in self.audio_analyzers.values())
-            items = iterate(container, info, self.settings.decode_threads, source)
+            wants = {c.sampling.audio_channels for c in self.audio_analyzers.values()}
+            # audio no analyzer listens to is not decoded at all (the scene-only path reads no audio)
+            items = iterate(
+                container,
+                info,
+                self.settings.decode_threads,
+                source_audio="source" in wants,
+                audio_wanted=bool(wants),
+                stereo="split" in wants,
+            )
             head = self._read_head(items, info)
             if head:  # the first decoded timestamp, not the header's claim, is where the media starts
                 info.media = info.media.model_copy(update={"start_s": round(min(i.pts_s for i in head), 4)})
@@ -232,6 +240,7 @@ class VideoEventSource:
         head: list[DecodedFrame | DecodedAudio] = []
         audio_s = 0.0
         seen_frame = not info.media.has_video
+        listens = info.media.has_audio and bool(self.audio_analyzers)
         for item in items:
             head.append(item)
             if isinstance(item, DecodedFrame) and not seen_frame:
@@ -239,7 +248,7 @@ class VideoEventSource:
                 info.media = upright(info.media, int(getattr(item.frame, "rotation", 0) or 0))
             elif isinstance(item, DecodedAudio):
                 audio_s += item.mix.size / AUDIO_RATE
-            if seen_frame and (audio_s >= _SPLIT_PROBE_S or not info.media.has_audio):
+            if seen_frame and (audio_s >= _SPLIT_PROBE_S or not listens):
                 break
             if len(head) > 2000:
                 break
@@ -301,14 +310,14 @@ class VideoEventSource:
                 targets = plan.targets(item.pts_s)
                 if not targets:
                     continue
-                rgb = upright_rgb(item.frame, plan.max_side(targets))
+                planes = upright_planes(item.frame, plan.max_side(targets))
                 frame = Frame(
                     video_id=self.video_id,
                     index=item.index,
                     pts_s=round(item.pts_s, 6),
-                    width=rgb.shape[1],
-                    height=rgb.shape[0],
-                    jpeg=encode_jpeg(rgb, self.settings.jpeg_quality, self.max_jpeg_bytes),
+                    width=planes[0].shape[1],
+                    height=planes[0].shape[0],
+                    jpeg=encode_jpeg_planes(planes, self.settings.jpeg_quality, self.max_jpeg_bytes),
                     targets=targets,
                     first=self.frames_published == 0,
                 )

@@ -21,6 +21,7 @@ from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
+import simplejpeg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from PIL import Image
@@ -62,8 +63,12 @@ def item_key(event: Frame | AudioChunk) -> str:
 
 
 def frame_image(frame: Frame) -> np.ndarray:
-    """The frame's picture, RGB uint8."""
-    return np.asarray(Image.open(io.BytesIO(frame.jpeg)).convert("RGB"))
+    """The frame's picture, RGB uint8: libjpeg-turbo straight into an array (simplejpeg, a third of
+    Pillow's CPU on the cut detector's 160 px frames: 0.23 vs 0.64 ms); Pillow for what it refuses."""
+    try:
+        return simplejpeg.decode_jpeg(frame.jpeg, colorspace="RGB")
+    except ValueError:
+        return np.asarray(Image.open(io.BytesIO(frame.jpeg)).convert("RGB"))
 
 
 def to_item(event: Frame | AudioChunk) -> Item:

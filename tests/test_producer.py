@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from reelscope.analyzers.registry import enabled_analyzers
+from reelscope.analyzers.scene import SceneAnalyzer
 from reelscope.infra.core.ingest import UriRejected, resolve_uri
 from reelscope.infra.core.settings import ProducerSettings, Settings
 from reelscope.producers.events import VideoEventSource
@@ -53,7 +54,10 @@ def test_sampling_rates_sizes_and_expected_counts(tmp_path: Path) -> None:
     sampled = [f for f in frames if "color" in f.targets]
     assert [round(f.pts_s, 2) for f in sampled] == [0.0, 1.0]  # 1 fps
     assert max(f.width for f in frames if "quality" in f.targets) == 640
-    assert max(f.width for f in frames if f.targets == ["scene"]) == 160  # small when only scene wants it
+    scene_side = SceneAnalyzer.sampling.max_side
+    assert (
+        max(f.width for f in frames if f.targets == ["scene"]) == scene_side
+    )  # small when only scene wants it
     chunks = of(evs, AudioChunk)
     finished = of(evs, VideoFinished)[0]
     assert finished.expected == {"scene": 50, "color": 2, "quality": 2, "loudness": len(chunks)}
@@ -237,3 +241,37 @@ def test_small_frames_from_the_decoder_planes_match_ffmpeg_scaling(shared_media:
     assert np.array_equal(upright_rgb(frame, 160), mine)
     assert _from_planes(frame, 640, 360) is None
     assert _from_planes(frame.reformat(format="yuv444p"), 160, 90) is None
+
+
+def test_frames_are_encoded_from_full_range_planes_with_the_colours_of_rgb(shared_media: Path) -> None:
+    """The JPEG made from the 4:2:0 planes (range expanded by swscale) decodes to the RGB frame that
+    swscale's own RGB conversion gives: no washed-out limited range, no colour shift."""
+    import av
+    import simplejpeg
+    from reelscope.producers.decode import upright_planes, upright_rgb
+    from reelscope.producers.events import encode_jpeg_planes
+
+    with av.open(str(shared_media / "counter.mp4")) as container:
+        frame = next(container.decode(video=0))
+    for side in (160, 640):
+        planes = upright_planes(frame, side)
+        y, u, v = planes
+        assert y.shape == (side * 9 // 16, side) and u.shape == v.shape == (side * 9 // 32, side // 2)
+        decoded = simplejpeg.decode_jpeg(encode_jpeg_planes(planes, 95, 900_000)).astype(int)
+        rgb = upright_rgb(frame, side).astype(int)
+        assert abs(decoded.mean() - rgb.mean()) < 1.5  # limited range left in: 2.3 levels off here
+        assert np.abs(decoded - rgb).mean() < 6
+
+
+def test_audio_nobody_listens_to_is_not_decoded(tmp_path: Path) -> None:
+    from reelscope.producers.decode import DecodedAudio, iterate, open_media
+
+    clip = cut_clip(tmp_path / "c.mp4", frames=25, fps=25, size=(320, 180), tone_s=1.0, silence_s=0.0)
+    container, info = open_media(str(clip))
+    try:
+        kinds = {type(i) for i in iterate(container, info, audio_wanted=False)}
+    finally:
+        container.close()
+    assert info.media.has_audio and DecodedAudio not in kinds
+    evs = events(clip, ["scene"])
+    assert len(of(evs, Frame)) == 25 and not of(evs, AudioChunk)

@@ -291,3 +291,25 @@ def test_segment_fields_merge_brightness_and_black() -> None:
     fields = SceneAnalyzer.segment_fields([white, black, black, black])
     assert fields["brightness"] == pytest.approx(50.0, abs=0.01)
     assert fields["black_share"] == 0.75
+
+
+def test_a_large_frame_is_reduced_to_about_the_signature_size() -> None:
+    """A 960 px frame another analyzer sampled gives about the signature of the same picture at 96 px."""
+    from reelscope.analyzers.scene import reduced
+
+    rng = np.random.default_rng(1)
+    small = np.kron(rng.integers(0, 255, (16, 9, 3), dtype=np.uint8), np.ones((6, 6, 1), np.uint8))
+    large = np.kron(small, np.ones((10, 10, 1), np.uint8))  # 960 x 540, the same picture
+    assert reduced(large).shape == small.shape and reduced(small) is small
+    a, b = frame_signature(reduced(large)), frame_signature(small)
+    assert a["grid"] == b["grid"] and abs(a["luma_std"] - b["luma_std"]) < 0.5 and abs(a["h"] - b["h"]) < 0.5
+
+
+def test_signature_is_the_same_with_or_without_opencv(monkeypatch: pytest.MonkeyPatch) -> None:
+    import reelscope.analyzers.scene as scene
+
+    pytest.importorskip("cv2")
+    image = np.random.default_rng(2).integers(0, 255, (96, 54, 3), dtype=np.uint8)
+    with_cv = frame_signature(image)
+    monkeypatch.setattr(scene, "_OPENCV", False)
+    assert frame_signature(image) == with_cv

@@ -27,10 +27,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 from reelscope.analyzers.base import AudioItem, FrameItem
 from reelscope.analyzers.registry import enabled_analyzers
-from reelscope.infra.bench.pipeline import in_process, make_clip, raw_decode_s
+from reelscope.infra.bench.pipeline import in_process, make_clip
 from reelscope.infra.bench.scorecard import SHARED_MEDIA
 from reelscope.infra.core.settings import Settings
 from reelscope.producers.decode import DecodedFrame, iterate, open_media, upright_rgb
@@ -52,6 +53,30 @@ def timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[float, float, Any]:
     return best
 
 
+def timed_pair(
+    ours: Callable[[], Any], theirs: Callable[[], Any], repeat: int
+) -> tuple[tuple[float, float, Any], tuple[float, float, Any]]:
+    """Best of `repeat` runs of each side, the two sides alternating, so that a change of the machine's
+    load during the pair weighs on both alike (a shared machine's load moves within seconds)."""
+    best: list[tuple[float, float, Any] | None] = [None, None]
+    for _ in range(repeat):
+        for k, fn in enumerate((ours, theirs)):
+            run = timed(fn)
+            best[k] = run if best[k] is None or run[0] < best[k][0] else best[k]
+    assert best[0] is not None and best[1] is not None
+    return best[0], best[1]
+
+
+def raw_decode(path: Path, threads: int = 0) -> int:
+    """Every video frame decoded with plain PyAV (FFmpeg's own threading, or `threads` of them)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if threads:
+            stream.codec_context.thread_count = threads
+        return sum(1 for _ in container.decode(stream))
+
+
 def pair(ours: tuple[float, float, Any], theirs: tuple[float, float, Any], seconds: float) -> dict[str, Any]:
     return {
         "reelscope_cpu_s": round(ours[0], 3),
@@ -64,29 +89,39 @@ def pair(ours: tuple[float, float, Any], theirs: tuple[float, float, Any], secon
     }
 
 
-def producer_vs_decode(clip: Path, seconds: float, settings: Settings) -> dict[str, Any]:
+def producer_vs_decode(clip: Path, seconds: float, settings: Settings, repeat: int = 5) -> dict[str, Any]:
+    """The producer (default sampling) against decoding every frame with plain PyAV, both with FFmpeg's
+    default threading; then both again with one decoding thread (`single_thread`), like for like."""
     classes = enabled_analyzers(settings.analyzers, settings)
 
-    def produce() -> int:
+    def produce(threads: int) -> int:
+        producer = settings.producer.model_copy(update={"decode_threads": threads})
         source = VideoEventSource(
-            "peer", str(clip), clip.as_uri(), classes, settings.producer, settings.kafka.max_event_bytes
+            "peer", str(clip), clip.as_uri(), classes, producer, settings.kafka.max_event_bytes
         )
         return sum(1 for _ in source.events())
 
-    raw = timed(lambda: raw_decode_s(clip), repeat=3)
-    ours = timed(produce, repeat=3)
+    ours, raw = timed_pair(lambda: produce(0), lambda: raw_decode(clip), repeat)
     out = pair(ours, raw, seconds)
     out["events"] = ours[2]
     out["producer_speed_share_of_raw_decode"] = round(raw[0] / ours[0], 3)
+    one, raw_one = timed_pair(lambda: produce(1), lambda: raw_decode(clip, 1), repeat)
+    out["single_thread"] = pair(one, raw_one, seconds)
+    out["single_thread"]["producer_speed_share_of_raw_decode"] = round(raw_one[0] / one[0], 3)
     return out
 
 
-def scene_vs_pyscenedetect(clip: Path, seconds: float) -> dict[str, Any]:
+def scene_vs_pyscenedetect(clip: Path, seconds: float, repeat: int = 3) -> dict[str, Any]:
     from scenedetect import AdaptiveDetector, detect
 
-    ours = timed(lambda: in_process(clip, Settings(analyzers=["scene"])))
-    theirs = timed(lambda: detect(str(clip), AdaptiveDetector()))
-    return pair(ours, theirs, seconds)
+    ours, theirs = timed_pair(
+        lambda: in_process(clip, Settings(analyzers=["scene"])),
+        lambda: detect(str(clip), AdaptiveDetector()),
+        repeat,
+    )
+    out = pair(ours, theirs, seconds)
+    out["peer_cuts_s"] = [round(scene[0].get_seconds(), 3) for scene in theirs[2][1:]]
+    return out
 
 
 def sampled_frames(clip: Path, fps: float, max_side: int) -> list[FrameItem]:
