@@ -228,6 +228,15 @@ class PoseOptions(YoloOptions):
     """MediaPipe's person detector floor."""
     people: int = 2
     """MediaPipe: most people looked for in a frame (one graph pass each)."""
+    track: bool = True
+    """MediaPipe: follow each video's people with its own graphs in video mode, whose person detector is
+    skipped while the previous frame's landmarks give the region (mediapipe_solutions.VideoGraphs);
+    false: the detector on every frame (static-image mode)."""
+    cut_threshold: float = 24.0
+    """Mean grey-level move of the frame's 16 px cells from which a frame is a scene cut: the video's
+    graphs restart there, so the detector runs at once."""
+    max_videos: int = 16
+    """Videos whose graphs are kept (two graphs each, ~10 MB); the least recently seen is dropped."""
 
 
 class PoseAnalyzer(YoloAnalyzer):
@@ -249,6 +258,7 @@ class PoseAnalyzer(YoloAnalyzer):
     def __init__(self, options: PoseOptions | None = None, runtime: Runtime | None = None) -> None:
         super().__init__(options, runtime)
         self._graph: Any = None
+        self._videos: mediapipe_solutions.VideoGraphs | None = None
 
     @classmethod
     def configured(cls, options: PoseOptions, runtime: Runtime | None = None) -> bool:
@@ -270,9 +280,20 @@ class PoseAnalyzer(YoloAnalyzer):
         if self.options.model:
             super().load()
             return
-        self._graph = mediapipe_solutions.solutions().pose.Pose(
-            static_image_mode=True,
+        self._graph = self._pose_graph(static=True)
+        if self.options.track:
+            self._videos = mediapipe_solutions.VideoGraphs(
+                lambda: self._pose_graph(static=False),
+                self.options.people,
+                self.options.cut_threshold,
+                self.options.max_videos,
+            )
+
+    def _pose_graph(self, static: bool) -> Any:
+        return mediapipe_solutions.solutions().pose.Pose(
+            static_image_mode=static,
             model_complexity=1,  # pose_landmark_full
+            smooth_landmarks=False,  # a frame's landmarks are its own, as a detection would give them
             min_detection_confidence=self.options.min_detection_confidence,
         )
 
@@ -283,20 +304,28 @@ class PoseAnalyzer(YoloAnalyzer):
 
     def analyze(self, items: Sequence[FrameItem]) -> list[dict[str, Any]]:
         if self._graph is not None:
-            return [self._mediapipe_payload(item.image) for item in items]
+            return [self._mediapipe_payload(item) for item in items]
         if self._yolo is None:
             raise RuntimeError("load() was not called")
         results = self._yolo.predict([f.image for f in items], min(self.options.conf, TRACK_LOW_CONF))
         return [self._payload(r) for r in results]
 
-    def _mediapipe_payload(self, image: np.ndarray) -> dict[str, Any]:
+    def _mediapipe_payload(self, item: FrameItem) -> dict[str, Any]:
         """MediaPipe finds one person a pass: each found person's box is greyed out and the graph run again,
-        up to `people` persons, so a second person is not hidden behind the most prominent one."""
-        h, w = image.shape[:2]
-        work = mediapipe_solutions.fit(image, self.sampling.max_side)
+        up to `people` persons, so a second person is not hidden behind the most prominent one. Tracking,
+        pass k has its own graph per video, which follows the person it found on the previous frame."""
+        h, w = item.image.shape[:2]
+        work = mediapipe_solutions.fit(item.image, self.sampling.max_side)
+        graphs = (
+            self._videos.graphs(item, work)
+            if self._videos is not None
+            else [self._graph] * self.options.people
+        )
         persons = []
-        for _ in range(self.options.people):
-            found = self._graph.process(work).pose_landmarks
+        ran = 0
+        for graph in graphs:
+            ran += 1
+            found = graph.process(work).pose_landmarks
             if found is None:
                 break
             lm = np.array([[p.x, p.y, p.visibility] for p in found.landmark], dtype=np.float64)
@@ -306,6 +335,8 @@ class PoseAnalyzer(YoloAnalyzer):
             work = work.copy()
             wh, ww = work.shape[:2]
             work[int(y0 * wh) : int(np.ceil(y1 * wh)), int(x0 * ww) : int(np.ceil(x1 * ww))] = 128
+        if self._videos is not None:
+            self._videos.done(item, graphs[ran:])
         return self._summarised(persons, (w, h), sum(p["conf"] >= self.options.conf for p in persons))
 
     def _payload(self, result: Any) -> dict[str, Any]:
