@@ -233,8 +233,8 @@ class PoseOptions(YoloOptions):
     skipped while the previous frame's landmarks give the region (mediapipe_solutions.VideoGraphs);
     false: the detector on every frame (static-image mode)."""
     cut_threshold: float = 24.0
-    """Mean grey-level move of the frame's 16 px cells from which a frame is a scene cut: the video's
-    graphs restart there, so the detector runs at once."""
+    """Mean grey-level move of the frame's 16 px cells from which a frame is a scene cut: the detector
+    answers there, not the followed regions."""
     max_videos: int = 16
     """Videos whose graphs are kept (two graphs each, ~10 MB); the least recently seen is dropped."""
 
@@ -283,8 +283,9 @@ class PoseAnalyzer(YoloAnalyzer):
         self._graph = self._pose_graph(static=True)
         if self.options.track:
             self._videos = mediapipe_solutions.VideoGraphs(
+                self._graph,
                 lambda: self._pose_graph(static=False),
-                self.options.people,
+                lambda result: result.pose_landmarks,
                 self.options.cut_threshold,
                 self.options.max_videos,
             )
@@ -316,16 +317,13 @@ class PoseAnalyzer(YoloAnalyzer):
         pass k has its own graph per video, which follows the person it found on the previous frame."""
         h, w = item.image.shape[:2]
         work = mediapipe_solutions.fit(item.image, self.sampling.max_side)
-        graphs = (
-            self._videos.graphs(item, work)
-            if self._videos is not None
-            else [self._graph] * self.options.people
-        )
+        video = self._videos.begin(item, work) if self._videos is not None else None
         persons = []
-        ran = 0
-        for graph in graphs:
-            ran += 1
-            found = graph.process(work).pose_landmarks
+        for k in range(self.options.people):
+            if self._videos is not None and video is not None:
+                found = self._videos.run(video, k, work)
+            else:
+                found = self._graph.process(work).pose_landmarks
             if found is None:
                 break
             lm = np.array([[p.x, p.y, p.visibility] for p in found.landmark], dtype=np.float64)
@@ -336,7 +334,7 @@ class PoseAnalyzer(YoloAnalyzer):
             wh, ww = work.shape[:2]
             work[int(y0 * wh) : int(np.ceil(y1 * wh)), int(x0 * ww) : int(np.ceil(x1 * ww))] = 128
         if self._videos is not None:
-            self._videos.done(item, graphs[ran:])
+            self._videos.end(item)
         return self._summarised(persons, (w, h), sum(p["conf"] >= self.options.conf for p in persons))
 
     def _payload(self, result: Any) -> dict[str, Any]:

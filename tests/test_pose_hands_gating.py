@@ -1,6 +1,7 @@
 """Pose and hands work not repeated (issue 18), on real MediaPipe models and zidane.jpg panned into a clip.
 
-Pose: each video's own graphs in video mode follow its people (MediaPipe's tracking skips the detector);
+Pose: each video's own graphs in video mode follow its people (MediaPipe's tracking skips the detector),
+made when the shared graph first finds someone;
 hands: the palm detector on every 2nd sampled frame, the landmark model alone following each hand in
 between. Both are checked against the ungated analyzers run on the same frames, and a cut or a new stream
 must start afresh."""
@@ -100,8 +101,9 @@ def test_pose_followed_by_mediapipe_tracking_agrees_with_detection_and_a_cut_res
     mine, truth = tracked.analyze(items), static.analyze(items)
     videos = tracked._videos
     assert videos is not None and static._videos is None
-    # the first frame, the cut to black and the cut back start afresh; the rest follow
-    assert (videos.fresh, videos.followed) == (3, 5)
+    # both people detected on the first frame and followed on the next five (2 passes each); the cut to
+    # black is answered by the detector (one pass: nobody), and so is the cut back (two passes)
+    assert (videos.detected, videos.followed) == (5, 10)
     assert len(videos) == 0  # the final frame closed the video's graphs
     assert [p["count"] for p in mine] == [2] * 6 + [0, 2]
     compared = 0
@@ -122,4 +124,15 @@ def test_pose_graphs_bounded_and_restarted_per_stream() -> None:
     videos = a._videos
     assert videos is not None and len(videos) == 2  # "a", the least recently seen, was dropped (closed)
     (payload,) = a.analyze([FrameItem("c", 0, 0.0, base, first=True)])  # a replay restarts its stream
-    assert payload["count"] == 2 and (videos.fresh, videos.followed) == (4, 0)
+    assert payload["count"] == 2 and (videos.detected, videos.followed) == (8, 0)
+
+
+def test_pose_video_without_people_makes_no_graph() -> None:
+    """A graph is made when someone is first found: a video without people costs the detector alone."""
+    a = PoseAnalyzer()
+    a.load()
+    black = np.zeros((270, 480, 3), np.uint8)
+    assert [p["count"] for p in a.analyze(clip("empty", [black] * 3)[:-1])] == [0, 0]
+    videos = a._videos
+    assert videos is not None and (videos.detected, videos.followed) == (2, 0)
+    assert videos._memory.get("empty") is not None and not videos._memory.get("empty").graphs  # type: ignore[union-attr]

@@ -5,18 +5,18 @@ models ship inside the mediapipe 0.10.21 wheel (Apache-2.0; later releases ship 
 A processor's batches mix videos, so no graph may carry one video's tracking state into another video's
 frame: a shared graph runs in static-image mode (its detector on every frame), and `VideoGraphs` gives each
 video its own graphs in video mode, where MediaPipe skips the detector while the previous frame's landmarks
-give the region to look at (work not repeated, issue 18). Those graphs are that video's only state: made at
-its stream's first item, reset on a scene cut (so the detector runs at once rather than after a frame lost
-to the old region), closed at its final item or when the least recently used of `max_videos` is dropped.
-Losing them costs one detection, never a different kind of result.
+give the region to look at (work not repeated, issue 18). Those graphs are that video's only state: made
+when its first person is found, forgotten at its stream's first item (a replay), closed at its final item
+or when the least recently used of `max_videos` is dropped. Losing them costs detections, never a
+different kind of result.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -77,55 +77,93 @@ CUT_CELL = 16
 
 
 @dataclass
-class _Followed:
+class _Video:
     frame: np.ndarray
     """The signature of the video's last frame, to tell a cut."""
-    graphs: list[Any]
+    graphs: dict[int, Any] = field(default_factory=dict)
+    """Pass -> this video's graph in video mode, made when that pass first finds something."""
+    following: set[int] = field(default_factory=set)
+    """Passes whose graph found something on its last call: it follows that region now."""
+    cut: bool = False
 
 
 class VideoGraphs:
-    """Per-video MediaPipe graphs in video mode (`make()` builds one), `passes` of them per video for the
-    analyzers that run a graph several times on one frame (pose: one person a pass)."""
+    """Per-video MediaPipe graphs in video mode, one per pass (pose runs one pass per person), next to
+    the analyzer's shared static-image graph.
 
-    def __init__(self, make: Callable[[], Any], passes: int, cut_threshold: float, max_videos: int) -> None:
+    A pass runs the shared graph (its detector) while the video's graph for it does not follow anything,
+    and makes that graph when the shared one first finds something: most videos never pay a graph's
+    ~0.2 s start (its models load on its first frame), and a video without people costs what it did. Once
+    following, the video's graph runs alone (MediaPipe skips its detector). A followed region that is lost
+    is looked for again by the shared graph on the same frame; on a cut the shared graph answers, and the
+    following graphs see the frame too, so they let go of regions the cut emptied (a reset would reload
+    their models)."""
+
+    def __init__(
+        self,
+        static: Any,
+        make: Callable[[], Any],
+        found: Callable[[Any], Any],
+        cut_threshold: float,
+        max_videos: int,
+    ) -> None:
+        self._static = static
         self._make = make
-        self._passes = passes
+        self._found = found
         self.cut_threshold = cut_threshold
-        self._memory: VideoMemory[_Followed] = VideoMemory(max_videos, drop=_close)
-        self.fresh = self.followed = 0
-        """Frames whose graphs started without history (stream start, cut, dropped memory) and frames
-        whose graphs could follow the previous frame's landmarks."""
+        self._memory: VideoMemory[_Video] = VideoMemory(max_videos, drop=_close)
+        self.detected = self.followed = 0
+        """Passes the shared graph (the detector) answered, passes a video's graph answered following."""
 
-    def graphs(self, item: FrameItem, image: np.ndarray) -> list[Any]:
-        """The graphs for this frame of `item`'s video (`image`: the frame as the graphs will see it)."""
-        seen = self._memory.get(item.video_id, item.first)
+    def begin(self, item: FrameItem, image: np.ndarray) -> _Video:
+        """The video's state for this frame (`image`: the frame as the graphs see it)."""
+        video = self._memory.get(item.video_id, item.first)
         frame = signature(image, CUT_CELL)
-        if seen is None:
-            seen = _Followed(frame, [self._make() for _ in range(self._passes)])
-            self.fresh += 1
-        elif seen.frame.shape != frame.shape or float(np.abs(seen.frame - frame).mean()) > self.cut_threshold:
-            for graph in seen.graphs:
-                graph.reset()
-            seen.frame = frame
-            self.fresh += 1
+        if video is None:
+            video = _Video(frame)
         else:
-            seen.frame = frame
-            self.followed += 1
-        self._memory.put(item.video_id, seen)
-        return seen.graphs
+            video.cut = video.frame.shape != frame.shape or (
+                float(np.abs(video.frame - frame).mean()) > self.cut_threshold
+            )
+            video.frame = frame
+        self._memory.put(item.video_id, video)
+        return video
 
-    def done(self, item: FrameItem, unused: Sequence[Any] = ()) -> None:
-        """After the frame: the graphs in `unused` did not see it (reset, so they do not follow a stale
-        region later); a final item closes the video's graphs."""
-        for graph in unused:
-            graph.reset()
+    def run(self, video: _Video, k: int, image: np.ndarray) -> Any:
+        """Pass k's finding on `image` (what `found` reads off a graph's result), or None."""
+        graph = video.graphs.get(k)
+        if graph is not None and k in video.following and not video.cut:
+            out = self._found(graph.process(image))
+            if out is not None:
+                self.followed += 1
+                return out
+            video.following.discard(k)  # lost: the detector looks again, now
+        elif graph is not None and k not in video.following:
+            out = self._found(graph.process(image))  # the graph's own detector: as the shared one's
+            self.detected += 1
+            if out is not None:
+                video.following.add(k)
+            return out
+        self.detected += 1
+        out = self._found(self._static.process(image))
+        if graph is not None and k in video.following:  # a cut: let go of what the cut emptied
+            if self._found(graph.process(image)) is None:
+                video.following.discard(k)
+        elif graph is None and out is not None:
+            graph = video.graphs[k] = self._make()
+            if self._found(graph.process(image)) is not None:
+                video.following.add(k)
+        return out
+
+    def end(self, item: FrameItem) -> None:
+        """A final item closes the video's graphs."""
         if item.final:
-            self._memory.put(item.video_id, _Followed(np.zeros(0, np.float32), []), final=True)
+            self._memory.put(item.video_id, _Video(np.zeros(0, np.float32)), final=True)
 
     def __len__(self) -> int:
         return len(self._memory)
 
 
-def _close(state: _Followed) -> None:
-    for graph in state.graphs:
+def _close(state: _Video) -> None:
+    for graph in state.graphs.values():
         graph.close()
