@@ -1,7 +1,7 @@
 """Work not repeated (issue 18), before and after, in one run: OCR against RapidOCR called on every sampled
 frame (with and without onnxruntime's thread spinning), pose with and without MediaPipe's tracking, hands
 with the palm detector on every frame and on every 2nd. Real media: the bench clip (`make_clip`, 30 s
-720x1280, a caption changing every frame over a panning texture, no people) and a 6 s pan over ultralytics'
+720x1280, a caption changing every frame over a panning texture, no people) and a 30 s pan over ultralytics'
 zidane.jpg (two people, one pointing hand, 30 s), each sampled as the producer samples it for the analyzer.
 
 Figures are process CPU seconds (every thread), which a shared machine inflates far less than wall time;
