@@ -11,6 +11,11 @@ Waves need motion, so `video_summary` finds them on person tracks (ByteTrack, an
 a hand above its elbow whose wrist swings sideways and back. At the 3 fps sampling a fast wave (over about
 2.5 swings a second) aliases, but it still shows as large sideways jumps with reversals, which is what
 is tested for.
+
+Work not repeated (issue 18, `track`): each video gets its own MediaPipe graphs in video mode once someone
+is found in it (one per pass), which skip the person detector while the previous frame's landmarks give the
+region; a lost person or a scene cut is looked for by the shared static graph on that very frame
+(analyzers/common/mediapipe_solutions.VideoGraphs).
 """
 
 from __future__ import annotations
