@@ -92,8 +92,8 @@ class VideoGraphs:
     the analyzer's shared static-image graph.
 
     A pass runs the shared graph (its detector) while the video's graph for it does not follow anything,
-    and makes that graph when the shared one first finds something: most videos never pay a graph's
-    ~0.2 s start (its models load on its first frame), and a video without people costs what it did. Once
+    and makes that graph when the shared one first finds something: a graph costs ~0.2 s CPU to start (its
+    models load on its first frame), which a video without people never pays. Once
     following, the video's graph runs alone (MediaPipe skips its detector). A followed region that is lost
     is looked for again by the shared graph on the same frame; on a cut the shared graph answers, and the
     following graphs see the frame too, so they let go of regions the cut emptied (a reset would reload
