@@ -69,6 +69,9 @@ WAVE_RISE = 0.3
 or another person's arm that the model lends this body where two people overlap, swings no wave."""
 MIN_GESTURE_FRAMES = 2
 GESTURES = ("hands_raised", "arms_crossed", "pointing")
+MIN_FOLLOWED_SIDE = 0.05
+"""A followed person's box is at least this share of the frame each way (a region drifting off the frame's
+edge shrinks to a sliver while MediaPipe's presence flag may stay high)."""
 
 
 def _seen(kp: np.ndarray, *joints: int) -> bool:
@@ -291,9 +294,17 @@ class PoseAnalyzer(YoloAnalyzer):
                 self._graph,
                 lambda: self._pose_graph(static=False),
                 lambda result: result.pose_landmarks,
+                self._followable,
                 self.options.cut_threshold,
                 self.options.max_videos,
             )
+
+    def _followable(self, landmarks: Any) -> bool:
+        """A person worth following: as confident as a counted one, and a body, not a sliver at the edge."""
+        lm = np.array([[p.x, p.y, p.visibility] for p in landmarks.landmark], dtype=np.float64)
+        person = mediapipe_person(lm, (1, 1))
+        x0, y0, x1, y1 = person["box"]
+        return person["conf"] >= self.options.conf and min(x1 - x0, y1 - y0) >= MIN_FOLLOWED_SIDE
 
     def _pose_graph(self, static: bool) -> Any:
         return mediapipe_solutions.solutions().pose.Pose(

@@ -97,19 +97,22 @@ class VideoGraphs:
     following, the video's graph runs alone (MediaPipe skips its detector). A followed region that is lost
     is looked for again by the shared graph on the same frame; on a cut the shared graph answers, and the
     following graphs see the frame too, so they let go of regions the cut emptied (a reset would reload
-    their models)."""
+    their models). Only findings `accept` passes are followed: a graph left following a region that no longer
+    holds one (a detector's false find off the frame's edge) is closed."""
 
     def __init__(
         self,
         static: Any,
         make: Callable[[], Any],
         found: Callable[[Any], Any],
+        accept: Callable[[Any], bool],
         cut_threshold: float,
         max_videos: int,
     ) -> None:
         self._static = static
         self._make = make
         self._found = found
+        self._accept = accept
         self.cut_threshold = cut_threshold
         self._memory: VideoMemory[_Video] = VideoMemory(max_videos, drop=_close)
         self.detected = self.followed = 0
@@ -132,28 +135,38 @@ class VideoGraphs:
     def run(self, video: _Video, k: int, image: np.ndarray) -> Any:
         """Pass k's finding on `image` (what `found` reads off a graph's result), or None."""
         graph = video.graphs.get(k)
-        if graph is not None and k in video.following and not video.cut:
+        if graph is not None and not video.cut:
+            following = k in video.following
             out = self._found(graph.process(image))
-            if out is not None:
-                self.followed += 1
-                return out
-            video.following.discard(k)  # lost: the detector looks again, now
-        elif graph is not None and k not in video.following:
-            out = self._found(graph.process(image))  # the graph's own detector: as the shared one's
-            self.detected += 1
-            if out is not None:
+            if out is not None and self._accept(out):
                 video.following.add(k)
-            return out
+                self.followed += following
+                self.detected += not following
+                return out
+            if out is not None:  # a region not worth following (off the frame, unsure): start over later
+                self._drop(video, k)
+            video.following.discard(k)
+            if not following:
+                self.detected += 1
+                return out  # the graph's own detector answered, as the shared one would have
         self.detected += 1
         out = self._found(self._static.process(image))
-        if graph is not None and k in video.following:  # a cut: let go of what the cut emptied
-            if self._found(graph.process(image)) is None:
+        if graph is not None and video.cut and k in video.following:  # let go of what the cut emptied
+            again = self._found(graph.process(image))
+            if again is None:
                 video.following.discard(k)
-        elif graph is None and out is not None:
+            elif not self._accept(again):
+                self._drop(video, k)
+        elif k not in video.graphs and out is not None and self._accept(out):
             graph = video.graphs[k] = self._make()
             if self._found(graph.process(image)) is not None:
                 video.following.add(k)
         return out
+
+    @staticmethod
+    def _drop(video: _Video, k: int) -> None:
+        video.graphs.pop(k).close()
+        video.following.discard(k)
 
     def end(self, item: FrameItem) -> None:
         """A final item closes the video's graphs."""
