@@ -7,10 +7,20 @@ is extended when it is straight at its middle joint and its tip lies farther fro
 `side` is the person's own hand: MediaPipe labels hands as if the image were a mirrored selfie, so its label
 is swapped for camera footage. Waves need motion: `video_summary` follows each hand (`link_hands`) and finds
 an open hand whose wrist swings sideways and back.
+
+Work not repeated (issue 18): the palm detector runs on every `detect_every`-th sampled frame of a video;
+in between, each hand is followed as MediaPipe's own hand tracking follows it: the hand landmark model
+alone (hand_landmark_full.tflite, run by ai-edge-litert) on the region the previous frame's landmarks give
+(`hand_region`, MediaPipe's landmarks-to-ROI rule). A scene cut, a hand the model no longer sees (presence
+under 0.5) or a new stream detects at once; a hand that enters between detections is found at the next
+one (0.33 s at 3 fps). MediaPipe's legacy graph cannot do this itself: in video mode it still runs the
+detector on every frame with fewer than `max_hands` hands.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,6 +30,7 @@ import numpy as np
 from pydantic import BaseModel
 from reelscope.analyzers.base import FrameAnalyzer, FrameItem, ItemResult, ModelInfo, Runtime, Sampling
 from reelscope.analyzers.common import mediapipe_solutions
+from reelscope.analyzers.common.change_gate import VideoMemory, signature
 from reelscope.analyzers.common.gestures import oscillations, shot_cues, spans
 from reelscope.analyzers.common.yolo import frame_rate
 
@@ -45,6 +56,20 @@ MAX_LINK = 3.0
 """A hand joins a track whose last wrist is within this many hand sizes (wrist to middle knuckle)."""
 MAX_GAP_FRAMES = 2
 MAX_TRACKS = 50
+
+REGION_LANDMARKS = (0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18)
+"""The landmarks MediaPipe takes a hand's next region from: wrist, thumb, each finger's two lowest joints."""
+REGION_SCALE = 2.0
+REGION_SHIFT = -0.1
+"""MediaPipe's region rule: the landmarks' box, rotated upright, squared, shifted this share of its height
+toward the fingers and grown this many times."""
+LANDMARK_SIDE = 224
+MIN_PRESENCE = 0.5
+"""The landmark model's hand presence from which a followed hand is still there (MediaPipe's default
+min_tracking_confidence)."""
+SAME_HAND_IOU = 0.5
+"""Two followed hands whose boxes overlap this much converged on one hand: the second is dropped."""
+CUT_CELL = 16
 
 
 def _angle(lm: np.ndarray, a: int, b: int, c: int) -> float:
@@ -119,6 +144,11 @@ class HandsOptions(BaseModel):
 
     max_hands: int = 4
     min_detection_confidence: float = 0.5
+    detect_every: int = 2
+    """Run the palm detector on every n-th sampled frame of a video and follow the hands with the landmark
+    model in between (needs ai-edge-litert); 1: detect on every frame."""
+    cut_threshold: float = 24.0
+    """Mean grey-level move of the frame's 16 px cells from which a frame is a scene cut (detects)."""
 
 
 class HandsAnalyzer(FrameAnalyzer):
@@ -140,6 +170,10 @@ class HandsAnalyzer(FrameAnalyzer):
     def __init__(self, options: HandsOptions | None = None, runtime: Runtime | None = None) -> None:
         super().__init__(options, runtime)
         self._graph: Any = None
+        self._landmarks: HandLandmarks | None = None
+        self._memory: VideoMemory[_Seen] = VideoMemory()
+        self.detections = self.tracked = 0
+        """Frames the palm detector ran on, frames whose hands the landmark model followed."""
 
     @classmethod
     def models(cls, options: Any, runtime: Runtime | None = None) -> list[ModelInfo]:
@@ -156,6 +190,8 @@ class HandsAnalyzer(FrameAnalyzer):
             model_complexity=1,
             min_detection_confidence=self.options.min_detection_confidence,
         )
+        if self.options.detect_every > 1 and importlib.util.find_spec("ai_edge_litert"):
+            self._landmarks = HandLandmarks(self.runtime.threads)
 
     def analyze(self, items: Sequence[FrameItem]) -> list[dict[str, Any]]:
         if self._graph is None:
@@ -163,21 +199,63 @@ class HandsAnalyzer(FrameAnalyzer):
         payloads = []
         for item in items:
             h, w = item.image.shape[:2]
-            found = self._graph.process(mediapipe_solutions.fit(item.image, self.sampling.max_side))
             hands = [
-                hand_record(
-                    np.array([[p.x, p.y, p.z] for p in marks.landmark], dtype=np.float64),
-                    side.classification[0].label,
-                    side.classification[0].score,
-                    (w, h),
-                )
-                for marks, side in zip(
-                    found.multi_hand_landmarks or [], found.multi_handedness or [], strict=True
+                hand_record(lm, label, score, (w, h))
+                for lm, label, score in self._hands(
+                    item, mediapipe_solutions.fit(item.image, self.sampling.max_side)
                 )
             ]
             gestures = Counter(hand["gesture"] for hand in hands if hand["gesture"])
             payloads.append({"size": [w, h], "count": len(hands), "gestures": dict(gestures), "hands": hands})
         return payloads
+
+    def _hands(self, item: FrameItem, image: np.ndarray) -> list[Found]:
+        """The frame's hands: followed from the video's previous frame when allowed and all still seen,
+        else detected."""
+        seen = self._memory.get(item.video_id, item.first)
+        frame = signature(image, CUT_CELL)
+        found = self._followed(image, frame, seen)
+        if found is None:
+            self.detections += 1
+            result = self._graph.process(image)
+            found = [
+                (
+                    np.array([[p.x, p.y, p.z] for p in marks.landmark], dtype=np.float64),
+                    side.classification[0].label,
+                    side.classification[0].score,
+                )
+                for marks, side in zip(
+                    result.multi_hand_landmarks or [], result.multi_handedness or [], strict=True
+                )
+            ]
+            since = 0
+        else:
+            self.tracked += 1
+            since = seen.since_detection + 1  # type: ignore[union-attr]
+        size = np.array(image.shape[1::-1], dtype=np.float64)
+        self._memory.put(
+            item.video_id, _Seen(frame, [lm[:, :2] * size for lm, _, _ in found], since), item.final
+        )
+        return found
+
+    def _followed(self, image: np.ndarray, frame: np.ndarray, seen: _Seen | None) -> list[Found] | None:
+        """The previous frame's hands found again by the landmark model; None when the detector must run."""
+        if (
+            self._landmarks is None
+            or seen is None
+            or seen.since_detection + 1 >= self.options.detect_every
+            or seen.frame.shape != frame.shape
+            or float(np.abs(seen.frame - frame).mean()) > self.options.cut_threshold
+        ):
+            return None
+        found: list[Found] = []
+        for previous in seen.hands:
+            hand = self._landmarks.follow(image, hand_region(previous))
+            if hand is None:
+                return None
+            if not any(_box_iou(hand[0], other[0]) > SAME_HAND_IOU for other in found):
+                found.append(hand)
+        return found
 
     @classmethod
     def segment_fields(cls, payloads: list[dict[str, Any]]) -> dict[str, Any]:
@@ -305,3 +383,101 @@ def link_hands(frames: Sequence[tuple[float, Sequence[dict[str, Any]]]], frame_s
 
 def _span(kind: str, track_id: int, start: float, end: float) -> dict[str, Any]:
     return {"kind": kind, "track_id": track_id, "start_s": round(start, 4), "end_s": round(end, 4)}
+
+
+Found = tuple[np.ndarray, str, float]
+"""A hand: 21 x 3 normalised landmarks (x, y, z), MediaPipe's handedness label and its score."""
+
+
+@dataclass
+class _Seen:
+    """A video's last frame: its signature (to tell a cut), its hands' landmarks in the pixels of the frame
+    the models saw, and how many frames ago the detector ran."""
+
+    frame: np.ndarray
+    hands: list[np.ndarray]
+    since_detection: int
+
+
+def hand_region(px: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """(centre, side, rotation) in pixels of the square region the next frame's landmark model looks at,
+    from this frame's landmarks (21 x 2+, pixels), by MediaPipe's rule: rotated so the wrist-to-middle-finger
+    line points up, the box of REGION_LANDMARKS in that rotated frame, shifted and grown."""
+    p = px[list(REGION_LANDMARKS), :2]
+    wrist = p[0]
+    knuckles = ((p[4] + p[8]) / 2 + p[6]) / 2
+    rotation = np.pi / 2 - np.arctan2(-(knuckles[1] - wrist[1]), knuckles[0] - wrist[0])
+    rotation = float((rotation + np.pi) % (2 * np.pi) - np.pi)
+    middle = (p.min(axis=0) + p.max(axis=0)) / 2
+    cos, sin = np.cos(rotation), np.sin(rotation)
+    q = p - middle
+    upright = np.stack([q[:, 0] * cos + q[:, 1] * sin, -q[:, 0] * sin + q[:, 1] * cos], axis=1)
+    low, high = upright.min(axis=0), upright.max(axis=0)
+    c = (low + high) / 2
+    width, height = high - low
+    centre = middle + np.array([c[0] * cos - c[1] * sin, c[0] * sin + c[1] * cos])
+    centre += np.array([-height * REGION_SHIFT * sin, height * REGION_SHIFT * cos])
+    return centre, float(max(width, height) * REGION_SCALE), rotation
+
+
+def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of the boxes around two hands' normalised landmarks."""
+    (a0, a1), (b0, b1) = _extent(a), _extent(b)
+    inter = float(np.prod(np.clip(np.minimum(a1, b1) - np.maximum(a0, b0), 0.0, None)))
+    union = float(np.prod(a1 - a0)) + float(np.prod(b1 - b0)) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _extent(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return lm[:, :2].min(axis=0), lm[:, :2].max(axis=0)
+
+
+class HandLandmarks:
+    """MediaPipe's packaged hand_landmark_full.tflite on a hand's region, without the palm detector."""
+
+    def __init__(self, threads: int = 0) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        spec = importlib.util.find_spec("mediapipe")
+        assert spec is not None and spec.submodule_search_locations
+        path = os.path.join(
+            next(iter(spec.submodule_search_locations)),
+            "modules",
+            "hand_landmark",
+            "hand_landmark_full.tflite",
+        )
+        self._interpreter = Interpreter(model_path=path, num_threads=threads or None)
+        self._interpreter.allocate_tensors()
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        self._outputs = {d["name"]: d["index"] for d in self._interpreter.get_output_details()}
+
+    def follow(self, image: np.ndarray, region: tuple[np.ndarray, float, float]) -> Found | None:
+        """The hand in `region` of the RGB image, or None when the model sees no hand there."""
+        import cv2
+
+        centre, side, rotation = region
+        if side < 4:
+            return None
+        h, w = image.shape[:2]
+        k = side / LANDMARK_SIDE
+        cos, sin = np.cos(rotation), np.sin(rotation)
+        to_image = np.array([[k * cos, -k * sin, 0.0], [k * sin, k * cos, 0.0]])
+        to_image[:, 2] = centre - to_image[:, :2] @ np.array([LANDMARK_SIDE / 2, LANDMARK_SIDE / 2])
+        crop = cv2.warpAffine(
+            image,
+            to_image,
+            (LANDMARK_SIDE, LANDMARK_SIDE),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        self._interpreter.set_tensor(self._input, (crop.astype(np.float32) / 255.0)[None])
+        self._interpreter.invoke()
+        presence = float(self._interpreter.get_tensor(self._outputs["Identity_1"])[0, 0])
+        if presence < MIN_PRESENCE:
+            return None
+        raw = self._interpreter.get_tensor(self._outputs["Identity"])[0].reshape(21, 3).astype(np.float64)
+        left = float(self._interpreter.get_tensor(self._outputs["Identity_2"])[0, 0])
+        px = raw[:, :2] @ to_image[:, :2].T + to_image[:, 2]
+        lm = np.column_stack([px[:, 0] / w, px[:, 1] / h, raw[:, 2] * k / w])
+        label, score = ("Left", left) if left >= 0.5 else ("Right", 1.0 - left)
+        return lm, label, score

@@ -25,6 +25,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -58,6 +59,13 @@ MAX_MISSING_FRAMES = 1
 """An event survives this many sampled frames in which OCR missed it."""
 MAX_EVENTS = 200
 
+MODEL_FILES = (
+    "ch_PP-OCRv4_det_infer.onnx",
+    "ch_PP-OCRv4_rec_infer.onnx",
+    "ch_ppocr_mobile_v2.0_cls_infer.onnx",
+)
+"""RapidOCR's packaged models: detection, recognition, angle classifier (in its `models` folder)."""
+
 REGION_CELL = 4
 """A text line's signature: the frame's pixels under its box, in cells of this many pixels."""
 FRAME_CELL = 8
@@ -77,6 +85,10 @@ class OcrTextOptions(BaseModel):
     change_threshold: float = 16.0
     """Grey levels a cell's mean may move with the region still unchanged (one changed character moves
     its cells by 60-250; JPEG re-encoding by a few)."""
+    spin: bool = False
+    """Let onnxruntime's intra-op threads spin-wait for work between operators (its default, and
+    RapidOCR's). Off: they sleep, which halves the process CPU of a 2-thread session on a shared 2-core
+    machine (the spinning burns cycles other processors' groups need) for the same readings."""
 
 
 @dataclass
@@ -304,6 +316,28 @@ def _payload(result: Sequence[tuple[Any, str, float]], w: int, h: int) -> dict[s
     }
 
 
+def _without_spinning(engine: Any, threads: int) -> None:
+    """Rebuild RapidOCR's three onnxruntime sessions (detection, angle, recognition) with the same model
+    and options as RapidOCR's own, but intra-op threads that sleep instead of spinning between operators.
+    RapidOCR exposes only thread counts, so the sessions are replaced after it made them."""
+    import onnxruntime as ort
+    import rapidocr_onnxruntime
+
+    models = Path(rapidocr_onnxruntime.__file__).parent / "models"
+    holders = (engine.text_det.infer, engine.text_rec.session, engine.text_cls.infer)
+    for holder, file in zip(holders, MODEL_FILES, strict=True):
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 4
+        opts.enable_cpu_mem_arena = False
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            opts.intra_op_num_threads = threads
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        holder.session = ort.InferenceSession(
+            str(models / file), sess_options=opts, providers=holder.session.get_providers()
+        )
+
+
 class OcrTextAnalyzer(FrameAnalyzer):
     """PP-OCRv4 detection + recognition through RapidOCR's ONNX runtime (models ship in its wheel)."""
 
@@ -325,12 +359,9 @@ class OcrTextAnalyzer(FrameAnalyzer):
 
     @classmethod
     def models(cls, options: Any, runtime: Runtime | None = None) -> list[ModelInfo]:
-        files = (
-            "ch_PP-OCRv4_det_infer.onnx",
-            "ch_PP-OCRv4_rec_infer.onnx",
-            "ch_ppocr_mobile_v2.0_cls_infer.onnx",
-        )
-        return [packaged_model(cls.model_name, cls.name, "rapidocr-onnxruntime", files, "Apache-2.0", True)]
+        return [
+            packaged_model(cls.model_name, cls.name, "rapidocr-onnxruntime", MODEL_FILES, "Apache-2.0", True)
+        ]
 
     def load(self) -> None:
         from rapidocr_onnxruntime import RapidOCR
@@ -339,6 +370,8 @@ class OcrTextAnalyzer(FrameAnalyzer):
         # "max": never upsample before detection (the default, min side 736, takes a 960x540 frame to
         # 1308x736, 40 % slower for no gain on caption-sized text); _detect sizes the frame itself.
         self._engine = RapidOCR(det_limit_type="max", text_score=MIN_LINE_CONFIDENCE, **threads)
+        if not self.options.spin:
+            _without_spinning(self._engine, self.runtime.threads)
 
     def analyze(self, items: Sequence[FrameItem]) -> list[dict[str, Any]]:
         if self._engine is None:

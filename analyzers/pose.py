@@ -11,6 +11,11 @@ Waves need motion, so `video_summary` finds them on person tracks (ByteTrack, an
 a hand above its elbow whose wrist swings sideways and back. At the 3 fps sampling a fast wave (over about
 2.5 swings a second) aliases, but it still shows as large sideways jumps with reversals, which is what
 is tested for.
+
+Work not repeated (issue 18, `track`): each video gets its own MediaPipe graphs in video mode once someone
+is found in it (one per pass), which skip the person detector while the previous frame's landmarks give the
+region; a lost person or a scene cut is looked for by the shared static graph on that very frame
+(analyzers/common/mediapipe_solutions.VideoGraphs).
 """
 
 from __future__ import annotations
@@ -64,6 +69,9 @@ WAVE_RISE = 0.3
 or another person's arm that the model lends this body where two people overlap, swings no wave."""
 MIN_GESTURE_FRAMES = 2
 GESTURES = ("hands_raised", "arms_crossed", "pointing")
+MIN_FOLLOWED_SIDE = 0.05
+"""A followed person's box is at least this share of the frame each way (a region drifting off the frame's
+edge shrinks to a sliver while MediaPipe's presence flag may stay high)."""
 
 
 def _seen(kp: np.ndarray, *joints: int) -> bool:
@@ -228,6 +236,15 @@ class PoseOptions(YoloOptions):
     """MediaPipe's person detector floor."""
     people: int = 2
     """MediaPipe: most people looked for in a frame (one graph pass each)."""
+    track: bool = True
+    """MediaPipe: follow each video's people with its own graphs in video mode, whose person detector is
+    skipped while the previous frame's landmarks give the region (mediapipe_solutions.VideoGraphs);
+    false: the detector on every frame (static-image mode)."""
+    cut_threshold: float = 24.0
+    """Mean grey-level move of the frame's 16 px cells from which a frame is a scene cut: the detector
+    answers there, not the followed regions."""
+    max_videos: int = 16
+    """Videos whose graphs are kept (two graphs each, ~10 MB); the least recently seen is dropped."""
 
 
 class PoseAnalyzer(YoloAnalyzer):
@@ -249,6 +266,7 @@ class PoseAnalyzer(YoloAnalyzer):
     def __init__(self, options: PoseOptions | None = None, runtime: Runtime | None = None) -> None:
         super().__init__(options, runtime)
         self._graph: Any = None
+        self._videos: mediapipe_solutions.VideoGraphs | None = None
 
     @classmethod
     def configured(cls, options: PoseOptions, runtime: Runtime | None = None) -> bool:
@@ -270,9 +288,29 @@ class PoseAnalyzer(YoloAnalyzer):
         if self.options.model:
             super().load()
             return
-        self._graph = mediapipe_solutions.solutions().pose.Pose(
-            static_image_mode=True,
+        self._graph = self._pose_graph(static=True)
+        if self.options.track:
+            self._videos = mediapipe_solutions.VideoGraphs(
+                self._graph,
+                lambda: self._pose_graph(static=False),
+                lambda result: result.pose_landmarks,
+                self._followable,
+                self.options.cut_threshold,
+                self.options.max_videos,
+            )
+
+    def _followable(self, landmarks: Any) -> bool:
+        """A person worth following: as confident as a counted one, and a body, not a sliver at the edge."""
+        lm = np.array([[p.x, p.y, p.visibility] for p in landmarks.landmark], dtype=np.float64)
+        person = mediapipe_person(lm, (1, 1))
+        x0, y0, x1, y1 = person["box"]
+        return person["conf"] >= self.options.conf and min(x1 - x0, y1 - y0) >= MIN_FOLLOWED_SIDE
+
+    def _pose_graph(self, static: bool) -> Any:
+        return mediapipe_solutions.solutions().pose.Pose(
+            static_image_mode=static,
             model_complexity=1,  # pose_landmark_full
+            smooth_landmarks=False,  # a frame's landmarks are its own, as a detection would give them
             min_detection_confidence=self.options.min_detection_confidence,
         )
 
@@ -283,20 +321,25 @@ class PoseAnalyzer(YoloAnalyzer):
 
     def analyze(self, items: Sequence[FrameItem]) -> list[dict[str, Any]]:
         if self._graph is not None:
-            return [self._mediapipe_payload(item.image) for item in items]
+            return [self._mediapipe_payload(item) for item in items]
         if self._yolo is None:
             raise RuntimeError("load() was not called")
         results = self._yolo.predict([f.image for f in items], min(self.options.conf, TRACK_LOW_CONF))
         return [self._payload(r) for r in results]
 
-    def _mediapipe_payload(self, image: np.ndarray) -> dict[str, Any]:
+    def _mediapipe_payload(self, item: FrameItem) -> dict[str, Any]:
         """MediaPipe finds one person a pass: each found person's box is greyed out and the graph run again,
-        up to `people` persons, so a second person is not hidden behind the most prominent one."""
-        h, w = image.shape[:2]
-        work = mediapipe_solutions.fit(image, self.sampling.max_side)
+        up to `people` persons, so a second person is not hidden behind the most prominent one. Tracking,
+        pass k has its own graph per video, which follows the person it found on the previous frame."""
+        h, w = item.image.shape[:2]
+        work = mediapipe_solutions.fit(item.image, self.sampling.max_side)
+        video = self._videos.begin(item, work) if self._videos is not None else None
         persons = []
-        for _ in range(self.options.people):
-            found = self._graph.process(work).pose_landmarks
+        for k in range(self.options.people):
+            if self._videos is not None and video is not None:
+                found = self._videos.run(video, k, work)
+            else:
+                found = self._graph.process(work).pose_landmarks
             if found is None:
                 break
             lm = np.array([[p.x, p.y, p.visibility] for p in found.landmark], dtype=np.float64)
@@ -306,6 +349,8 @@ class PoseAnalyzer(YoloAnalyzer):
             work = work.copy()
             wh, ww = work.shape[:2]
             work[int(y0 * wh) : int(np.ceil(y1 * wh)), int(x0 * ww) : int(np.ceil(x1 * ww))] = 128
+        if self._videos is not None:
+            self._videos.end(item)
         return self._summarised(persons, (w, h), sum(p["conf"] >= self.options.conf for p in persons))
 
     def _payload(self, result: Any) -> dict[str, Any]:

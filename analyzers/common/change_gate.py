@@ -16,6 +16,7 @@ in it nothing their payloads depend on beyond what a recomputation would give ag
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 import numpy as np
@@ -43,14 +44,21 @@ def changed(a: np.ndarray | None, b: np.ndarray, threshold: float) -> bool:
 class VideoMemory(Generic[T]):
     """Per-video state of a stateless-by-contract analyzer, bounded to the `max_videos` most recent."""
 
-    def __init__(self, max_videos: int = 256) -> None:
+    def __init__(self, max_videos: int = 256, drop: Callable[[T], None] | None = None) -> None:
         self.max_videos = max_videos
         self._state: OrderedDict[str, T] = OrderedDict()
+        self._drop = drop
+        """Called with a state the memory lets go of (restarted, forgotten or evicted): states that hold
+        resources (MediaPipe graphs) release them there."""
+
+    def _release(self, state: T | None) -> None:
+        if state is not None and self._drop is not None:
+            self._drop(state)
 
     def get(self, video_id: str, first: bool = False) -> T | None:
         """The video's state, None when unknown or when this item starts its stream."""
         if first:
-            self._state.pop(video_id, None)
+            self._release(self._state.pop(video_id, None))
             return None
         state = self._state.get(video_id)
         if state is not None:
@@ -60,12 +68,17 @@ class VideoMemory(Generic[T]):
     def put(self, video_id: str, state: T, final: bool = False) -> None:
         """Remember the video's state; a final item forgets the video instead."""
         if final:
-            self._state.pop(video_id, None)
+            old = self._state.pop(video_id, None)
+            self._release(old if old is not None and old is not state else None)
+            self._release(state)
             return
+        old = self._state.get(video_id)
+        if old is not None and old is not state:
+            self._release(old)
         self._state[video_id] = state
         self._state.move_to_end(video_id)
         while len(self._state) > self.max_videos:
-            self._state.popitem(last=False)
+            self._release(self._state.popitem(last=False)[1])
 
     def __len__(self) -> int:
         return len(self._state)

