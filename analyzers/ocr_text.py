@@ -40,6 +40,7 @@ from reelscope.analyzers.base import (
     packaged_model,
 )
 from reelscope.analyzers.common.change_gate import VideoMemory, changed, signature
+from reelscope.analyzers.common.onnx_session import session_options
 from reelscope.analyzers.common.text_entities import extract_entities
 
 MIN_LINE_CONFIDENCE = 0.5
@@ -326,13 +327,9 @@ def _without_spinning(engine: Any, threads: int) -> None:
     models = Path(rapidocr_onnxruntime.__file__).parent / "models"
     holders = (engine.text_det.infer, engine.text_rec.session, engine.text_cls.infer)
     for holder, file in zip(holders, MODEL_FILES, strict=True):
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 4
+        opts = session_options(threads)
         opts.enable_cpu_mem_arena = False
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            opts.intra_op_num_threads = threads
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         holder.session = ort.InferenceSession(
             str(models / file), sess_options=opts, providers=holder.session.get_providers()
         )

@@ -24,6 +24,7 @@ from reelscope.analyzers.base import (
     Sampling,
     packaged_model,
 )
+from reelscope.analyzers.common.onnx_session import session_options
 
 EXPLICIT_LABELS = frozenset(
     {
@@ -86,19 +87,15 @@ class SafetyAnalyzer(FrameAnalyzer):
         detector = nudenet.NudeDetector()
         on_gpu = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
         threads = self.runtime.threads
-        if on_gpu or threads:
-            # NudeDetector ignores its providers argument and sizes its own thread pool: rebuild its session
-            # on the GPU, or within this process's thread budget
-            options = onnxruntime.SessionOptions()
-            if threads:
-                options.intra_op_num_threads = threads
-            detector.onnx_session = onnxruntime.InferenceSession(
-                str(Path(nudenet.__file__).parent / "320n.onnx"),
-                sess_options=options,
-                providers=["CUDAExecutionProvider", "CPUExecutionProvider"]
-                if on_gpu
-                else ["CPUExecutionProvider"],
-            )
+        # NudeDetector ignores its providers argument, sizes its own thread pool and spins: rebuild its session
+        # on the GPU when there is one, within this process's thread budget, its threads not spinning
+        detector.onnx_session = onnxruntime.InferenceSession(
+            str(Path(nudenet.__file__).parent / "320n.onnx"),
+            sess_options=session_options(threads),
+            providers=["CUDAExecutionProvider", "CPUExecutionProvider"]
+            if on_gpu
+            else ["CPUExecutionProvider"],
+        )
         self._detector = detector
 
     def analyze(self, items: Sequence[FrameItem]) -> list[dict[str, Any]]:

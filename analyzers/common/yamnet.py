@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from reelscope.analyzers.common.onnx_session import session_options
 
 SAMPLE_RATE = 16_000
 WINDOW = 400
@@ -175,10 +176,9 @@ class Yamnet:
         q = quantization(model.read_bytes())
         self.in_scale, self.in_zero = q["audio_scale"], q["audio_zero_point"]
         self.out_scale, self.out_zero = q["class_scores_scale"], q["class_scores_zero_point"]
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        self._session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        self._session = ort.InferenceSession(
+            str(model), session_options(threads), providers=["CPUExecutionProvider"]
+        )
         self._input = self._session.get_inputs()[0].name
         self.labels = class_names()
 
