@@ -52,6 +52,15 @@ def make_clips(folder: Path, count: int, seconds: float) -> list[Path]:
     return clips
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a live process has used so far; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def scrape(address: str, name: str) -> float:
     with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as response:
         text = response.read().decode()
@@ -74,6 +83,7 @@ def run_loadtest(settings: Settings, args: argparse.Namespace) -> int:
     stack = Settings()
     up(stack)
     peaks: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     lag_peak = [0.0]
     stop = threading.Event()
     api = f"{stack.api_host}:{stack.api_port}"
@@ -82,6 +92,7 @@ def run_loadtest(settings: Settings, args: argparse.Namespace) -> int:
         while not stop.is_set():
             for name, pid in running(stack).items():
                 peaks[name] = max(peaks.get(name, 0.0), rss_mib(pid))
+                cpu[name] = max(cpu.get(name, 0.0), cpu_s(pid))
             with contextlib.suppress(OSError):
                 lag_peak[0] = max(lag_peak[0], scrape(api, "reelscope_consumer_lag_events"))
             time.sleep(0.25)
@@ -89,6 +100,8 @@ def run_loadtest(settings: Settings, args: argparse.Namespace) -> int:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     load_before = os.getloadavg()
+    # start-up (model loading) is left out: the CPU figures are the videos' cost
+    cpu_at_push = {name: cpu_s(pid) for name, pid in running(stack).items()}
     try:
         result = pipeline(clips, stack)
         waited = scrape(api, "reelscope_backpressure_seconds_total")
@@ -105,6 +118,8 @@ def run_loadtest(settings: Settings, args: argparse.Namespace) -> int:
         "wall_s": round(result["seconds"], 1),
         "aggregate_time_factor": round(result["seconds"] / (args.videos * args.seconds), 3),
         "peak_rss_mib": {k: round(v) for k, v in sorted(peaks.items())},
+        "cpu_s_since_push": {k: round(v - cpu_at_push.get(k, 0.0), 1) for k, v in sorted(cpu.items())},
+        "cpu_s_since_push_total": round(sum(v - cpu_at_push.get(k, 0.0) for k, v in cpu.items()), 1),
         "producer_backpressure_wait_s": round(waited, 1),
         "max_consumer_lag_events_seen": int(lag_peak[0]),
         "result_latency": latency,
