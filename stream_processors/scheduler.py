@@ -9,7 +9,7 @@ Pure bookkeeping (no Kafka, no clock of its own), so the policy is testable in m
   turn among themselves);
 - stated load shedding: while the oldest waiting item is older than `shed_above_s` (since it was
   published), the stride doubles (up to `max_stride`), and it halves again once the oldest is younger than
-  `shed_below_s` (hysteresis, one step per SETTLE_S). With stride k only every k-th item of a video is
+  `shed_below_s` (hysteresis: a step up per SETTLE_UP_S, down per SETTLE_S). With stride k only every k-th item of a video is
   analyzed by the sheddable analyzers (stateless frame analyzers); the others are returned with the stride
   so the processor publishes them as shed, not silently dropped;
 - contiguous commit: a partition's offset advances only over a prefix of settled offsets, so reordering
@@ -27,7 +27,11 @@ from typing import Any
 from reelscope.infra.core.settings import BatchSettings
 
 SETTLE_S = 2.0
-"""Seconds between two steps of the stride: a step shows in the backlog only after a few batches."""
+"""Seconds before the stride steps down after a step: a step shows in the backlog only after a few
+batches, and a stride lowered too soon lets the backlog build again."""
+SETTLE_UP_S = 1.0
+"""Seconds between two steps up: under a burst (several videos pushed at once) the full stride is reached
+within 3 s of crossing `shed_above_s`, before the oldest items' latency has doubled (it took 6 s)."""
 
 
 @dataclass
@@ -121,13 +125,14 @@ class Scheduler:
         return now - min(fronts) if fronts else 0.0
 
     def adjust(self, now: float) -> None:
-        """One hysteresis step of the stride, at most every SETTLE_S."""
-        if now - self.changed < SETTLE_S:
+        """One hysteresis step of the stride: up at most every SETTLE_UP_S, down SETTLE_S after a step."""
+        since = now - self.changed
+        if since < SETTLE_UP_S:
             return
         backlog = self.backlog_s(now)
         if backlog >= self.policy.shed_above_s and self.stride < self.policy.max_stride:
             self.level += 1
-        elif backlog <= self.policy.shed_below_s and self.level > 0:
+        elif backlog <= self.policy.shed_below_s and self.level > 0 and since >= SETTLE_S:
             self.level -= 1
         else:
             return

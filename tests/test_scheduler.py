@@ -100,8 +100,8 @@ def test_shedding_steps_up_under_backlog_and_down_when_it_clears_with_hysteresis
         sched.take(now=float(t))
         strides.append(sched.stride)
     assert strides[:4] == [1, 1, 1, 1]
-    assert strides[4] == 2 and max(strides) == 4  # one step per SETTLE_S (2 s), capped at max_stride
-    assert strides.index(4) == 6
+    assert strides[4] == 2 and max(strides) == 4  # one step up per SETTLE_UP_S (1 s), capped at max_stride
+    assert strides.index(4) == 5
     # the backlog clears: between the thresholds nothing changes, below shed_below_s it steps down
     while len(sched):
         sched.take(now=12.0)

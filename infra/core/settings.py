@@ -156,8 +156,9 @@ class BatchSettings(BaseModel):
     """Fetched items a scheduled group holds to choose from."""
     first_s: float = 2.0
     max_hold_s: float = 10.0
-    shed_above_s: float = 4.0
-    """Shedding steps up while the oldest waiting item was published longer ago than this..."""
+    shed_above_s: float = 2.5
+    """Shedding steps up while the oldest waiting item was published longer ago than this (2.5: with a
+    step per second, the full stride is in force before that item is 5 s old, the latency target)..."""
     shed_below_s: float = 1.0
     """...and down again once it is younger than this."""
     max_stride: int = 8
