@@ -127,6 +127,7 @@ def run_loadtest(settings: Settings, args: argparse.Namespace) -> int:
         "first_result_per_video_s": result["first_result_per_video_s"],
         "every_analyzer_first_result_per_video_s": result["every_analyzer_first_result_per_video_s"],
         "scheduling": stack.batch.model_dump(),
+        "producer": stack.producer.model_dump(),
         "load_average_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "analyzers": sorted(json.loads(os.environ.get("REELSCOPE_ANALYZERS", '["auto"]'))),
     }
