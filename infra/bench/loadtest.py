@@ -10,6 +10,7 @@ producer's bound (`producer.max_lag_events`) is set low by default here so backp
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -71,6 +72,59 @@ def scrape(address: str, name: str) -> float:
     )
 
 
+STAGES = {
+    "video.started": "started",
+    "frame": "first_media",
+    "audio.chunk": "first_media",
+    "result": "first_result",
+}
+"""Event kind -> the stage its first occurrence marks (broker timestamps, from the video's ingest request)."""
+
+
+async def stage_times(settings: Settings) -> dict[str, dict[str, float]]:
+    """Per video, seconds from its ingest request to its started event, its first frame or audio chunk,
+    its first analyzer result and its finished event, all from broker timestamps (headers only, nothing
+    decoded): where the time to a first result goes (publishing, or the groups)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    t = settings.topics
+    consumer = AIOKafkaConsumer(**settings.kafka.client_kwargs(), group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    first: dict[str, dict[str, float]] = {}
+    try:
+        await consumer.topics()  # the metadata of every topic, for their partitions
+        parts = [
+            TopicPartition(topic, p)
+            for topic in (t.ingest, t.lifecycle, t.frames, t.audio, t.results)
+            for p in consumer.partitions_for_topic(topic) or ()
+        ]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        ends = await consumer.end_offsets(parts)
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            for records in (await consumer.getmany(timeout_ms=1000, max_records=5000)).values():
+                for r in records:
+                    headers = {k: v.decode() for k, v in r.headers or ()}
+                    kind, video = headers.get("event-kind"), headers.get("video-id")
+                    if video is None or kind is None:
+                        continue
+                    stage = "pushed" if kind == "ingest" else STAGES.get(kind, kind.removeprefix("video."))
+                    times = first.setdefault(video, {})
+                    times[stage] = min(times.get(stage, r.timestamp), r.timestamp)
+    finally:
+        await consumer.stop()
+    out = {}
+    for video, times in sorted(first.items()):
+        pushed = times.get("pushed")
+        if pushed is not None:
+            out[video] = {
+                k: round((v - pushed) / 1000, 2)
+                for k, v in sorted(times.items(), key=lambda kv: kv[1])
+                if k in ("started", "first_media", "first_result", "finished")
+            }
+    return out
+
+
 def run_loadtest(settings: Settings, args: argparse.Namespace) -> int:
     from reelscope.infra.bench.pipeline import latency_quantiles, pipeline
     from reelscope.infra.stack import down, running, up
@@ -106,6 +160,10 @@ def run_loadtest(settings: Settings, args: argparse.Namespace) -> int:
         result = pipeline(clips, stack)
         waited = scrape(api, "reelscope_backpressure_seconds_total")
         latency = latency_quantiles(stack)
+        try:
+            stages = asyncio.run(stage_times(stack))
+        except Exception as exc:  # a figure of the report, not the run's outcome
+            stages = {"error": str(exc)}
     finally:
         stop.set()
         sampler.join()
@@ -126,6 +184,7 @@ def run_loadtest(settings: Settings, args: argparse.Namespace) -> int:
         "time_to_first_result_s": result["time_to_first_result_s"],
         "first_result_per_video_s": result["first_result_per_video_s"],
         "every_analyzer_first_result_per_video_s": result["every_analyzer_first_result_per_video_s"],
+        "stages_from_push_s": stages,
         "scheduling": stack.batch.model_dump(),
         "producer": stack.producer.model_dump(),
         "load_average_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
