@@ -3,8 +3,9 @@
 Pure bookkeeping (no Kafka, no clock of its own), so the policy is testable in memory:
 - fair: batches take one item per video in turn from what has been fetched, so a video that arrived with
   a large backlog does not make the others wait behind it;
-- first seconds first: items within `first_s` of a video's start go before everything else that is not
-  overdue, so every analyzer shows a first result soon after a video starts;
+- first seconds first: a stream's first item is analyzed in a batch of first items only (small, so
+  fast), and items within `first_s` of a video's start go before everything else that is not overdue,
+  so every analyzer shows a first result soon after a video starts;
 - bounded wait: an item passed over for `max_hold_s` goes before those that were not (videos still in
   turn among themselves);
 - stated load shedding: while the oldest waiting item is older than `shed_above_s` (since it was
@@ -184,9 +185,36 @@ class Scheduler:
                 return next((v for v in turn if v in group), min(group, key=lambda v: fronts[v].fetched))
         return None
 
+    def _starts(self) -> list[tuple[str, Hashable]]:
+        """(video, stream) of each stream whose next waiting item is its first."""
+        return [(v, s) for v, streams in self.queues.items() for s, q in streams.items() if q[0].first]
+
+    def _take_starts(self, starts: list[tuple[str, Hashable]]) -> list[Entry]:
+        """A batch of streams' first items alone: a small batch is analyzed in a fraction of a full one's
+        time, so each new video's first result does not wait for 31 other items (and on a loaded CPU
+        that is seconds)."""
+        batch = []
+        for video, stream in starts:
+            streams = self.queues[video]
+            entry = streams[stream].popleft()
+            if not streams[stream]:
+                del streams[stream]
+            if not streams:
+                del self.queues[video]
+                if entry.final:
+                    self.forget_video(video)
+            self.waiting -= 1
+            self._shed(entry)
+            batch.append(entry)
+        return batch
+
     def take(self, now: float) -> list[Entry]:
-        """The next batch: up to `max_size` items to analyze, plus any items shed whole (free)."""
+        """The next batch: up to `max_size` items to analyze, plus any items shed whole (free). Streams'
+        first items, when any wait, make a batch of their own."""
         self.adjust(now)
+        starts = self._starts()
+        if starts:
+            return self._take_starts(starts[: max(1, self.policy.max_size)])
         batch: list[Entry] = []
         analyzed = 0
         turn: list[str] = []
