@@ -285,7 +285,8 @@ class IngestWorker(KafkaService):
             await retry_with_backoff(
                 partial(self._publish_once, record, request), "producer: publishing a video", self.stop
             )
-        except Exception as exc:  # stopping while the broker is away: left uncommitted
+        except Exception as exc:  # stopping while the broker is away, or even the failure could not be
+            # reported: left uncommitted, so the next owner of the partition publishes it again
             log.error(
                 "publishing %s stopped; its request stays uncommitted: %s", request.video_id, describe(exc)
             )
