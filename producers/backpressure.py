@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 REFRESH_S = 5.0
 """How often the lag is measured besides while publishing: the gauge falls back to 0 once groups catch up."""
 
+WAIT_POLL_S = 0.2
+"""How often a waiting producer measures again; one measurement serves every video waiting meanwhile."""
+
 
 class LagWatcher:
     """Published-but-uncommitted events per processor group, for backpressure and the dashboard."""
@@ -46,6 +49,7 @@ class LagWatcher:
                 self.throttling.append(name)
         self.consumers: dict[str, AIOKafkaConsumer] = {}
         self.last: dict[str, int] = {}
+        self.measured_at = float("-inf")
         self.measuring = asyncio.Lock()
         """One measurement at a time (publishing, /stats and `refresh` share the consumers)."""
 
@@ -64,25 +68,43 @@ class LagWatcher:
             self.consumers[group] = consumer
         return self.consumers[group]
 
-    async def lag(self) -> dict[str, int]:
-        """Per group: events this producer published on the group's topics that it has not committed."""
-        out: dict[str, int] = {}
+    async def _group_lag(self, group: str, topics: set[str]) -> int:
+        consumer = await self._consumer(group)
+        total = 0
+        for tp, produced in list(self.produced.items()):
+            if tp.topic in topics:
+                committed = await consumer.committed(tp)
+                total += max(0, produced - (committed or 0))
+        CONSUMER_LAG.labels(group).set(total)
+        return total
+
+    async def lag(self, max_age_s: float = 0.0) -> dict[str, int]:
+        """Per group: events this producer published on the group's topics that it has not committed.
+
+        The groups are asked at once (one consumer each). A measurement younger than `max_age_s` is
+        reused: videos published at once wait on the same figure instead of each asking the broker."""
         async with self.measuring:
-            for group, topics in self.watched.items():
-                consumer = await self._consumer(group)
-                total = 0
-                for tp, produced in self.produced.items():
-                    if tp.topic in topics:
-                        committed = await consumer.committed(tp)
-                        total += max(0, produced - (committed or 0))
-                out[group] = total
-                CONSUMER_LAG.labels(group).set(total)
-        self.last = out
-        return out
+            if self.last and time.monotonic() - self.measured_at < max_age_s:
+                return self.last
+            totals = await asyncio.gather(*(self._group_lag(g, t) for g, t in self.watched.items()))
+            self.last = dict(zip(self.watched, totals, strict=True))
+            self.measured_at = time.monotonic()
+        return self.last
+
+    async def connect(self) -> None:
+        """Start every group's consumer now, so the first measurement (once a video's first seconds are
+        out) does not wait for them to join the broker."""
+        for group in self.watched:
+            await self._consumer(group)
 
     async def refresh(self, stop: asyncio.Event, every_s: float = REFRESH_S) -> None:
         """Measure every `every_s` until stopped, so the gauge Prometheus scrapes follows the groups when
         nothing is published (it was set only while publishing, and an idle system kept its last value)."""
+        try:
+            async with self.measuring:
+                await self.connect()
+        except (KafkaError, OSError) as exc:  # the broker is away: the first measurement connects
+            log.debug("lag consumers not started: %s", exc)
         while not stop.is_set():
             if self.produced:
                 try:
@@ -96,14 +118,14 @@ class LagWatcher:
         """Sleep while a throttling group lags more than `bound` events; returns the seconds waited."""
         waited = 0.0
         while True:
-            lag = await self.lag()
+            lag = await self.lag(max_age_s=WAIT_POLL_S)
             worst = max((lag[g] for g in self.throttling), default=0)
             if worst <= bound or (stop is not None and stop.is_set()):
                 return waited
             if waited == 0.0:
                 log.info("backpressure: processors are %d events behind (bound %d); waiting", worst, bound)
             t0 = time.monotonic()
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(WAIT_POLL_S)
             waited += time.monotonic() - t0
             BACKPRESSURE_SECONDS.inc(time.monotonic() - t0)
 

@@ -3,13 +3,14 @@
 Pure bookkeeping (no Kafka, no clock of its own), so the policy is testable in memory:
 - fair: batches take one item per video in turn from what has been fetched, so a video that arrived with
   a large backlog does not make the others wait behind it;
-- first seconds first: items within `first_s` of a video's start go before everything else that is not
-  overdue, so every analyzer shows a first result soon after a video starts;
+- first seconds first: a stream's first item is analyzed in a batch of first items only (small, so
+  fast), and items within `first_s` of a video's start go before everything else that is not overdue,
+  so every analyzer shows a first result soon after a video starts;
 - bounded wait: an item passed over for `max_hold_s` goes before those that were not (videos still in
   turn among themselves);
 - stated load shedding: while the oldest waiting item is older than `shed_above_s` (since it was
   published), the stride doubles (up to `max_stride`), and it halves again once the oldest is younger than
-  `shed_below_s` (hysteresis, one step per SETTLE_S). With stride k only every k-th item of a video is
+  `shed_below_s` (hysteresis: a step up per SETTLE_UP_S, down per SETTLE_S). With stride k only every k-th item of a video is
   analyzed by the sheddable analyzers (stateless frame analyzers); the others are returned with the stride
   so the processor publishes them as shed, not silently dropped;
 - contiguous commit: a partition's offset advances only over a prefix of settled offsets, so reordering
@@ -27,7 +28,11 @@ from typing import Any
 from reelscope.infra.core.settings import BatchSettings
 
 SETTLE_S = 2.0
-"""Seconds between two steps of the stride: a step shows in the backlog only after a few batches."""
+"""Seconds before the stride steps down after a step: a step shows in the backlog only after a few
+batches, and a stride lowered too soon lets the backlog build again."""
+SETTLE_UP_S = 1.0
+"""Seconds between two steps up: under a burst (several videos pushed at once) the full stride is reached
+within 3 s of crossing `shed_above_s`, before the oldest items' latency has doubled (it took 6 s)."""
 
 
 @dataclass
@@ -121,13 +126,14 @@ class Scheduler:
         return now - min(fronts) if fronts else 0.0
 
     def adjust(self, now: float) -> None:
-        """One hysteresis step of the stride, at most every SETTLE_S."""
-        if now - self.changed < SETTLE_S:
+        """One hysteresis step of the stride: up at most every SETTLE_UP_S, down SETTLE_S after a step."""
+        since = now - self.changed
+        if since < SETTLE_UP_S:
             return
         backlog = self.backlog_s(now)
         if backlog >= self.policy.shed_above_s and self.stride < self.policy.max_stride:
             self.level += 1
-        elif backlog <= self.policy.shed_below_s and self.level > 0:
+        elif backlog <= self.policy.shed_below_s and self.level > 0 and since >= SETTLE_S:
             self.level -= 1
         else:
             return
@@ -179,9 +185,36 @@ class Scheduler:
                 return next((v for v in turn if v in group), min(group, key=lambda v: fronts[v].fetched))
         return None
 
+    def _starts(self) -> list[tuple[str, Hashable]]:
+        """(video, stream) of each stream whose next waiting item is its first."""
+        return [(v, s) for v, streams in self.queues.items() for s, q in streams.items() if q[0].first]
+
+    def _take_starts(self, starts: list[tuple[str, Hashable]]) -> list[Entry]:
+        """A batch of streams' first items alone: a small batch is analyzed in a fraction of a full one's
+        time, so each new video's first result does not wait for 31 other items (and on a loaded CPU
+        that is seconds)."""
+        batch = []
+        for video, stream in starts:
+            streams = self.queues[video]
+            entry = streams[stream].popleft()
+            if not streams[stream]:
+                del streams[stream]
+            if not streams:
+                del self.queues[video]
+                if entry.final:
+                    self.forget_video(video)
+            self.waiting -= 1
+            self._shed(entry)
+            batch.append(entry)
+        return batch
+
     def take(self, now: float) -> list[Entry]:
-        """The next batch: up to `max_size` items to analyze, plus any items shed whole (free)."""
+        """The next batch: up to `max_size` items to analyze, plus any items shed whole (free). Streams'
+        first items, when any wait, make a batch of their own."""
         self.adjust(now)
+        starts = self._starts()
+        if starts:
+            return self._take_starts(starts[: max(1, self.policy.max_size)])
         batch: list[Entry] = []
         analyzed = 0
         turn: list[str] = []

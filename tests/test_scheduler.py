@@ -100,8 +100,8 @@ def test_shedding_steps_up_under_backlog_and_down_when_it_clears_with_hysteresis
         sched.take(now=float(t))
         strides.append(sched.stride)
     assert strides[:4] == [1, 1, 1, 1]
-    assert strides[4] == 2 and max(strides) == 4  # one step per SETTLE_S (2 s), capped at max_stride
-    assert strides.index(4) == 6
+    assert strides[4] == 2 and max(strides) == 4  # one step up per SETTLE_UP_S (1 s), capped at max_stride
+    assert strides.index(4) == 5
     # the backlog clears: between the thresholds nothing changes, below shed_below_s it steps down
     while len(sched):
         sched.take(now=12.0)
@@ -122,16 +122,35 @@ def test_shed_items_carry_their_stride_and_do_not_fill_the_batch() -> None:
     feed.add("v", 0.5, now=0.0, first=True)  # within the first second: never shed
     entries = [feed.add("v", 1.0 + i, now=0.0) for i in range(16)]
     final = feed.add("v", 17.0, now=0.0, final=True)
+    start = sched.take(now=0.5)
+    assert [e.media_s for e in start] == [0.5] and not start[0].skip  # the stream's first item, alone
     batch = sched.take(now=0.5)
     analyzed = [e for e in batch if not e.skip]
     shed = [e for e in batch if e.skip]
     assert len(analyzed) == 4  # max_size counts analyzed items only
     assert all(e.skip == {"ocr_text": 4} for e in shed)
-    # the first second (0.5, 1.0) whole, then every 4th item of the video (phases 4, 8)
-    assert [e.media_s for e in analyzed] == [0.5, 1.0, 4.0, 8.0]
+    # the first second (0.5, 1.0) whole, then every 4th item of the video (phases 4, 8, 12)
+    assert [e.media_s for e in analyzed] == [1.0, 4.0, 8.0, 12.0]
     rest = sched.take(now=0.6)
     assert final in rest and not final.skip  # a stream's final item is always analyzed
-    assert len(batch) + len(rest) == len(entries) + 2  # every item is accounted for
+    assert len(start) + len(batch) + len(rest) == len(entries) + 2  # every item is accounted for
+
+
+def test_first_items_of_new_streams_make_a_batch_of_their_own() -> None:
+    """Four videos start at once behind a backlog: the next batch is their four first items only (small,
+    analyzed at once), whatever max_size, then the backlog goes on in turn."""
+    sched, feed = scheduler(first_s=0.0, max_size=32)
+    for i in range(40):
+        feed.add("old", 30.0 + i, now=0.0)
+    for video in ("a", "b", "c", "d"):
+        feed.add(video, 0.0, now=1.0, first=True)
+        for i in range(1, 10):
+            feed.add(video, i * 0.1, now=1.0)
+    start = sched.take(now=1.0)
+    assert sorted(e.video for e in start) == ["a", "b", "c", "d"] and all(e.first for e in start)
+    after = sched.take(now=1.1)
+    assert len(after) == 32 and {e.video for e in after} == {"old", "a", "b", "c", "d"}
+    assert not any(e.first for e in after)
 
 
 def test_a_stateful_or_audio_analyzer_is_never_shed() -> None:

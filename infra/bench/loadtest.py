@@ -10,6 +10,7 @@ producer's bound (`producer.max_lag_events`) is set low by default here so backp
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -52,6 +53,15 @@ def make_clips(folder: Path, count: int, seconds: float) -> list[Path]:
     return clips
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a live process has used so far; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def scrape(address: str, name: str) -> float:
     with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as response:
         text = response.read().decode()
@@ -60,6 +70,59 @@ def scrape(address: str, name: str) -> float:
         for line in text.splitlines()
         if line.startswith(name + " ") or line.startswith(name + "{")
     )
+
+
+STAGES = {
+    "video.started": "started",
+    "frame": "first_media",
+    "audio.chunk": "first_media",
+    "result": "first_result",
+}
+"""Event kind -> the stage its first occurrence marks (broker timestamps, from the video's ingest request)."""
+
+
+async def stage_times(settings: Settings) -> dict[str, dict[str, float]]:
+    """Per video, seconds from its ingest request to its started event, its first frame or audio chunk,
+    its first analyzer result and its finished event, all from broker timestamps (headers only, nothing
+    decoded): where the time to a first result goes (publishing, or the groups)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    t = settings.topics
+    consumer = AIOKafkaConsumer(**settings.kafka.client_kwargs(), group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    first: dict[str, dict[str, float]] = {}
+    try:
+        await consumer.topics()  # the metadata of every topic, for their partitions
+        parts = [
+            TopicPartition(topic, p)
+            for topic in (t.ingest, t.lifecycle, t.frames, t.audio, t.results)
+            for p in consumer.partitions_for_topic(topic) or ()
+        ]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        ends = await consumer.end_offsets(parts)
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            for records in (await consumer.getmany(timeout_ms=1000, max_records=5000)).values():
+                for r in records:
+                    headers = {k: v.decode() for k, v in r.headers or ()}
+                    kind, video = headers.get("event-kind"), headers.get("video-id")
+                    if video is None or kind is None:
+                        continue
+                    stage = "pushed" if kind == "ingest" else STAGES.get(kind, kind.removeprefix("video."))
+                    times = first.setdefault(video, {})
+                    times[stage] = min(times.get(stage, r.timestamp), r.timestamp)
+    finally:
+        await consumer.stop()
+    out = {}
+    for video, times in sorted(first.items()):
+        pushed = times.get("pushed")
+        if pushed is not None:
+            out[video] = {
+                k: round((v - pushed) / 1000, 2)
+                for k, v in sorted(times.items(), key=lambda kv: kv[1])
+                if k in ("started", "first_media", "first_result", "finished")
+            }
+    return out
 
 
 def run_loadtest(settings: Settings, args: argparse.Namespace) -> int:
@@ -74,6 +137,7 @@ def run_loadtest(settings: Settings, args: argparse.Namespace) -> int:
     stack = Settings()
     up(stack)
     peaks: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     lag_peak = [0.0]
     stop = threading.Event()
     api = f"{stack.api_host}:{stack.api_port}"
@@ -82,6 +146,7 @@ def run_loadtest(settings: Settings, args: argparse.Namespace) -> int:
         while not stop.is_set():
             for name, pid in running(stack).items():
                 peaks[name] = max(peaks.get(name, 0.0), rss_mib(pid))
+                cpu[name] = max(cpu.get(name, 0.0), cpu_s(pid))
             with contextlib.suppress(OSError):
                 lag_peak[0] = max(lag_peak[0], scrape(api, "reelscope_consumer_lag_events"))
             time.sleep(0.25)
@@ -89,10 +154,16 @@ def run_loadtest(settings: Settings, args: argparse.Namespace) -> int:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     load_before = os.getloadavg()
+    # start-up (model loading) is left out: the CPU figures are the videos' cost
+    cpu_at_push = {name: cpu_s(pid) for name, pid in running(stack).items()}
     try:
         result = pipeline(clips, stack)
         waited = scrape(api, "reelscope_backpressure_seconds_total")
         latency = latency_quantiles(stack)
+        try:
+            stages = asyncio.run(stage_times(stack))
+        except Exception as exc:  # a figure of the report, not the run's outcome
+            stages = {"error": str(exc)}
     finally:
         stop.set()
         sampler.join()
@@ -105,13 +176,17 @@ def run_loadtest(settings: Settings, args: argparse.Namespace) -> int:
         "wall_s": round(result["seconds"], 1),
         "aggregate_time_factor": round(result["seconds"] / (args.videos * args.seconds), 3),
         "peak_rss_mib": {k: round(v) for k, v in sorted(peaks.items())},
+        "cpu_s_since_push": {k: round(v - cpu_at_push.get(k, 0.0), 1) for k, v in sorted(cpu.items())},
+        "cpu_s_since_push_total": round(sum(v - cpu_at_push.get(k, 0.0) for k, v in cpu.items()), 1),
         "producer_backpressure_wait_s": round(waited, 1),
         "max_consumer_lag_events_seen": int(lag_peak[0]),
         "result_latency": latency,
         "time_to_first_result_s": result["time_to_first_result_s"],
         "first_result_per_video_s": result["first_result_per_video_s"],
         "every_analyzer_first_result_per_video_s": result["every_analyzer_first_result_per_video_s"],
+        "stages_from_push_s": stages,
         "scheduling": stack.batch.model_dump(),
+        "producer": stack.producer.model_dump(),
         "load_average_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "analyzers": sorted(json.loads(os.environ.get("REELSCOPE_ANALYZERS", '["auto"]'))),
     }

@@ -156,8 +156,9 @@ class BatchSettings(BaseModel):
     """Fetched items a scheduled group holds to choose from."""
     first_s: float = 2.0
     max_hold_s: float = 10.0
-    shed_above_s: float = 4.0
-    """Shedding steps up while the oldest waiting item was published longer ago than this..."""
+    shed_above_s: float = 2.5
+    """Shedding steps up while the oldest waiting item was published longer ago than this (2.5: with a
+    step per second, the full stride is in force before that item is 5 s old, the latency target)..."""
     shed_below_s: float = 1.0
     """...and down again once it is younger than this."""
     max_stride: int = 8
@@ -194,9 +195,21 @@ class ProducerSettings(BaseModel):
     max_in_flight: int = 256
     max_lag_events: int = 3000
     """Backpressure: the producer waits while a stateless processor group has more than this many of its
-    published frame/audio events uncommitted."""
+    published frame/audio events uncommitted (each video's first `batch.first_s` seconds excepted)."""
+    concurrent_videos: int = 0
+    """Videos the ingest worker publishes at once, interleaved, each one's first seconds first (a request
+    arriving while others are published starts at once). 0: two per CPU core, from 2 to 16 (4 on 2 cores:
+    decoding is CPU-bound, more would only split it; 16 feeds a GPU machine's groups)."""
+
     allowed_schemes: list[str] = Field(default_factory=lambda: ["file"])
     allowed_roots: list[str] = Field(default_factory=lambda: ["/"])
+
+    def concurrency(self) -> int:
+        import os  # here, not at the top: this file's other sections are edited by others
+
+        if self.concurrent_videos > 0:
+            return self.concurrent_videos
+        return max(2, min(16, 2 * (os.cpu_count() or 1)))
 
 
 class AggregatorSettings(BaseModel):
