@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from reelscope.analyzers.common.yolo import batched_nms
 
 
 def timed(fn: Callable[[], Any], repeat: int = 5, warmup: int = 2) -> float:
@@ -135,29 +136,9 @@ def bench_yolo_graph(batches: tuple[int, ...] = (128, 256, 512)) -> dict[str, An
     return {"model": "yolo11n", "input": "384x640", "rows": rows}
 
 
-def batched_nms(
-    preds: torch.Tensor, conf: float = 0.25, iou: float = 0.7, max_det: int = 100
-) -> list[torch.Tensor]:
-    """NMS for a whole batch in one torchvision call: candidates of every image are offset by image and
-    class (batched_nms), instead of ultralytics' loop of one NMS per image; the result is split per image
-    on the host after a single transfer. preds: (B, 4 + classes, N). Rows: x0, y0, x1, y1, score, class."""
-    import torchvision
-
-    batch = preds.shape[0]
-    scores, classes = preds[:, 4:].max(dim=1)  # B, N (no transpose of the whole tensor)
-    image, anchor = (scores > conf).nonzero(as_tuple=True)
-    boxes = preds[image, :4, anchor]
-    xyxy = torch.cat([boxes[:, :2] - boxes[:, 2:] / 2, boxes[:, :2] + boxes[:, 2:] / 2], dim=1).float()
-    chosen_scores, chosen_classes = scores[image, anchor].float(), classes[image, anchor]
-    kept = torchvision.ops.batched_nms(xyxy, chosen_scores, image * preds.shape[1] + chosen_classes, iou)
-    kept = kept[torch.argsort(image[kept], stable=True)]
-    rows = torch.cat([xyxy[kept], chosen_scores[kept, None], chosen_classes[kept, None].float()], 1).cpu()
-    counts = torch.bincount(image[kept], minlength=batch).cpu().tolist()
-    return [part[:max_det] for part in torch.split(rows, counts)]
-
-
 def bench_yolo_batched_nms(batches: tuple[int, ...] = (128, 256, 512)) -> dict[str, Any]:
-    """YOLO11n on 9:16 input, CUDA-graph forward + one batched NMS for the whole batch."""
+    """YOLO11n on 9:16 input, CUDA-graph forward + one batched NMS for the whole batch (the NMS the objects
+    analyzer runs: reelscope.analyzers.common.yolo.batched_nms)."""
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_CONFIG_DIR", "/tmp/ultralytics")
     from ultralytics import YOLO
