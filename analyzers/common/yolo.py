@@ -126,7 +126,9 @@ class YoloModel:
         self.provenance: Provenance = "configured" if model.ckpt.get("train_args") else "random-test"
         self.description = f"{path.name} (ultralytics {__version__} {task})"
         self.batched: BatchedDetector | None = None
-        """The predictor-free path of `detect`, built on first use (pose never needs it)."""
+        """The predictor-free path of `detect`, built at load for detect checkpoints (pose never needs it)."""
+        if task == "detect" and not getattr(model.model, "end2end", False):
+            self.batched = BatchedDetector(model.model, self.device, self.half, options.imgsz)
 
     def detect(self, images: Sequence[np.ndarray], conf: float) -> list[FrameDetections]:
         """Detections per RGB image, in order, in frame pixels: a plain detect head (YOLOv8/11 and the like)
