@@ -76,3 +76,12 @@ def test_tiny_stack_end_to_end_on_the_cpu(tmp_path: Path) -> None:
         p95 = wave["per_segment_p95_s"]
         assert p95["group-light-0"] is not None and p95["group-vision-0"] is not None
         assert wave["result_latency"]["group-vision-0"]["results"] == 10 * wave["videos"]
+
+
+def test_objects_analyzer_bench_runs_on_the_cpu() -> None:
+    """The GPU bench's in-analyzer detection part, at tiny size on the CPU: same code, other device."""
+    pytest.importorskip("ultralytics")
+    from reelscope.infra.bench.gpu import bench_objects_analyzer
+
+    result = bench_objects_analyzer((2,), device="cpu")
+    assert [r["batch"] for r in result["rows"]] == [2] and result["rows"][0]["fps"] > 0

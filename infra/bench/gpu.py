@@ -10,7 +10,8 @@ factor of a realistic sampling policy (docs/benchmarks.md explains the policy):
 Parts: `jpeg` (torchvision GPU JPEG decode), `yolo` (YOLO11n/11s detect and 11n-pose, fp16, 9:16 rectangular
 384x640 input vs padded 640x640, forward + NMS), `whisper` (Whisper large-v3-turbo architecture through
 transformers, fp16, 30 s windows, encoder + 100 greedy tokens), `vlm` (Qwen2-VL-2B architecture via
-reelscope.infra.bench.vlm), `policy` (the aggregate time factor).
+reelscope.infra.bench.vlm), `policy` (the aggregate time factor); also `objects_analyzer` (detection fps
+inside the objects analyzer: its batched path end to end, without the stack).
 """
 
 from __future__ import annotations
@@ -169,6 +170,46 @@ def bench_yolo_batched_nms(batches: tuple[int, ...] = (128, 256, 512)) -> dict[s
     return {"model": "yolo11n", "input": "384x640", "rows": rows}
 
 
+def bench_objects_analyzer(batches: tuple[int, ...] = (32, 128, 256), device: str = "cuda") -> dict[str, Any]:
+    """Detection fps inside the objects analyzer (`analyze` on 640x360 frames: upload, letterbox, fp16
+    forward, batched NMS, payloads), YOLO11n at real size with random weights, no stack around it."""
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    from reelscope.analyzers.base import FrameItem
+    from reelscope.analyzers.objects import ObjectsAnalyzer, ObjectsOptions
+    from reelscope.infra.bench.gpu_stack import random_yolo
+
+    with tempfile.TemporaryDirectory(prefix="bench_objects_") as tmp:
+        analyzer = ObjectsAnalyzer(ObjectsOptions(model=str(random_yolo(Path(tmp))), device=device))
+        analyzer.load()
+    frame = np.random.default_rng(0).integers(0, 256, (360, 640, 3), dtype=np.uint8)
+    rows = []
+    for batch in batches:
+        items = [FrameItem(f"v{i % 16}", i, i / 5, frame) for i in range(batch)]
+
+        def step(items: list[FrameItem] = items) -> None:
+            analyzer.analyze(items)
+
+        seconds = timed(step, repeat=5) if device.startswith("cuda") else cpu_timed(step)
+        rows.append({"batch": batch, "fps": round(batch / seconds, 1)})
+    return {
+        "model": "yolo11n (random weights)",
+        "input": "640x360 -> 640x384",
+        "device": device,
+        "rows": rows,
+    }
+
+
+def cpu_timed(fn: Callable[[], Any]) -> float:
+    """Seconds of one fn() after one warm-up call (no CUDA to synchronise)."""
+    fn()
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
 def bench_vlm7b_load() -> dict[str, Any]:
     """Load time of a 7B-class VLM (Qwen2-VL-7B dimensions) through the product's loading path."""
     import tempfile
@@ -298,6 +339,7 @@ PARTS: dict[str, Callable[[], Any]] = {
     "vlm": bench_vlm,
     "yolo_graph": bench_yolo_graph,
     "yolo_batched_nms": bench_yolo_batched_nms,
+    "objects_analyzer": bench_objects_analyzer,
     "vlm_large": bench_vlm_large,
     "vlm7b_load": bench_vlm7b_load,
 }
