@@ -1,6 +1,12 @@
 """What the ultralytics analyzers (objects, pose, logos) share: options, offline loading, batched
 prediction, the detections payload, and ByteTrack replayed over stored detections.
 
+Detect checkpoints (objects, logos) skip ultralytics' predictor: frames of one shape are letterboxed on the
+device in one tensor, run in one forward pass, and go through one `batched_nms` for the whole batch (the
+predictor loops one NMS per image, which halved detection throughput on an H200: docs/benchmarks.md, GPU
+groups). Boxes are scaled back to frame pixels with ultralytics' own letterbox geometry, so payloads equal
+the predictor's (tests/test_objects.py compares them). Pose keeps the predictor: its keypoints need Results.
+
 Weights are never downloaded: an analyzer's `model` option names a local checkpoint (a path, or a bare file
 name looked up in the working directory and in `<state_dir>/weights`), and ultralytics runs offline (no hub,
 no telemetry, no auto-installs). A checkpoint that records no training run (no `train_args`: what
@@ -16,6 +22,7 @@ without them the summary keeps the counts and says the tracker is unavailable.
 
 from __future__ import annotations
 
+import copy
 import os
 import statistics
 import tempfile
@@ -24,12 +31,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel
 from reelscope.analyzers.base import FrameAnalyzer, FrameItem, ItemResult, Runtime
 from reelscope.schemas.events import Provenance
+
+if TYPE_CHECKING:
+    import torch
 
 TRACK_LOW_CONF = 0.1
 """Detections down to ByteTrack's track_low_thresh are kept for its second association stage (ultralytics'
@@ -115,6 +125,28 @@ class YoloModel:
         self.names: dict[int, str] = {int(k): str(v) for k, v in model.names.items()}
         self.provenance: Provenance = "configured" if model.ckpt.get("train_args") else "random-test"
         self.description = f"{path.name} (ultralytics {__version__} {task})"
+        self.batched: BatchedDetector | None = None
+        """The predictor-free path of `detect`, built at load for detect checkpoints (pose never needs it)."""
+        if task == "detect" and not getattr(model.model, "end2end", False):
+            self.batched = BatchedDetector(model.model, self.device, self.half, options.imgsz)
+
+    def detect(self, images: Sequence[np.ndarray], conf: float) -> list[FrameDetections]:
+        """Detections per RGB image, in order, in frame pixels: a plain detect head (YOLOv8/11 and the like)
+        runs `BatchedDetector` (one forward and one NMS per frame shape); an NMS-free end-to-end head
+        (YOLO26) or another task goes through the predictor."""
+        end2end = bool(getattr(self.model.model, "end2end", False))
+        if self.model.task != "detect" or end2end:
+            return [FrameDetections.of_result(r) for r in self.predict(images, conf)]
+        if self.batched is None:
+            self.batched = BatchedDetector(self.model.model, self.device, self.half, self.options.imgsz)
+        by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
+        for i, image in enumerate(images):
+            by_shape[image.shape].append(i)
+        out: list[FrameDetections | None] = [None] * len(images)
+        for indices in by_shape.values():
+            for i, found in zip(indices, self.batched([images[i] for i in indices], conf), strict=True):
+                out[i] = found
+        return [d for d in out if d is not None]
 
     def predict(self, images: Sequence[np.ndarray], conf: float) -> list[Any]:
         """ultralytics Results per RGB image, in order: one predict call per distinct frame shape."""
@@ -138,17 +170,125 @@ class YoloModel:
         return out
 
 
+@dataclass(frozen=True)
+class FrameDetections:
+    """One frame's detections in its own pixels: xyxy (n, 4), conf (n,), cls (n,); size is (width, height)."""
+
+    xyxy: np.ndarray
+    conf: np.ndarray
+    cls: np.ndarray
+    size: tuple[int, int]
+
+    @classmethod
+    def of_result(cls, result: Any) -> FrameDetections:
+        """From an ultralytics Results (the predictor's path)."""
+        boxes = result.boxes
+        h, w = result.orig_shape
+        return cls(
+            boxes.xyxy.cpu().numpy().astype(np.float32),
+            boxes.conf.cpu().numpy().astype(np.float32),
+            boxes.cls.cpu().numpy().astype(np.int64),
+            (int(w), int(h)),
+        )
+
+
+def batched_nms(
+    preds: torch.Tensor, conf: float = 0.25, iou: float = 0.7, max_det: int = 100
+) -> list[torch.Tensor]:
+    """NMS for a whole batch in one torchvision call: candidates of every image are offset by image and
+    class (batched_nms), instead of ultralytics' loop of one NMS per image; the result is split per image
+    on the host after a single transfer. preds: (B, 4 + classes, N), boxes as centre xywh (a detect head's
+    output). Rows per image, most confident first: x0, y0, x1, y1, score, class. Candidates are those whose
+    best class scores above `conf`, as in ultralytics' non_max_suppression."""
+    import torch
+    import torchvision
+
+    batch = preds.shape[0]
+    scores, classes = preds[:, 4:].max(dim=1)  # B, N (no transpose of the whole tensor)
+    image, anchor = (scores > conf).nonzero(as_tuple=True)
+    boxes = preds[image, :4, anchor]
+    xyxy = torch.cat([boxes[:, :2] - boxes[:, 2:] / 2, boxes[:, :2] + boxes[:, 2:] / 2], dim=1).float()
+    chosen_scores, chosen_classes = scores[image, anchor].float(), classes[image, anchor]
+    kept = torchvision.ops.batched_nms(xyxy, chosen_scores, image * preds.shape[1] + chosen_classes, iou)
+    kept = kept[torch.argsort(image[kept], stable=True)]
+    rows = torch.cat([xyxy[kept], chosen_scores[kept, None], chosen_classes[kept, None].float()], 1).cpu()
+    counts = torch.bincount(image[kept], minlength=batch).cpu().tolist()
+    return [part[:max_det] for part in torch.split(rows, counts)]
+
+
+class BatchedDetector:
+    """A detect network run without ultralytics' predictor: frames of one shape are uploaded as uint8,
+    letterboxed on the device (the predictor's rectangle: ultralytics' LetterBox geometry, grey 114 padding),
+    run in one forward pass, and NMS'd once for the batch (`batched_nms`); boxes go back to frame pixels with
+    ultralytics' scale_boxes. The network is a fused copy, as the predictor's AutoBackend fuses its own."""
+
+    def __init__(self, network: Any, device: str, half: bool, imgsz: int) -> None:
+        import torch
+        from ultralytics.cfg import DEFAULT_CFG_DICT
+        from ultralytics.utils.checks import check_imgsz
+
+        net = copy.deepcopy(network).float().eval()
+        net = net.fuse(verbose=False) if hasattr(net, "fuse") else net
+        self.device = torch.device(device)
+        self.dtype = torch.float16 if half else torch.float32
+        self.net = net.to(self.device, self.dtype)
+        self.stride = max(int(network.stride.max()), 32)
+        self.imgsz: list[int] = check_imgsz(imgsz, stride=self.stride, min_dim=2)
+        self.iou = float(DEFAULT_CFG_DICT["iou"])
+        self.max_det = int(DEFAULT_CFG_DICT["max_det"])
+
+    def __call__(self, images: Sequence[np.ndarray], conf: float) -> list[FrameDetections]:
+        """Detections for RGB frames that all have one shape."""
+        import cv2
+        import torch
+        from ultralytics.data.augment import LetterBox
+        from ultralytics.utils.ops import scale_boxes
+
+        letterbox = LetterBox(self.imgsz, auto=True, stride=self.stride)
+        geometry = letterbox.get_params({"img": images[0]})
+        h0, w0 = images[0].shape[:2]
+        if geometry["new_unpad"] != (
+            w0,
+            h0,
+        ):  # frames larger (or smaller) than imgsz: resized as ultralytics does
+            images = [
+                cv2.resize(im, geometry["new_unpad"], interpolation=letterbox.interpolation) for im in images
+            ]
+        batch = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2)  # B, 3, h, w uint8 RGB
+        padding = (geometry["left"], geometry["right"], geometry["top"], geometry["bottom"])
+        x = torch.nn.functional.pad(batch, padding, value=114).to(self.dtype).div_(255)
+        with torch.inference_mode():
+            preds = self.net(x)
+        preds = preds[0] if isinstance(preds, tuple | list) else preds
+        out = []
+        for rows in batched_nms(preds, conf, self.iou, self.max_det):
+            xyxy = scale_boxes(tuple(x.shape[2:]), rows[:, :4].clone(), (h0, w0))
+            out.append(
+                FrameDetections(
+                    xyxy.numpy().astype(np.float32),
+                    rows[:, 4].numpy().astype(np.float32),
+                    rows[:, 5].numpy().astype(np.int64),
+                    (w0, h0),
+                )
+            )
+        return out
+
+
 def detections_payload(result: Any, names: Mapping[int, str], options: YoloOptions) -> dict[str, Any]:
-    """One frame's payload from an ultralytics Results: the most confident detections (normalised xyxy boxes)
-    and the counts by label of those at or above the configured confidence."""
-    boxes = result.boxes
-    conf = boxes.conf.cpu().numpy().astype(float)
-    cls = boxes.cls.cpu().numpy().astype(int)
-    xyxyn = boxes.xyxyn.cpu().numpy().astype(float).clip(0.0, 1.0)
+    """One frame's payload from an ultralytics Results (see `frame_payload`)."""
+    return frame_payload(FrameDetections.of_result(result), names, options)
+
+
+def frame_payload(found: FrameDetections, names: Mapping[int, str], options: YoloOptions) -> dict[str, Any]:
+    """One frame's payload: the most confident detections (xyxy boxes normalised by the frame size, as
+    ultralytics' xyxyn) and the counts by label of those at or above the configured confidence."""
+    conf = found.conf.astype(float)
+    cls = found.cls.astype(int)
+    w, h = found.size
+    xyxyn = (found.xyxy.astype(float) / np.array([w, h, w, h], dtype=float)).reshape(-1, 4).clip(0.0, 1.0)
     order = np.argsort(-conf, kind="stable")
     confident = conf >= options.conf
     counts = Counter(names.get(int(c), str(c)) for c in cls[confident])
-    h, w = result.orig_shape
     return {
         "size": [int(w), int(h)],
         "count": int(confident.sum()),
@@ -200,8 +340,8 @@ class YoloAnalyzer(FrameAnalyzer):
     def analyze(self, items: Sequence[FrameItem]) -> list[dict[str, Any]]:
         if self._yolo is None:
             raise RuntimeError("load() was not called")
-        results = self._yolo.predict([f.image for f in items], min(self.options.conf, TRACK_LOW_CONF))
-        return [detections_payload(r, self._yolo.names, self.options) for r in results]
+        found = self._yolo.detect([f.image for f in items], min(self.options.conf, TRACK_LOW_CONF))
+        return [frame_payload(d, self._yolo.names, self.options) for d in found]
 
     @classmethod
     def segment_fields(cls, payloads: list[dict[str, Any]]) -> dict[str, Any]:

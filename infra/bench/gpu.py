@@ -10,7 +10,8 @@ factor of a realistic sampling policy (docs/benchmarks.md explains the policy):
 Parts: `jpeg` (torchvision GPU JPEG decode), `yolo` (YOLO11n/11s detect and 11n-pose, fp16, 9:16 rectangular
 384x640 input vs padded 640x640, forward + NMS), `whisper` (Whisper large-v3-turbo architecture through
 transformers, fp16, 30 s windows, encoder + 100 greedy tokens), `vlm` (Qwen2-VL-2B architecture via
-reelscope.infra.bench.vlm), `policy` (the aggregate time factor).
+reelscope.infra.bench.vlm), `policy` (the aggregate time factor); also `objects_analyzer` (detection fps
+inside the objects analyzer: its batched path end to end, without the stack).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from reelscope.analyzers.common.yolo import batched_nms
 
 
 def timed(fn: Callable[[], Any], repeat: int = 5, warmup: int = 2) -> float:
@@ -135,29 +137,9 @@ def bench_yolo_graph(batches: tuple[int, ...] = (128, 256, 512)) -> dict[str, An
     return {"model": "yolo11n", "input": "384x640", "rows": rows}
 
 
-def batched_nms(
-    preds: torch.Tensor, conf: float = 0.25, iou: float = 0.7, max_det: int = 100
-) -> list[torch.Tensor]:
-    """NMS for a whole batch in one torchvision call: candidates of every image are offset by image and
-    class (batched_nms), instead of ultralytics' loop of one NMS per image; the result is split per image
-    on the host after a single transfer. preds: (B, 4 + classes, N). Rows: x0, y0, x1, y1, score, class."""
-    import torchvision
-
-    batch = preds.shape[0]
-    scores, classes = preds[:, 4:].max(dim=1)  # B, N (no transpose of the whole tensor)
-    image, anchor = (scores > conf).nonzero(as_tuple=True)
-    boxes = preds[image, :4, anchor]
-    xyxy = torch.cat([boxes[:, :2] - boxes[:, 2:] / 2, boxes[:, :2] + boxes[:, 2:] / 2], dim=1).float()
-    chosen_scores, chosen_classes = scores[image, anchor].float(), classes[image, anchor]
-    kept = torchvision.ops.batched_nms(xyxy, chosen_scores, image * preds.shape[1] + chosen_classes, iou)
-    kept = kept[torch.argsort(image[kept], stable=True)]
-    rows = torch.cat([xyxy[kept], chosen_scores[kept, None], chosen_classes[kept, None].float()], 1).cpu()
-    counts = torch.bincount(image[kept], minlength=batch).cpu().tolist()
-    return [part[:max_det] for part in torch.split(rows, counts)]
-
-
 def bench_yolo_batched_nms(batches: tuple[int, ...] = (128, 256, 512)) -> dict[str, Any]:
-    """YOLO11n on 9:16 input, CUDA-graph forward + one batched NMS for the whole batch."""
+    """YOLO11n on 9:16 input, CUDA-graph forward + one batched NMS for the whole batch (the NMS the objects
+    analyzer runs: reelscope.analyzers.common.yolo.batched_nms)."""
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_CONFIG_DIR", "/tmp/ultralytics")
     from ultralytics import YOLO
@@ -186,6 +168,46 @@ def bench_yolo_batched_nms(batches: tuple[int, ...] = (128, 256, 512)) -> dict[s
             }
         )
     return {"model": "yolo11n", "input": "384x640", "rows": rows}
+
+
+def bench_objects_analyzer(batches: tuple[int, ...] = (32, 128, 256), device: str = "cuda") -> dict[str, Any]:
+    """Detection fps inside the objects analyzer (`analyze` on 640x360 frames: upload, letterbox, fp16
+    forward, batched NMS, payloads), YOLO11n at real size with random weights, no stack around it."""
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    from reelscope.analyzers.base import FrameItem
+    from reelscope.analyzers.objects import ObjectsAnalyzer, ObjectsOptions
+    from reelscope.infra.bench.gpu_stack import random_yolo
+
+    with tempfile.TemporaryDirectory(prefix="bench_objects_") as tmp:
+        analyzer = ObjectsAnalyzer(ObjectsOptions(model=str(random_yolo(Path(tmp))), device=device))
+        analyzer.load()
+    frame = np.random.default_rng(0).integers(0, 256, (360, 640, 3), dtype=np.uint8)
+    rows = []
+    for batch in batches:
+        items = [FrameItem(f"v{i % 16}", i, i / 5, frame) for i in range(batch)]
+
+        def step(items: list[FrameItem] = items) -> None:
+            analyzer.analyze(items)
+
+        seconds = timed(step, repeat=5) if device.startswith("cuda") else cpu_timed(step)
+        rows.append({"batch": batch, "fps": round(batch / seconds, 1)})
+    return {
+        "model": "yolo11n (random weights)",
+        "input": "640x360 -> 640x384",
+        "device": device,
+        "rows": rows,
+    }
+
+
+def cpu_timed(fn: Callable[[], Any]) -> float:
+    """Seconds of one fn() after one warm-up call (no CUDA to synchronise)."""
+    fn()
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def bench_vlm7b_load() -> dict[str, Any]:
@@ -317,6 +339,7 @@ PARTS: dict[str, Callable[[], Any]] = {
     "vlm": bench_vlm,
     "yolo_graph": bench_yolo_graph,
     "yolo_batched_nms": bench_yolo_batched_nms,
+    "objects_analyzer": bench_objects_analyzer,
     "vlm_large": bench_vlm_large,
     "vlm7b_load": bench_vlm7b_load,
 }
