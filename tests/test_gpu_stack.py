@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+from reelscope.analyzers.objects import ObjectsAnalyzer
 from reelscope.infra.bench.gpu_stack import delta, main, quantile, wave_figures
 
 LATENCY = "reelscope_result_latency_seconds_bucket"
@@ -68,14 +69,15 @@ def test_tiny_stack_end_to_end_on_the_cpu(tmp_path: Path) -> None:
     assert "REELSCOPE_GROUP_DEVICES" not in report["environment"]  # no GPU pinning on the CPU
     assert report["machine"]["chdb"]["module"].endswith("chdb/__init__.py")
     assert [w["videos"] for w in report["waves"]] == [1, 2]
+    per_video = round(2 * ObjectsAnalyzer.sampling.fps)
     for wave in report["waves"]:
         assert wave["all_complete"] and wave["aggregate_time_factor"] > 0
-        # 2 s at objects' 5 fps: 10 frames a video, every one through the analyzer in this wave alone
-        assert wave["inside_analyzers"]["objects"]["items"] == 10 * wave["videos"]
+        # 2 s at objects' sampling rate, every frame through the analyzer in this wave alone
+        assert wave["inside_analyzers"]["objects"]["items"] == per_video * wave["videos"]
         assert wave["detection_fps_inside_analyzer"] > 0
         p95 = wave["per_segment_p95_s"]
         assert p95["group-light-0"] is not None and p95["group-vision-0"] is not None
-        assert wave["result_latency"]["group-vision-0"]["results"] == 10 * wave["videos"]
+        assert wave["result_latency"]["group-vision-0"]["results"] == per_video * wave["videos"]
 
 
 def test_objects_analyzer_bench_runs_on_the_cpu() -> None:
