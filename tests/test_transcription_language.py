@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from reelscope.analyzers.common.speech_language import other_tail, runs, stretches
 from reelscope.analyzers.transcription import TranscriptionAnalyzer, language_spans
+from reelscope.infra.bench.eval_text import wer
 
 from tests.test_transcription import LEFT, RATE, chunks, decode, make, results, tokens
 
@@ -59,7 +60,9 @@ def test_english_then_spanish_reports_both_with_their_times(
     assert english_s - 0.3 <= spans[1]["start_s"] < english_s + 2.0
     assert spans[1]["end_s"] > len(clip) / RATE - 2.0
     english = " ".join(s["text"] for s in summary["segments"] if s["language"] == "en")
-    assert tokens(english) == tokens(LEFT)
+    # Whisper's int8 kernels differ by CPU: one word error was seen on an AVX-512 machine ("who advanced
+    # behind" for "who had vanished behind"), none on others
+    assert wer(LEFT, english) <= 0.2, english
     rest = " ".join(s["text"] for s in summary["segments"] if s["language"] == "es")
     assert len(SPANISH_WORDS & set(tokens(rest))) >= 4, rest
 
@@ -73,7 +76,9 @@ def test_english_only_model_flags_spanish(make: Callable[..., TranscriptionAnaly
     summary = summary_of(analyzer, "es-tiny", spanish(4))
     assert summary["words"] == [] and summary["language"] is None, summary["text"]
     flagged = summary["flagged"]
-    assert flagged and flagged[0]["start_s"] < 1.0 and flagged[-1]["end_s"] > 12.0
+    # what tiny.en decodes over the 17 s of Spanish is flagged from its start: all of it on some CPUs; on an
+    # AVX-512 machine it stopped decoding after 6.2 s, and what it does not decode is neither text nor flag
+    assert flagged and flagged[0]["start_s"] < 1.0 and flagged[-1]["end_s"] > 5.0, flagged
 
 
 def test_english_only_without_a_detector_uses_its_confidence(
@@ -84,12 +89,13 @@ def test_english_only_without_a_detector_uses_its_confidence(
     ctranslate2 = pytest.importorskip("ctranslate2")
     ctranslate2.set_random_seed(7)  # Whisper's temperature fallback samples: one fixed draw
     summary = summary_of(analyzer, "es-logprob", spanish(4))
-    # a heuristic: most of the Spanish is flagged (seen: all of it, or all but the last prompt's 9 words)
+    # a heuristic: what is decoded of the Spanish is mostly flagged (seen: all of it, all but the last
+    # prompt's 9 words, or, on an AVX-512 machine where tiny.en decoded only its first 6.2 s, all of that)
     flagged_s = sum(f["end_s"] - f["start_s"] for f in summary.get("flagged", []))
-    assert len(summary["words"]) <= 12 and flagged_s >= 8.0, (summary["text"], summary.get("flagged"))
+    assert len(summary["words"]) <= 12 and flagged_s >= 5.0, (summary["text"], summary.get("flagged"))
     left, _ = decode(shared_media / "stereo_diarization.wav", split=True)
     english = summary_of(analyzer, "en-logprob", left)
-    assert tokens(english["text"]) == tokens(LEFT) and "flagged" not in english
+    assert wer(LEFT, english["text"]) <= 0.2 and "flagged" not in english, english["text"]
 
 
 def test_stretches_runs_and_spans() -> None:
