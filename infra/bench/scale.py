@@ -261,8 +261,10 @@ def measure(
     timeout_s: float = 3600.0,
     warmup: bool = True,
     env: dict[str, str] | None = None,
+    one_stack: bool = False,
 ) -> dict[str, Any]:
-    """Every cell of both curves; the report as a JSON-ready dict."""
+    """Every cell of both curves, each curve on a fresh stack (both on one with `one_stack`: a quick check,
+    where a curve's memory peaks carry over into the next); the report as a JSON-ready dict."""
     plan = cells(lengths, concurrency, concurrency_length)
     clips_dir = clips_dir or work / "clips"
     clips: dict[float, list[Path]] = {}
@@ -274,15 +276,14 @@ def measure(
     warm = make_clips(clips_dir / "warmup", 1, WARMUP_S) if warmup else []
     longest = max([cell.seconds for curve in plan.values() for cell in curve], default=0.0)
     stack_env = {"REELSCOPE_PRODUCER__MAX_DURATION_S": str(max(600.0, longest + 60.0)), **(env or {})}
-    rows = []
+    rows: list[dict[str, Any]] = []
     load_before = os.getloadavg()
-    for curve, curve_cells in plan.items():
-        if not curve_cells:
-            continue
-        with private_stack(work / f"state-{curve}", stack_env) as settings:
+    runs = [[c for curve in plan.values() for c in curve]] if one_stack else list(plan.values())
+    for run in (r for r in runs if r):
+        with private_stack(work / f"state-{run[0].curve}", stack_env) as settings:
             if warm:
                 run_cell(settings, warm, Cell("warmup", WARMUP_S, 1), timeout_s)
-            for cell in curve_cells:
+            for cell in run:
                 rows.append(run_cell(settings, clips[cell.seconds][: cell.videos], cell, timeout_s))
                 print(json.dumps(rows[-1]), flush=True)
     settings = Settings()
@@ -295,6 +296,7 @@ def measure(
             for k, v in sorted({**os.environ, **stack_env}.items())
             if k.startswith("REELSCOPE_") and not any(w in k for w in ("TOKEN", "PASSWORD", "SECRET"))
         },
+        "stack_per_curve": not one_stack,
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "cells": rows,
