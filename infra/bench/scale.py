@@ -252,6 +252,11 @@ def private_stack(state_dir: Path, env: dict[str, str]) -> Iterator[Settings]:
                 os.environ[key] = value
 
 
+def _clips(folder: Path, count: int, seconds: float) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    return make_clips(folder, count, seconds)
+
+
 def measure(
     lengths: list[float],
     concurrency: list[int],
@@ -269,11 +274,9 @@ def measure(
     clips_dir = clips_dir or work / "clips"
     clips: dict[float, list[Path]] = {}
     for cell in (c for curve in plan.values() for c in curve):
-        folder = clips_dir / f"{cell.seconds:g}s"
-        folder.mkdir(parents=True, exist_ok=True)
         if len(clips.get(cell.seconds, [])) < cell.videos:
-            clips[cell.seconds] = make_clips(folder, cell.videos, cell.seconds)
-    warm = make_clips(clips_dir / "warmup", 1, WARMUP_S) if warmup else []
+            clips[cell.seconds] = _clips(clips_dir / f"{cell.seconds:g}s", cell.videos, cell.seconds)
+    warm = _clips(clips_dir / "warmup", 1, WARMUP_S) if warmup else []
     longest = max([cell.seconds for curve in plan.values() for cell in curve], default=0.0)
     stack_env = {"REELSCOPE_PRODUCER__MAX_DURATION_S": str(max(600.0, longest + 60.0)), **(env or {})}
     rows: list[dict[str, Any]] = []
