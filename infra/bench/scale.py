@@ -313,18 +313,19 @@ def _short(name: str) -> str:
 def markdown(report: dict[str, Any]) -> str:
     """The report's cells as a markdown table (CPU and memory per process in short form)."""
     lines = [
-        "| curve | videos x length | wall s | aggregate time factor | CPU s per video s | CPU s by process "
+        "| curve | videos x length | wall s | aggregate time factor | CPU s per video s | the same by process "
         "| peak RSS MiB | result latency p95 s | complete / degraded / other | shed items | load 1 min start / max |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for c in report["cells"]:
         statuses = c["statuses"]
         other = sum(n for s, n in statuses.items() if s not in ("complete", "degraded"))
-        latency = ", ".join(f"{g} {v['p95_s']}" for g, v in c["result_latency"].items() if v["results"])
+        latency = ", ".join(f"{g} {v['p95_s']:.1f}" for g, v in c["result_latency"].items() if v["results"])
+        video_s = c["videos"] * c["video_seconds"]
         lines.append(
             f"| {c['curve']} | {c['videos']} x {c['video_seconds']:g} s | {c['wall_s']:.1f} "
             f"| {c['aggregate_time_factor']:.3f} | **{c['cpu_s_per_video_s']:.3f}** "
-            f"| {', '.join(f'{_short(k)} {v:.0f}' for k, v in c['cpu_s_by_process'].items())} "
+            f"| {', '.join(f'{_short(k)} {v / video_s:.3f}' for k, v in c['cpu_s_by_process'].items())} "
             f"| {', '.join(f'{_short(k)} {v}' for k, v in c['peak_rss_mib'].items())} "
             f"| {latency or '-'} | {statuses.get('complete', 0)} / {statuses.get('degraded', 0)} / {other} "
             f"| {sum(c['shed_items'].values()) or 0} "
