@@ -353,6 +353,12 @@ def curves_options(b: argparse.ArgumentParser) -> None:
         help="instead: cost and memory against video length and concurrency (infra/bench/scale.py)",
     )
     b.add_argument(
+        "--curve",
+        choices=["both", "length", "concurrency"],
+        default=quiet,
+        help="with --curves: which curve to measure (both)",
+    )
+    b.add_argument(
         "--lengths",
         type=number_list(float),
         default=quiet,

@@ -46,7 +46,7 @@ def test_curve_options_parse_as_lists_and_leave_the_plain_bench_alone() -> None:
     args = parser().parse_args(["bench", "--curves", "--lengths", "10,60", "--concurrency", "1,4,16"])
     assert (args.curves, args.lengths, args.concurrency) == (True, [10.0, 60.0], [1, 4, 16])
     plain = vars(parser().parse_args(["bench"]))
-    assert not {"curves", "lengths", "concurrency", "cell_timeout", "no_shed"} & set(plain)
+    assert not {"curves", "curve", "lengths", "concurrency", "cell_timeout", "no_shed"} & set(plain)
 
 
 @pytest.mark.parametrize("value", ["1,0", "a", ","])

@@ -136,10 +136,12 @@ def latency_since(before: dict[str, Buckets], after: dict[str, Buckets]) -> dict
         earlier = dict(before.get(name, []))
         cell = [(le, n - earlier.get(le, 0.0)) for le, n in buckets]
         group = name.removeprefix("group-").rpartition("-")[0] or name
+        top = max((le for le, _ in cell if le != float("inf")), default=None)
         out[group] = {
             "p50_s": bucket_quantile(cell, 0.5),
             "p95_s": bucket_quantile(cell, 0.95),
             "results": int(cell[-1][1]) if cell else 0,
+            "histogram_top_s": top,
         }
     return out
 
@@ -267,10 +269,11 @@ def measure(
     warmup: bool = True,
     env: dict[str, str] | None = None,
     one_stack: bool = False,
+    curves: tuple[str, ...] = ("length", "concurrency"),
 ) -> dict[str, Any]:
     """Every cell of both curves, each curve on a fresh stack (both on one with `one_stack`: a quick check,
     where a curve's memory peaks carry over into the next); the report as a JSON-ready dict."""
-    plan = cells(lengths, concurrency, concurrency_length)
+    plan = {k: v for k, v in cells(lengths, concurrency, concurrency_length).items() if k in curves}
     clips_dir = clips_dir or work / "clips"
     clips: dict[float, list[Path]] = {}
     for cell in (c for curve in plan.values() for c in curve):
@@ -306,6 +309,11 @@ def measure(
     }
 
 
+def _at_least(value: float, top: float | None) -> str:
+    """A quantile at the histogram's last finite bound is only known to be at least that."""
+    return f"≥{value:.0f}" if top is not None and value >= top else f"{value:.1f}"
+
+
 def _short(name: str) -> str:
     return name.removeprefix("group-").removesuffix("-0")
 
@@ -320,7 +328,11 @@ def markdown(report: dict[str, Any]) -> str:
     for c in report["cells"]:
         statuses = c["statuses"]
         other = sum(n for s, n in statuses.items() if s not in ("complete", "degraded"))
-        latency = ", ".join(f"{g} {v['p95_s']:.1f}" for g, v in c["result_latency"].items() if v["results"])
+        latency = ", ".join(
+            f"{g} {_at_least(v['p95_s'], v.get('histogram_top_s', 60.0))}"
+            for g, v in c["result_latency"].items()
+            if v["results"]
+        )
         video_s = c["videos"] * c["video_seconds"]
         lines.append(
             f"| {c['curve']} | {c['videos']} x {c['video_seconds']:g} s | {c['wall_s']:.1f} "
@@ -342,11 +354,12 @@ def run_curves(settings: Settings, args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="reelscope-curves-"))
     clips_dir = Path(args.clips) if getattr(args, "clips", None) else None
     env = {"REELSCOPE_BATCH__MAX_STRIDE": "1"} if getattr(args, "no_shed", False) else {}
-    report = measure(
-        lengths, concurrency, length, work, clips_dir, getattr(args, "cell_timeout", 3600.0), env=env
-    )
+    curve = getattr(args, "curve", "both")
+    chosen = ("length", "concurrency") if curve == "both" else (curve,)
+    timeout_s = getattr(args, "cell_timeout", 3600.0)
+    report = measure(lengths, concurrency, length, work, clips_dir, timeout_s, env=env, curves=chosen)
     report["command"] = (
-        f"reelscope bench --curves --lengths {','.join(f'{x:g}' for x in lengths)} "
+        f"reelscope bench --curves --curve {curve} --lengths {','.join(f'{x:g}' for x in lengths)} "
         f"--concurrency {','.join(map(str, concurrency))} --concurrency-length {length:g}"
         + (" --no-shed" if env else "")
         + f" --out {args.out}"
