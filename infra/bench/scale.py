@@ -8,8 +8,8 @@ and a tone, distinct per video), made before the stacks start. Each cell is meas
 every video is final: wall time, aggregate time factor (wall / video seconds pushed), CPU seconds of every
 stack process (threads and children included, read from /proc) per video second, each process's peak
 resident memory, each group's result latency p50/p95 over the cell (the difference of the groups'
-histograms before and after it), the items shed under backlog, and how many videos ended complete,
-degraded or failed. CPU seconds stay comparable on a shared machine, wall time does not: the load average
+histograms before and after it), the seconds spent inside each analyzer, the items shed under backlog,
+and how many videos ended complete, degraded or failed. CPU seconds stay comparable on a shared machine, wall time does not: the load average
 is recorded with each cell.
 """
 
@@ -146,6 +146,25 @@ def latency_since(before: dict[str, Buckets], after: dict[str, Buckets]) -> dict
     return out
 
 
+def analyzer_seconds(settings: Settings) -> dict[str, float]:
+    """Seconds spent inside each analyzer so far, summed over the group processes (their counters): where
+    a group's time goes. Wall seconds, so only their split within a cell is meaningful on a loaded machine."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+    from reelscope.infra.stack import run_dir
+
+    out: dict[str, float] = defaultdict(float)
+    for path in run_dir(settings).glob("group-*.metrics"):
+        with urllib.request.urlopen(f"http://{path.read_text()}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "reelscope_analyzer_seconds_total":
+                    out[sample.labels["analyzer"]] += sample.value
+    return out
+
+
 def wait_final(settings: Settings, ids: list[str], t0: float, timeout_s: float) -> dict[str, Any]:
     """Poll the API until every video is final (or the timeout): each one's status and first result time."""
     from reelscope.infra.client import fetch
@@ -189,6 +208,7 @@ def run_cell(settings: Settings, clips: list[Path], cell: Cell, timeout_s: float
 
     meter = Meter(running(settings))
     before = latency_buckets(settings)
+    inside = analyzer_seconds(settings)
     harness = time.process_time()
     meter.start()
     t0 = time.perf_counter()
@@ -210,6 +230,9 @@ def run_cell(settings: Settings, clips: list[Path], cell: Cell, timeout_s: float
         "cpu_s_by_process": dict(sorted(cpu.items())),
         "peak_rss_mib": {k: round(v) for k, v in sorted(meter.peaks.items())},
         "result_latency": latency_since(before, latency_buckets(settings)),
+        "analyzer_seconds": {
+            k: round(v - inside.get(k, 0.0), 2) for k, v in sorted(analyzer_seconds(settings).items())
+        },
         "statuses": dict(Counter(final["status"].values())),
         "complete": sum(s == "complete" for s in final["status"].values()),
         "time_to_first_result_s": round(firsts[0], 2) if firsts else None,
