@@ -14,6 +14,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -261,6 +262,12 @@ def cmd_process(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
     from reelscope.infra.bench.pipeline import run_bench
 
+    if getattr(args, "curves", False):
+        from reelscope.infra.bench.scale import run_curves
+
+        args.out = args.out or "docs/results/scale-curves.json"
+        return run_curves(settings, args)
+    args.out = args.out or "docs/benchmark-results.json"
     if args.clip:
         resolve_uri(args.clip, settings)  # a missing clip is said now, not after the stack started
     return run_bench(settings, args)
@@ -320,6 +327,68 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     print(f"{catalog(settings)[args.name].setting}={path}")
     return 0
+
+
+def number_list(kind: type[float] | type[int]) -> Callable[[str], list[float] | list[int]]:
+    """An argparse type for a comma-separated list of numbers above zero (`10,60,600`)."""
+    one = positive(kind)
+
+    def check(value: str) -> list[float] | list[int]:
+        numbers = [one(x.strip()) for x in value.split(",") if x.strip()]
+        if not numbers:
+            raise argparse.ArgumentTypeError("a comma-separated list of numbers, e.g. 1,4,16")
+        return numbers  # type: ignore[return-value]
+
+    return check
+
+
+def curves_options(b: argparse.ArgumentParser) -> None:
+    """`bench --curves` and its options; absent from the namespace unless given, so the plain bench's
+    recorded command stays as it was."""
+    quiet = argparse.SUPPRESS
+    b.add_argument(
+        "--curves",
+        action="store_true",
+        default=quiet,
+        help="instead: cost and memory against video length and concurrency (infra/bench/scale.py)",
+    )
+    b.add_argument(
+        "--curve",
+        choices=["both", "length", "concurrency"],
+        default=quiet,
+        help="with --curves: which curve to measure (both)",
+    )
+    b.add_argument(
+        "--lengths",
+        type=number_list(float),
+        default=quiet,
+        help="with --curves: video lengths, s (10,60,600)",
+    )
+    b.add_argument(
+        "--concurrency",
+        type=number_list(int),
+        default=quiet,
+        help="with --curves: videos at once (1,4,16,50)",
+    )
+    b.add_argument(
+        "--concurrency-length",
+        type=positive(float),
+        default=quiet,
+        help="with --curves: each video's length in the concurrency curve, s (10)",
+    )
+    b.add_argument(
+        "--cell-timeout",
+        type=positive(float),
+        default=quiet,
+        help="with --curves: seconds a cell may take before its videos count as timed out (3600)",
+    )
+    b.add_argument("--clips", default=quiet, help="with --curves: keep the generated clips in this folder")
+    b.add_argument(
+        "--no-shed",
+        action="store_true",
+        default=quiet,
+        help="with --curves: no load shedding (REELSCOPE_BATCH__MAX_STRIDE=1), the full cost of each cell",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -390,9 +459,10 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--out",
         type=output_path,
-        default="docs/benchmark-results.json",
-        help="where the figures go as JSON (default: %(default)s)",
+        help="where the figures go as JSON (default: docs/benchmark-results.json; with --curves "
+        "docs/results/scale-curves.json)",
     )
+    curves_options(b)
     b.set_defaults(fn=cmd_bench)
     lt = sub.add_parser("loadtest", help="push many short videos at once; report memory, backpressure, lag")
     lt.add_argument("--videos", type=positive(int), default=50, help="how many videos (default: 50)")

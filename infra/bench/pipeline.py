@@ -215,43 +215,58 @@ def pipeline(paths: list[Path], settings: Settings) -> dict[str, Any]:
     }
 
 
-def latency_quantiles(settings: Settings) -> dict[str, dict[str, float | None]]:
-    """p50/p95 of each group's result latency (input event's broker time to result acknowledged), read from
-    the groups' Prometheus histograms (bucket-interpolated)."""
+Buckets = list[tuple[float, float]]
+"""A Prometheus histogram's cumulative buckets: (upper bound, count at or below it), sorted."""
+
+
+def latency_buckets(settings: Settings) -> dict[str, Buckets]:
+    """Each group process's `reelscope_result_latency_seconds` buckets, read from its Prometheus endpoint."""
     import urllib.request
 
     from prometheus_client.parser import text_string_to_metric_families
     from reelscope.infra.stack import run_dir
 
-    out: dict[str, dict[str, float | None]] = {}
+    out: dict[str, Buckets] = {}
     for path in run_dir(settings).glob("group-*.metrics"):
         with urllib.request.urlopen(f"http://{path.read_text()}/metrics", timeout=5) as response:
             text = response.read().decode()
-        buckets: list[tuple[float, float]] = []
+        buckets: Buckets = []
         for family in text_string_to_metric_families(text):
             if family.name == "reelscope_result_latency_seconds":
                 buckets = sorted(
                     (float(x.labels["le"]), x.value) for x in family.samples if x.name.endswith("_bucket")
                 )
-        total = buckets[-1][1] if buckets else 0
-
-        def quantile(
-            q: float, buckets: list[tuple[float, float]] = buckets, total: float = total
-        ) -> float | None:
-            if not total:
-                return None
-            previous_le, previous_n = 0.0, 0.0
-            for le, n in buckets:
-                if n >= q * total:
-                    if le == float("inf"):
-                        return previous_le
-                    share = (q * total - previous_n) / max(n - previous_n, 1e-9)
-                    return round(previous_le + share * (le - previous_le), 3)
-                previous_le, previous_n = le, n
-            return None
-
-        out[path.stem] = {"p50_s": quantile(0.5), "p95_s": quantile(0.95), "results": total}
+        out[path.stem] = buckets
     return out
+
+
+def bucket_quantile(buckets: Buckets, q: float) -> float | None:
+    """The q-quantile, interpolated inside its bucket (the last finite bound when it falls in +Inf)."""
+    total = buckets[-1][1] if buckets else 0
+    if not total:
+        return None
+    previous_le, previous_n = 0.0, 0.0
+    for le, n in buckets:
+        if n >= q * total:
+            if le == float("inf"):
+                return previous_le
+            share = (q * total - previous_n) / max(n - previous_n, 1e-9)
+            return round(previous_le + share * (le - previous_le), 3)
+        previous_le, previous_n = le, n
+    return None
+
+
+def latency_quantiles(settings: Settings) -> dict[str, dict[str, float | None]]:
+    """p50/p95 of each group's result latency (input event's broker time to result acknowledged), read from
+    the groups' Prometheus histograms (bucket-interpolated)."""
+    return {
+        name: {
+            "p50_s": bucket_quantile(buckets, 0.5),
+            "p95_s": bucket_quantile(buckets, 0.95),
+            "results": buckets[-1][1] if buckets else 0,
+        }
+        for name, buckets in latency_buckets(settings).items()
+    }
 
 
 def run_bench(settings: Settings, args: argparse.Namespace) -> int:
