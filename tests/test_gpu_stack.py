@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 from reelscope.analyzers.objects import ObjectsAnalyzer
-from reelscope.infra.bench.gpu_stack import delta, main, quantile, wave_figures
+from reelscope.infra.bench.gpu_stack import delta, main, wave_figures
+from reelscope.infra.bench.pipeline import bucket_quantile
 
 LATENCY = "reelscope_result_latency_seconds_bucket"
 
@@ -21,9 +22,9 @@ def bucket(le: str) -> tuple[str, tuple[tuple[str, str], ...]]:
 
 def test_quantile_interpolates_within_a_bucket() -> None:
     buckets = [(0.5, 10.0), (1.0, 20.0), (2.0, 40.0), (float("inf"), 40.0)]
-    assert quantile(buckets, 0.5) == 1.0  # 20 of 40 at le=1
-    assert quantile(buckets, 0.95) == pytest.approx(1.9)  # 38 of 40: nine tenths into (1, 2]
-    assert quantile([(1.0, 0.0), (float("inf"), 0.0)], 0.95) is None
+    assert bucket_quantile(buckets, 0.5) == 1.0  # 20 of 40 at le=1
+    assert bucket_quantile(buckets, 0.95) == pytest.approx(1.9)  # 38 of 40: nine tenths into (1, 2]
+    assert bucket_quantile([(1.0, 0.0), (float("inf"), 0.0)], 0.95) is None
 
 
 def test_wave_figures_are_deltas_over_the_wave() -> None:

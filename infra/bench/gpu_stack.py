@@ -104,25 +104,10 @@ def delta(after: Metrics, before: Metrics) -> Metrics:
     }
 
 
-def quantile(buckets: Sequence[tuple[float, float]], q: float) -> float | None:
-    """Bucket-interpolated quantile of a cumulative Prometheus histogram given as (le, count) pairs."""
-    buckets = sorted(buckets)
-    total = buckets[-1][1] if buckets else 0.0
-    if total <= 0:
-        return None
-    previous_le, previous_n = 0.0, 0.0
-    for le, n in buckets:
-        if n >= q * total:
-            if le == float("inf"):
-                return previous_le
-            share = (q * total - previous_n) / max(n - previous_n, 1e-9)
-            return round(previous_le + share * (le - previous_le), 3)
-        previous_le, previous_n = le, n
-    return None
-
-
 def wave_figures(samples: Metrics) -> dict[str, Any]:
     """Per group: result latency p50/p95 and results; per analyzer: items and seconds inside it."""
+    from reelscope.infra.bench.pipeline import bucket_quantile
+
     latency: dict[str, Any] = {}
     items: dict[str, float] = {}
     seconds: dict[str, float] = {}
@@ -134,8 +119,8 @@ def wave_figures(samples: Metrics) -> dict[str, Any]:
         ]
         total = max((v for _, v in buckets), default=0.0)
         latency[process] = {
-            "p50_s": quantile(buckets, 0.5),
-            "p95_s": quantile(buckets, 0.95),
+            "p50_s": bucket_quantile(sorted(buckets), 0.5),
+            "p95_s": bucket_quantile(sorted(buckets), 0.95),
             "results": total,
         }
         for (name, labels), v in values.items():
