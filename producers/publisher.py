@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from functools import partial
@@ -195,6 +196,10 @@ async def publish_video(
     return await publish_events(producer, settings, source.events(), lag, gate, executor)
 
 
+PUBLISHED_MEMORY = 4096
+"""Requests an ingest worker remembers having published (see IngestWorker.published)."""
+
+
 class IngestWorker(KafkaService):
     """Consumes ingest requests and publishes up to `producer.concurrent_videos` videos at once.
 
@@ -217,6 +222,10 @@ class IngestWorker(KafkaService):
         self.pending: dict[tuple[TopicPartition, int], asyncio.Task | None] = {}
         """(partition, offset) of every request taken and not yet fully published (None: waiting for a
         slot): what the commit must not pass."""
+        self.published: OrderedDict[tuple[TopicPartition, int], None] = OrderedDict()
+        """The last PUBLISHED_MEMORY requests this worker published in full: a rebalance between the end of a
+        publish and its commit hands the same request back, and publishing it again would restart a
+        finished video (its status back to processing, its reconstruction emitted twice)."""
         self.gate = FirstSecondsFirst(settings.batch.first_s)
         self.executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="decode")
 
@@ -248,7 +257,7 @@ class IngestWorker(KafkaService):
         stopping = False
         for record in records:
             key = (TopicPartition(record.topic, record.partition), record.offset)
-            if key in self.pending:  # redelivered (a rebalance) while still being published here
+            if key in self.pending or key in self.published:  # redelivered (a rebalance): in hand or done
                 continue
             if stopping:
                 self.pending[key] = None  # not taken: held, uncommitted
@@ -294,6 +303,9 @@ class IngestWorker(KafkaService):
         finally:
             self.slots.release()
         del self.pending[key]
+        self.published[key] = None
+        while len(self.published) > PUBLISHED_MEMORY:
+            self.published.popitem(last=False)
 
     async def _publish_once(self, record: ConsumerRecord, request: IngestRequest) -> None:
         t0 = time.monotonic()

@@ -162,3 +162,43 @@ def test_kill_9_of_serve_while_two_videos_publish_loses_nothing(env_settings: An
         assert docs[video]["status"] == "complete", docs[video]["analyzers"]
         assert counts == expected and expected["scene"] == 600
         assert duplicates >= 0
+
+
+def test_a_request_handed_back_after_its_publish_is_not_published_again(tmp_path: Path) -> None:
+    """A rebalance between the end of a publish and its commit hands the request back to the same worker
+    (seen in the API tests: the finished video went back to processing and completed twice)."""
+    from aiokafka import ConsumerRecord
+
+    settings = Settings(kafka={"bootstrap_servers": "127.0.0.1:9"}, topics={"prefix": "memo."})
+    worker = IngestWorker(settings)
+    request = request_for_path(str(tmp_path / "a.mp4"), video_id="a")
+    published: list[str] = []
+
+    async def decoded(record: Any, model: Any) -> Any:
+        return request
+
+    async def publish_once(record: Any, req: Any) -> None:
+        published.append(req.video_id)
+
+    worker.decoded = decoded  # type: ignore[method-assign]
+    worker._publish_once = publish_once  # type: ignore[method-assign]
+    record = ConsumerRecord(
+        "memo.ingest",
+        0,
+        7,
+        0,
+        0,
+        b"a",
+        b"",
+        None,
+        0,
+        0,
+        [],  # type: ignore[arg-type]
+    )
+
+    async def scenario() -> dict[TopicPartition, int]:
+        assert await worker.handle([record]) == {TopicPartition("memo.ingest", 0): 7}  # held while publishing
+        await asyncio.gather(*(t for t in worker.pending.values() if t is not None))
+        return await worker.handle([record])  # handed back by a rebalance
+
+    assert asyncio.run(scenario()) == {} and published == ["a"]
