@@ -83,10 +83,36 @@ def empty_video(video_id: str) -> dict[str, Any]:
     }
 
 
+SAME_SUBMISSION_S = 0.002
+"""Submission times closer than this are one request (the store keeps milliseconds)."""
+
+DONE = (VideoStatus.COMPLETE, VideoStatus.DEGRADED)
+
+
+def duplicate_run(row: dict[str, Any], event: VideoStarted) -> bool:
+    """A VideoStarted of the request that already finished this video, published again (at-least-once:
+    a rebalance hands a published but uncommitted request to another ingest worker), not a resubmission:
+    a resubmission (API, CLI) is a new request with a new `submitted_at`."""
+    stored = row.get("submitted_at")
+    return (
+        row["status"] in TERMINAL
+        and bool(event.submitted_at)
+        and isinstance(stored, datetime)
+        and abs(_epoch(stored) - event.submitted_at) < SAME_SUBMISSION_S
+    )
+
+
 def apply_lifecycle(row: dict[str, Any], event: Event) -> dict[str, Any]:
-    """The videos row after a lifecycle event (events may arrive more than once, or out of order)."""
+    """The videos row after a lifecycle event (events may arrive more than once, or out of order).
+
+    A duplicate run of a finished video's request changes nothing: its VideoStarted is ignored, so the
+    completion id stays, and a VideoFinished never touches a complete or degraded video (it is a duplicate
+    run's, or redelivered); the duplicate's results are the same rows again."""
     row = dict(row)
     if isinstance(event, VideoStarted):
+        if duplicate_run(row, event):
+            log.info("video %s: its finished request was published again; ignored", event.video_id)
+            return row
         if row["status"] in (*TERMINAL, VideoStatus.DESCRIBING):
             row["status"] = VideoStatus.PROCESSING  # the same video id was submitted again: process it again
             row["completed_at"] = None
@@ -99,6 +125,8 @@ def apply_lifecycle(row: dict[str, Any], event: Event) -> dict[str, Any]:
             submitted_at=utc(event.submitted_at),
         )
     elif isinstance(event, VideoFinished):
+        if row["status"] in DONE:
+            return row
         if row["status"] == VideoStatus.PROCESSING:
             row["status"] = VideoStatus.PUBLISHED
         row.update(
