@@ -334,6 +334,12 @@ def shot_context(doc: dict[str, Any], shot: dict[str, Any]) -> dict[str, Any]:
     context["unseen"] = [
         name for name in PEOPLE_FINDERS if name in states and states[name]["state"] not in _DONE
     ]
+    if states:  # which finders looked at this shot: done, with results in it (not disabled, not unsampled)
+        context["people_looked"] = [
+            name
+            for name in PEOPLE_FINDERS
+            if name in states and states[name]["state"] in _DONE and any(name in s for s in segments)
+        ]
     return context
 
 
