@@ -33,6 +33,8 @@ says what was found, never more, and is labelled `composed`. Context keys (all o
                                 off-screen (False), or cannot be told (None): the document's `speaking`
     unseen      list[str]       the analyzers that find people (faces, objects, pose) whose results are
                                 missing or failed: no caption then claims there are no people
+    people_looked list[str]     the analyzers that find people with results in this shot (set when the
+                                document has analyzer states): empty, no caption claims there are none
 
 A model whose config.json carries `"reelscope_provenance": "random-test"` (what the tests and the
 benchmark write next to their random models) is reported as random-test whatever the settings say.

@@ -37,8 +37,14 @@ class Services:
         self.store = Store(settings)
         self.aggregator = Aggregator(settings, self.store)
         self.ingest = IngestWorker(settings) if ingest else None
+        if self.ingest is not None:  # the groups' lag, measured for backpressure, shows them moving too
+            self.aggregator.group_lag = self._group_lag
         self.journal = Journal(settings)
         self.stop = asyncio.Event()
+
+    def _group_lag(self) -> dict[str, int]:
+        watcher = getattr(self.ingest, "lag", None)  # created once the ingest worker started
+        return dict(watcher.last) if watcher is not None else {}
 
     @property
     def producer(self) -> AIOKafkaProducer | None:

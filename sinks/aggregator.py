@@ -23,6 +23,7 @@ import json
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -83,10 +84,36 @@ def empty_video(video_id: str) -> dict[str, Any]:
     }
 
 
+SAME_SUBMISSION_S = 0.002
+"""Submission times closer than this are one request (the store keeps milliseconds)."""
+
+DONE = (VideoStatus.COMPLETE, VideoStatus.DEGRADED)
+
+
+def duplicate_run(row: dict[str, Any], event: VideoStarted) -> bool:
+    """A VideoStarted of the request that already finished this video, published again (at-least-once:
+    a rebalance hands a published but uncommitted request to another ingest worker), not a resubmission:
+    a resubmission (API, CLI) is a new request with a new `submitted_at`."""
+    stored = row.get("submitted_at")
+    return (
+        row["status"] in TERMINAL
+        and bool(event.submitted_at)
+        and isinstance(stored, datetime)
+        and abs(_epoch(stored) - event.submitted_at) < SAME_SUBMISSION_S
+    )
+
+
 def apply_lifecycle(row: dict[str, Any], event: Event) -> dict[str, Any]:
-    """The videos row after a lifecycle event (events may arrive more than once, or out of order)."""
+    """The videos row after a lifecycle event (events may arrive more than once, or out of order).
+
+    A duplicate run of a finished video's request changes nothing: its VideoStarted is ignored, so the
+    completion id stays, and a VideoFinished never touches a complete or degraded video (it is a duplicate
+    run's, or redelivered); the duplicate's results are the same rows again."""
     row = dict(row)
     if isinstance(event, VideoStarted):
+        if duplicate_run(row, event):
+            log.info("video %s: its finished request was published again; ignored", event.video_id)
+            return row
         if row["status"] in (*TERMINAL, VideoStatus.DESCRIBING):
             row["status"] = VideoStatus.PROCESSING  # the same video id was submitted again: process it again
             row["completed_at"] = None
@@ -99,6 +126,8 @@ def apply_lifecycle(row: dict[str, Any], event: Event) -> dict[str, Any]:
             submitted_at=utc(event.submitted_at),
         )
     elif isinstance(event, VideoFinished):
+        if row["status"] in DONE:
+            return row
         if row["status"] == VideoStatus.PROCESSING:
             row["status"] = VideoStatus.PUBLISHED
         row.update(
@@ -197,6 +226,15 @@ class Aggregator(KafkaService):
         self.progressed: dict[str, float] = {}
         """Video -> when its last result arrived: the completion timeout runs from the later of this and
         published_at, so a long video whose results keep coming is not cut off."""
+        self.group_progress: dict[str, float] = {}
+        """Processor group -> when it last showed progress (a result of any video from one of its analyzers,
+        or its lag shrank): a video whose missing results are owed by a moving group is not timed out."""
+        self.group_lag: Callable[[], dict[str, int]] | None = None
+        """The latest lag per group, where this process also publishes (serve wires the ingest worker's
+        LagWatcher figures in); None elsewhere: results alone show progress."""
+        self.lag_seen: dict[str, int] = {}
+        self.deferred: set[str] = set()
+        """Videos past their completion timeout kept open for a moving group (logged once each)."""
 
     async def setup(self) -> None:
         await retry_with_backoff(
@@ -270,6 +308,8 @@ class Aggregator(KafkaService):
         for r in results:
             self.seen[r.video_id][r.analyzer].add(r.item_key)
             self.progressed[r.video_id] = time.time()
+            if (cls := self.enabled.get(r.analyzer)) is not None:
+                self.group_progress[cls.group] = time.time()
 
     async def _video(self, video_id: str) -> dict[str, Any] | None:
         video = self.rows.get(video_id)
@@ -398,6 +438,7 @@ class Aggregator(KafkaService):
         self.finalized[video_id] = cid
         for cache in (self.rows, self.seen, self.requested, self.progressed):
             cache.pop(video_id, None)
+        self.deferred.discard(video_id)
         VIDEOS_FINISHED.labels(doc["status"]).inc()
         log.info("video %s %s", video_id, doc["status"])
 
@@ -435,6 +476,7 @@ class Aggregator(KafkaService):
             await asyncio.sleep(self.settings.aggregator.check_interval_s)
             tick += 1
             try:
+                self._note_lag()
                 videos = await self.store.call(self.store.open_videos)
                 if tick % 10 == 1:  # failed, but the finalize round trip was lost (a broker lost its data)
                     videos += await self.store.call(self._failed_without_document)
@@ -446,6 +488,8 @@ class Aggregator(KafkaService):
                         else 0.0
                     )
                     late = published is not None and time.time() - since > timeout
+                    if late and await self._owed_by_moving_group(video, timeout):
+                        continue
                     if video["status"] == VideoStatus.FAILED:
                         await self._maybe_complete(video["video_id"])
                         continue
@@ -458,6 +502,37 @@ class Aggregator(KafkaService):
                     await self._maybe_complete(video["video_id"], timed_out=late, recheck=recheck)
             except Exception as exc:
                 log.warning("open-video check failed: %s", exc)
+
+    def _note_lag(self) -> None:
+        """A group whose lag shrank since the last reading committed past items: it is moving."""
+        if self.group_lag is None:
+            return
+        for group, lag in self.group_lag().items():
+            if lag < self.lag_seen.get(group, lag):
+                self.group_progress[group] = time.time()
+            self.lag_seen[group] = lag
+
+    async def _owed_by_moving_group(self, video: dict[str, Any], timeout: float) -> bool:
+        """Whether a group that still owes this video results made progress within the timeout.
+
+        Such a group is working through a backlog that holds the video's items (under overload a video's
+        results can come further apart than the timeout); one with no progress for the timeout is dead or
+        stuck, and the video is timed out (its document's warnings name each missing analyzer and group)."""
+        if video["status"] not in (VideoStatus.PUBLISHED, VideoStatus.DESCRIBING):
+            return False
+        video_id = video["video_id"]
+        expected: dict[str, int] = json.loads(video["expected"] or "{}")
+        counts = await self.store.call(self.store.result_counts, video_id)
+        owing = {
+            cls.group
+            for name, n in expected.items()
+            if counts.get(name, (0, 0))[0] < n and (cls := self.enabled.get(name)) is not None
+        }
+        moving = sorted(g for g in owing if time.time() - self.group_progress.get(g, 0.0) <= timeout)
+        if moving and video_id not in self.deferred:
+            self.deferred.add(video_id)
+            log.info("video %s: past its completion timeout, kept open while %s progress", video_id, moving)
+        return bool(moving)
 
     def _failed_without_document(self) -> list[dict[str, Any]]:
         db = self.store.db

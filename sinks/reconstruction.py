@@ -64,8 +64,12 @@ def _analyzer_states(
     return states
 
 
-def gap_warnings(states: dict[str, dict[str, Any]], first_errors: dict[str, str]) -> list[str]:
-    """One warning per analyzer short of its count in a finished video: how short, and why."""
+def gap_warnings(
+    states: dict[str, dict[str, Any]], first_errors: dict[str, str], groups: dict[str, str] | None = None
+) -> list[str]:
+    """One warning per analyzer short of its count in a finished video: how short, and why (with the
+    processor group that owed the results: the one that stopped or got stuck)."""
+    groups = groups or {}
     out = []
     for name, st in states.items():
         if st["state"] in (AnalyzerState.COMPLETE, AnalyzerState.NOT_APPLICABLE):
@@ -77,7 +81,7 @@ def gap_warnings(states: dict[str, dict[str, Any]], first_errors: dict[str, str]
         if got < want:
             out.append(
                 f"{name}: {want - got} of {want} results never arrived (finished without them after the "
-                "completion timeout passed with no progress)"
+                f"completion timeout passed with no progress of its group {groups.get(name, '?')})"
             )
         if errors:
             out.append(
@@ -271,7 +275,7 @@ def build(
                 shots[index].update(added)
     warnings = list(video.get("warnings") or [])
     if enrich and not failed_reason:
-        warnings += gap_warnings(states, first_errors)
+        warnings += gap_warnings(states, first_errors, {n: c.group for n, c in enabled.items()})
     metadata = json.loads(video.get("metadata") or "{}")
     if failed_reason:
         status = VideoStatus.FAILED
@@ -330,6 +334,12 @@ def shot_context(doc: dict[str, Any], shot: dict[str, Any]) -> dict[str, Any]:
     context["unseen"] = [
         name for name in PEOPLE_FINDERS if name in states and states[name]["state"] not in _DONE
     ]
+    if states:  # which finders looked at this shot: done, with results in it (not disabled, not unsampled)
+        context["people_looked"] = [
+            name
+            for name in PEOPLE_FINDERS
+            if name in states and states[name]["state"] in _DONE and any(name in s for s in segments)
+        ]
     return context
 
 

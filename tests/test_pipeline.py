@@ -179,8 +179,9 @@ def test_duplicate_ingest_writes_no_duplicate_rows(env_settings: Any, tmp_path: 
     try:
         asyncio.run(_push(settings, [request]))
         first = wait_done(settings, "dup-video")
-        asyncio.run(_push(settings, [request]))  # the same video id delivered twice
-        # the second delivery is processed again and finished again: two reconstructions on the topic
+        # the same video id submitted again (a new request: the same one delivered again is not re-run,
+        # tests/reliability/test_redelivery.py): processed again and finished again, two reconstructions
+        asyncio.run(_push(settings, [request.model_copy(update={"submitted_at": time.time()})]))
         recon = asyncio.run(
             read_topic(
                 settings,

@@ -93,12 +93,16 @@ def _behaviour(context: dict[str, Any], speaks: bool) -> str:
     return ", ".join(([head] if head else []) + tail)
 
 
-def _nothing_found(unseen: Sequence[str]) -> str:
+def _nothing_found(unseen: Sequence[str], looked: Sequence[str] | None) -> str:
     """What an empty shot is called: 'no people' only when every analyzer that finds people had its
-    results; else it says which ones are missing, so no absence is claimed that was not looked for."""
-    if not unseen:
-        return "no people or objects detected"
-    return f"nothing detected, but {_join(list(unseen))} results are missing, so people may be present"
+    results and one of them looked at this shot; else it says which ones are missing, or that none looked,
+    so no absence is claimed that was not looked for. `looked` None: the context does not say (old
+    callers), only missing finders count."""
+    if unseen:
+        return f"nothing detected, but {_join(list(unseen))} results are missing, so people may be present"
+    if looked is not None and not looked:
+        return "nothing detected (no analyzer that finds people looked at this shot)"
+    return "no people or objects detected"
 
 
 def compose_caption(duration_s: float, context: dict[str, Any]) -> str:
@@ -114,7 +118,11 @@ def compose_caption(duration_s: float, context: dict[str, Any]) -> str:
     shot_type = str(context.get("shot_type") or "").strip()
     shot_type = _SHOT_TYPES.get(shot_type, shot_type.replace("_", " "))
     head = f"{duration_s:.1f} s {shot_type + ' ' if shot_type else ''}shot: "
-    parts = [_join(subjects) if subjects else _nothing_found(context.get("unseen") or [])]
+    parts = [
+        _join(subjects)
+        if subjects
+        else _nothing_found(context.get("unseen") or [], context.get("people_looked"))
+    ]
     appearing = sorted((float(v), str(k)) for k, v in (context.get("appearing") or {}).items())
     parts += [f"{counted(1, label)} appears {share * duration_s:.1f} s in" for share, label in appearing[:3]]
     lines = [clean_text(t, 60) for t in context.get("text") or [] if str(t).strip()]
