@@ -8,6 +8,7 @@ between runs is the point: the failure it looks for appeared only after earlier 
 
     python -m reelscope.infra.bench.long_videos --minutes 1 3 --clips DIR --out FILE
     python -m reelscope.infra.bench.long_videos --file warmup=PATH --out FILE
+    python -m reelscope.infra.bench.long_videos --table --out FILE   # docs/reliability.md's rows
 """
 
 from __future__ import annotations
@@ -141,6 +142,27 @@ def run_one(settings: Settings, name: str, path: Path, timeout_s: float) -> dict
     }
 
 
+def table(path: Path) -> list[str]:
+    """docs/reliability.md's rows: one per recorded video, analyzers grouped by their counts."""
+    rows = []
+    for line in path.read_text().splitlines():
+        d = json.loads(line)
+        by: dict[str, list[str]] = {}
+        for name, count in d["counts"].items():
+            by.setdefault(count, []).append(name)
+        met = all(a == b for a, b in (c.split("/") for c in d["counts"].values()))
+        counts = "; ".join(f"{', '.join(by[c])} {c}" for c in sorted(by, key=lambda c: -int(c.split("/")[1])))
+        load = d["load_average"]
+        rows.append(
+            f"| {d['video']} ({d['segments']} segments, {d['shots']} shots) | {d['publishing_s']:.0f} s "
+            f"| {d['submitted_to_complete_s']:.0f} s | {d['status']} | {len(d['counts'])} analyzers, "
+            f"{'every count met' if met else '**not met**'}: {counts} | {'; '.join(d['warnings']) or 'none'} "
+            f"| {d['stack_cpu_s']:.0f} | {load['start_1_5_15'][0]:.1f} → {load['end_1_5_15'][0]:.1f} "
+            f"(max {load['max_1min_during']:.1f}) |"
+        )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -150,7 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", type=Path, default=Path("long-video-clips"), help="where clips are made")
     parser.add_argument("--out", type=Path, required=True, help="JSON lines, appended")
     parser.add_argument("--timeout", type=float, default=7200.0, help="seconds to wait for each video")
+    parser.add_argument("--table", action="store_true", help="only print --out's records as markdown rows")
     args = parser.parse_args(argv)
+    if args.table:
+        print("\n".join(table(args.out)))
+        return 0
     settings = Settings()
     todo = [(n, Path(p)) for n, _, p in (f.partition("=") for f in args.file)]
     todo += [(f"{m:g}min", long_clip(args.clips, m)) for m in args.minutes]
