@@ -33,6 +33,7 @@ def test_the_table_says_when_a_count_is_not_met(tmp_path: Path) -> None:
         "counts": {"loudness": "293/298", "scene": "9000/9000"},
         "warnings": ["loudness: 5 of 298 results never arrived"],
         "stack_cpu_s": 400.0,
+        "shed": {"faces": "98/120 (every 8th at most)"},
         "load_average": {
             "start_1_5_15": [4.0, 4.0, 4.0],
             "end_1_5_15": [2.0, 3.0, 4.0],
@@ -47,3 +48,4 @@ def test_the_table_says_when_a_count_is_not_met(tmp_path: Path) -> None:
     assert "**not met**: scene 9000/9000; loudness 293/298" in degraded
     assert "loudness: 5 of 298 results never arrived" in degraded
     assert "every count met: scene 9000/9000" in complete
+    assert "| faces 98/120 |" in complete

@@ -96,6 +96,16 @@ def seconds_between(timings: dict[str, Any], start: str, end: str) -> float | No
     return round((b - a).total_seconds(), 1)
 
 
+def shed(doc: dict[str, Any]) -> dict[str, str]:
+    """Analyzer -> "skipped/expected (every Nth at most)": items load shedding left unanalyzed; their results
+    still count as received (a stated skip), so a met count alone does not say how much was analyzed."""
+    return {
+        name: f"{a['shed']['skipped']}/{a['expected']} (every {a['shed']['max_stride']}th at most)"
+        for name, a in sorted((doc.get("analyzers") or {}).items())
+        if a.get("shed")
+    }
+
+
 def run_one(settings: Settings, name: str, path: Path, timeout_s: float) -> dict[str, Any]:
     """Push one file, wait for its terminal status, and describe how it went."""
     from reelscope.infra.client import fetch, push_paths
@@ -130,6 +140,7 @@ def run_one(settings: Settings, name: str, path: Path, timeout_s: float) -> dict
         },
         "errors": {n: p["errors"] for n, p in (status.get("progress") or {}).items() if p.get("errors")},
         "warnings": doc.get("warnings") or [],
+        "shed": shed(doc),
         "segments": len(doc.get("segments") or []),
         "shots": len(doc.get("shots") or []),
         "stack_cpu_s": round(sum(cpu1.get(k, 0) - v for k, v in cpu0.items()), 1),
@@ -153,11 +164,12 @@ def table(path: Path) -> list[str]:
         met = all(a == b for a, b in (c.split("/") for c in d["counts"].values()))
         counts = "; ".join(f"{', '.join(by[c])} {c}" for c in sorted(by, key=lambda c: -int(c.split("/")[1])))
         load = d["load_average"]
+        skipped = ", ".join(f"{n} {v.split(' ')[0]}" for n, v in d.get("shed", {}).items()) or "none"
         rows.append(
             f"| {d['video']} ({d['segments']} segments, {d['shots']} shots) | {d['publishing_s']:.0f} s "
             f"| {d['submitted_to_complete_s']:.0f} s | {d['status']} | {len(d['counts'])} analyzers, "
             f"{'every count met' if met else '**not met**'}: {counts} | {'; '.join(d['warnings']) or 'none'} "
-            f"| {d['stack_cpu_s']:.0f} | {load['start_1_5_15'][0]:.1f} → {load['end_1_5_15'][0]:.1f} "
+            f"| {skipped} | {d['stack_cpu_s']:.0f} | {load['start_1_5_15'][0]:.1f} → {load['end_1_5_15'][0]:.1f} "
             f"(max {load['max_1min_during']:.1f}) |"
         )
     return rows
