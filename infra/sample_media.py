@@ -141,7 +141,13 @@ def looped_clip(
         tone_s=base_s * 0.6,
         silence_s=base_s * 0.4,
     )
-    loops = max(1, round(seconds / base_s))
+    loop_file(base, path, max(1, round(seconds / base_s)))
+    base.unlink()
+    return path
+
+
+def loop_file(base: Path, path: Path, loops: int) -> Path:
+    """`base`'s video and audio packets remuxed `loops` times end to end into `path` (no re-encoding)."""
     with av.open(str(base)) as src, av.open(str(path), mode="w") as dst:
         outs = {s.index: dst.add_stream_from_template(s) for s in src.streams if s.type in ("video", "audio")}
         packets = [p for p in src.demux(*src.streams) if p.stream.index in outs and p.dts is not None]
@@ -160,5 +166,4 @@ def looped_clip(
                 dst.mux(packet)
                 packet.pts = None if packet.pts is None else packet.pts - shift
                 packet.dts -= shift
-    base.unlink()
     return path
