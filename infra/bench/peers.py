@@ -281,6 +281,18 @@ def default_set(clip: Path, seconds: float) -> dict[str, Any]:
     }
 
 
+def default_set_pan(clip: Path, seconds: float) -> dict[str, Any]:
+    """The same on a more typical clip than the bench's (whose caption changes on every frame over a panning
+    texture, the worst case for every gate): a camera panning slowly over zidane.jpg, two people, two faces,
+    a pointing hand, no cut."""
+    from reelscope.infra.bench.gating import zidane_pan
+
+    pan = zidane_pan(clip.with_name("zidane-pan.mp4"), seconds)
+    return {"clip": "30 s 1120x630 30 fps pan over zidane.jpg (infra/bench/gating.zidane_pan)"} | default_set(
+        pan, seconds
+    )
+
+
 PARTS: dict[str, Callable[[Path, float], dict[str, Any]]] = {
     "producer": lambda clip, s: producer_vs_decode(clip, s, Settings()),
     "scene": scene_vs_pyscenedetect,
@@ -288,6 +300,7 @@ PARTS: dict[str, Callable[[Path, float], dict[str, Any]]] = {
     "transcription": lambda clip, s: transcription_vs_faster_whisper(SPEECH),
     "mtcnn": lambda clip, s: mtcnn_ms_per_frame(),
     "default_set": default_set,
+    "default_set_pan": default_set_pan,
 }
 
 
