@@ -24,6 +24,7 @@ from reelscope.analyzers.common.ssd import (
     GRAPH,
     TEXT_GRAPH,
     SsdDetector,
+    opencv_threads,
     packaged_files,
     ssd_payload,
 )
@@ -125,7 +126,8 @@ class ObjectsAnalyzer(YoloAnalyzer):
             return super().analyze(items)
         payloads = []
         for item in items:
-            table, carried = self._table(item)
+            with opencv_threads(self.options.threads):
+                table, carried = self._table(item)
             payload = ssd_payload(
                 table,
                 (item.image.shape[1], item.image.shape[0]),
