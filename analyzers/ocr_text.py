@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from reelscope.analyzers.base import (
     FrameAnalyzer,
     FrameItem,
@@ -86,6 +86,10 @@ class OcrTextOptions(BaseModel):
     change_threshold: float = 16.0
     """Grey levels a cell's mean may move with the region still unchanged (one changed character moves
     its cells by 60-250; JPEG re-encoding by a few)."""
+    threads: int = Field(default=1, ge=0)
+    """onnxruntime intra-op threads of the three sessions (0: the process's budget). One: 15-20 % fewer CPU
+    seconds than two on the shared 2-core machine for the same readings (no thread waits for a core or
+    synchronises between operators); the wall time of one frame is longer."""
     spin: bool = False
     """Let onnxruntime's intra-op threads spin-wait for work between operators (its default, and
     RapidOCR's). Off: they sleep, which halves the process CPU of a 2-thread session on a shared 2-core
@@ -363,12 +367,13 @@ class OcrTextAnalyzer(FrameAnalyzer):
     def load(self) -> None:
         from rapidocr_onnxruntime import RapidOCR
 
-        threads = {"intra_op_num_threads": self.runtime.threads} if self.runtime.threads else {}
+        count = self.options.threads or self.runtime.threads
+        threads = {"intra_op_num_threads": count} if count else {}
         # "max": never upsample before detection (the default, min side 736, takes a 960x540 frame to
         # 1308x736, 40 % slower for no gain on caption-sized text); _detect sizes the frame itself.
         self._engine = RapidOCR(det_limit_type="max", text_score=MIN_LINE_CONFIDENCE, **threads)
         if not self.options.spin:
-            _without_spinning(self._engine, self.runtime.threads)
+            _without_spinning(self._engine, count)
 
     def analyze(self, items: Sequence[FrameItem]) -> list[dict[str, Any]]:
         if self._engine is None:
@@ -393,8 +398,10 @@ class OcrTextAnalyzer(FrameAnalyzer):
 
     def _read(self, image: np.ndarray, seen: _Seen | None) -> list[_Region]:
         """Detect the lines; recognise those whose region is new or changed, reuse the others."""
-        # RapidOCR treats a 3-channel array as BGR.
-        bgr = np.ascontiguousarray(image[:, :, ::-1])
+        import cv2
+
+        # RapidOCR treats a 3-channel array as BGR (cv2's swap: a third of numpy's copy of a reversed view).
+        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
         quads = self._detect(bgr)
         if not quads:
             return []

@@ -9,7 +9,8 @@ and SSD payloads track and count alike.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,22 @@ def packaged_files() -> tuple[Path, Path] | None:
     return (graph, text) if graph.is_file() and text.is_file() else None
 
 
+@contextmanager
+def opencv_threads(threads: int) -> Iterator[None]:
+    """OpenCV's pool at `threads` inside the block (0: left as it is), restored after: the setting is
+    process-wide, and other analyzers of the group use OpenCV too. One thread also keeps OpenCV's idle
+    workers from waiting actively for the next small call on a loaded machine."""
+    import cv2
+
+    before = cv2.getNumThreads()
+    if threads:
+        cv2.setNumThreads(threads)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
+
+
 class SsdDetector:
     """SSD MobileNet v2 on RGB frames: per frame, (class index, confidence, normalised xyxy box) rows."""
 
@@ -155,13 +172,8 @@ class SsdDetector:
             [np.ascontiguousarray(i) for i in images], size=(INPUT_SIDE, INPUT_SIDE), swapRB=False
         )
         self._net.setInput(blob)
-        before = self._cv2.getNumThreads()
-        if self._threads:
-            self._cv2.setNumThreads(self._threads)
-        try:
+        with opencv_threads(self._threads):
             out = self._net.forward().reshape(-1, 7)  # image, class id, score, x0, y0, x1, y1
-        finally:
-            self._cv2.setNumThreads(before)
         frames: list[np.ndarray] = []
         for i in range(len(images)):
             rows = out[(out[:, 0] == i) & (out[:, 2] >= min_conf)]
