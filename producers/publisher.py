@@ -96,7 +96,8 @@ async def publish_events(
     executor: Executor | None = None,
 ) -> Event:
     """Send events as the decoder yields them, never more than max_in_flight unacknowledged, and (with a
-    LagWatcher) never more than max_lag_events ahead of the slowest stateless processor group.
+    LagWatcher) never more than `max_queue_s` seconds of work (at most max_lag_events) ahead of the slowest
+    processor group (see backpressure.py).
 
     The video's first `batch.first_s` seconds of media are sent without waiting on the lag (a bounded
     overshoot: first_s seconds per video at once), so a video's first results do not wait for other
@@ -107,8 +108,10 @@ async def publish_events(
     loop keeps heartbeating. Returns the last event (finished or failed)."""
     in_flight: list[asyncio.Future] = []
     last: Event | None = None
-    # the lag is checked every few batches, so many short videos are throttled as well as one long one
-    check_every = min(settings.producer.max_in_flight, 4 * _BATCH)
+    # the lag is checked every few batches, so many short videos are throttled as well as one long one;
+    # every batch when the bound is in seconds of work (four batches are seconds of a slow group's work)
+    batches = 1 if settings.producer.max_queue_s > 0 else 4
+    check_every = min(settings.producer.max_in_flight, batches * _BATCH)
     first_s = settings.batch.first_s
     origin: float | None = None
     early = first_s > 0
@@ -134,7 +137,7 @@ async def publish_events(
                 await gate.clear()
             if due and lag is not None:
                 await _acknowledged(in_flight, lag)
-                await lag.wait_below(settings.producer.max_lag_events)
+                await lag.wait_below()
             due = False
             batch = await loop.run_in_executor(executor, next_batch, next(sizes, _BATCH))
             if not batch:
