@@ -346,7 +346,9 @@ class GroupProcessor(KafkaService):
             )
         finally:
             self.planned = {}
-        BATCH_SECONDS.labels(self.component).observe(time.monotonic() - started)
+        took = time.monotonic() - started
+        BATCH_SECONDS.labels(self.component).observe(took)
+        self.scheduler.observe(sum(bool(set(e.analyzers) - e.skip.keys()) for e in batch), took)
         self.scheduler.settle(batch)
 
     # one batch ------------------------------------------------------------------------------------------
