@@ -200,14 +200,14 @@ class ProducerSettings(BaseModel):
     max_in_flight: int = 256
     max_lag_events: int = 3000
     """Backpressure's cap: the producer waits while a processor group has more than this many of its
-    published frame/audio events unprocessed (each video's first `batch.first_s` seconds excepted)."""
+    published frame/audio events unprocessed (each video's first events excepted: see publisher.py)."""
     max_queue_s: float = 3.0
     """Latency-aware backpressure: the producer waits while a group's queued work (its lag divided by the
     rate it has been consuming at while busy) exceeds this many seconds, so a new item waits at most about
     this long behind the slowest group (the per-segment latency target is 5 s; the group's own batch comes
     on top). The queue of a saturated system moves into the producer. 0: the event bound only."""
-    min_lag_events: int = 32
-    """A group may always lag this many events (one batch to work on), and no more until its rate is known."""
+    min_lag_events: int = 8
+    """A group may always lag this many events (something to work on), and no more until its rate is known."""
     concurrent_videos: int = 0
     """Videos the ingest worker publishes at once, interleaved, each one's first seconds first (a request
     arriving while others are published starts at once). 0: two per CPU core, from 2 to 16 (4 on 2 cores:
