@@ -130,6 +130,13 @@ class LagWatcher:
         CONSUMER_LAG.labels(group).set(total)
         return total
 
+    def _lag_since(self, group: str, topics: set[str]) -> int:
+        """The group's lag from its last measured commits and what is published now."""
+        seen = self.committed.get(group, {})
+        return sum(
+            max(0, produced - seen.get(tp, 0)) for tp, produced in self.produced.items() if tp.topic in topics
+        )
+
     def bound(self, group: str) -> int:
         """Events the group may lag before the producer waits: its measured rate times
         `producer.max_queue_s`, at least `producer.min_lag_events` (something to batch; also the bound
@@ -152,10 +159,13 @@ class LagWatcher:
     async def lag(self, max_age_s: float = 0.0) -> dict[str, int]:
         """Per group: events this producer published on the group's topics that it has not committed.
 
-        The groups are asked at once (one consumer each). A measurement younger than `max_age_s` is
-        reused: videos published at once wait on the same figure instead of each asking the broker."""
+        The groups are asked at once (one consumer each). Their committed offsets measured less than
+        `max_age_s` ago are reused (videos published at once wait on the same figure instead of each
+        asking the broker), against what has been published since: a fast decoder publishes many batches
+        in that time, and they count."""
         async with self.measuring:
             if self.last and time.monotonic() - self.measured_at < max_age_s:
+                self.last = {g: self._lag_since(g, t) for g, t in self.watched.items()}
                 return self.last
             totals = await asyncio.gather(*(self._group_lag(g, t) for g, t in self.watched.items()))
             self.last = dict(zip(self.watched, totals, strict=True))

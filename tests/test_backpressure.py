@@ -12,10 +12,14 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from reelscope.infra.broker import create_topics
+from reelscope.infra.core.ingest import request_for_path
+from reelscope.infra.core.kafka import make_producer
 from reelscope.infra.core.settings import Settings
 from reelscope.infra.core.sink import BatchingSink
 from reelscope.infra.core.topics import group_id
+from reelscope.infra.sample_media import cut_clip
 from reelscope.producers.backpressure import RATE_WINDOW_S, LagWatcher, Rate
+from reelscope.producers.publisher import publish_video
 from reelscope.sinks.aggregator import empty_video
 from reelscope.sinks.live import ProgressHub
 from reelscope.sinks.store import Store
@@ -147,3 +151,51 @@ def test_live_progress_reads_the_store_when_the_sink_wrote(tmp_path: Path) -> No
         assert asyncio.run(scenario()) == {"v1"}
     finally:
         store.close()
+
+
+@pytest.mark.integration
+def test_a_video_waits_on_the_bound_after_its_first_batches_and_goes_on_as_the_group_consumes(
+    broker: str, tmp_path: Path
+) -> None:
+    """No light group runs: the video's started event and first frames go out unbounded (FREE_BATCHES),
+    then the producer holds it within the bound; a consumer committing what was published lets it go on
+    to its finished event."""
+    settings = Settings(
+        kafka={"bootstrap_servers": broker},
+        topics={"prefix": f"bq{uuid.uuid4().hex[:6]}.", "partitions": 1},
+        producer={"allowed_roots": [str(tmp_path)], "max_queue_s": 3.0, "min_lag_events": 8},
+        analyzers=["scene"],
+    )
+    clip = cut_clip(tmp_path / "clip.mp4", frames=200, fps=25, size=(160, 90))
+    frames = TopicPartition(settings.topics.frames, 0)
+
+    async def scenario() -> tuple[int, bool, str]:
+        await create_topics(settings)
+        producer = make_producer(settings)
+        await producer.start()
+        watcher = LagWatcher(settings)
+        consumer = AIOKafkaConsumer(**settings.kafka.client_kwargs(), group_id=group_id("light"))
+        await consumer.start()
+        consumer.assign([frames])
+        consumer.pause(frames)
+        try:
+            task = asyncio.create_task(
+                publish_video(producer, settings, request_for_path(str(clip), video_id="held"), watcher)
+            )
+            await asyncio.sleep(2.0)
+            held_at = watcher.produced.get(frames, 0)
+            held = not task.done()
+            while not task.done():  # the group consumes whatever was published
+                if watcher.produced.get(frames):
+                    await consumer.commit({frames: watcher.produced[frames]})
+                await asyncio.sleep(0.1)
+            return held_at, held, (await task).KIND
+        finally:
+            await consumer.stop()
+            await watcher.close()
+            await producer.stop()
+
+    held_at, held, last = asyncio.run(scenario())
+    assert held, "the producer published the whole video with nobody consuming"
+    assert 0 < held_at <= 1 + 4 + 16  # the free batches, then one batch more before the bound held it
+    assert last == "video.finished"
