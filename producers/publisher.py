@@ -158,11 +158,11 @@ async def publish_events(
                     if at - origin >= first_s:
                         await end_early()
             sent += 1
-            if by_time:  # every batch but a video's first FREE_BATCHES waits on the bound
-                due = sent >= FREE_BATCHES
-            elif len(in_flight) >= check_every:
+            if len(in_flight) >= check_every:  # also bounds what is in flight without a LagWatcher
                 await _acknowledged(in_flight, lag)
                 due = not early
+            if by_time and sent >= FREE_BATCHES:  # every batch but a video's first few waits on the bound
+                due = True
         await _acknowledged(in_flight, lag)
     finally:
         await end_early()
