@@ -476,6 +476,12 @@ def parser() -> argparse.ArgumentParser:
         default="docs/results/loadtest.json",
         help="report file (default: %(default)s)",
     )
+    lt.add_argument(
+        "--watch",
+        choices=("events", "poll"),
+        default="events",
+        help="follow the videos on GET /events (the dashboard's stream) or poll GET /videos/{id} (default: %(default)s)",
+    )
     lt.set_defaults(fn=cmd_loadtest)
     ev = sub.add_parser("eval", help="quality scorecard: each aspect's figure on media with known truth")
     ev.add_argument("aspect", nargs="*", help="aspects to measure (default: all)")

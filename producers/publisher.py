@@ -41,6 +41,11 @@ _BATCH = 32
 _FIRST_BATCHES = (1, 4, 16)
 """Sizes of a video's first decode batches: its started event and first frame go out as soon as they are
 decoded, not after 32 events (about 2 s of a 15 fps clip) are."""
+FREE_BATCHES = 2
+"""With the bound in seconds of work (`producer.max_queue_s`), a video's first this many decode batches (its
+started event and first few frames and chunks) go out without waiting on it: its first results come at
+once, and the groups' schedulers put its first seconds first. The rest of its first seconds wait like
+any other events (four videos' first 2 s at once were seconds of a slow group's work beyond the bound)."""
 
 
 def topic_for(event: Event, settings: Settings) -> str:
@@ -96,19 +101,24 @@ async def publish_events(
     executor: Executor | None = None,
 ) -> Event:
     """Send events as the decoder yields them, never more than max_in_flight unacknowledged, and (with a
-    LagWatcher) never more than max_lag_events ahead of the slowest stateless processor group.
+    LagWatcher) never more than `max_queue_s` seconds of work (at most max_lag_events) ahead of the slowest
+    processor group (see backpressure.py).
 
-    The video's first `batch.first_s` seconds of media are sent without waiting on the lag (a bounded
-    overshoot: first_s seconds per video at once), so a video's first results do not wait for other
-    videos' backlog; the processors' schedulers give those items priority too. With a gate, this video's
-    first seconds go before the later seconds of videos published at the same time.
+    A video's first FREE_BATCHES batches (with the bound in seconds of work; with the event bound only,
+    its first `batch.first_s` seconds of media: a bounded overshoot of first_s seconds per video at once)
+    are sent without waiting on the lag, so its first results do not wait for other videos' backlog; the
+    processors' schedulers give its first seconds priority too. With a gate, this video's first seconds go
+    before the later seconds of videos published at the same time.
 
     Decoding runs in a worker thread (`executor`, default asyncio's), a batch at a time, so the event
     loop keeps heartbeating. Returns the last event (finished or failed)."""
     in_flight: list[asyncio.Future] = []
     last: Event | None = None
-    # the lag is checked every few batches, so many short videos are throttled as well as one long one
+    # the lag is checked every few batches, so many short videos are throttled as well as one long one;
+    # every batch when the bound is in seconds of work (four batches are seconds of a slow group's work)
+    by_time = settings.producer.max_queue_s > 0
     check_every = min(settings.producer.max_in_flight, 4 * _BATCH)
+    sent = 0
     first_s = settings.batch.first_s
     origin: float | None = None
     early = first_s > 0
@@ -134,7 +144,7 @@ async def publish_events(
                 await gate.clear()
             if due and lag is not None:
                 await _acknowledged(in_flight, lag)
-                await lag.wait_below(settings.producer.max_lag_events)
+                await lag.wait_below()
             due = False
             batch = await loop.run_in_executor(executor, next_batch, next(sizes, _BATCH))
             if not batch:
@@ -147,9 +157,12 @@ async def publish_events(
                     origin = at if origin is None else origin
                     if at - origin >= first_s:
                         await end_early()
-            if len(in_flight) >= check_every:
+            sent += 1
+            if len(in_flight) >= check_every:  # also bounds what is in flight without a LagWatcher
                 await _acknowledged(in_flight, lag)
                 due = not early
+            if by_time and sent >= FREE_BATCHES:  # every batch but a video's first few waits on the bound
+                due = True
         await _acknowledged(in_flight, lag)
     finally:
         await end_early()

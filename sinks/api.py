@@ -113,7 +113,7 @@ def create_app(settings: Settings, store: Store, services: Any = None) -> FastAP
             raise HTTPException(status_code=401, detail="missing or wrong token")
 
     stream_auth = [Depends(authorize_stream)]
-    hub = ProgressHub(store)
+    hub = ProgressHub(store, written=services.aggregator.sink.written if services is not None else None)
     enabled = services.aggregator.enabled if services is not None else enabled_analyzers(settings.analyzers)
     live_cache: dict[str, tuple[int, float, dict[str, Any]]] = {}  # video -> (results, built at, doc)
 

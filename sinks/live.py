@@ -23,6 +23,10 @@ from reelscope.sinks.store import Store, now
 log = logging.getLogger(__name__)
 
 STREAM_INTERVAL_S = 0.5
+"""How often the live streams' poller reads the store when nothing tells it a write happened."""
+MIN_INTERVAL_S = 0.1
+"""The poller reads at most this often, however often it is woken: the store has one thread, which the
+aggregator writes through."""
 RECENT_S = 300.0
 """Live streams also watch videos that changed this recently, so they see them finish."""
 
@@ -78,9 +82,14 @@ class ProgressHub:
     the store's single thread (which the aggregator writes through) is not flooded. Polls only while
     someone listens."""
 
-    def __init__(self, store: Store, interval_s: float = STREAM_INTERVAL_S) -> None:
+    def __init__(
+        self, store: Store, interval_s: float = STREAM_INTERVAL_S, written: asyncio.Event | None = None
+    ) -> None:
         self.store = store
         self.interval_s = interval_s
+        self.written = written
+        """Set by the aggregator's sink after each write in this process (infra/core/sink.py): the poller
+        reads then, at most every MIN_INTERVAL_S, else every interval_s (a store written elsewhere)."""
         self.videos: dict[str, dict[str, Any]] = {}
         self.changed_ms: dict[str, int] = {}
         """Video -> when its row last changed (epoch ms): what a resuming stream compares with."""
@@ -102,6 +111,8 @@ class ProgressHub:
 
     async def _run(self) -> None:
         while self._subscribers:
+            if self.written is not None:
+                self.written.clear()  # a write from now on is read by the next poll
             try:
                 videos, changed = await self.store.call(self._poll)
             except Exception as exc:  # the store is briefly unavailable: keep streams open, poll again
@@ -116,7 +127,17 @@ class ProgressHub:
                         self.videos, self.changed_ms = videos, changed
                         self.version += 1
                         self._changed.notify_all()
+            await self._next_poll()
+
+    async def _next_poll(self) -> None:
+        """Wait for a write (at least MIN_INTERVAL_S) or interval_s, whichever comes first."""
+        if self.written is None:
             await asyncio.sleep(self.interval_s)
+            return
+        await asyncio.sleep(min(MIN_INTERVAL_S, self.interval_s))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.written.wait(), max(0.0, self.interval_s - MIN_INTERVAL_S))
+        self.written.clear()
 
     def _note_finished(
         self, videos: dict[str, dict[str, Any]], changed: dict[str, int], first_poll: bool

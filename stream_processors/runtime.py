@@ -40,7 +40,7 @@ from reelscope.infra.core.metrics import (
 from reelscope.infra.core.retry import retry_with_backoff
 from reelscope.infra.core.service import KafkaService
 from reelscope.infra.core.settings import Settings
-from reelscope.infra.core.topics import group_id, media_topics
+from reelscope.infra.core.topics import group_id, media_topics, progress_group_id
 from reelscope.schemas.events import (
     SOURCE_CHANNEL,
     AnalyzerResult,
@@ -189,6 +189,39 @@ class OpenStreams:
         return out
 
 
+class Progress:
+    """A stateful group's processed offsets, committed under its progress group id (never read back by a
+    consumer): its own commits wait for each stream's end, so without these the producer could not tell
+    how much of its work is queued. Best effort: a failed commit is retried with the next one."""
+
+    def __init__(self, settings: Settings, group: str) -> None:
+        self.settings, self.group = settings, group
+        self.client: AIOKafkaConsumer | None = None
+        self.offsets: dict[TopicPartition, int] = {}
+
+    async def commit(self, offsets: dict[Any, int]) -> None:
+        self.offsets.update(offsets)
+        try:
+            if self.client is None:
+                self.client = AIOKafkaConsumer(
+                    **self.settings.kafka.client_kwargs(),
+                    group_id=progress_group_id(self.group),
+                    enable_auto_commit=False,
+                )
+                await self.client.start()
+            if not set(self.offsets) <= self.client.assignment():
+                parts = set(self.offsets) | self.client.assignment()
+                self.client.assign(list(parts))  # assigned only to commit: paused, never fetched
+                self.client.pause(*parts)
+            await self.client.commit(dict(self.offsets))
+        except (KafkaError, OSError) as exc:
+            log.debug("group %s: progress not committed: %s", self.group, exc)
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.stop()
+
+
 Planned = tuple[ConsumerRecord, Frame | AudioChunk, dict[str, int]]
 """An input record, its event, and the analyzers that shed it (name -> stride)."""
 
@@ -242,6 +275,13 @@ class GroupProcessor(KafkaService):
         if not self.scheduled:
             await super().consume(consumer)
             return
+        self.progress = Progress(self.settings, self.group)
+        try:
+            await self._consume_scheduled(consumer)
+        finally:
+            await self.progress.close()
+
+    async def _consume_scheduled(self, consumer: AIOKafkaConsumer) -> None:
         while not self.stop.is_set():
             room = self.settings.batch.window - len(self.scheduler)
             if room > 0:
@@ -258,6 +298,7 @@ class GroupProcessor(KafkaService):
                 await self.analyze_planned(batch)
             offsets = self.scheduler.commits()
             if offsets and self.stateful:  # and never past the first item of an open stream
+                await self.progress.commit(offsets)  # what is processed, for the producer's backpressure
                 held = self.streams.watermarks(self.settings.aggregator.completion_timeout_s)
                 offsets = {tp: min(o, held.get(tp, o)) for tp, o in offsets.items()}
             if offsets:
@@ -305,7 +346,9 @@ class GroupProcessor(KafkaService):
             )
         finally:
             self.planned = {}
-        BATCH_SECONDS.labels(self.component).observe(time.monotonic() - started)
+        took = time.monotonic() - started
+        BATCH_SECONDS.labels(self.component).observe(took)
+        self.scheduler.observe(sum(bool(set(e.analyzers) - e.skip.keys()) for e in batch), took)
         self.scheduler.settle(batch)
 
     # one batch ------------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ Pure bookkeeping (no Kafka, no clock of its own), so the policy is testable in m
   `shed_below_s` (hysteresis: a step up per SETTLE_UP_S, down per SETTLE_S). With stride k only every k-th item of a video is
   analyzed by the sheddable analyzers (stateless frame analyzers); the others are returned with the stride
   so the processor publishes them as shed, not silently dropped;
+- bounded batch length: a batch holds what the group analyzes in `max_batch_s` at its measured pace (its
+  results go out together, so a batch's length is its items' latency);
 - contiguous commit: a partition's offset advances only over a prefix of settled offsets, so reordering
   never commits past an item that was not processed (at-least-once survives a kill mid-batch).
 A video's items keep their order per stream (stateful analyzers see them in order).
@@ -74,6 +76,8 @@ class Scheduler:
         self.level = 0
         self.changed = float("-inf")
         self.waiting = 0
+        self.item_s: float | None = None
+        """Seconds the group has been taking per analyzed item (a moving average, see `observe`)."""
 
     # intake and commit ----------------------------------------------------------------------------------
     def offer(self, entry: Entry, now: float) -> None:
@@ -114,6 +118,21 @@ class Scheduler:
 
     def __len__(self) -> int:
         return self.waiting
+
+    # batch length ---------------------------------------------------------------------------------------
+    def observe(self, analyzed: int, seconds: float) -> None:
+        """A batch of `analyzed` items took `seconds`: the per-item figure follows it (weight 1/4)."""
+        if analyzed <= 0:
+            return
+        per = seconds / analyzed
+        self.item_s = per if self.item_s is None else 0.75 * self.item_s + 0.25 * per
+
+    def batch_size(self) -> int:
+        """Analyzed items in the next batch: what fits in `max_batch_s` at the measured pace, in [1, max_size]."""
+        size = max(1, self.policy.max_size)
+        if self.policy.max_batch_s <= 0 or not self.item_s:
+            return size
+        return max(1, min(size, int(self.policy.max_batch_s / self.item_s)))
 
     # shedding -------------------------------------------------------------------------------------------
     @property
@@ -218,7 +237,8 @@ class Scheduler:
         batch: list[Entry] = []
         analyzed = 0
         turn: list[str] = []
-        while analyzed < self.policy.max_size and self.queues:
+        size = self.batch_size()
+        while analyzed < size and self.queues:
             if not turn:
                 turn = list(self.queues)
             video = self._next(now, turn)

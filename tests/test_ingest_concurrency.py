@@ -58,7 +58,8 @@ def test_second_video_starts_before_the_first_is_published(broker: str, tmp_path
     settings = Settings(
         kafka={"bootstrap_servers": broker, "session_timeout_ms": 6000},
         topics={"prefix": f"conc{uuid.uuid4().hex[:6]}.", "partitions": 1},
-        producer={"allowed_roots": [str(tmp_path)], "concurrent_videos": 2},
+        # no group consumes here: the event cap, not seconds of a group's work (none is measured)
+        producer={"allowed_roots": [str(tmp_path)], "concurrent_videos": 2, "max_queue_s": 0},
         analyzers=["scene"],
     )
     long = cut_clip(tmp_path / "long.mp4", frames=500, fps=25, size=(160, 90))

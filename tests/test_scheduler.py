@@ -181,3 +181,23 @@ def test_shed_marker_round_trip() -> None:
     assert shed_stride(shed_payload(4)) == 4
     assert shed_stride({"text": "x"}) == 0
     assert shed_stride({"_shed": "not a dict"}) == 0
+
+
+def test_a_batch_holds_what_the_group_analyzes_in_max_batch_s() -> None:
+    """Batch length is latency: at 0.25 s per item a batch holds 4 items for max_batch_s 1 s; a fast group
+    (a GPU's) keeps max_size; before any batch is measured, max_size."""
+    sched, feed = scheduler(first_s=0.0, max_size=32, max_batch_s=1.0)
+    for i in range(100):
+        feed.add("a", 10.0 + i, now=0.0)
+    assert len(sched.take(now=0.1)) == 32
+    sched.observe(32, 8.0)  # 0.25 s per analyzed item
+    assert len(sched.take(now=0.2)) == 4
+    sched.observe(4, 0.004 * 4)
+    for _ in range(20):  # the average follows a group that got fast
+        sched.observe(32, 32 * 0.004)
+    assert len(sched.take(now=0.3)) == 32
+    unbounded, feed = scheduler(first_s=0.0, max_size=32, max_batch_s=0.0)
+    for i in range(40):
+        feed.add("a", 10.0 + i, now=0.0)
+    unbounded.observe(32, 8.0)
+    assert len(unbounded.take(now=0.1)) == 32

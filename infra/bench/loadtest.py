@@ -125,6 +125,127 @@ async def stage_times(settings: Settings) -> dict[str, dict[str, float]]:
     return out
 
 
+def watch_events(settings: Settings, paths: list[Path]) -> dict[str, Any]:
+    """Push the videos and follow them on the API's live stream (`GET /events`, what the dashboard
+    reads): seconds from the push until each analyzer of each video shows a result, and until each video
+    is finished. One shared poller serves the stream; polling `GET /videos/{id}` per video instead (the
+    `poll` watch) puts two store queries per video per tick on serve's one store thread, which the
+    aggregator writes through."""
+    from reelscope.infra.client import push_paths
+
+    url = f"http://{settings.api_host}:{settings.api_port}/events"
+    headers = {"Accept": "text/event-stream"}
+    if settings.api_token is not None:
+        headers["Authorization"] = f"Bearer {settings.api_token.get_secret_value()}"
+    stream = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=600)
+    ids: list[str] = []
+    first: dict[str, dict[str, float]] = {}
+    done: dict[str, float] = {}
+    failed: list[str] = []
+    t0 = time.perf_counter()
+
+    def read() -> None:
+        kind = ""
+        for raw in stream:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: ") and kind in ("progress", "complete"):
+                state = json.loads(line[6:])
+                at = time.perf_counter() - t0
+                vid = state["video_id"]
+                for name, progress in state.get("progress", {}).items():
+                    if progress["received"]:
+                        first.setdefault(vid, {}).setdefault(name, at)
+                if kind == "complete":
+                    done.setdefault(vid, at)
+                    if state["status"] == "failed":
+                        failed.append(vid)
+                if ids and all(v in done for v in ids):
+                    return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    t0 = time.perf_counter()
+    ids.extend(asyncio.run(push_paths(settings, [str(p) for p in paths], {})))
+    reader.join()
+    stream.close()
+    assert not failed, failed
+    firsts = [min(first[v].values()) for v in ids if first.get(v)]
+    return {
+        "seconds": max(done[v] for v in ids),
+        "time_to_first_result_s": min(firsts, default=None),
+        "videos": sum(v in done for v in ids),
+        "first_result_per_video_s": [round(x, 2) for x in firsts],
+        "every_analyzer_first_result_per_video_s": [
+            round(max(first[v].values()), 2) for v in ids if first.get(v)
+        ],
+    }
+
+
+def quantile(values: list[float], q: float) -> float | None:
+    """The q-quantile of values (nearest rank); None for none."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, max(0, int(q * len(ordered) + 0.5) - 1))], 2)
+
+
+async def segment_latency(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Per group and per analyzer: seconds from each analyzed input item's broker timestamp to its result's
+    (its publish, after the batch was analyzed), from the topics themselves: exact quantiles, not the
+    groups' histogram buckets (whose top finite bucket is 60 s). Shed results (stated, not analyzed) are
+    left out, as the histogram leaves them out."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from reelscope.analyzers.registry import groups
+    from reelscope.schemas.events import SHED_KEY, AnalyzerResult, AudioChunk, Frame, decode
+    from reelscope.stream_processors.runtime import item_key
+
+    group_of = {c.name: g for g, classes in groups(settings.analyzers, settings).items() for c in classes}
+    t = settings.topics
+    consumer = AIOKafkaConsumer(**settings.kafka.client_kwargs(), group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    published: dict[tuple[str, str], int] = {}
+    results: list[tuple[AnalyzerResult, int]] = []
+    try:
+        await consumer.topics()
+        parts = [
+            TopicPartition(topic, p)
+            for topic in (t.frames, t.audio, t.results)
+            for p in consumer.partitions_for_topic(topic) or ()
+        ]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        ends = await consumer.end_offsets(parts)
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            for records in (await consumer.getmany(timeout_ms=1000, max_records=2000)).values():
+                for r in records:
+                    event = decode(r.value or b"")
+                    if isinstance(event, (Frame, AudioChunk)):
+                        published[(event.video_id, item_key(event))] = r.timestamp
+                    elif isinstance(event, AnalyzerResult) and SHED_KEY not in event.payload:
+                        results.append((event, r.timestamp))
+    finally:
+        await consumer.stop()
+    by: dict[str, list[float]] = {}
+    for result, at in results:
+        sent = published.get((result.video_id, result.item_key))
+        if sent is None or result.analyzer not in group_of:
+            continue
+        seconds = (at - sent) / 1000
+        by.setdefault(f"group {group_of[result.analyzer]}", []).append(seconds)
+        by.setdefault(result.analyzer, []).append(seconds)
+    return {
+        name: {
+            "p50_s": quantile(v, 0.5),
+            "p95_s": quantile(v, 0.95),
+            "max_s": quantile(v, 1.0),
+            "results": len(v),
+        }
+        for name, v in sorted(by.items())
+    }
+
+
 def run_loadtest(settings: Settings, args: argparse.Namespace) -> int:
     from reelscope.infra.bench.pipeline import latency_quantiles, pipeline
     from reelscope.infra.stack import down, running, up
@@ -157,19 +278,26 @@ def run_loadtest(settings: Settings, args: argparse.Namespace) -> int:
     # start-up (model loading) is left out: the CPU figures are the videos' cost
     cpu_at_push = {name: cpu_s(pid) for name, pid in running(stack).items()}
     try:
-        result = pipeline(clips, stack)
+        watch = getattr(args, "watch", "poll")
+        result = watch_events(stack, clips) if watch == "events" else pipeline(clips, stack)
         waited = scrape(api, "reelscope_backpressure_seconds_total")
         latency = latency_quantiles(stack)
         try:
             stages = asyncio.run(stage_times(stack))
         except Exception as exc:  # a figure of the report, not the run's outcome
             stages = {"error": str(exc)}
+        try:
+            segments = asyncio.run(segment_latency(stack))
+        except Exception as exc:
+            segments = {"error": str(exc)}
     finally:
         stop.set()
         sampler.join()
         down(stack)
     report: dict[str, Any] = {
-        "command": f"reelscope loadtest --videos {args.videos} --seconds {args.seconds} --max-lag {args.max_lag}",
+        "command": f"reelscope loadtest --videos {args.videos} --seconds {args.seconds} --max-lag {args.max_lag}"
+        f" --watch {watch}",
+        "watch": watch,
         "videos": args.videos,
         "video_seconds": args.seconds,
         "all_complete": result["videos"] == args.videos,
@@ -181,6 +309,7 @@ def run_loadtest(settings: Settings, args: argparse.Namespace) -> int:
         "producer_backpressure_wait_s": round(waited, 1),
         "max_consumer_lag_events_seen": int(lag_peak[0]),
         "result_latency": latency,
+        "result_latency_from_topics": segments,
         "time_to_first_result_s": result["time_to_first_result_s"],
         "first_result_per_video_s": result["first_result_per_video_s"],
         "every_analyzer_first_result_per_video_s": result["every_analyzer_first_result_per_video_s"],

@@ -154,6 +154,11 @@ class BatchSettings(BaseModel):
     videos, first seconds first, bounded wait, stated load shedding. False: analyze in fetch order."""
     window: int = 256
     """Fetched items a scheduled group holds to choose from."""
+    max_batch_s: float = 1.0
+    """A scheduled group's batch holds at most as many analyzed items as it analyzes in this many seconds
+    (its measured seconds per item; at least one, at most max_size): a batch's results are published
+    together, so its length is latency (32 vision items on a loaded CPU took tens of seconds). 0: max_size
+    only. A GPU group's full batch takes a fraction of a second and is not cut."""
     first_s: float = 2.0
     max_hold_s: float = 10.0
     shed_above_s: float = 2.5
@@ -194,8 +199,15 @@ class ProducerSettings(BaseModel):
     decode_threads: int = 0
     max_in_flight: int = 256
     max_lag_events: int = 3000
-    """Backpressure: the producer waits while a stateless processor group has more than this many of its
-    published frame/audio events uncommitted (each video's first `batch.first_s` seconds excepted)."""
+    """Backpressure's cap: the producer waits while a processor group has more than this many of its
+    published frame/audio events unprocessed (each video's first events excepted: see publisher.py)."""
+    max_queue_s: float = 3.0
+    """Latency-aware backpressure: the producer waits while a group's queued work (its lag divided by the
+    rate it has been consuming at while busy) exceeds this many seconds, so a new item waits at most about
+    this long behind the slowest group (the per-segment latency target is 5 s; the group's own batch comes
+    on top). The queue of a saturated system moves into the producer. 0: the event bound only."""
+    min_lag_events: int = 8
+    """A group may always lag this many events (something to work on), and no more until its rate is known."""
     concurrent_videos: int = 0
     """Videos the ingest worker publishes at once, interleaved, each one's first seconds first (a request
     arriving while others are published starts at once). 0: two per CPU core, from 2 to 16 (4 on 2 cores:

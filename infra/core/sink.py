@@ -20,6 +20,9 @@ class BatchingSink(ABC, Generic[T]):
     def __init__(self, name: str, stop: asyncio.Event) -> None:
         self.name, self.stop = name, stop
         self.buffer: list[T] = []
+        self.written = asyncio.Event()
+        """Set after each write: a reader in the same process (the API's live progress) reads the store
+        as soon as something new is in it, instead of a poll interval later; it clears it when it reads."""
 
     def add(self, item: T) -> None:
         self.buffer.append(item)
@@ -33,6 +36,7 @@ class BatchingSink(ABC, Generic[T]):
             await retry_with_backoff(lambda: self.write(batch), f"{self.name} write", self.stop, max_s=10.0)
         finally:
             self.buffer.clear()
+        self.written.set()
 
     @abstractmethod
     async def write(self, batch: list[T]) -> None:

@@ -21,6 +21,12 @@ def group_id(group: str) -> str:
     return f"reelscope.group.{group}"
 
 
+def progress_group_id(group: str) -> str:
+    """Where a stateful processor group commits the offsets it has processed (its own commits wait for
+    its streams to end): the producer's backpressure reads its lag from these (producers/backpressure.py)."""
+    return f"{group_id(group)}.progress"
+
+
 @dataclass(frozen=True)
 class Topic:
     name: str

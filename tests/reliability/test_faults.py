@@ -315,6 +315,7 @@ def test_producer_waits_for_a_processor_that_falls_behind(env_settings: Any, tmp
         REELSCOPE_ANALYZERS='["scene"]',
         REELSCOPE_PRODUCER__MAX_LAG_EVENTS="40",
         REELSCOPE_PRODUCER__MAX_IN_FLIGHT="16",
+        REELSCOPE_PRODUCER__MAX_QUEUE_S="0",  # the event cap (the bound in seconds: tests/test_backpressure.py)
     )
     clip = cut_clip(tmp_path / "bp.mp4", frames=250, fps=25, size=(160, 90))
 
