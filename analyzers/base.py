@@ -166,6 +166,23 @@ class FrameItem:
     first: bool = False
 
 
+def fit_to_side(image: np.ndarray, max_side: int) -> np.ndarray:
+    """The frame shrunk (area-averaged) so its longest side is at most `max_side`, contiguous.
+
+    Frames travel once per timestamp at the largest size any analyzer sampling them asked for, so the
+    processor hands each analyzer the frame at its own `sampling.max_side`: its results do not depend on
+    which other analyzers are enabled (MediaPipe's detectors answer differently by input size: zidane.jpg's
+    pointing hand is found at 480 px, not at 960), and a 320 px analyzer does not pay for 960 px pixels."""
+    import cv2
+
+    h, w = image.shape[:2]
+    if max(h, w) <= max_side:
+        return np.ascontiguousarray(image)
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+
+
 @dataclass(frozen=True)
 class AudioItem:
     video_id: str

@@ -28,7 +28,15 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
-from reelscope.analyzers.base import FrameAnalyzer, FrameItem, ItemResult, ModelInfo, Runtime, Sampling
+from reelscope.analyzers.base import (
+    FrameAnalyzer,
+    FrameItem,
+    ItemResult,
+    ModelInfo,
+    Runtime,
+    Sampling,
+    fit_to_side,
+)
 from reelscope.analyzers.common import mediapipe_solutions
 from reelscope.analyzers.common.change_gate import VideoMemory, signature
 from reelscope.analyzers.common.gestures import oscillations, shot_cues, spans
@@ -201,9 +209,7 @@ class HandsAnalyzer(FrameAnalyzer):
             h, w = item.image.shape[:2]
             hands = [
                 hand_record(lm, label, score, (w, h))
-                for lm, label, score in self._hands(
-                    item, mediapipe_solutions.fit(item.image, self.sampling.max_side)
-                )
+                for lm, label, score in self._hands(item, fit_to_side(item.image, self.sampling.max_side))
             ]
             gestures = Counter(hand["gesture"] for hand in hands if hand["gesture"])
             payloads.append({"size": [w, h], "count": len(hands), "gestures": dict(gestures), "hands": hands})

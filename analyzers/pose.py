@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from reelscope.analyzers.base import FrameItem, ItemResult, ModelInfo, Runtime, Sampling
+from reelscope.analyzers.base import FrameItem, ItemResult, ModelInfo, Runtime, Sampling, fit_to_side
 from reelscope.analyzers.common import mediapipe_solutions
 from reelscope.analyzers.common.gestures import oscillations, shot_cues, spans
 from reelscope.analyzers.common.yolo import (
@@ -332,7 +332,7 @@ class PoseAnalyzer(YoloAnalyzer):
         up to `people` persons, so a second person is not hidden behind the most prominent one. Tracking,
         pass k has its own graph per video, which follows the person it found on the previous frame."""
         h, w = item.image.shape[:2]
-        work = mediapipe_solutions.fit(item.image, self.sampling.max_side)
+        work = fit_to_side(item.image, self.sampling.max_side)
         video = self._videos.begin(item, work) if self._videos is not None else None
         persons = []
         for k in range(self.options.people):

@@ -14,7 +14,15 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
-from reelscope.analyzers.base import FrameAnalyzer, FrameItem, ItemResult, ModelInfo, Runtime, Sampling
+from reelscope.analyzers.base import (
+    FrameAnalyzer,
+    FrameItem,
+    ItemResult,
+    ModelInfo,
+    Runtime,
+    Sampling,
+    fit_to_side,
+)
 from reelscope.analyzers.common import mediapipe_solutions
 
 GRID = 4
@@ -121,7 +129,7 @@ class SegmentationAnalyzer(FrameAnalyzer):
             raise RuntimeError("load() was not called")
         out = []
         for item in items:
-            image = mediapipe_solutions.fit(item.image, self.sampling.max_side)
+            image = fit_to_side(item.image, self.sampling.max_side)
             out.append(frame_payload(image, self._graph.process(image).segmentation_mask))
         return out
 

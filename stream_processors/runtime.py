@@ -17,6 +17,7 @@ import io
 import logging
 import time
 from collections import defaultdict
+from dataclasses import replace
 from functools import partial
 from typing import Any, ClassVar
 
@@ -25,7 +26,7 @@ import simplejpeg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from PIL import Image
-from reelscope.analyzers.base import Analyzer, AudioItem, FrameItem, Item
+from reelscope.analyzers.base import Analyzer, AudioItem, FrameItem, Item, fit_to_side
 from reelscope.analyzers.registry import create, groups
 from reelscope.infra.core.kafka import commit_with_retry, send_all
 from reelscope.infra.core.metrics import (
@@ -91,6 +92,33 @@ def to_item(event: Frame | AudioChunk) -> Item:
         tuple(event.hotwords),
         event.first,
     )
+
+
+class BatchItems:
+    """One batch's items: each event decoded once (when an analyzer first asks for it), and each frame
+    handed to an analyzer at the analyzer's own `sampling.max_side`, made once per size (frames travel at
+    the largest size any analyzer sampling them asked for: see `fit_to_side`)."""
+
+    def __init__(self) -> None:
+        self.decoded: dict[int, Item] = {}
+        self.sized: dict[tuple[int, int], Item] = {}
+
+    def get(self, event: Frame | AudioChunk, max_side: int) -> Item:
+        key = id(event)
+        if key not in self.decoded:
+            self.decoded[key] = to_item(event)
+        item = self.decoded[key]
+        if not isinstance(item, FrameItem):
+            return item
+        if (key, max_side) not in self.sized:
+            # shrunk from the smallest size already made that is large enough: less to average
+            made = [i for (k, side), i in self.sized.items() if k == key and side >= max_side]
+            source = min(made, key=lambda i: i.image.size, default=item)
+            self.sized[key, max_side] = replace(item, image=fit_to_side(source.image, max_side))
+        return self.sized[key, max_side]
+
+    def batch(self, analyzer: Analyzer[Any], events: list[Frame | AudioChunk]) -> list[Item]:
+        return [self.get(event, analyzer.sampling.max_side) for event in events]
 
 
 def make_result(
@@ -393,18 +421,15 @@ class GroupProcessor(KafkaService):
         results (shed items' results say so), and the input records an analyzer gave up on, with the
         reason, for the dead-letter topic."""
         failed: list[tuple[ConsumerRecord, str]] = []
-        items = {
-            id(ev): to_item(ev)
-            for _, ev, skip in events
-            if set(ev.targets) & self.analyzers.keys() - skip.keys()
-        }
+        items = BatchItems()
         results: list[AnalyzerResult] = []
         for name, analyzer in self.analyzers.items():
             mine = [(rec, ev) for rec, ev, skip in events if name in ev.targets and name not in skip]
             outcomes: list[tuple[Frame | AudioChunk, dict[str, Any], str | None]] = []
             if mine:
+                batch = items.batch(analyzer, [ev for _, ev in mine])
                 t0 = time.monotonic()
-                payloads = self.analyze_with_retries(analyzer, [items[id(ev)] for _, ev in mine])
+                payloads = self.analyze_with_retries(analyzer, batch)
                 ANALYZER_SECONDS.labels(name).inc(time.monotonic() - t0)
                 failed += [
                     (record, error) for (record, _), (_, error) in zip(mine, payloads, strict=True) if error

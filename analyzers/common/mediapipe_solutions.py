@@ -44,20 +44,6 @@ def solutions() -> Any:
     return mp.solutions
 
 
-def fit(image: np.ndarray, max_side: int) -> np.ndarray:
-    """The frame shrunk to the analyzer's own sampling size, contiguous. Frames reach an analyzer at the
-    largest size any analyzer sampling them asked for, and MediaPipe's detectors answer differently by input
-    size (zidane.jpg's pointing hand is found at 480 px, not at 960), so every frame is seen at one size."""
-    import cv2
-
-    h, w = image.shape[:2]
-    if max(h, w) <= max_side:
-        return np.ascontiguousarray(image)
-    scale = max_side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
-
-
 def describe(models: str) -> str:
     """The model string results carry: files, package version, licence, where the weights come from."""
     from importlib.metadata import PackageNotFoundError, version

@@ -17,7 +17,7 @@ from reelscope.infra.core.settings import Settings
 from reelscope.producers.events import VideoEventSource
 from reelscope.schemas.events import AudioChunk, Frame, VideoFinished, VideoStarted
 from reelscope.sinks import reconstruction
-from reelscope.stream_processors.runtime import item_key, item_span, to_item
+from reelscope.stream_processors.runtime import BatchItems, item_key, item_span
 
 SHARED_MEDIA = Path(__file__).resolve().parents[3] / "shared" / "media"
 """The project's real test clips (../shared/media beside the checkout); aspects use them when present."""
@@ -90,8 +90,9 @@ def _build(path: Path, names: list[str], hotwords: list[str]) -> dict[str, Any]:
         elif isinstance(event, VideoFinished):
             video.update(expected=json.dumps(event.expected), warnings=list(event.warnings))
         elif isinstance(event, Frame | AudioChunk):
+            items = BatchItems()  # decoded once, at each analyzer's own size, as a processor does
             for name in event.targets:
-                (payload,) = analyzers[name].analyze([to_item(event)])  # type: ignore[list-item]
+                (payload,) = analyzers[name].analyze(items.batch(analyzers[name], [event]))
                 start, end = item_span(event)
                 rows.append(
                     {
