@@ -43,6 +43,7 @@ from reelscope.analyzers.base import (
     packaged_model,
 )
 from reelscope.analyzers.common import mediapipe_solutions
+from reelscope.analyzers.common.box_carry import carry_boxes, motion_frame
 from reelscope.analyzers.common.change_gate import VideoMemory, signature
 from reelscope.analyzers.common.face_mesh import (
     EMOTION_FILE,
@@ -124,11 +125,13 @@ class RawFace:
 
 @dataclass
 class _Seen:
-    """A video's last frame: its cell signature, the faces in it, frames since the detector last ran."""
+    """A video's last frame: its cell signature, the faces in it, frames since the detector last ran, and
+    its motion frame (faces the mesh cannot follow are carried by the motion of their pixels)."""
 
     frame: np.ndarray
     faces: list[RawFace]
     since_detection: int
+    motion: np.ndarray | None = None
 
 
 def face_features(face: RawFace, width: int, height: int) -> dict[str, Any]:
@@ -426,7 +429,10 @@ class FacesAnalyzer(FrameAnalyzer):
         that is allowed and holds, else detected."""
         seen = self._memory.get(item.video_id, item.first)
         frame = signature(item.image, 16)
-        raw = self._followed(item.image, frame, seen)
+        motion = (
+            motion_frame(item.image) if self._mesh is not None and self.options.detect_every > 1 else None
+        )
+        raw = self._followed(item.image, frame, motion, seen)
         if raw is None:
             self.detections += 1
             raw = [
@@ -439,11 +445,16 @@ class FacesAnalyzer(FrameAnalyzer):
         else:
             self.tracked += 1
             since = seen.since_detection + 1  # type: ignore[union-attr]
-        self._memory.put(item.video_id, _Seen(frame, raw[: self.options.max_faces], since), item.final)
+        self._memory.put(
+            item.video_id, _Seen(frame, raw[: self.options.max_faces], since, motion), item.final
+        )
         return raw
 
-    def _followed(self, image: np.ndarray, frame: np.ndarray, seen: _Seen | None) -> list[RawFace] | None:
-        """The previous frame's faces found again by the face mesh; None when the detector must run."""
+    def _followed(
+        self, image: np.ndarray, frame: np.ndarray, motion: np.ndarray | None, seen: _Seen | None
+    ) -> list[RawFace] | None:
+        """The previous frame's faces found again: by the face mesh, or (a face it has no mesh for, turned
+        away or in profile) carried by the motion of its pixels; None when the detector must run."""
         if (
             self._mesh is None
             or seen is None
@@ -452,13 +463,22 @@ class FacesAnalyzer(FrameAnalyzer):
             or float(np.abs(seen.frame - frame).mean()) > self.options.cut_threshold
         ):
             return None
-        followed = []
+        followed: list[RawFace | None] = []
         for face in seen.faces:
             lm = self._mesh.landmarks(image, face.box) if face.offset is not None else None
-            if lm is None or face.offset is None:
+            if face.offset is not None and lm is None:
+                return None  # the mesh lost a face it held: detect
+            followed.append(_from_mesh(lm, face.conf, face.offset) if lm is not None else None)  # type: ignore[arg-type]
+        unmeshed = [face for face, f in zip(seen.faces, followed, strict=True) if f is None]
+        if unmeshed:
+            if motion is None or seen.motion is None or seen.motion.shape != motion.shape:
                 return None
-            followed.append(_from_mesh(lm, face.conf, face.offset))
-        return followed
+            carried = _carried(unmeshed, seen.motion, motion, image.shape[1], image.shape[0])
+            if carried is None:
+                return None
+            moved = iter(carried)
+            followed = [f if f is not None else next(moved) for f in followed]
+        return followed  # type: ignore[return-value]
 
     def _face_cues(self, image: np.ndarray, raw: RawFace, face: dict[str, Any]) -> None:
         """Face mesh, eye contact, mouth opening and the packaged emotion, added to one face's features."""
@@ -640,6 +660,24 @@ def _offset(box: Sequence[float], mesh: np.ndarray) -> tuple[float, float, float
         float((box[2] - x1) / mw),
         float((box[3] - y1) / mh),
     )
+
+
+def _carried(
+    faces: list[RawFace], previous: np.ndarray, current: np.ndarray, w: int, h: int
+) -> list[RawFace] | None:
+    """The faces moved by the motion of the pixels inside their boxes (box and landmarks shift alike);
+    None when one cannot be followed."""
+    table = np.array([[0.0, 1.0, f.box[0] / w, f.box[1] / h, f.box[2] / w, f.box[3] / h] for f in faces])
+    carried = carry_boxes(previous, current, table, counted=0.0)
+    if not carried.complete or len(carried.table) != len(faces):
+        return None
+    out = []
+    for face, row in zip(faces, carried.table, strict=True):
+        dx, dy = row[2] * w - face.box[0], row[3] * h - face.box[1]
+        box = (row[2] * w, row[3] * h, row[4] * w, row[5] * h)
+        landmarks = None if face.landmarks is None else face.landmarks + np.array([dx, dy])
+        out.append(RawFace(box, face.conf, landmarks))
+    return out
 
 
 def _from_mesh(mesh: np.ndarray, conf: float | None, offset: tuple[float, float, float, float]) -> RawFace:
