@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from reelscope.analyzers.base import Runtime
@@ -80,6 +80,23 @@ def test_a_configured_hub_id_is_present_once_in_the_local_cache(
 
 
 class QuietHandler(SimpleHTTPRequestHandler):
+    """Serves the mirror's files; `/resolve/NAME` answers as Hugging Face does: a redirect to the stored
+    file that declares its sha256 and size (`X-Linked-Etag`, `X-Linked-Size`) on the redirect only."""
+
+    declared: ClassVar[dict[str, tuple[str, int]]] = {}
+
+    def do_GET(self) -> None:
+        if not self.path.startswith("/resolve/"):
+            super().do_GET()
+            return
+        name = self.path.removeprefix("/resolve/")
+        sha, size = self.declared[name]
+        self.send_response(302)
+        self.send_header("Location", f"/{name}")
+        self.send_header("X-Linked-Etag", f'"{sha}"')
+        self.send_header("X-Linked-Size", str(size))
+        self.end_headers()
+
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
@@ -102,10 +119,17 @@ class Mirror:
     tmp_path: Path
     monkeypatch: pytest.MonkeyPatch
 
-    def pull(self, served: bytes, state: str = "state", **file: Any) -> tuple[int, Path]:
+    def pull(
+        self, served: bytes, state: str = "state", hub: tuple[str, int] | None = None, **file: Any
+    ) -> tuple[int, Path]:
         """Serve `served` as yolo11n.pt and pull it through a site catalog entry `random-yolo11n` (the
-        built-in entries stay) described by `file` (size, sha256); returns the exit code and weights dir."""
+        built-in entries stay) described by `file` (size, sha256); with `hub` (sha256, size), through a
+        redirect that declares them as Hugging Face does. Returns the exit code and weights dir."""
         (self.root / "yolo11n.pt").write_bytes(served)
+        base = self.url
+        if hub is not None:
+            QuietHandler.declared["yolo11n.pt"] = hub
+            base = f"{self.url}/resolve"
         entry = {
             "base_url": "http://127.0.0.1:9/unused/",  # --base-url points at the server instead
             "files": [{"name": "yolo11n.pt", **file}],
@@ -118,7 +142,7 @@ class Mirror:
         self.monkeypatch.setenv("REELSCOPE_STATE_DIR", str(self.tmp_path / state))
         get_settings.cache_clear()
         return main(
-            ["models", "pull", "random-yolo11n", "--base-url", self.url]
+            ["models", "pull", "random-yolo11n", "--base-url", base]
         ), self.tmp_path / state / "weights"
 
 
@@ -182,3 +206,21 @@ def test_unknown_digest_is_computed_and_printed(
     assert "expected" in capsys.readouterr().err
     assert list(weights.iterdir()) == []
     assert main(["models", "pull", "no-such-model"]) == 1
+
+
+def test_digest_the_hub_declares_is_checked_when_the_catalog_has_none(
+    mirror: Mirror, checkpoint: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hub files whose digest was not known offline are checked against the one the hub declares."""
+    sha = hashlib.sha256(checkpoint).hexdigest()
+    rc, weights = mirror.pull(checkpoint, hub=(sha, len(checkpoint)))
+    assert rc == 0
+    assert f"sha256 {sha} (matches the sha256 the server declared" in capsys.readouterr().out
+    assert (weights / "yolo11n.pt").read_bytes() == checkpoint
+
+    corrupted = bytearray(checkpoint)
+    corrupted[len(corrupted) // 3] ^= 0xFF
+    rc, weights = mirror.pull(bytes(corrupted), state="corrupt", hub=(sha, len(checkpoint)))
+    assert rc == 1
+    assert f"does not match the {sha} the server declared" in capsys.readouterr().err
+    assert list(weights.iterdir()) == []
