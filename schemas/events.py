@@ -276,6 +276,25 @@ class VideoDocument(Parts):
     KIND = "video.document"
 
 
+class ProcessorHeartbeat(Event):
+    """A processor group is busy with a batch that holds items of this video (one per video of the batch,
+    keyed by it, so it reaches the aggregator that owns the video). Sent every `batch.heartbeat_s` while the
+    batch runs, none for a batch shorter than that: a batch longer than the completion timeout (a
+    transcription window under heavy load) is progress, not a stopped group. A killed process sends none."""
+
+    KIND = "processor.heartbeat"
+
+    group: str = Field(min_length=1)
+    """The processor group (`audio`, `vision`, ...)."""
+    member: str = ""
+    """The process that sends it (`host:pid`)."""
+    busy_s: float = Field(0.0, ge=0)
+    """Seconds the batch has run so far."""
+    items: int = Field(0, ge=0)
+    """Items of this video in the batch."""
+    sent_at: float = 0.0
+
+
 class Reconstruction(Event):
     """The finished video's reconstruction, as JSON text (its model: schemas/reconstruction.py).
 
@@ -321,6 +340,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         VideoReady,
         VideoDocument,
         DeadLetter,
+        ProcessorHeartbeat,
         Reconstruction,
         VideoPart,
     )

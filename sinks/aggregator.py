@@ -44,6 +44,7 @@ from reelscope.infra.core.topics import AGGREGATOR_GROUP, read_by
 from reelscope.schemas.events import (
     AnalyzerResult,
     Event,
+    ProcessorHeartbeat,
     Reconstruction,
     SchemaError,
     VideoDocument,
@@ -228,7 +229,8 @@ class Aggregator(KafkaService):
         published_at, so a long video whose results keep coming is not cut off."""
         self.group_progress: dict[str, float] = {}
         """Processor group -> when it last showed progress (a result of any video from one of its analyzers,
-        or its lag shrank): a video whose missing results are owed by a moving group is not timed out."""
+        a heartbeat of a batch in progress, or its lag shrank): a video whose missing results are owed by a
+        moving group is not timed out."""
         self.group_lag: Callable[[], dict[str, int]] | None = None
         """The latest lag per group, where this process also publishes (serve wires the ingest worker's
         LagWatcher figures in); None elsewhere: results alone show progress."""
@@ -253,8 +255,13 @@ class Aggregator(KafkaService):
         touched: set[str] = set()
         documents: list[tuple[VideoDocument, bytes]] = []
         for record in records:
-            event = await self.decoded(record, (AnalyzerResult, VideoDocument, *LIFECYCLE))
+            event = await self.decoded(
+                record, (AnalyzerResult, VideoDocument, ProcessorHeartbeat, *LIFECYCLE)
+            )
             if event is None:
+                continue
+            if isinstance(event, ProcessorHeartbeat):
+                self._note_heartbeat(event)
                 continue
             if isinstance(event, VideoDocument):
                 if whole := self.documents.add(record, event):
@@ -502,6 +509,25 @@ class Aggregator(KafkaService):
                     await self._maybe_complete(video["video_id"], timed_out=late, recheck=recheck)
             except Exception as exc:
                 log.warning("open-video check failed: %s", exc)
+
+    def _note_heartbeat(self, beat: ProcessorHeartbeat) -> None:
+        """A group busy with a batch that holds this video's items is moving, and so is the video: a batch
+        shows no result and moves no offset until it ends, and one can outlast the timeout. Not past
+        `max_busy_s` of one batch: a hung analyzer's process still beats, and its group is stuck."""
+        if beat.busy_s > self.settings.aggregator.max_busy_s:
+            log.warning(
+                "group %s (%s): one batch busy for %.0f s, heartbeat not counted as progress",
+                beat.group,
+                beat.member,
+                beat.busy_s,
+            )
+            return
+        at = time.time()  # arrival, as for results: a processor's clock may be off
+        self.group_progress[beat.group] = at
+        if (
+            beat.video_id in self.rows or beat.video_id in self.progressed
+        ):  # an open video, not a finished one
+            self.progressed[beat.video_id] = at
 
     def _note_lag(self) -> None:
         """A group whose lag shrank since the last reading committed past items: it is moving."""

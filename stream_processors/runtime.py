@@ -50,6 +50,7 @@ from reelscope.schemas.events import (
     Provenance,
     shed_payload,
 )
+from reelscope.stream_processors.heartbeat import Heartbeat
 from reelscope.stream_processors.scheduler import Entry, Scheduler
 
 log = logging.getLogger(__name__)
@@ -283,6 +284,7 @@ class GroupProcessor(KafkaService):
         self.scheduler = Scheduler(settings.batch, sheddable)
         self.planned: dict[tuple[str, int, int], Entry] = {}
         """The batch in hand, by (topic, partition, offset): decoded at intake, with its shed analyzers."""
+        self.heartbeat = Heartbeat(settings, group)
 
     def load(self) -> float:
         """Load every analyzer's model once; returns the seconds it took. Fails loudly at start."""
@@ -398,7 +400,8 @@ class GroupProcessor(KafkaService):
 
     async def handle(self, records: list[ConsumerRecord]) -> dict[TopicPartition, int] | None:
         events = await self.planned_events(records)
-        results, failed = await asyncio.to_thread(self.analyze_batch, events)
+        async with self.heartbeat.beating(self.producer, (ev.video_id for _, ev, _ in events)):
+            results, failed = await asyncio.to_thread(self.analyze_batch, events)
         await send_all(self.producer, [(self.settings.topics.results, r) for r in results])
         for record, reason in failed:
             await self.dead_letters.publish(record, reason)

@@ -101,7 +101,8 @@ class ShotProcessor(GroupProcessor):
             video.complete = video.complete or event.final
         ready = [p for vid, p in self.pending.items() if self.videos.get(vid, VideoFrames()).complete]
         if ready:
-            results = await asyncio.to_thread(self.caption, [p.event for p in ready])
+            async with self.heartbeat.beating(self.producer, (p.event.video_id for p in ready)):
+                results = await asyncio.to_thread(self.caption, [p.event for p in ready])
             await send_all(self.producer, [(self.settings.topics.results, r) for r in results])
             acked = time.time()
             for result in results:

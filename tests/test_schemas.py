@@ -17,6 +17,7 @@ from reelscope.schemas.events import (
     DeadLetter,
     Frame,
     IngestRequest,
+    ProcessorHeartbeat,
     SchemaError,
     ShotsReady,
     VideoDocument,
@@ -63,6 +64,7 @@ SAMPLES = [
     VideoPart(video_id="v", part="shots", status="complete", document="[]", completion_id="c1"),
     VideoReady(video_id="v", completion_id="c1", phase="final", part=0, parts=2, body=b"\x81"),
     VideoDocument(video_id="v", completion_id="c1", phase="shots", part=1, parts=2, body=b"{}"),
+    ProcessorHeartbeat(video_id="v", group="audio", member="host:42", busy_s=12.5, items=3, sent_at=1.0),
 ]
 
 

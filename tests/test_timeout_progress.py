@@ -3,13 +3,16 @@
 The aggregator closed a video `degraded` once no result of it arrived for `completion_timeout_s`, even
 while the group that owed its results was busy with the items queued before them (a 600 s video under
 load 50). Now a video stays open while a group that owes it results shows progress (its results, of any
-video, or its lag shrinking); a group with no progress for the timeout still times it out, named.
+video, its heartbeats while one batch runs longer than the timeout, or its lag shrinking); a group with no
+progress for the timeout (stopped, killed, or hung in one batch) still times it out, named.
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
+import signal
 import time
 import uuid
 from collections.abc import Sequence
@@ -24,6 +27,8 @@ from reelscope.infra.core.ingest import request_for_path
 from reelscope.infra.core.kafka import make_producer
 from reelscope.infra.core.settings import Settings
 from reelscope.producers.publisher import publish_video
+from reelscope.schemas.events import ProcessorHeartbeat
+from reelscope.schemas.records import VideoStatus
 from reelscope.sinks.aggregator import Aggregator
 from reelscope.sinks.finalizer import Finalizer
 from reelscope.sinks.store import Store
@@ -135,4 +140,148 @@ def test_a_shrinking_lag_counts_as_progress(tmp_path: Path, readings: list[int],
         aggregator._note_lag()
     finally:
         store.close()
+    assert ("audio" in aggregator.group_progress) is moving
+
+
+# one batch longer than the timeout ----------------------------------------------------------------------
+BATCH_S = 4 * TIMEOUT_S
+"""Seconds the batch holding a video's last item takes: four completion timeouts with no result and no
+offset moved, as one transcription window at load 50 (60-90 s against a 120 s timeout, and longer)."""
+HEARTBEAT_S = 0.5
+
+
+class LongLastBatch(LoudnessAnalyzer):
+    """Loudness whose batch with a video's last item takes BATCH_S (`hung`: every batch takes an hour)."""
+
+    hung = False
+
+    def analyze(self, items: Sequence[AudioItem]) -> list[dict[str, Any]]:
+        if self.hung or any(item.final for item in items):
+            time.sleep(3600 if self.hung else BATCH_S)
+        return super().analyze(items)
+
+
+def _long_batch_settings(broker: str, tmp_path: Path, prefix: str, heartbeat_s: float) -> Settings:
+    return Settings(
+        kafka={"bootstrap_servers": broker, "session_timeout_ms": 6000},
+        topics={"prefix": prefix, "partitions": 1},
+        state_dir=tmp_path / "state",
+        producer={"allowed_roots": [str(tmp_path)]},
+        analyzers=["loudness"],
+        aggregator={"check_interval_s": 0.2, "completion_timeout_s": TIMEOUT_S},
+        batch={"schedule": False, "max_stride": 1, "heartbeat_s": heartbeat_s},
+    )
+
+
+def _killable_group(broker: str, tmp_path: Path, prefix: str) -> None:
+    """A process running the audio group, whose every batch hangs: the test kills it with SIGKILL."""
+    LongLastBatch.hung = True
+    settings = _long_batch_settings(broker, tmp_path, prefix, HEARTBEAT_S)
+    asyncio.run(GroupProcessor(settings, "audio", analyzers=[LongLastBatch()]).run())
+
+
+async def _long_batch(settings: Settings, tmp_path: Path, kill: bool) -> tuple[dict, list]:
+    """A 3 s audio file to an audio group whose batch with its last chunk outlasts the timeout (in this
+    process), or (`kill`) to a group in a process of its own, killed once its first heartbeat arrived.
+    Returns the finished document and the heartbeats the aggregator received."""
+    path = write_video(tmp_path / "long.m4a", 0, 10, None, audio=tone(3.0))
+    await create_topics(settings)
+    store = Store(settings)
+    aggregator = Aggregator(settings, store)
+    beats: list[ProcessorHeartbeat] = []
+    note = aggregator._note_heartbeat
+
+    def noted(beat: ProcessorHeartbeat) -> None:
+        beats.append(beat)
+        note(beat)
+
+    aggregator._note_heartbeat = noted  # type: ignore[method-assign]
+    services: list[Any] = [aggregator, Finalizer(settings)]
+    child = None
+    if kill:
+        spawn = multiprocessing.get_context("spawn")
+        child = spawn.Process(
+            target=_killable_group, args=(settings.kafka.bootstrap_servers, tmp_path, settings.topics.prefix)
+        )
+        child.start()
+    else:
+        services.append(GroupProcessor(settings, "audio", analyzers=[LongLastBatch()]))
+    tasks = [asyncio.create_task(s.run()) for s in services]
+    try:
+        await asyncio.wait_for(asyncio.gather(*(s.ready.wait() for s in services)), timeout=90)
+        producer = make_producer(settings)
+        await producer.start()
+        try:
+            await publish_video(producer, settings, request_for_path(str(path), video_id="long"))
+        finally:
+            await producer.stop()
+        if child is not None:
+            deadline = time.monotonic() + 120
+            while not beats and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            assert beats, "the group sent no heartbeat while its batch hung"
+            os.kill(child.pid, signal.SIGKILL)  # type: ignore[arg-type]
+            await asyncio.to_thread(child.join, 30)
+        doc = await _until_finished(store, "long")
+    finally:
+        if child is not None and child.is_alive():
+            child.kill()
+        for service in services:
+            service.stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=60)
+        store.close()
+    return doc, beats
+
+
+@pytest.mark.parametrize("heartbeat_s", [HEARTBEAT_S, 0.0], ids=["heartbeat", "no-heartbeat"])
+def test_a_batch_longer_than_the_timeout_completes_while_its_group_beats(
+    broker: str, tmp_path: Path, heartbeat_s: float
+) -> None:
+    """With heartbeats the video completes with every result; without them (heartbeat_s 0) the same batch
+    times it out: the scenario does outlast the timeout."""
+    prefix = f"beat{os.getpid()}{uuid.uuid4().hex[:6]}."
+    settings = _long_batch_settings(broker, tmp_path, prefix, heartbeat_s)
+    doc, beats = asyncio.run(_long_batch(settings, tmp_path, kill=False))
+    loudness = doc["analyzers"]["loudness"]
+    if heartbeat_s:
+        assert doc["status"] == "complete", (loudness, doc["warnings"])
+        assert loudness["received"] == loudness["expected"] >= 3
+        assert beats and {b.group for b in beats} == {"audio"} and {b.video_id for b in beats} == {"long"}
+    else:
+        assert doc["status"] == "degraded", (loudness, doc["warnings"])
+        assert loudness["received"] < loudness["expected"]
+        assert not beats
+
+
+def test_a_killed_group_stops_beating_and_is_timed_out_and_named(broker: str, tmp_path: Path) -> None:
+    prefix = f"kill{os.getpid()}{uuid.uuid4().hex[:6]}."
+    settings = _long_batch_settings(broker, tmp_path, prefix, HEARTBEAT_S)
+    doc, beats = asyncio.run(_long_batch(settings, tmp_path, kill=True))
+    assert beats  # it was beating before the kill
+    assert doc["status"] == "degraded"
+    assert doc["analyzers"]["loudness"]["received"] < doc["analyzers"]["loudness"]["expected"]
+    gap = [w for w in doc["warnings"] if w.startswith("loudness:")]
+    assert gap and "never arrived" in gap[0] and "group audio" in gap[0], doc["warnings"]
+
+
+@pytest.mark.parametrize(
+    ("busy_s", "moving"), [(None, False), (30.0, True), (901.0, False)], ids=["none", "beating", "hung"]
+)
+def test_a_heartbeat_keeps_a_video_open_unless_its_batch_is_hung(
+    tmp_path: Path, busy_s: float | None, moving: bool
+) -> None:
+    """The aggregator's decision: past its timeout, a video whose owing group beats (within max_busy_s of
+    one batch) stays open; no heartbeat, or a batch busy longer than max_busy_s (900 s), times it out."""
+    settings = Settings(state_dir=tmp_path / "state", analyzers=["loudness"], aggregator={"max_busy_s": 900})
+    store = Store(settings)
+    try:
+        store.create_tables()
+        aggregator = Aggregator(settings, store)
+        video = {"video_id": "v", "status": VideoStatus.PUBLISHED, "expected": '{"loudness": 4}'}
+        if busy_s is not None:
+            aggregator._note_heartbeat(ProcessorHeartbeat(video_id="v", group="audio", busy_s=busy_s))
+        kept_open = asyncio.run(aggregator._owed_by_moving_group(video, timeout=3))
+    finally:
+        store.close()
+    assert kept_open is moving
     assert ("audio" in aggregator.group_progress) is moving

@@ -24,6 +24,7 @@ RETENTION_HOURS: dict[str, float] = {
     "finalize": 24,
     "documents": 24,
     "dead-letter": 30 * 24,
+    "heartbeats": 1,
 }
 """Media and internal topics are large and only needed until processed; what consumers read stays a week; dead
 letters a month, for someone to look at."""
@@ -96,6 +97,11 @@ class TopicSettings(BaseModel):
     def documents(self) -> str:
         """Finished documents from the finalize group, for the aggregator to store (VideoDocument)."""
         return self.name("documents")
+
+    @property
+    def heartbeats(self) -> str:
+        """Processor groups' heartbeats while a batch runs, for the aggregator (ProcessorHeartbeat)."""
+        return self.name("heartbeats")
 
 
 class KafkaSettings(BaseModel):
@@ -187,6 +193,10 @@ class BatchSettings(BaseModel):
     """Frame analyzers a group may shed (stateful ones never are): items that stand alone, or whose tracks
     are built afterwards from the stored detections (shed, they are built from sparser ones). Left out: the
     ones that read every item as a sequence (scene's cuts, camera motion)."""
+    heartbeat_s: float = 10.0
+    """While a batch runs longer than this, its group says so every this many seconds (a heartbeat per
+    video of the batch: stream_processors/heartbeat.py), at most a quarter of the completion timeout; the
+    aggregator counts it as the group's progress. 0: off."""
 
 
 class ProducerSettings(BaseModel):
@@ -230,6 +240,9 @@ class AggregatorSettings(BaseModel):
     segment_s: float = 1.0
     completion_timeout_s: float = 120.0
     check_interval_s: float = 1.0
+    max_busy_s: float = 900.0
+    """A heartbeat of a batch that has run longer than this is not progress: the analyzer is hung (its
+    process still beats), and the video times out as with a stopped group."""
     max_buffered_rows: int = 50_000
 
 

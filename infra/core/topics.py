@@ -84,6 +84,7 @@ def catalog(settings: Settings) -> list[Topic]:
         Topic(t.reconstructions, (ev.Reconstruction.KIND,), ()),
         *(Topic(t.part(p), (ev.VideoPart.KIND,), ()) for p in t.PARTS),
         Topic(t.dead_letter, (ev.DeadLetter.KIND,), ()),
+        Topic(t.heartbeats, (ev.ProcessorHeartbeat.KIND,), (AGGREGATOR_GROUP,)),
     ]
     return [
         replace(topic, configs=topic_configs(settings, topic.name, topic.name in compacted))
