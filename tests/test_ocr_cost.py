@@ -52,3 +52,21 @@ def test_detection_boxes_are_rapidocrs(analyzer: OcrTextAnalyzer) -> None:
         ours = analyzer._det_boxes(bgr)
         assert ours is not None and len(ours) >= 1
         assert np.array_equal(ours, theirs)
+
+
+def test_folded_graphs_read_the_same(analyzer: OcrTextAnalyzer) -> None:
+    """The folded detector and recogniser give the unfolded ones' boxes and texts, scores within 1e-4."""
+    from reelscope.analyzers.ocr_text import OcrTextOptions
+
+    assert analyzer.folds and all(n > 0 for n in analyzer.folds.values())
+    plain = OcrTextAnalyzer(OcrTextOptions(fold_graphs=False))
+    plain.load()
+    assert plain.folds == {}
+    for bgr in bgr_frames():
+        boxes = analyzer._det_boxes(bgr)
+        assert np.array_equal(boxes, plain._det_boxes(bgr))
+        crops = analyzer._engine.get_crop_img_list(bgr, list(analyzer._engine.sorted_boxes(boxes)))
+        ours, _ = analyzer._engine.text_rec(crops)
+        theirs, _ = plain._engine.text_rec(crops)
+        assert [t for t, _ in ours] == [t for t, _ in theirs] and ours[0][0]
+        assert np.allclose([s for _, s in ours], [s for _, s in theirs], atol=1e-4)
