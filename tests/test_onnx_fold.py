@@ -82,3 +82,12 @@ def test_shift_stays_before_a_padded_conv() -> None:
     assert fold_model(model)["shift_into_next_conv"] == 0
     assert "Add" in [n.op_type for n in model.graph.node]
     assert np.allclose(run(model, x), before, atol=1e-4)
+
+
+def test_folding_twice_changes_nothing_more() -> None:
+    model = lcnet_block([0, 0, 0, 0])
+    x = RNG.normal(0, 2, (1, 3, 16, 16)).astype(np.float32)
+    before = run(model, x)
+    fold_model(model)
+    assert fold_model(model) == {"affine_into_conv": 0, "hard_swish": 0, "shift_into_next_conv": 0}
+    assert np.allclose(run(model, x), before, atol=1e-4)

@@ -42,6 +42,9 @@ class _Folder:
         for init in self.graph.initializer:
             self.const[init.name] = self.to_array(init)
         self.outputs = {o.name for o in self.graph.output}
+        self.prefix = "folded"
+        while any(name.startswith(self.prefix) for name in self.const):
+            self.prefix += "_"  # a graph folded before: new names stay new
         self.count = 0
 
     def run(self) -> dict[str, int]:
@@ -83,9 +86,9 @@ class _Folder:
     def _set_conv(self, conv: Any, weights: np.ndarray | None, bias: np.ndarray) -> None:
         """New initializers for the convolution's weights (when given) and bias (the old may be shared)."""
         self.count += 1
-        names = [conv.input[0], conv.input[1], f"folded_{self.count}_b"]
+        names = [conv.input[0], conv.input[1], f"{self.prefix}_{self.count}_b"]
         if weights is not None:
-            names[1] = f"folded_{self.count}_w"
+            names[1] = f"{self.prefix}_{self.count}_w"
             self.graph.initializer.append(self.from_array(weights.astype(np.float32), names[1]))
             self.const[names[1]] = weights.astype(np.float32)
         self.graph.initializer.append(self.from_array(bias.astype(np.float32), names[2]))
