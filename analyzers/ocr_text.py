@@ -81,6 +81,11 @@ class OcrTextOptions(BaseModel):
     """Text detection runs on the frame reduced to this longest side (0: the frame's own size); lines are
     read from the full frame. Detection is ~85 % of the cost at 960 px; at 640 px it costs 0.44x."""
     reuse_unchanged: bool = True
+    reread_in_place: bool = True
+    """With `reuse_unchanged`: a frame whose change since the last detection lies wholly inside the boxes of
+    the lines then found (a caption or counter changing in place over a still background) skips detection
+    and reads those lines again; detection runs when anything changed elsewhere (new text may be there)
+    or a line read again comes out faint or empty (its text may have gone or moved)."""
     """Recognise a line only when its region changed since the video's previous sampled frame; a frame
     with no change at all reuses the previous reading whole, without detection."""
     change_threshold: float = 16.0
@@ -116,10 +121,12 @@ class _Region:
 
 @dataclass
 class _Seen:
-    """What the analyzer read last in one video: the frame's signature when it was detected, its lines."""
+    """What the analyzer read last in one video: the frame's signature when it was read, its lines, and
+    the frame's signature when the lines were last detected."""
 
     frame: np.ndarray
     regions: list[_Region]
+    detected: np.ndarray
 
 
 _NUMBER = re.compile(r"(?<![^\W\d_])\d+(?:[.,:]\d+)*")
@@ -406,8 +413,9 @@ class OcrTextAnalyzer(FrameAnalyzer):
     def __init__(self, options: BaseModel | None = None, runtime: Runtime | None = None) -> None:
         super().__init__(options, runtime)
         self._memory: VideoMemory[_Seen] = VideoMemory()
-        self.recognised = self.reused = self.frames_reused = 0
-        """Lines recognised and lines reused, frames reused whole: what gating saved."""
+        self.recognised = self.reused = self.frames_reused = self.detections_skipped = 0
+        """Lines recognised and lines reused, frames reused whole, frames read without detection (their
+        change inside known lines): what gating saved."""
 
     @classmethod
     def models(cls, options: Any, runtime: Runtime | None = None) -> list[ModelInfo]:
@@ -438,13 +446,18 @@ class OcrTextAnalyzer(FrameAnalyzer):
         gate = self.options.reuse_unchanged
         seen = self._memory.get(item.video_id, item.first) if gate else None
         frame_sig = signature(image, FRAME_CELL) if gate else np.zeros(0, np.float32)
+        detected = frame_sig
         if seen is not None and not changed(seen.frame, frame_sig, self.options.change_threshold):
-            regions, frame_sig = seen.regions, seen.frame
+            regions, frame_sig, detected = seen.regions, seen.frame, seen.detected
             self.frames_reused += 1
         else:
-            regions = self._read(image, seen)
+            in_place = self._reread_in_place(image, seen, frame_sig) if seen is not None else None
+            if in_place is not None:
+                regions, detected = in_place, seen.detected if seen is not None else frame_sig
+            else:
+                regions = self._read(image, seen)
         if gate:
-            self._memory.put(item.video_id, _Seen(frame_sig, regions), item.final)
+            self._memory.put(item.video_id, _Seen(frame_sig, regions, detected), item.final)
         read = [r for r in regions if r.score >= MIN_LINE_CONFIDENCE]
         return _payload([(r.quad, r.text, r.score) for r in read], w, h)
 
@@ -457,7 +470,6 @@ class OcrTextAnalyzer(FrameAnalyzer):
         quads = self._detect(bgr)
         if not quads:
             return []
-        crops = self._engine.get_crop_img_list(bgr, quads)
         regions: list[_Region] = []
         todo: list[int] = []
         for i, quad in enumerate(quads):
@@ -469,13 +481,60 @@ class OcrTextAnalyzer(FrameAnalyzer):
                 regions.append(_Region(quad, rect, sig, "", 0.0))
             else:
                 regions.append(replace(previous, quad=quad))
-        if todo:
-            rotated, _, _ = self._engine.text_cls([crops[i] for i in todo])
-            recognised, _ = self._engine.text_rec(rotated)
-            for i, rec in zip(todo, recognised, strict=True):
-                regions[i].text, regions[i].score = _norm_text(str(rec[0])), float(rec[1])
+        for i, (text, score) in zip(todo, self._recognise(bgr, [quads[i] for i in todo]), strict=True):
+            regions[i].text, regions[i].score = text, score
         self.recognised += len(todo)
         self.reused += len(quads) - len(todo)
+        return regions
+
+    def _recognise(self, bgr: np.ndarray, quads: list[np.ndarray]) -> list[tuple[str, float]]:
+        """(text, score) of each quad's crop: angle classifier, then the recogniser (batched by RapidOCR)."""
+        if not quads:
+            return []
+        rotated, _, _ = self._engine.text_cls(self._engine.get_crop_img_list(bgr, quads))
+        recognised, _ = self._engine.text_rec(rotated)
+        return [(_norm_text(str(text)), float(score)) for text, score in recognised]
+
+    def _reread_in_place(
+        self, image: np.ndarray, seen: _Seen | None, frame_sig: np.ndarray
+    ) -> list[_Region] | None:
+        """The lines of the last detection, those whose pixels changed read again, when every cell that
+        changed since that detection lies inside one of their rectangles; None when detection must run."""
+        if not self.options.reread_in_place or seen is None or not seen.regions:
+            return None
+        if seen.detected.shape != frame_sig.shape:
+            return None
+        threshold = self.options.change_threshold
+        moved = np.abs(seen.detected - frame_sig) > threshold
+        inside = np.zeros_like(moved)
+        rows, cols = moved.shape
+        sy, sx = image.shape[0] / rows, image.shape[1] / cols
+        for r in seen.regions:
+            x0, y0, x1, y1 = r.rect
+            inside[int(np.ceil(y0 / sy)) : int(y1 // sy), int(np.ceil(x0 / sx)) : int(x1 // sx)] = True
+        if (moved & ~inside).any():
+            return None
+        todo = []
+        for i, r in enumerate(seen.regions):
+            x0, y0, x1, y1 = r.rect
+            if changed(r.signature, signature(image[y0:y1, x0:x1], REGION_CELL), threshold):
+                todo.append(i)
+        if not todo:
+            return None  # changes too small for any line's cells: let detection look again
+        import cv2
+
+        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        read = self._recognise(bgr, [seen.regions[i].quad for i in todo])
+        if any(not text or score < MIN_EVENT_CONFIDENCE for text, score in read):
+            return None  # a line gone, moved or half there: detection finds what is there now
+        regions = list(seen.regions)
+        for i, (text, score) in zip(todo, read, strict=True):
+            x0, y0, x1, y1 = regions[i].rect
+            sig = signature(image[y0:y1, x0:x1], REGION_CELL)
+            regions[i] = replace(regions[i], signature=sig, text=text, score=score)
+        self.recognised += len(todo)
+        self.reused += len(regions) - len(todo)
+        self.detections_skipped += 1
         return regions
 
     def _same_region(self, seen: _Seen | None, quad: np.ndarray, image: np.ndarray) -> _Region | None:
