@@ -87,13 +87,13 @@ class OcrTextOptions(BaseModel):
     """Text detection runs on the frame reduced to this longest side (0: the frame's own size); lines are
     read from the full frame. Detection is ~85 % of the cost at 960 px; at 640 px it costs 0.44x."""
     reuse_unchanged: bool = True
+    """Recognise a line only when its region changed since the video's previous sampled frame; a frame
+    with no change at all reuses the previous reading whole, without detection."""
     reread_in_place: bool = True
     """With `reuse_unchanged`: a frame whose change since the last detection lies wholly inside the boxes of
     the lines then found (a caption or counter changing in place over a still background) skips detection
     and reads those lines again; detection runs when anything changed elsewhere (new text may be there)
     or a line read again comes out faint or empty (its text may have gone or moved)."""
-    """Recognise a line only when its region changed since the video's previous sampled frame; a frame
-    with no change at all reuses the previous reading whole, without detection."""
     change_threshold: float = 16.0
     """Grey levels a cell's mean may move with the region still unchanged (one changed character moves
     its cells by 60-250; JPEG re-encoding by a few)."""
@@ -456,12 +456,10 @@ class OcrTextAnalyzer(FrameAnalyzer):
         if seen is not None and not changed(seen.frame, frame_sig, self.options.change_threshold):
             regions, frame_sig, detected = seen.regions, seen.frame, seen.detected
             self.frames_reused += 1
+        elif seen is not None and (in_place := self._reread_in_place(image, seen, frame_sig)) is not None:
+            regions, detected = in_place, seen.detected
         else:
-            in_place = self._reread_in_place(image, seen, frame_sig) if seen is not None else None
-            if in_place is not None:
-                regions, detected = in_place, seen.detected if seen is not None else frame_sig
-            else:
-                regions = self._read(image, seen)
+            regions = self._read(image, seen)
         if gate:
             self._memory.put(item.video_id, _Seen(frame_sig, regions, detected), item.final)
         read = [r for r in regions if r.score >= MIN_LINE_CONFIDENCE]
@@ -501,12 +499,10 @@ class OcrTextAnalyzer(FrameAnalyzer):
         recognised, _ = self._engine.text_rec(rotated)
         return [(_norm_text(str(text)), float(score)) for text, score in recognised]
 
-    def _reread_in_place(
-        self, image: np.ndarray, seen: _Seen | None, frame_sig: np.ndarray
-    ) -> list[_Region] | None:
+    def _reread_in_place(self, image: np.ndarray, seen: _Seen, frame_sig: np.ndarray) -> list[_Region] | None:
         """The lines of the last detection, those whose pixels changed read again, when every cell that
         changed since that detection lies inside one of their rectangles; None when detection must run."""
-        if not self.options.reread_in_place or seen is None or not seen.regions:
+        if not self.options.reread_in_place or not seen.regions:
             return None
         if seen.detected.shape != frame_sig.shape:
             return None
