@@ -89,3 +89,68 @@ def test_video_memory_first_final_and_bound() -> None:
     assert (memory.get("a"), memory.get("b"), memory.get("c")) == (1, None, 3)
     memory.put("c", 4, final=True)
     assert memory.get("c") is None and len(memory) == 1
+
+
+def still(text: str, seed: int = 3) -> np.ndarray:
+    """A caption over a background that does not move (a talking-head's wall, a slide, a screen)."""
+    return with_text(textured(640, 360, seed), text)
+
+
+def add_text(image: np.ndarray, text: str, xy: tuple[int, int]) -> np.ndarray:
+    from PIL import Image, ImageDraw, ImageFont
+
+    pil = Image.fromarray(image)
+    draw = ImageDraw.Draw(pil)
+    font = ImageFont.load_default(size=28)
+    left, top, right, bottom = draw.textbbox(xy, text, font=font)
+    draw.rectangle((left - 6, top - 6, right + 6, bottom + 6), fill=(0, 0, 0))
+    draw.text(xy, text, font=font, fill=(255, 255, 255))
+    return np.asarray(pil)
+
+
+def read_all(analyzer: OcrTextAnalyzer, frames: list[np.ndarray]) -> list[list[str]]:
+    return [
+        texts(analyzer.analyze([FrameItem("v", i, i * 0.5, image, first=i == 0)])[0])
+        for i, image in enumerate(frames)
+    ]
+
+
+def test_caption_changing_in_place_is_read_again_without_detection(analyzer: OcrTextAnalyzer) -> None:
+    frames = [still("HELLO 123"), still("HELLO 124"), still("HELLO 125")]
+    assert read_all(analyzer, frames) == [["HELLO 123"], ["HELLO 124"], ["HELLO 125"]]
+    assert (analyzer.recognised, analyzer.detections_skipped) == (3, 2)
+
+
+def test_new_text_elsewhere_is_detected(analyzer: OcrTextAnalyzer) -> None:
+    """A change outside the known lines runs detection: new text there is found, and when it goes the
+    caption alone is read again."""
+    frames = [
+        still("HELLO 123"),
+        add_text(still("HELLO 124"), "NEW TEXT 77", (300, 250)),
+        still("HELLO 124"),
+    ]
+    read = read_all(analyzer, frames)
+    assert read[0] == ["HELLO 123"]
+    assert sorted(t.replace(" ", "") for t in read[1]) == ["HELLO124", "NEWTEXT77"]
+    assert read[2] == ["HELLO 124"]
+    assert analyzer.detections_skipped == 0
+
+
+def test_text_gone_in_place_runs_detection(analyzer: OcrTextAnalyzer) -> None:
+    """Glyphs painted over inside the line's own box (the change lies inside it): reading the box again
+    gives nothing confident, so detection runs, and finds no line."""
+    first = still("HELLO 123")
+    assert read_all(analyzer, [first]) == [["HELLO 123"]]
+    x0, y0, x1, y1 = analyzer._memory.get("v").regions[0].rect
+    gone = first.copy()
+    gone[y0 + 2 : y1 - 2, x0 + 2 : x1 - 2] = 0
+    assert texts(analyzer.analyze([FrameItem("v", 1, 0.5, gone)])[0]) == []
+    assert analyzer.detections_skipped == 0
+
+
+def test_reread_in_place_off_detects_every_changed_frame() -> None:
+    pytest.importorskip("rapidocr_onnxruntime")
+    a = OcrTextAnalyzer(OcrTextOptions(reread_in_place=False))
+    a.load()
+    assert read_all(a, [still("HELLO 123"), still("HELLO 124")]) == [["HELLO 123"], ["HELLO 124"]]
+    assert a.detections_skipped == 0
