@@ -42,7 +42,7 @@ from reelscope.analyzers.base import (
     configured_model,
     packaged_model,
 )
-from reelscope.analyzers.common import mediapipe_solutions
+from reelscope.analyzers.common import mediapipe_solutions, mtcnn
 from reelscope.analyzers.common.box_carry import carry_boxes, motion_frame
 from reelscope.analyzers.common.change_gate import VideoMemory, signature
 from reelscope.analyzers.common.face_mesh import (
@@ -198,20 +198,44 @@ class _Mtcnn:
         self._model = MTCNN(keep_all=True, device=device, post_process=False)
         fast_max_pools(self._model)
         self._threads = threads if device == "cpu" else 0
+        self._on_cpu = device == "cpu"
 
     def detect(self, image: np.ndarray) -> list[RawFace]:
         if min(image.shape[:2]) < self._model.min_face_size:
             return []  # no face fits, and MTCNN's image pyramid would be empty (it fails on that)
         with torch_threads(self._threads):
-            boxes, probs, points = self._model.detect(image, landmarks=True)
+            if self._on_cpu:
+                boxes, points = self._detect_cpu(image)
+                probs = boxes[:, 4]
+            else:
+                boxes, probs, points = self._model.detect(image, landmarks=True)
         if boxes is None:
             return []
         return [
             RawFace(
-                tuple(np.asarray(b, dtype=np.float64).tolist()), float(p), np.asarray(lm, dtype=np.float64)
+                tuple(np.asarray(b[:4], dtype=np.float64).tolist()),
+                float(p),
+                np.asarray(lm, dtype=np.float64),
             )
             for b, p, lm in zip(boxes, probs, points, strict=True)
         ]
+
+    def _detect_cpu(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """facenet-pytorch's detection with its resampling on an integral image (analyzers/common/mtcnn.py:
+        the same faces for ~30% less CPU), largest face first as its `detect` orders them."""
+        import torch
+        from facenet_pytorch.models.utils.detect_face import fixed_batch_process
+
+        model = self._model
+        nets = (
+            model.pnet,
+            lambda x: fixed_batch_process(x, model.rnet),
+            lambda x: fixed_batch_process(x, model.onet),
+        )
+        with torch.no_grad():
+            boxes, points = mtcnn.detect(image, nets, model.min_face_size, model.thresholds, model.factor)
+        order = np.argsort((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))[::-1]
+        return boxes[order], points[order]
 
 
 def fast_max_pools(model: Any) -> int:
