@@ -271,19 +271,20 @@ def fast_max_pools(model: Any) -> int:
 
 
 def _axis_max(x: Any, kernel: int, dim: int) -> Any:
-    """Max over windows of `kernel` at stride 2 along `dim`, the last window padded with -inf (ceil mode)."""
+    """Max over windows of `kernel` at stride 2 along `dim`, ceil mode: the windows wholly inside by strided
+    views, the last one (cut by the edge when the side is odd) by its own max; no -inf padded copy."""
     import torch
-    import torch.nn.functional as F
 
     n = x.shape[dim]
     out = -(-(n - kernel) // 2) + 1
-    need = 2 * (out - 1) + kernel
-    if need > n:
-        x = F.pad(x, [0, 0] * (x.dim() - 1 - dim) + [0, need - n], value=float("-inf"))
-    result = x.narrow(dim, 0, 2 * out - 1)[(slice(None),) * dim + (slice(None, None, 2),)]
+    full = (n - kernel) // 2 + 1
+    step = (slice(None),) * dim + (slice(None, None, 2),)
+    result = x.narrow(dim, 0, 2 * full - 1)[step]
     for j in range(1, kernel):
-        view = x.narrow(dim, j, 2 * out - 1)[(slice(None),) * dim + (slice(None, None, 2),)]
-        result = torch.maximum(result, view)
+        result = torch.maximum(result, x.narrow(dim, j, 2 * full - 1)[step])
+    if out > full:
+        tail = x.narrow(dim, 2 * full, n - 2 * full).amax(dim, keepdim=True)
+        result = torch.cat([result, tail], dim)
     return result
 
 
