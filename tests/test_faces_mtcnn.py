@@ -92,3 +92,13 @@ def test_the_faces_are_facenet_pytorchs_own(name: str) -> None:
         np.testing.assert_allclose([f.landmarks for f in faces], points, atol=1e-3)
         found += len(faces)
     assert found >= 3  # the comparison saw faces on each photo
+
+
+def test_a_larger_smallest_face_shrinks_the_pyramid_and_keeps_the_large_faces() -> None:
+    """`min_face` 40: the pyramid starts at 12/40 (a quarter of the pixels of 12/20's first level); the two
+    faces of zidane.jpg (52 and 67 px at 640 px) are still found, a frame under 40 px is skipped."""
+    image = photo("zidane.jpg")
+    assert mtcnn.pyramid_scales(*image.shape[:2], 40, 0.709)[0] == pytest.approx(0.3)
+    faces = [f for f in _Mtcnn(1, min_face=40).detect(image) if f.conf is not None and f.conf >= 0.9]
+    assert sorted(round(f.box[2] - f.box[0]) // 10 for f in faces) == [5, 6]
+    assert _Mtcnn(1, min_face=40).detect(image[:39]) == []
