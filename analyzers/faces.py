@@ -42,7 +42,7 @@ from reelscope.analyzers.base import (
     configured_model,
     packaged_model,
 )
-from reelscope.analyzers.common import mediapipe_solutions
+from reelscope.analyzers.common import mediapipe_solutions, mtcnn
 from reelscope.analyzers.common.box_carry import carry_boxes, motion_frame
 from reelscope.analyzers.common.change_gate import VideoMemory, signature
 from reelscope.analyzers.common.face_mesh import (
@@ -97,6 +97,11 @@ class FacesOptions(BaseModel):
     of the frames; a face that enters between detections is found within 1 s at 2 fps."""
     cut_threshold: float = 24.0
     """Mean grey-level move of the frame's 16 px cells above which a frame is a new scene: re-detect."""
+    min_face: int = Field(default=20, ge=12)
+    """Smallest face MTCNN looks for, in pixels of the analyzer's 640 px frame: it sets the largest level of
+    its image pyramid (P-net sees 12 px). 20 finds faces down to 12-15 px (a crowd in the background);
+    30 halves MTCNN's CPU time but misses some faces under ~24 px (zidane.jpg shrunk to a third in a
+    640 px frame: one of its 20 and 24 px faces)."""
     threads: int = Field(default=1, ge=0)
     """torch threads MTCNN runs with, and the emotion model's (0: the process's budget). One: MTCNN's
     hundreds of small ops a frame gain nothing from a second thread, which on a loaded 2-core machine spins
@@ -190,28 +195,52 @@ def shot_type(faces: list[dict[str, Any]]) -> str:
 class _Mtcnn:
     name = "mtcnn (facenet-pytorch, packaged P/R/O-net weights)"
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self, threads: int = 1, min_face: int = 20) -> None:
         import torch
         from facenet_pytorch import MTCNN
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        self._model = MTCNN(keep_all=True, device=device, post_process=False)
+        self._model = MTCNN(keep_all=True, device=device, post_process=False, min_face_size=min_face)
         fast_max_pools(self._model)
         self._threads = threads if device == "cpu" else 0
+        self._on_cpu = device == "cpu"
 
     def detect(self, image: np.ndarray) -> list[RawFace]:
         if min(image.shape[:2]) < self._model.min_face_size:
             return []  # no face fits, and MTCNN's image pyramid would be empty (it fails on that)
         with torch_threads(self._threads):
-            boxes, probs, points = self._model.detect(image, landmarks=True)
+            if self._on_cpu:
+                boxes, points = self._detect_cpu(image)
+                probs = boxes[:, 4]
+            else:
+                boxes, probs, points = self._model.detect(image, landmarks=True)
         if boxes is None:
             return []
         return [
             RawFace(
-                tuple(np.asarray(b, dtype=np.float64).tolist()), float(p), np.asarray(lm, dtype=np.float64)
+                tuple(np.asarray(b[:4], dtype=np.float64).tolist()),
+                float(p),
+                np.asarray(lm, dtype=np.float64),
             )
             for b, p, lm in zip(boxes, probs, points, strict=True)
         ]
+
+    def _detect_cpu(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """facenet-pytorch's detection with its resampling on an integral image (analyzers/common/mtcnn.py:
+        the same faces for ~30% less CPU), largest face first as its `detect` orders them."""
+        import torch
+        from facenet_pytorch.models.utils.detect_face import fixed_batch_process
+
+        model = self._model
+        nets = (
+            model.pnet,
+            lambda x: fixed_batch_process(x, model.rnet),
+            lambda x: fixed_batch_process(x, model.onet),
+        )
+        with torch.no_grad():
+            boxes, points = mtcnn.detect(image, nets, model.min_face_size, model.thresholds, model.factor)
+        order = np.argsort((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))[::-1]
+        return boxes[order], points[order]
 
 
 def fast_max_pools(model: Any) -> int:
@@ -247,19 +276,20 @@ def fast_max_pools(model: Any) -> int:
 
 
 def _axis_max(x: Any, kernel: int, dim: int) -> Any:
-    """Max over windows of `kernel` at stride 2 along `dim`, the last window padded with -inf (ceil mode)."""
+    """Max over windows of `kernel` at stride 2 along `dim`, ceil mode: the windows wholly inside by strided
+    views, the last one (cut by the edge when the side is odd) by its own max; no -inf padded copy."""
     import torch
-    import torch.nn.functional as F
 
     n = x.shape[dim]
     out = -(-(n - kernel) // 2) + 1
-    need = 2 * (out - 1) + kernel
-    if need > n:
-        x = F.pad(x, [0, 0] * (x.dim() - 1 - dim) + [0, need - n], value=float("-inf"))
-    result = x.narrow(dim, 0, 2 * out - 1)[(slice(None),) * dim + (slice(None, None, 2),)]
+    full = (n - kernel) // 2 + 1
+    step = (slice(None),) * dim + (slice(None, None, 2),)
+    result = x.narrow(dim, 0, 2 * full - 1)[step]
     for j in range(1, kernel):
-        view = x.narrow(dim, j, 2 * out - 1)[(slice(None),) * dim + (slice(None, None, 2),)]
-        result = torch.maximum(result, view)
+        result = torch.maximum(result, x.narrow(dim, j, 2 * full - 1)[step])
+    if out > full:
+        tail = x.narrow(dim, 2 * full, n - 2 * full).amax(dim, keepdim=True)
+        result = torch.cat([result, tail], dim)
     return result
 
 
@@ -360,12 +390,12 @@ class FacesAnalyzer(FrameAnalyzer):
 
         choice = self.options.detector
         if choice == "mtcnn":
-            self._detector = _Mtcnn(self.options.threads)
+            self._detector = _Mtcnn(self.options.threads, min_face=self.options.min_face)
         elif choice == "haar":
             self._detector = _Haar()
         else:
             try:
-                self._detector = _Mtcnn(self.options.threads)
+                self._detector = _Mtcnn(self.options.threads, min_face=self.options.min_face)
             except (ImportError, OSError) as missing:
                 try:
                     self._detector = _Haar()

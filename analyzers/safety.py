@@ -4,6 +4,11 @@ NudeNet's 320n ONNX model ships in the nudenet wheel ("packaged"). Frames are ha
 NudeNet's reader swaps the channels once (cvtColor RGBA2BGR on three channels) and blobFromImage swaps
 them back, so an RGB array reaches the network as RGB, the order it was trained on, while a BGR file read
 through `detect(path)` reaches it as BGR (NudeNet issue #203).
+
+The session runs here on the batch NudeNet's own reader prepares, and its output is read by `detections`:
+NudeNet's `_postprocess` in numpy, whole arrays at a time (its python loop over the 2,100 anchors of each
+frame cost ~6 ms a frame, a fifth of the network's time; now ~0.1 ms); the same floats, the same NMS
+call, the same detections (tests/test_safety.py compares with NudeNet's `detect_batch` on real photos).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel
 from reelscope.analyzers.base import (
     FrameAnalyzer,
@@ -36,6 +42,56 @@ EXPLICIT_LABELS = frozenset(
     }
 )
 """NudeNet's exposed classes that make a frame explicit; exposed feet, belly, armpits or a male chest do not."""
+REPORT_FLOOR = 0.2
+"""NudeNet's own floor: anchors whose best class scores less are not candidates."""
+NMS_SCORE, NMS_IOU = 0.25, 0.45
+"""NudeNet's cv2.dnn.NMSBoxes thresholds."""
+
+
+def detections(
+    output: np.ndarray,
+    width: int,
+    height: int,
+    x_pad: int,
+    y_pad: int,
+    labels: Sequence[str],
+    side: int = 320,
+) -> list[dict[str, Any]]:
+    """NudeNet's `_postprocess` of one frame's output (4 + classes rows x anchors), vectorised: each anchor
+    whose best class reaches the floor becomes a box (centre form to corner, scaled back to the padded
+    frame, clipped to the frame), then NMS. Every step is NudeNet's float32 operation in its order, so the
+    boxes and scores are its own."""
+    import cv2
+
+    rows = np.asarray(output, dtype=np.float32).reshape(output.shape[-2], output.shape[-1]).T
+    classes = rows[:, 4:]
+    best = classes.max(axis=1)
+    keep = np.flatnonzero(best >= REPORT_FLOOR)
+    if not len(keep):
+        return []
+    class_ids = classes[keep].argmax(axis=1)
+    scores = best[keep]
+    x, y, w, h = (rows[keep, i] for i in range(4))
+    x = x - w / 2
+    y = y - h / 2
+    x = x * (width + x_pad) / side
+    y = y * (height + y_pad) / side
+    w = w * (width + x_pad) / side
+    h = h * (height + y_pad) / side
+    x = np.maximum(np.minimum(x, np.float32(width)), np.float32(0))
+    y = np.maximum(np.minimum(y, np.float32(height)), np.float32(0))
+    w = np.minimum(w, width - x)
+    h = np.minimum(h, height - y)
+    boxes = np.stack([x, y, w, h], axis=1)
+    picked = cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), NMS_SCORE, NMS_IOU)
+    return [
+        {
+            "class": labels[class_ids[i]],
+            "score": float(scores[i]),
+            "box": [int(v) for v in boxes[i].tolist()],
+        }
+        for i in np.asarray(picked, dtype=np.int64).reshape(-1)
+    ]
 
 
 def frame_payload(detections: Sequence[dict[str, Any]], threshold: float) -> dict[str, Any]:
@@ -97,13 +153,26 @@ class SafetyAnalyzer(FrameAnalyzer):
             else ["CPUExecutionProvider"],
         )
         self._detector = detector
+        self._labels: list[str] = list(vars(nudenet.nudenet)["__labels"])
 
     def analyze(self, items: Sequence[FrameItem]) -> list[dict[str, Any]]:
         if self._detector is None:
             raise RuntimeError("load() was not called")
-        images = [item.image for item in items]
-        found = self._detector.detect_batch(images, batch_size=len(images)) if images else []
+        found = self.detect([item.image for item in items])
         return [frame_payload(d, self.options.explicit_threshold) for d in found]
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[list[dict[str, Any]]]:
+        """NudeNet's detections of each RGB frame, as its `detect_batch` gives them, in one session run."""
+        if not images:
+            return []
+        from nudenet.nudenet import _read_image
+
+        detector = self._detector
+        side = detector.input_width
+        read = [_read_image(image, side) for image in images]
+        batch = np.vstack([r[0] for r in read])
+        output = detector.onnx_session.run(None, {detector.input_name: batch})[0]
+        return [detections(output[j], r[5], r[6], r[3], r[4], self._labels, side) for j, r in enumerate(read)]
 
     @classmethod
     def segment_fields(cls, payloads: list[dict[str, Any]]) -> dict[str, Any]:

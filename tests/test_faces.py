@@ -161,7 +161,7 @@ def test_haar_fallback_finds_a_face_on_zidane(monkeypatch: pytest.MonkeyPatch) -
         pytest.skip(f"OpenCV {cv2.__version__} has no Haar cascade (OpenCV 5 wheels dropped it)")
 
     class NoFacenet:
-        def __init__(self, threads: int = 1) -> None:
+        def __init__(self, threads: int = 1, **_: object) -> None:
             raise ImportError("No module named 'facenet_pytorch'")
 
     monkeypatch.setattr(faces, "_Mtcnn", NoFacenet)

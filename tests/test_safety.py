@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from reelscope.analyzers.base import FrameItem, ItemResult
-from reelscope.analyzers.safety import EXPLICIT_LABELS, SafetyAnalyzer, frame_payload
+from reelscope.analyzers.safety import EXPLICIT_LABELS, SafetyAnalyzer, detections, frame_payload
 
 MAX_SIDE = SafetyAnalyzer.sampling.max_side
 
@@ -116,3 +116,33 @@ def test_flagged_spans_and_segments() -> None:
     assert clean is not None and clean["explicit"] is False and clean["flagged_spans"] == []
     fields = SafetyAnalyzer.segment_fields([sample(0.0, 0.7).payload, sample(0.5, 0.0).payload])
     assert fields == {"explicit_score": 0.7, "explicit_share": 0.5}
+
+
+def test_detections_are_nudenets_own_on_real_photos_and_dense_outputs(analyzer: SafetyAnalyzer) -> None:
+    """The analyzer runs NudeNet's session itself and reads its output with a numpy `detections`: on real
+    photos (people, a portrait, at the 320 px sampling and at 640 px) the detections equal NudeNet's own
+    `detect_batch` on the same frames, boxes included; on dense random outputs (hundreds of candidates a
+    frame, overlapping, NMS at work) they equal its `_postprocess` exactly."""
+    nudenet = pytest.importorskip("nudenet.nudenet")
+    grace = Path(pytest.importorskip("matplotlib").get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    hopper = np.asarray(Image.open(grace).convert("RGB"))
+    frames = [asset("zidane.jpg"), asset("bus.jpg"), hopper[::2, ::2].copy(), hopper]
+    frames += [np.ascontiguousarray(f[:, ::-1]) for f in frames]
+    theirs = analyzer._detector.detect_batch(frames, batch_size=len(frames))
+    ours = analyzer.detect(frames)
+    assert ours == theirs
+    assert sum(map(len, ours)) >= 8  # faces and covered parts: the comparison saw real detections
+
+    labels = list(vars(nudenet)["__labels"])
+    rng = np.random.default_rng(1)
+    dense = 0
+    for _ in range(40):
+        out = rng.random((1, 22, 2100), dtype=np.float32)
+        out[0, :4] *= 400
+        out[0, 4:] **= 6  # most anchors under the 0.2 floor, a few hundred over it
+        width, height = (int(v) for v in rng.integers(100, 400, 2))
+        side = max(width, height)
+        expected = nudenet._postprocess([out], side - width, side - height, 0, 0, width, height, 320, 320)
+        assert detections(out[0], width, height, side - width, side - height, labels) == expected
+        dense += len(expected)
+    assert dense > 40 * 10
