@@ -1,6 +1,6 @@
 """CPU seconds of MTCNN and of the safety analyzer's NudeNet, the code before against the code now,
 alternating call by call in one process (so the machine's load falls on both alike):
-`flock /tmp/measure.lock env OMP_NUM_THREADS=2 python docs/results/faces_safety_cost.py OUT.json`.
+`flock /tmp/measure.lock env OMP_NUM_THREADS=2 python -m reelscope.infra.bench.faces_safety_ab OUT.json`.
 
 MTCNN: facenet-pytorch's own `MTCNN.detect` (with the swapped max pools, what analyzers/faces.py ran before)
 against the analyzer's detector (resampling on an integral image, analyzers/common/mtcnn.py), on every
