@@ -171,7 +171,7 @@ class SsdDetector:
         self._cv2 = cv2
         net = cv2.dnn.readNetFromTensorflow(str(files[0]), str(files[1]))
         with opencv_threads(threads):
-            self._ssd = convert(net, files[1], INPUT_SIDE)
+            self._ssd = convert(net, files[1], INPUT_SIDE, COCO_IDS)
         self._session = ort.InferenceSession(
             self._ssd.model, session_options(threads), providers=["CPUExecutionProvider"]
         )
