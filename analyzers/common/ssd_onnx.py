@@ -9,6 +9,10 @@ is built at load time from what the wheel holds:
 
 Batch norms are folded into their convolutions; TensorFlow's "SAME" padding is ONNX's SAME_UPPER (the odd
 pixel at the end). Prior decoding and per-class NMS (DetectionOutput's semantics) run in numpy.
+
+Built at every load, not cached on disk: converting costs ~1.1 CPU-s beside OpenCV's 0.6 s reading of the
+graph, once per process that serves the analyzer (the forward saves that in ~20 frames), and a cache would
+need a key, an invalidation rule and a writable weights folder for no measurable gain per video.
 """
 
 from __future__ import annotations
@@ -153,7 +157,6 @@ def convert(net: Any, text_graph: Path, side: int, classes: Sequence[int] | None
     """The ONNX form of `net` (cv2.dnn's reading of the frozen graph with `text_graph`) at side x side,
     scoring only `classes` (ids; None: all but the background, which DetectionOutput skips): the class
     heads' channels of the others are dropped (see `keep_classes`)."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     nodes = text_nodes(text_graph)
@@ -290,7 +293,6 @@ def convert(net: Any, text_graph: Path, side: int, classes: Sequence[int] | None
         opset_imports=[helper.make_opsetid("", OPSET)],
         ir_version=IR_VERSION,
     )
-    onnx.checker.check_model(model)
     priors = priors.reshape(2, -1, 4)
     return ConvertedSsd(model.SerializeToString(), priors[0], priors[1], kept, params)
 
