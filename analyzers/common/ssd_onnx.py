@@ -342,14 +342,24 @@ def decode(boxes: np.ndarray, priors: np.ndarray, variances: np.ndarray) -> np.n
     return np.concatenate([centre - half, centre + half], axis=1)
 
 
-def iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """Overlap of one xyxy box with each of others (normalised coordinates: no +1)."""
-    lo = np.maximum(box[:2], others[:, :2])
-    hi = np.minimum(box[2:], others[:, 2:])
-    inter = np.prod(np.clip(hi - lo, 0.0, None), axis=1)
-    area = np.prod(box[2:] - box[:2])
-    areas = np.prod(others[:, 2:] - others[:, :2], axis=1)
-    return inter / np.maximum(area + areas - inter, 1e-12)
+def overlaps(boxes: np.ndarray) -> np.ndarray:
+    """K x K intersection over union of xyxy boxes (normalised coordinates: no +1)."""
+    lo = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
+    hi = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
+    inter = np.prod(np.clip(hi - lo, 0.0, None), axis=2)
+    area = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
+    return inter / np.maximum(area[:, None] + area[None, :] - inter, 1e-12)
+
+
+def greedy_nms(boxes: np.ndarray, threshold: float) -> np.ndarray:
+    """Which of the boxes (most confident first) are kept: each one overlapping no kept box above
+    `threshold`, as DetectionOutput's NMS keeps them."""
+    overlap = overlaps(boxes)
+    keep = np.ones(len(boxes), dtype=bool)
+    for j in range(len(boxes)):
+        if keep[j]:
+            keep[j + 1 :] &= overlap[j, j + 1 :] <= threshold
+    return keep
 
 
 def detection_output(boxes: np.ndarray, scores: np.ndarray, ssd: ConvertedSsd, min_conf: float) -> np.ndarray:
@@ -360,14 +370,13 @@ def detection_output(boxes: np.ndarray, scores: np.ndarray, ssd: ConvertedSsd, m
     scores = scores.reshape(-1, len(ssd.classes))
     candidate = (scores > p.confidence_threshold) & (scores >= min_conf)
     decoded = decode(boxes.reshape(-1, 4), ssd.priors, ssd.variances)
-    rows = []
+    tables = []
     for c in np.flatnonzero(candidate.any(axis=0)):
         index = np.flatnonzero(candidate[:, c])
         index = index[np.argsort(-scores[index, c], kind="stable")][: p.top_k]
-        kept: list[int] = []
-        for i in index:
-            if not kept or iou(decoded[i], decoded[kept]).max() <= p.nms_threshold:
-                kept.append(i)
-        rows.extend([ssd.classes[c], scores[i, c], *decoded[i]] for i in kept)
-    table = np.array(rows, dtype=np.float32).reshape(-1, 6)
+        index = index[greedy_nms(decoded[index], p.nms_threshold)]
+        tables.append(
+            np.column_stack([np.full(len(index), ssd.classes[c]), scores[index, c], decoded[index]])
+        )
+    table = np.concatenate(tables).astype(np.float32) if tables else np.zeros((0, 6), dtype=np.float32)
     return table[np.argsort(-table[:, 1], kind="stable")][: p.keep_top_k]
