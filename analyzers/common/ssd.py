@@ -155,9 +155,9 @@ def opencv_threads(threads: int) -> Iterator[None]:
 class SsdDetector:
     """SSD MobileNet v2 on RGB frames: per frame, (class index, confidence, normalised xyxy box) rows.
 
-    OpenCV reads the frozen graph; its ONNX form (analyzers/common/ssd_onnx.py) runs on onnxruntime, whose
-    forward cost 24 ms CPU on one thread against OpenCV DNN's 111 ms (tests/test_ssd_onnx.py checks the
-    detections are OpenCV's)."""
+    OpenCV reads the frozen graph; its ONNX form (analyzers/common/ssd_onnx.py) runs on onnxruntime: one
+    thread of it costs 49 ms CPU a 300x300 forward against OpenCV DNN's 134 ms (medians, alternating, same
+    run, loaded 2-core EPYC), and tests/test_ssd_onnx.py checks the detections are OpenCV's."""
 
     def __init__(self, threads: int = 1) -> None:
         import cv2
