@@ -1,6 +1,7 @@
 """The packaged SSD on onnxruntime (analyzers/common/ssd_onnx.py) against OpenCV DNN running the same frozen
 graph, the reference it was converted from: the network's outputs layer for layer, and the detections
-(classes, scores, boxes) on ultralytics' photos and frames of a real clip (PsychoPy's man talking in front of a bookshelf)."""
+(classes, scores, boxes) on ultralytics' photos and on frames of a real clip (PsychoPy's man talking in front
+of a bookshelf)."""
 
 from __future__ import annotations
 
