@@ -94,15 +94,15 @@ def test_network_outputs_are_opencvs_layer_for_layer(opencv: object, detector: S
         boxes, scores, priors = opencv.forward(  # type: ignore[attr-defined]
             ["BoxEncodingPredictor/concat", "ClassPredictor/concat/sigmoid", "PriorBox/concat"]
         )
-        ours = detector._session.run(["boxes", "scores"], {"image": blob(image)})
+        ours = detector.session.run(["boxes", "scores"], {"image": blob(image)})
         assert ours[0].shape == boxes.shape == (1, 1917 * 4)
         assert ours[1].shape == (1, 1917 * 80) and scores.shape == (1, 1917 * 91)
         assert np.abs(ours[0] - boxes).max() < TOLERANCE
         assert np.abs(ours[1] - scores.reshape(-1, 91)[:, list(COCO_IDS)].ravel()).max() < TOLERANCE
         dropped = [c for c in range(1, 91) if c not in COCO_IDS]  # never trained: never over the threshold
-        assert scores.reshape(-1, 91)[:, dropped].max() < detector._ssd.params.confidence_threshold / 10
+        assert scores.reshape(-1, 91)[:, dropped].max() < detector.converted.params.confidence_threshold / 10
         assert np.array_equal(
-            np.stack([detector._ssd.priors, detector._ssd.variances]).ravel(), priors.ravel()
+            np.stack([detector.converted.priors, detector.converted.variances]).ravel(), priors.ravel()
         )
 
 

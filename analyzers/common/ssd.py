@@ -172,9 +172,11 @@ class SsdDetector:
         self._cv2 = cv2
         net = cv2.dnn.readNetFromTensorflow(str(files[0]), str(files[1]))
         with opencv_threads(threads):
-            self._ssd = convert(net, files[1], INPUT_SIDE, COCO_IDS)
-        self._session = ort.InferenceSession(
-            self._ssd.model, session_options(threads), providers=["CPUExecutionProvider"]
+            converted = convert(net, files[1], INPUT_SIDE, COCO_IDS)
+        self.converted = converted
+        """The ONNX graph (scoring the 80 COCO classes only), its priors, DetectionOutput's parameters."""
+        self.session = ort.InferenceSession(
+            self.converted.model, session_options(threads), providers=["CPUExecutionProvider"]
         )
         self._index = {coco_id: i for i, coco_id in enumerate(COCO_IDS)}
         self.names = dict(enumerate(COCO_NAMES))
@@ -185,13 +187,12 @@ class SsdDetector:
             blob = self._cv2.dnn.blobFromImages(
                 [np.ascontiguousarray(i) for i in images], size=(INPUT_SIDE, INPUT_SIDE), swapRB=False
             )
-        boxes, scores = self._session.run(["boxes", "scores"], {"image": blob})
+        boxes, scores = self.session.run(["boxes", "scores"], {"image": blob})
         frames: list[np.ndarray] = []
         for i in range(len(images)):
-            rows = detection_output(boxes[i], scores[i], self._ssd, min_conf)
-            keep = [r for r in rows if int(r[0]) in self._index]
+            rows = detection_output(boxes[i], scores[i], self.converted, min_conf)
             table = np.array(
-                [[self._index[int(r[0])], r[1], *np.clip(r[2:6], 0.0, 1.0)] for r in keep], dtype=np.float64
+                [[self._index[int(r[0])], r[1], *np.clip(r[2:6], 0.0, 1.0)] for r in rows], dtype=np.float64
             ).reshape(-1, 6)
             frames.append(table[np.argsort(-table[:, 1], kind="stable")])
         return frames
