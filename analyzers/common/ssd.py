@@ -156,8 +156,9 @@ class SsdDetector:
     """SSD MobileNet v2 on RGB frames: per frame, (class index, confidence, normalised xyxy box) rows.
 
     OpenCV reads the frozen graph; its ONNX form (analyzers/common/ssd_onnx.py) runs on onnxruntime: one
-    thread of it costs 49 ms CPU a 300x300 forward against OpenCV DNN's 134 ms (medians, alternating, same
-    run, loaded 2-core EPYC), and tests/test_ssd_onnx.py checks the detections are OpenCV's."""
+    thread of it costs 46 ms CPU a 300x300 frame (numpy's DetectionOutput included) against OpenCV DNN's
+    103 ms (medians, alternating in one run, docs/results/ssd-onnx-cost.json), and tests/test_ssd_onnx.py
+    checks the detections are OpenCV's."""
 
     def __init__(self, threads: int = 1) -> None:
         import cv2

@@ -1,4 +1,4 @@
-"""The packaged SSD's graph rebuilt as ONNX, for onnxruntime: on one thread its forward costs a fraction of
+"""The packaged SSD's graph rebuilt as ONNX, for onnxruntime: on one thread its forward costs less than half
 OpenCV DNN's (the figures are in analyzers/common/ssd.py). No converted model is published offline, so it
 is built at load time from what the wheel holds:
 
@@ -10,9 +10,9 @@ is built at load time from what the wheel holds:
 Batch norms are folded into their convolutions; TensorFlow's "SAME" padding is ONNX's SAME_UPPER (the odd
 pixel at the end). Prior decoding and per-class NMS (DetectionOutput's semantics) run in numpy.
 
-Built at every load, not cached on disk: converting costs ~1.1 CPU-s beside OpenCV's 0.6 s reading of the
-graph, once per process that serves the analyzer (the forward saves that in ~20 frames), and a cache would
-need a key, an invalidation rule and a writable weights folder for no measurable gain per video.
+Built at every load, not cached on disk: the detector loads in 1.5 CPU-s, 1.0 more than OpenCV's reading of
+the graph alone, once per process that serves the analyzer (the forward saves that in ~20 frames); a cache
+would need a key, an invalidation rule and a writable weights folder for no measurable gain per video.
 """
 
 from __future__ import annotations
