@@ -2,7 +2,7 @@
 against onnxruntime (one intra-op thread, no spinning; forward alone, and with numpy's DetectionOutput),
 alternating on ultralytics' bus.jpg and zidane.jpg in one process; and the detector's load cost.
 
-    flock /tmp/measure.lock .venv/bin/python docs/results/ssd_onnx_cost.py docs/results/ssd-onnx-cost.json
+    flock /tmp/measure.lock .venv/bin/python -m reelscope.infra.bench.ssd_onnx_ab docs/results/ssd-onnx-cost.json
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def main(out: Path) -> None:
                 run(blob)
             ms[name].append((time.process_time() - cpu) / len(blobs) * 1000)
     result = {
-        "command": "flock /tmp/measure.lock .venv/bin/python docs/results/ssd_onnx_cost.py " + str(out),
+        "command": "flock /tmp/measure.lock .venv/bin/python -m reelscope.infra.bench.ssd_onnx_ab " + str(out),
         "ms_cpu_per_frame": {
             name: {"median": round(float(np.median(v)), 2), "min": round(float(np.min(v)), 2)}
             for name, v in ms.items()
