@@ -69,7 +69,8 @@ def main(out: Path) -> None:
                 run(blob)
             ms[name].append((time.process_time() - cpu) / len(blobs) * 1000)
     result = {
-        "command": "flock /tmp/measure.lock .venv/bin/python -m reelscope.infra.bench.ssd_onnx_ab " + str(out),
+        "command": "flock /tmp/measure.lock .venv/bin/python -m reelscope.infra.bench.ssd_onnx_ab "
+        + str(out),
         "ms_cpu_per_frame": {
             name: {"median": round(float(np.median(v)), 2), "min": round(float(np.min(v)), 2)}
             for name, v in ms.items()
