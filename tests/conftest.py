@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from reelscope.analyzers.ocr_text import OcrTextAnalyzer
 from reelscope.infra.broker import free_port, start_broker
 from reelscope.infra.core.settings import Settings
 
@@ -85,3 +86,11 @@ def shared_media() -> Path:
 
 def run(coro):  # type: ignore[no-untyped-def]
     return asyncio.run(coro)
+
+
+def loaded_ocr() -> OcrTextAnalyzer:
+    """An OCR analyzer with RapidOCR's packaged models loaded; skips where RapidOCR is not installed."""
+    pytest.importorskip("rapidocr_onnxruntime")
+    analyzer = OcrTextAnalyzer()
+    analyzer.load()
+    return analyzer

@@ -8,13 +8,12 @@ import pytest
 from reelscope.analyzers.ocr_text import OcrTextAnalyzer, det_table, det_tensor
 from reelscope.infra.sample_media import textured, with_text
 
+from tests.conftest import loaded_ocr
+
 
 @pytest.fixture(scope="module")
 def analyzer() -> OcrTextAnalyzer:
-    pytest.importorskip("rapidocr_onnxruntime")
-    a = OcrTextAnalyzer()
-    a.load()
-    return a
+    return loaded_ocr()
 
 
 def bgr_frames() -> list[np.ndarray]:

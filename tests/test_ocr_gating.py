@@ -10,6 +10,8 @@ from reelscope.analyzers.common.change_gate import VideoMemory, changed, signatu
 from reelscope.analyzers.ocr_text import OcrTextAnalyzer, OcrTextOptions
 from reelscope.infra.sample_media import textured, with_text
 
+from tests.conftest import loaded_ocr
+
 
 def frame(text: str, shift: int, seed: int = 3) -> np.ndarray:
     """A caption on a black box over a background that pans by `shift` pixels (360x640, landscape)."""
@@ -22,10 +24,7 @@ def texts(payload: dict) -> list[str]:
 
 @pytest.fixture
 def analyzer() -> OcrTextAnalyzer:
-    pytest.importorskip("rapidocr_onnxruntime")
-    a = OcrTextAnalyzer()
-    a.load()
-    return a
+    return loaded_ocr()
 
 
 def test_unchanged_line_is_reused_and_a_changed_one_read_again(analyzer: OcrTextAnalyzer) -> None:

@@ -16,6 +16,8 @@ from reelscope.analyzers.base import FrameItem, ItemResult
 from reelscope.analyzers.common.text_entities import extract_entities
 from reelscope.analyzers.ocr_text import OcrTextAnalyzer, group_blocks, same_text
 
+from tests.conftest import loaded_ocr
+
 COUNTER = Path(__file__).resolve().parents[2] / "shared" / "media" / "counter.mp4"
 MAX_SIDE = OcrTextAnalyzer.sampling.max_side
 
@@ -48,10 +50,7 @@ def run(analyzer: OcrTextAnalyzer, frames: list[tuple[float, np.ndarray]]) -> li
 
 @pytest.fixture(scope="module")
 def analyzer() -> OcrTextAnalyzer:
-    pytest.importorskip("rapidocr_onnxruntime")
-    a = OcrTextAnalyzer()
-    a.load()
-    return a
+    return loaded_ocr()
 
 
 def test_counter_reads_each_frames_number_and_times_events(analyzer: OcrTextAnalyzer) -> None:
