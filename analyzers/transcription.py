@@ -53,6 +53,13 @@ from reelscope.analyzers.base import (
 from reelscope.analyzers.common.speech_delivery import delivery_stats, normalize_word
 from reelscope.analyzers.common.speech_language import other_tail, runs, segment_languages
 from reelscope.analyzers.common.whisper_base import packaged_available, whisper_base_dir
+from reelscope.analyzers.common.whisper_once import (
+    detect_language,
+    remember_last_encoding,
+    restored,
+    speech_only,
+    speech_spans,
+)
 from reelscope.schemas.events import Provenance
 
 SAMPLE_RATE = 16_000
@@ -261,6 +268,7 @@ class TranscriptionAnalyzer(AudioAnalyzer):
     def load(self) -> None:
         weights = self.runtime.state_dir / "weights"
         self._model = self._whisper(self._model_path(weights))
+        remember_last_encoding(self._model)
         if self._model.model.is_multilingual:
             self._detector = self._model
         elif packaged_available():
@@ -340,12 +348,19 @@ class TranscriptionAnalyzer(AudioAnalyzer):
 
     def _decode(
         self, audio: np.ndarray, language: str | None, hotwords: tuple[str, ...]
-    ) -> tuple[list[_Segment], Any]:
-        segments, info = self._model.transcribe(
-            audio,
-            language=language or None,
+    ) -> tuple[list[_Segment], tuple[str, float] | None]:
+        """The speech's segments, and its language when it had to be detected (a multilingual model with
+        none given). VAD runs once; audio without speech never reaches Whisper (common/whisper_once.py)."""
+        spans = speech_spans(audio)
+        if not spans:
+            return [], None
+        speech = speech_only(audio, spans)
+        detected = detect_language(self._model, speech) if not language and self.multilingual else None
+        segments, _ = self._model.transcribe(
+            speech,
+            language=detected[0] if detected else language or None,
             beam_size=self.options.beam_size,
-            vad_filter=True,
+            vad_filter=False,
             word_timestamps=True,
             condition_on_previous_text=False,
             hotwords=", ".join(hotwords) or None,
@@ -363,9 +378,9 @@ class TranscriptionAnalyzer(AudioAnalyzer):
                 avg_logprob=float(seg.avg_logprob),
                 temperature=float(seg.temperature or 0.0),
             )
-            for seg in segments
+            for seg in restored(segments, spans)
         ]
-        return decoded, info
+        return decoded, detected
 
     def _detect(self, audio: np.ndarray) -> tuple[str, float]:
         language, probability, _ = self._detector.detect_language(audio)
@@ -375,7 +390,7 @@ class TranscriptionAnalyzer(AudioAnalyzer):
         """The window's segments, each with its language (None: flagged, not English for an English-only
         model); stretches in another language than the window's are decoded again in theirs."""
         forced = self.options.language if self.multilingual else ""
-        segments, info = self._decode(audio, forced, hotwords)
+        segments, detected = self._decode(audio, forced, hotwords)
         if forced:
             return [replace(seg, language=forced) for seg in segments]
         spans = [(seg.start, seg.end) for seg in segments]
@@ -388,12 +403,14 @@ class TranscriptionAnalyzer(AudioAnalyzer):
                 replace(seg, language="en" if lang == "en" else None)
                 for seg, (lang, _) in zip(segments, found, strict=True)
             ]
-        window = (str(info.language), round(float(info.language_probability), 3))
+        if detected is None:
+            return []
+        window = (detected[0], round(detected[1], 3))
         found = segment_languages(audio, SAMPLE_RATE, spans, window, self._detect)
         out: list[_Segment] = []
         for first, last, language in runs([lang for lang, _ in found]):
             probability = found[first][1]
-            if language == info.language:
+            if language == window[0]:
                 out.extend(
                     replace(seg, language=language, language_probability=probability)
                     for seg in segments[first : last + 1]
@@ -403,7 +420,7 @@ class TranscriptionAnalyzer(AudioAnalyzer):
             hi = int((segments[last].end + 0.2) * SAMPLE_RATE)
             again, _ = self._decode(audio[lo:hi], language, hotwords)
             out.extend(seg.shifted(lo / SAMPLE_RATE, language, probability) for seg in again)
-        if tail := other_tail(audio, SAMPLE_RATE, spans, str(info.language), self._detect):
+        if tail := other_tail(audio, SAMPLE_RATE, spans, window[0], self._detect):
             lo, language, probability = tail
             again, _ = self._decode(audio[lo:], language, hotwords)
             out.extend(seg.shifted(lo / SAMPLE_RATE, language, probability) for seg in again)

@@ -482,6 +482,13 @@ def parser() -> argparse.ArgumentParser:
         default="events",
         help="follow the videos on GET /events (the dashboard's stream) or poll GET /videos/{id} (default: %(default)s)",
     )
+    lt.add_argument(
+        "--audio",
+        choices=("tone", "speech"),
+        default="tone",
+        help="each clip's sound: a tone (no speech: transcription has nothing to decode) or espeak-ng "
+        "reading a different passage per video (needs espeak-ng) (default: %(default)s)",
+    )
     lt.set_defaults(fn=cmd_loadtest)
     ev = sub.add_parser("eval", help="quality scorecard: each aspect's figure on media with known truth")
     ev.add_argument("aspect", nargs="*", help="aspects to measure (default: all)")

@@ -42,6 +42,23 @@ def tone(seconds: float, freq: float = 440.0, rate: int = 48_000, level: float =
     return (level * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
+def spoken(text: str, rate: int = 48_000, words_per_minute: int = 150) -> np.ndarray:
+    """espeak-ng reading `text`, float32 mono at `rate` (needs the espeak-ng program)."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        wav = Path(folder) / "speech.wav"
+        subprocess.run(["espeak-ng", "-s", str(words_per_minute), "-w", str(wav), text], check=True)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        with av.open(str(wav)) as container:
+            parts = [
+                f.to_ndarray().reshape(-1) for fr in container.decode(audio=0) for f in resampler.resample(fr)
+            ]
+        parts += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+    return np.concatenate(parts)
+
+
 def write_video(
     path: Path,
     frames: int,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from reelscope.analyzers.common.speech_language import other_tail, runs, stretches
+from reelscope.analyzers.common.speech_language import other_tail, runs, segment_languages, stretches
 from reelscope.analyzers.transcription import TranscriptionAnalyzer, language_spans
 from reelscope.infra.bench.eval_text import wer
 
@@ -130,3 +130,34 @@ def test_a_tail_in_another_language_is_found_after_the_last_segment() -> None:
     assert other_tail(audio, RATE, [], "en", detect) is None and len(asked) == 1  # no speech at all
     assert other_tail(audio, RATE, spans, "es", detect) is None  # the window's own language
     assert other_tail(audio, RATE, spans, "en", lambda _: ("es", 0.3)) is None  # not sure enough
+
+
+def test_stretches_are_detected_one_by_one_only_when_an_end_is_in_another_language() -> None:
+    """Every detection is an encoder pass: a window that starts and ends in its language costs two."""
+    audio = np.arange(20 * RATE, dtype=np.float32) / RATE  # each sample holds its own time
+    spans = [(0.0, 3.5), (4.0, 7.5), (8.0, 11.5), (12.0, 15.5), (16.0, 19.5)]  # five stretches
+    asked: list[float] = []
+
+    def detector(languages: dict[float, tuple[str, float]]) -> Callable[[np.ndarray], tuple[str, float]]:
+        def detect(samples: np.ndarray) -> tuple[str, float]:
+            asked.append(round(float(samples[0]), 1))
+            return languages[asked[-1]]
+
+        return detect
+
+    english = {a: ("en", 0.9) for a, _ in spans}
+    found = segment_languages(audio, RATE, spans, ("en", 0.95), detector(english))
+    assert asked == [0.0, 16.0]
+    assert found == [("en", 0.9), ("en", 0.95), ("en", 0.95), ("en", 0.95), ("en", 0.9)]
+
+    asked.clear()
+    switch = english | {12.0: ("es", 0.8), 16.0: ("es", 0.85)}
+    found = segment_languages(audio, RATE, spans, ("en", 0.95), detector(switch))
+    assert sorted(asked) == [0.0, 4.0, 8.0, 12.0, 16.0]  # each stretch once, the ends not again
+    assert [lang for lang, _ in found] == ["en", "en", "en", "es", "es"]
+
+    asked.clear()
+    starts_other = english | {0.0: ("es", 0.8)}
+    found = segment_languages(audio, RATE, spans, ("en", 0.6), detector(starts_other))
+    assert sorted(asked) == [0.0, 4.0, 8.0, 12.0, 16.0]
+    assert [lang for lang, _ in found] == ["es", "en", "en", "en", "en"]

@@ -7,7 +7,8 @@ poorly: 0.2-0.7 on Spanish prompts, sometimes `en`; of 3 s and more it named Spa
 the Asterisk prompts), and each stretch is detected on its own audio. A stretch takes the detected
 language when Whisper is at least `MIN_PROBABILITY` sure of it, or when it continues the previous stretch's
 language; otherwise it keeps the previous (the first: the window's) language. A window of one stretch
-costs nothing extra: the window's own detection is its stretch's.
+costs nothing extra: the window's own detection is its stretch's; a window whose first and last stretches
+are in its language costs two detections, not one per stretch (`segment_languages`).
 """
 
 from __future__ import annotations
@@ -45,17 +46,32 @@ def segment_languages(
     detect: Detect,
 ) -> list[tuple[str, float | None]]:
     """(language, probability) per segment; `spans` are segment times in seconds from the audio's start,
-    `window` the language detected for the whole window."""
+    `window` the language detected for the whole window.
+
+    Each detection is a Whisper encoder pass (as costly as the window's transcription), so the first and
+    last stretches are detected first: when both are in the window's language the window is taken to be in
+    it throughout (middle stretches take the window's detection), and only otherwise is every stretch
+    detected. A switch away and back inside one window (language A, then B, then A again within ~20 s)
+    is missed; a switch at any point of a window that does not come back is found as before."""
     groups = stretches(spans)
     if len(groups) <= 1:
         return [window] * len(spans)
+
+    def heard(group: list[int]) -> tuple[str, float]:
+        start, end = spans[group[0]][0], spans[group[-1]][1]
+        return detect(audio[int(start * rate) : int(np.ceil(end * rate))])
+
+    ends = {0: heard(groups[0]), len(groups) - 1: heard(groups[-1])}
+    same = all(language == window[0] for language, _ in ends.values())
     out: list[tuple[str, float | None]] = [window] * len(spans)
     current = window
-    for group in groups:
-        start, end = spans[group[0]][0], spans[group[-1]][1]
-        language, probability = detect(audio[int(start * rate) : int(np.ceil(end * rate))])
-        if probability >= MIN_PROBABILITY or language == current[0]:
-            current = (language, round(float(probability), 3))
+    for k, group in enumerate(groups):
+        if same and k not in ends:
+            current = window
+        else:
+            language, probability = ends[k] if k in ends else heard(group)
+            if probability >= MIN_PROBABILITY or language == current[0]:
+                current = (language, round(float(probability), 3))
         for i in group:
             out[i] = current
     return out

@@ -22,8 +22,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from reelscope.infra.core.settings import Settings
-from reelscope.infra.sample_media import textured, tone, with_text, write_video
+from reelscope.infra.sample_media import spoken, textured, tone, with_text, write_video
 
 
 def rss_mib(pid: int) -> float:
@@ -36,18 +37,42 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def make_clips(folder: Path, count: int, seconds: float) -> list[Path]:
+SENTENCES = (
+    "Short videos are watched in the first seconds, so the hook comes first.",
+    "Here is what happens next: the pasta goes in the pan and the sauce comes after.",
+    "Everyone tastes it together, and the verdict is written on their faces.",
+    "Follow for part two, where we try the same recipe with half the time.",
+    "The trick is the timing: salt the water early and stir while it boils.",
+)
+"""Spoken by espeak-ng for `--audio speech`, rotated per video so no two clips say the same at once."""
+
+
+def speech_track(seconds: float, video: int, rate: int = 48_000) -> np.ndarray:
+    """`seconds` of espeak-ng speech, a different order of SENTENCES per video, 0.4 s between sentences."""
+    out = np.zeros(int(seconds * rate), np.float32)
+    at, k = 0, 0
+    while at < out.size:
+        sentence = SENTENCES[(video + k) % len(SENTENCES)]
+        part = spoken(sentence, rate)[: out.size - at]
+        out[at : at + part.size] = part
+        at += part.size + int(0.4 * rate)
+        k += 1
+    return out
+
+
+def make_clips(folder: Path, count: int, seconds: float, audio: str = "tone") -> list[Path]:
+    """`count` distinct 360x640 15 fps clips: text over a panning texture, and a tone or speech."""
     fps = 15
     clips = []
     for i in range(count):
-        path = folder / f"load_{i:03d}.mp4"
+        path = folder / f"load_{audio}_{i:03d}.mp4"
         if not path.exists():
             write_video(
                 path,
                 int(seconds * fps),
                 fps,
                 lambda f, i=i: with_text(textured(360, 640, 10 + i, shift=f * 2), f"clip {i}"),
-                audio=tone(seconds, freq=220 + 10 * i),
+                audio=speech_track(seconds, i) if audio == "speech" else tone(seconds, freq=220 + 10 * i),
             )
         clips.append(path)
     return clips
@@ -251,7 +276,7 @@ def run_loadtest(settings: Settings, args: argparse.Namespace) -> int:
     from reelscope.infra.stack import down, running, up
 
     work = Path(tempfile.mkdtemp(prefix="reelscope-load-"))
-    clips = make_clips(work, args.videos, args.seconds)
+    clips = make_clips(work, args.videos, args.seconds, args.audio)
     os.environ["REELSCOPE_STATE_DIR"] = str(work / "state")
     os.environ["REELSCOPE_TOPICS__PREFIX"] = f"load{uuid.uuid4().hex[:6]}."
     os.environ.setdefault("REELSCOPE_PRODUCER__MAX_LAG_EVENTS", str(args.max_lag))
@@ -296,8 +321,9 @@ def run_loadtest(settings: Settings, args: argparse.Namespace) -> int:
         down(stack)
     report: dict[str, Any] = {
         "command": f"reelscope loadtest --videos {args.videos} --seconds {args.seconds} --max-lag {args.max_lag}"
-        f" --watch {watch}",
+        f" --watch {watch} --audio {args.audio}",
         "watch": watch,
+        "audio": args.audio,
         "videos": args.videos,
         "video_seconds": args.seconds,
         "all_complete": result["videos"] == args.videos,

@@ -18,16 +18,14 @@ import asyncio
 import json
 import os
 import shutil
-import subprocess
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 from reelscope.infra.core.settings import Settings
-from reelscope.infra.sample_media import loop_file, looped_clip, textured, with_text, write_video
+from reelscope.infra.sample_media import loop_file, looped_clip, spoken, textured, with_text, write_video
 from reelscope.schemas.records import TERMINAL
 
 SPEECH = (
@@ -39,17 +37,9 @@ SPEECH = (
 
 def speech_base(path: Path, base_s: float = 10.0, size: tuple[int, int] = (720, 1280)) -> Path:
     """A `base_s` 30 fps clip with a hard cut at its middle and espeak-ng speech as its audio."""
-    wav = path.with_suffix(".wav")
-    subprocess.run(["espeak-ng", "-s", "150", "-w", str(wav), SPEECH], check=True)  # list args, no shell
     rate = 48_000
-    with av.open(str(wav)) as container:
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-        parts = [
-            f.to_ndarray().reshape(-1) for fr in container.decode(audio=0) for f in resampler.resample(fr)
-        ]
-    wav.unlink()
     audio = np.zeros(int(base_s * rate), np.float32)
-    speech = np.concatenate(parts)[: audio.size]
+    speech = spoken(SPEECH, rate)[: audio.size]
     audio[: speech.size] = speech
     frames, cut = int(base_s * 30), int(base_s * 15)
     w, h = size

@@ -1,0 +1,69 @@
+"""One Whisper window with voice activity detection done once and the encoder run once.
+
+faster-whisper 1.2's `transcribe(vad_filter=True)` without a language runs Silero VAD, encodes the first
+30 s of the speech to detect its language, then encodes the same 30 s again to transcribe them (its
+`transcribe` drops the detection's encoder output), and a window in which VAD finds no speech at all still
+pays the detection's encoding (0.6-0.7 CPU-s with Whisper base on 2 cores, for no segment). Here VAD runs
+once, a window without speech never reaches Whisper, the language is detected on exactly the features
+transcription encodes first, and that encoding is reused (a one-entry memo on the model's `encode`). The
+speech is cut out and its times restored as faster-whisper does it itself (the same `get_speech_timestamps`
+and `restore_speech_timestamps`), so segments, words and times are faster-whisper's own
+(tests/test_whisper_once.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+SAMPLE_RATE = 16_000
+
+
+def speech_spans(audio: np.ndarray) -> list[dict[str, int]]:
+    """Silero VAD's speech spans (sample offsets), with faster-whisper's default options."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    return list(get_speech_timestamps(audio, VadOptions(), sampling_rate=SAMPLE_RATE))
+
+
+def speech_only(audio: np.ndarray, spans: list[dict[str, int]]) -> np.ndarray:
+    """The spans' samples back to back, as faster-whisper's `collect_chunks` joins them."""
+    return np.concatenate([audio[s["start"] : s["end"]] for s in spans]).astype(np.float32, copy=False)
+
+
+def restored(segments: Iterable[Any], spans: list[dict[str, int]]) -> Iterable[Any]:
+    """Segments decoded from `speech_only` audio, their times and words' times back on the input's clock."""
+    from faster_whisper.transcribe import restore_speech_timestamps
+
+    return restore_speech_timestamps(segments, spans, SAMPLE_RATE)
+
+
+def remember_last_encoding(model: Any) -> None:
+    """Make `model.encode` (a faster-whisper WhisperModel's) answer the same features with its last
+    output instead of encoding them again; any other features are encoded as before."""
+    encode = model.encode
+    last: list[tuple[np.ndarray, Any]] = []
+
+    def encode_once(features: np.ndarray) -> Any:
+        if last and last[0][0].shape == features.shape and np.array_equal(last[0][0], features):
+            return last[0][1]
+        output = encode(features)
+        last[:] = [(np.array(features, copy=True), output)]
+        return output
+
+    model.encode = encode_once
+
+
+def detect_language(model: Any, audio: np.ndarray) -> tuple[str, float]:
+    """Language and probability of `audio` from the features `model.transcribe(audio)` encodes first
+    (the first 30 s of content frames, padded): with `remember_last_encoding` that encoding is then reused
+    by the transcription."""
+    from faster_whisper.audio import pad_or_trim
+
+    features = model.feature_extractor(audio)
+    frames = min(model.feature_extractor.nb_max_frames, features.shape[-1] - 1)
+    encoded = model.encode(pad_or_trim(features[:, :frames]))
+    token, probability = model.model.detect_language(encoded)[0][0]
+    return str(token[2:-2]), float(probability)
