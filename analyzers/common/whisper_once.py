@@ -21,11 +21,18 @@ import numpy as np
 SAMPLE_RATE = 16_000
 
 
+MIN_SPEECH_MS = 250
+"""Silero VAD's own default (faster-whisper's is 0): a lone burst shorter than this is a click or a tone's
+onset, not a word (a 220 Hz tone's first 0.46 s pass as speech at 0, nothing at 250), and Whisper given
+half a second of it decodes with every temperature fallback and invents a sentence."""
+
+
 def speech_spans(audio: np.ndarray) -> list[dict[str, int]]:
-    """Silero VAD's speech spans (sample offsets), with faster-whisper's default options."""
+    """Silero VAD's speech spans (sample offsets): faster-whisper's options but `MIN_SPEECH_MS`."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-    return list(get_speech_timestamps(audio, VadOptions(), sampling_rate=SAMPLE_RATE))
+    options = VadOptions(min_speech_duration_ms=MIN_SPEECH_MS)
+    return list(get_speech_timestamps(audio, options, sampling_rate=SAMPLE_RATE))
 
 
 def speech_only(audio: np.ndarray, spans: list[dict[str, int]]) -> np.ndarray:
