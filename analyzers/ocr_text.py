@@ -22,7 +22,7 @@ Detection every k-th frame (issue 18): when the background moves, every frame ch
 the gates above skip nothing. Full-frame detection (62 % of the analyzer on the bench clip) then runs on a
 video's every `detect_every`-th sampled frame only, the policy of the faces analyzer; on the frames in
 between the lines are detected again only in bands of rows around the last detection's lines (one line
-height above and below each, the frame's whole width: 15-20 % of the pixels for one caption), and those
+height above and below each, the frame's whole width: 9 % of the bench clip's frame), and those
 whose pixels changed are recognised. The bands are there because reading the old boxes again is not enough:
 a caption that grows sideways past its box leaves the box's pixels unchanged (measured: `HELLO 123` ->
 `HELLO 123 WORLD` kept the old reading), and a line cut by its old box reads a confident fragment. Full
@@ -117,7 +117,8 @@ class OcrTextOptions(BaseModel):
     detect_every: int = Field(default=2, ge=1)
     """Detect lines in the whole frame on every k-th sampled frame of a video and, in between, only in bands
     of rows around the last detection's lines (1: the whole frame on every frame that changed outside the
-    lines). 2: the same readings on the bench clip for ~60 % of the detection work; text that appears
+    lines). 2: 0.67-0.70 of the analyzer's CPU seconds on the bench clip (a caption over a pan; the same
+    texts but PP-OCR's optional spaces), 0.51-0.52 on a text-free pan (docs/benchmarks.md); text that appears
     outside the known lines' rows is found at the next full detection (0.5 s later at 2 fps); a cut, or a
     line gone, moved out of its rows or faint detects the whole frame at once."""
     cut_threshold: float = 28.0
