@@ -22,17 +22,17 @@ Detection every k-th frame (issue 18): when the background moves, every frame ch
 the gates above skip nothing. Full-frame detection (62 % of the analyzer on the bench clip) then runs on a
 video's every `detect_every`-th sampled frame only, the policy of the faces analyzer; on the frames in
 between the lines are detected again only in bands of rows around the last detection's lines (one line
-height above and below each, the frame's whole width: 9 % of the bench clip's frame), and those
-whose pixels changed are recognised. The bands are there because reading the old boxes again is not enough:
-a caption that grows sideways past its box leaves the box's pixels unchanged (measured: `HELLO 123` ->
-`HELLO 123 WORLD` kept the old reading), and a line cut by its old box reads a confident fragment. Full
-detection runs at once instead on a stream's first frame, on a cut (the frame's cells moved by more than
-`cut_threshold` on average since the previous sampled frame), and when a band loses a line (gone, or moved
-out of its rows), a line reaches a band's cut edge (moved up or down), or a line reads empty or under the
-event floor. A previous detection that found no line is no reason to detect (that is the saving on
-text-free video): text that appears elsewhere between detections is found at the next one, within 1 s at
-2 fps with k=2, so its event starts one sampled frame (0.5 s) late (tests/test_ocr_detect_every.py); text
-that changes in place or grows in its rows is read on time.
+height above and below each, the frame's whole width: 9 % of the bench clip's frame), and those whose pixels
+changed are recognised. The bands are there because reading the old boxes again is not enough: a caption
+that grows sideways past its box leaves the box's pixels unchanged (measured: `HELLO 123` -> `HELLO 123
+WORLD` kept the old reading); and a line cut by its band's edge reads a confident fragment (`123` at 0.997),
+hence the edge rule. Full detection runs at once instead on a stream's first frame, on a cut (the frame's
+cells moved by more than `cut_threshold` on average since the previous sampled frame), and when a band loses
+a line (gone, or moved out of its rows), a line reaches a band's cut edge (moved up or down), or a line
+reads empty or under the event floor. A previous detection that found no line is no reason to detect (that
+is the saving on text-free video): text that appears elsewhere between detections is found at the next one,
+within 1 s at 2 fps with k=2, so its event starts one sampled frame (0.5 s) late
+(tests/test_ocr_detect_every.py); text that changes in place or grows in its rows is read on time.
 
 Cheaper passes, same readings: the detector's input is made by table lookups (bit for bit RapidOCR's), and
 the detector's and recogniser's scalar steps are folded into their convolutions at load
