@@ -18,6 +18,22 @@ that did not change at all reuses the whole previous reading without detection, 
 lies wholly inside the lines last detected (a caption changing in place over a still background) reads
 those lines again without detection.
 
+Detection every k-th frame (issue 18): when the background moves, every frame changes outside the lines and
+the gates above skip nothing. Full-frame detection (62 % of the analyzer on the bench clip) then runs on a
+video's every `detect_every`-th sampled frame only, the policy of the faces analyzer; on the frames in
+between the lines are detected again only in bands of rows around the last detection's lines (one line
+height above and below each, the frame's whole width: 9 % of the bench clip's frame), and those whose pixels
+changed are recognised. The bands are there because reading the old boxes again is not enough: a caption
+that grows sideways past its box leaves the box's pixels unchanged (measured: `HELLO 123` -> `HELLO 123
+WORLD` kept the old reading); and a line cut by its band's edge reads a confident fragment (`123` at 0.997),
+hence the edge rule. Full detection runs at once instead on a stream's first frame, on a cut (the frame's
+cells moved by more than `cut_threshold` on average since the previous sampled frame), and when a band loses
+a line (gone, or moved out of its rows), a line reaches a band's cut edge (moved up or down), or a line
+reads empty or under the event floor. A previous detection that found no line is no reason to detect (that
+is the saving on text-free video): text that appears elsewhere between detections is found at the next one,
+within 1 s at 2 fps with k=2, so its event starts one sampled frame (0.5 s) late
+(tests/test_ocr_detect_every.py); text that changes in place or grows in its rows is read on time.
+
 Cheaper passes, same readings: the detector's input is made by table lookups (bit for bit RapidOCR's), and
 the detector's and recogniser's scalar steps are folded into their convolutions at load
 (analyzers/common/onnx_fold.py): on the bench clip (every frame changes) 0.79-0.81 of the CPU seconds.
@@ -76,6 +92,10 @@ MODEL_FILES = (
 REGION_CELL = 4
 """A text line's signature: the frame's pixels under its box, in cells of this many pixels."""
 FRAME_CELL = 8
+BAND_MIN = 48
+BAND_EDGE = 2
+"""Between detections lines are detected again in bands of rows at least this high; a line reaching within
+BAND_EDGE pixels of its band's cut edge may go on beyond it (moved up or down): full detection runs."""
 SAME_REGION_IOU = 0.7
 """A line's box overlaps the previous reading's box this much to be compared with it."""
 
@@ -94,6 +114,21 @@ class OcrTextOptions(BaseModel):
     the lines then found (a caption or counter changing in place over a still background) skips detection
     and reads those lines again; detection runs when anything changed elsewhere (new text may be there)
     or a line read again comes out faint or empty (its text may have gone or moved)."""
+    detect_every: int = Field(default=2, ge=1)
+    """Detect lines in the whole frame on every k-th sampled frame of a video and, in between, only in bands
+    of rows around the last detection's lines (1: the whole frame on every frame that changed outside the
+    lines). 2: 0.67-0.70 of the analyzer's CPU seconds on the bench clip (a caption over a pan; the same
+    texts but PP-OCR's optional spaces), 0.51-0.52 on a text-free pan (docs/benchmarks.md); text that appears
+    outside the known lines' rows is found at the next full detection (0.5 s later at 2 fps); a cut, or a
+    line gone, moved out of its rows or faint detects the whole frame at once."""
+    cut_threshold: float = 28.0
+    """Mean grey-level move of the frame's 8 px cells (960 px frame) since the previous sampled frame above
+    which the frame is a new scene and detection runs at once. Measured at 2 fps: hard cuts 27-64 on
+    full-frame generated footage and 29.6-29.8 on the bench clip; moves without a cut 3-10 on slowly panned
+    footage, 18.4 on a panned photo, 22-26 on the bench clip's blocky random texture panning a block a
+    frame (each frame a new random picture: the worst case). Cuts in letterboxed layouts (14-19: the
+    picture is half the frame) stay under it; there the lines are read again and new text is found at the
+    next detection, as text that appears without a cut."""
     change_threshold: float = 16.0
     """Grey levels a cell's mean may move with the region still unchanged (one changed character moves
     its cells by 60-250; JPEG re-encoding by a few)."""
@@ -133,6 +168,8 @@ class _Seen:
     frame: np.ndarray
     regions: list[_Region]
     detected: np.ndarray
+    since: int = 0
+    """Sampled frames since the lines were last detected (`detect_every`)."""
 
 
 _NUMBER = re.compile(r"(?<![^\W\d_])\d+(?:[.,:]\d+)*")
@@ -301,6 +338,22 @@ def _bounds(quad: np.ndarray) -> list[float]:
     ]
 
 
+def _bands(rects: Sequence[tuple[int, int, int, int]], height: int) -> list[tuple[int, int]]:
+    """Rows to detect lines in between detections: each line's rows widened by its height above and below
+    (at least BAND_MIN pixels high), overlapping bands merged, top to bottom."""
+    spans = []
+    for _, y0, _, y1 in rects:
+        pad = max(y1 - y0, (BAND_MIN - (y1 - y0) + 1) // 2)
+        spans.append((max(0, y0 - pad), min(height, y1 + pad)))
+    bands: list[tuple[int, int]] = []
+    for top, bottom in sorted(spans):
+        if bands and top <= bands[-1][1]:
+            bands[-1] = (bands[-1][0], max(bands[-1][1], bottom))
+        else:
+            bands.append((top, bottom))
+    return bands
+
+
 def _rect(quad: np.ndarray) -> tuple[int, int, int, int]:
     """The quad's pixel bounds, at least one cell wide and high."""
     x0, y0, x1, y1 = _bounds(quad)
@@ -421,7 +474,10 @@ class OcrTextAnalyzer(FrameAnalyzer):
         self._memory: VideoMemory[_Seen] = VideoMemory()
         self.recognised = self.reused = self.frames_reused = self.detections_skipped = 0
         """Lines recognised and lines reused, frames reused whole, frames read without detection (their
-        change inside known lines): what gating saved."""
+        change inside known lines, or between two detections): what gating saved."""
+        self.detections = self.detections_deferred = 0
+        """Detections run; frames read again without detection because the next is due only on the
+        `detect_every`-th frame (a part of `detections_skipped`)."""
 
     @classmethod
     def models(cls, options: Any, runtime: Runtime | None = None) -> list[ModelInfo]:
@@ -453,15 +509,19 @@ class OcrTextAnalyzer(FrameAnalyzer):
         seen = self._memory.get(item.video_id, item.first) if gate else None
         frame_sig = signature(image, FRAME_CELL) if gate else np.zeros(0, np.float32)
         detected = frame_sig
+        since = 0
         if seen is not None and not changed(seen.frame, frame_sig, self.options.change_threshold):
-            regions, frame_sig, detected = seen.regions, seen.frame, seen.detected
+            regions, frame_sig, detected, since = seen.regions, seen.frame, seen.detected, seen.since + 1
             self.frames_reused += 1
         elif seen is not None and (in_place := self._reread_in_place(image, seen, frame_sig)) is not None:
-            regions, detected = in_place, seen.detected
+            regions, detected, since = in_place, seen.detected, seen.since + 1
+        elif seen is not None and (rows := self._between(image, seen, frame_sig)) is not None:
+            regions, detected, since = rows, seen.detected, seen.since + 1
         else:
             regions = self._read(image, seen)
+            self.detections += 1
         if gate:
-            self._memory.put(item.video_id, _Seen(frame_sig, regions, detected), item.final)
+            self._memory.put(item.video_id, _Seen(frame_sig, regions, detected, since), item.final)
         read = [r for r in regions if r.score >= MIN_LINE_CONFIDENCE]
         return _payload([(r.quad, r.text, r.score) for r in read], w, h)
 
@@ -471,9 +531,13 @@ class OcrTextAnalyzer(FrameAnalyzer):
 
         # RapidOCR treats a 3-channel array as BGR (cv2's swap: a third of numpy's copy of a reversed view).
         bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-        quads = self._detect(bgr)
-        if not quads:
-            return []
+        return self._regions(image, bgr, seen, self._detect(bgr))[0]
+
+    def _regions(
+        self, image: np.ndarray, bgr: np.ndarray, seen: _Seen | None, quads: list[np.ndarray]
+    ) -> tuple[list[_Region], list[int]]:
+        """The detected lines: those whose region is new or changed recognised (their indices), the others
+        reused."""
         regions: list[_Region] = []
         todo: list[int] = []
         for i, quad in enumerate(quads):
@@ -489,7 +553,7 @@ class OcrTextAnalyzer(FrameAnalyzer):
             regions[i].text, regions[i].score = text, score
         self.recognised += len(todo)
         self.reused += len(quads) - len(todo)
-        return regions
+        return regions, todo
 
     def _recognise(self, bgr: np.ndarray, quads: list[np.ndarray]) -> list[tuple[str, float]]:
         """(text, score) of each quad's crop: angle classifier, then the recogniser (batched by RapidOCR)."""
@@ -539,6 +603,54 @@ class OcrTextAnalyzer(FrameAnalyzer):
         self.detections_skipped += 1
         return regions
 
+    def _between(self, image: np.ndarray, seen: _Seen, frame_sig: np.ndarray) -> list[_Region] | None:
+        """A frame between two detections (`detect_every`): the lines detected again only within the rows
+        of the last detection's lines (a band one line high above and below each, the frame's whole width,
+        so a caption that grew or slid sideways is found whole), those whose pixels changed recognised;
+        None when full detection must run: the frame is a cut or detection is due, a line is cut by its
+        band's edge (moved up or down), fewer lines than before (one gone), or one reads empty or under
+        the event floor (half there, or not a caption)."""
+        if not self._deferred(seen, frame_sig):
+            return None
+        self.detections_deferred += 1
+        if not seen.regions:
+            self.detections_skipped += 1
+            return []  # nothing was there: text that appears waits for the next detection
+        import cv2
+
+        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        height = image.shape[0]
+        quads: list[np.ndarray] = []
+        for top, bottom in _bands([r.rect for r in seen.regions], height):
+            found = self._detect(bgr, (top, bottom))
+            for q in found:
+                ys = q[:, 1]
+                if (top > 0 and ys.min() <= top + BAND_EDGE) or (
+                    bottom < height and ys.max() >= bottom - BAND_EDGE
+                ):
+                    return self._undeferred()
+            quads += found
+        if len(quads) < len(seen.regions):
+            return self._undeferred()
+        quads = list(self._engine.sorted_boxes(np.asarray(quads)))
+        regions, todo = self._regions(image, bgr, seen, quads)
+        if any(not regions[i].text or regions[i].score < MIN_EVENT_CONFIDENCE for i in todo):
+            return self._undeferred()
+        self.detections_skipped += 1
+        return regions
+
+    def _undeferred(self) -> None:
+        self.detections_deferred -= 1
+        return None
+
+    def _deferred(self, seen: _Seen, frame_sig: np.ndarray) -> bool:
+        """Detection may wait: the video's next is due on a later sampled frame and this one is no cut."""
+        return (
+            seen.since + 1 < self.options.detect_every
+            and seen.frame.shape == frame_sig.shape
+            and float(np.abs(seen.frame - frame_sig).mean()) <= self.options.cut_threshold
+        )
+
     def _same_region(self, seen: _Seen | None, quad: np.ndarray, image: np.ndarray) -> _Region | None:
         """The previous reading of this line: a box at the same place, and the same pixels under it."""
         if seen is None:
@@ -551,13 +663,18 @@ class OcrTextAnalyzer(FrameAnalyzer):
         now = signature(image[y0:y1, x0:x1], REGION_CELL)
         return None if changed(best.signature, now, self.options.change_threshold) else best
 
-    def _detect(self, bgr: np.ndarray) -> list[np.ndarray]:
-        """Line quads in the frame's pixels, top to bottom, detected on the frame reduced to det_max_side."""
+    def _detect(self, bgr: np.ndarray, rows: tuple[int, int] | None = None) -> list[np.ndarray]:
+        """Line quads in the frame's pixels, top to bottom, detected on the frame reduced to det_max_side
+        (or on its band of `rows`, at the same scale)."""
         import cv2
 
-        h, w = bgr.shape[:2]
+        frame_h, w = bgr.shape[:2]
         side = self.options.det_max_side
-        scale = min(1.0, side / max(h, w)) if side > 0 else 1.0
+        scale = min(1.0, side / max(frame_h, w)) if side > 0 else 1.0
+        top = 0
+        if rows is not None:
+            top, bgr = rows[0], bgr[rows[0] : rows[1]]
+        h = bgr.shape[0]
         small = bgr
         if scale < 1.0:
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
@@ -565,11 +682,10 @@ class OcrTextAnalyzer(FrameAnalyzer):
         boxes = self._det_boxes(small)
         if boxes is None or len(boxes) == 0:
             return []
-        limits = np.array([w - 1, h - 1], np.float32)
+        limits = np.array([w - 1, frame_h - 1], np.float32)
+        factor, offset = np.array([w / small.shape[1], h / small.shape[0]]), np.array([0, top])
         return [
-            np.clip(
-                np.asarray(b, np.float32) * np.array([w / small.shape[1], h / small.shape[0]]), 0, limits
-            ).astype(np.float32)
+            np.clip(np.asarray(b, np.float32) * factor + offset, 0, limits).astype(np.float32)
             for b in self._engine.sorted_boxes(boxes)
         ]
 

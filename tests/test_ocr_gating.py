@@ -120,9 +120,13 @@ def test_caption_changing_in_place_is_read_again_without_detection(analyzer: Ocr
     assert (analyzer.recognised, analyzer.detections_skipped) == (3, 2)
 
 
-def test_new_text_elsewhere_is_detected(analyzer: OcrTextAnalyzer) -> None:
-    """A change outside the known lines runs detection: new text there is found, and when it goes the
-    caption alone is read again."""
+def test_new_text_elsewhere_is_detected() -> None:
+    """A change outside the known lines runs detection (with detection on every frame; with `detect_every`
+    it waits for the next due frame, tests/test_ocr_detect_every.py): new text there is found, and when it
+    goes the caption alone is read again."""
+    pytest.importorskip("rapidocr_onnxruntime")
+    analyzer = OcrTextAnalyzer(OcrTextOptions(detect_every=1))
+    analyzer.load()
     frames = [
         still("HELLO 123"),
         add_text(still("HELLO 124"), "NEW TEXT 77", (300, 250)),
@@ -149,7 +153,7 @@ def test_text_gone_in_place_runs_detection(analyzer: OcrTextAnalyzer) -> None:
 
 def test_reread_in_place_off_detects_every_changed_frame() -> None:
     pytest.importorskip("rapidocr_onnxruntime")
-    a = OcrTextAnalyzer(OcrTextOptions(reread_in_place=False))
+    a = OcrTextAnalyzer(OcrTextOptions(reread_in_place=False, detect_every=1))
     a.load()
     assert read_all(a, [still("HELLO 123"), still("HELLO 124")]) == [["HELLO 123"], ["HELLO 124"]]
     assert a.detections_skipped == 0

@@ -4,8 +4,11 @@ same sampled frames, runs alternating, so a shared machine's load weighs on both
 Frame sets: `bench` (pipeline.make_clip: a caption changing on every frame over a panning texture), `pan`
 (gating.zidane_pan: no text, everything moves) and `still` (a counter changing on every frame over a still
 texture). Reports CPU seconds of the `analyze` calls per round, their ratios, and how many frames read the
-same texts (and the same payloads). Run with
-`python -m reelscope.infra.bench.ocr_ab --before /work/main/analyzers/ocr_text.py --out docs/results/x.json`.
+same texts (the same ignoring spaces, which PP-OCR reads either way) and the same payloads, and the
+after analyzer's gating counters (detections run and deferred). Run with
+`python -m reelscope.infra.bench.ocr_ab --before /work/main/analyzers/ocr_text.py --out docs/results/x.json`;
+`--before-option`/`--after-option KEY=VALUE` set OcrTextOptions of either side (the same checkout against
+itself: `--before analyzers/ocr_text.py --before-option detect_every=1`).
 """
 
 from __future__ import annotations
@@ -59,6 +62,25 @@ def texts(payload: dict[str, Any]) -> list[str]:
     return [line["text"] for line in payload["lines"]]
 
 
+def options(module: Any, pairs: list[str]) -> Any:
+    """The module's OcrTextOptions with KEY=VALUE pairs (pydantic parses the values)."""
+    return module.OcrTextOptions(**dict(pair.split("=", 1) for pair in pairs))
+
+
+COUNTERS = (
+    "detections",
+    "detections_deferred",
+    "detections_skipped",
+    "frames_reused",
+    "recognised",
+    "reused",
+)
+
+
+def squeezed(payload: dict[str, Any]) -> list[str]:
+    return [text.replace(" ", "") for text in texts(payload)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -68,35 +90,56 @@ def main(argv: list[str] | None = None) -> int:
         "--sets", nargs="*", choices=["bench", "pan", "still"], default=["bench", "pan", "still"]
     )
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--before-option", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--after-option", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
+    load_before = os.getloadavg()
     sets = frame_sets(args.sets, Path(tempfile.mkdtemp(prefix="reelscope-ocr-ab-")))
-    analyzers = {"before": load_module(args.before).OcrTextAnalyzer(), "after": ocr_text.OcrTextAnalyzer()}
+    before = load_module(args.before)
+    analyzers = {
+        "before": before.OcrTextAnalyzer(options(before, args.before_option)),
+        "after": ocr_text.OcrTextAnalyzer(options(ocr_text, args.after_option)),
+    }
     for analyzer in analyzers.values():
         analyzer.load()
         analyzer.analyze(next(iter(sets.values()))[:1])  # warm-up
     cpu: dict[str, dict[str, list[float]]] = {k: {n: [] for n in sets} for k in analyzers}
     out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    counts: dict[tuple[str, str], dict[str, int]] = {}
     for r in range(args.rounds):
         order = list(analyzers.items()) if r % 2 == 0 else list(reversed(analyzers.items()))
         for key, analyzer in order:
             for name, items in sets.items():
+                before_counts = {c: getattr(analyzer, c, 0) for c in COUNTERS}
                 start = time.process_time()
                 out[key, name] = analyzer.analyze(items)
                 cpu[key][name].append(round(time.process_time() - start, 3))
+                counts[key, name] = {c: getattr(analyzer, c, 0) - n for c, n in before_counts.items()}
     results: dict[str, Any] = {
-        "command": "python -m reelscope.infra.bench.ocr_ab " + " ".join(argv or sys.argv[1:])
+        "command": "python -m reelscope.infra.bench.ocr_ab " + " ".join(argv or sys.argv[1:]),
+        "load_average_before": [round(x, 2) for x in load_before],
     }
     for name in sets:
         before, after = out["before", name], out["after", name]
         results[name] = {
             "frames": len(before),
             "texts_same": sum(texts(p) == texts(q) for p, q in zip(before, after, strict=True)),
+            "texts_same_but_spaces": sum(
+                squeezed(p) == squeezed(q) for p, q in zip(before, after, strict=True)
+            ),
+            "texts_differing": [
+                [i, texts(p), texts(q)]
+                for i, (p, q) in enumerate(zip(before, after, strict=True))
+                if texts(p) != texts(q)
+            ],
             "payloads_identical": sum(p == q for p, q in zip(before, after, strict=True)),
             "before_cpu_s": cpu["before"][name],
             "after_cpu_s": cpu["after"][name],
             "ratio_of_min": round(min(cpu["after"][name]) / min(cpu["before"][name]), 3),
             "ratio_of_sum": round(sum(cpu["after"][name]) / sum(cpu["before"][name]), 3),
+            "before_counts_per_round": counts["before", name],
+            "after_counts_per_round": counts["after", name],
         }
     results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(results, indent=1))
