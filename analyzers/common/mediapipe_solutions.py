@@ -84,19 +84,25 @@ class VideoGraphs:
     is looked for again by the shared graph on the same frame; on a cut the shared graph answers, and the
     following graphs see the frame too, so they let go of regions the cut emptied (a reset would reload
     their models). Only findings `accept` passes are followed: a graph left following a region that no longer
-    holds one (a detector's false find off the frame's edge) is closed."""
+    holds one (a detector's false find off the frame's edge) is closed.
+
+    `alone`: the video's "graphs" are followers with no detector of their own (pose's landmark model on the
+    previous frame's region, as hands does): `make` gets the shared graph's finding to start from, and a
+    follower that lost its region, or whose video cut, is made afresh from the shared graph's next finding."""
 
     def __init__(
         self,
         static: Any,
-        make: Callable[[], Any],
+        make: Callable[[Any], Any],
         found: Callable[[Any], Any],
         accept: Callable[[Any], bool],
         cut_threshold: float,
         max_videos: int,
+        alone: bool = False,
     ) -> None:
         self._static = static
         self._make = make
+        self._alone = alone
         self._found = found
         self._accept = accept
         self.cut_threshold = cut_threshold
@@ -121,6 +127,9 @@ class VideoGraphs:
     def run(self, video: _Video, k: int, image: np.ndarray) -> Any:
         """Pass k's finding on `image` (what `found` reads off a graph's result), or None."""
         graph = video.graphs.get(k)
+        if self._alone and graph is not None and (video.cut or k not in video.following):
+            self._drop(video, k)  # a follower cannot look for what it lost: the shared graph does
+            graph = None
         if graph is not None and not video.cut:
             following = k in video.following
             out = self._found(graph.process(image))
@@ -129,7 +138,7 @@ class VideoGraphs:
                 self.followed += following
                 self.detected += not following
                 return out
-            if out is not None:  # a region not worth following (off the frame, unsure): start over later
+            if out is not None or self._alone:  # not worth following (off the frame, unsure), or lost
                 self._drop(video, k)
             video.following.discard(k)
             if not following:
@@ -144,7 +153,7 @@ class VideoGraphs:
             elif not self._accept(again):
                 self._drop(video, k)
         elif k not in video.graphs and out is not None and self._accept(out):
-            graph = video.graphs[k] = self._make()
+            graph = video.graphs[k] = self._make(out)
             if self._found(graph.process(image)) is not None:
                 video.following.add(k)
         return out
