@@ -87,7 +87,7 @@ class VideoGraphs:
     holds one (a detector's false find off the frame's edge) is closed.
 
     `alone`: the video's "graphs" are followers with no detector of their own (pose's landmark model on the
-    previous frame's region, as hands does): `make` gets the shared graph's finding to start from, and a
+    previous frame's region, as hands does): `make` gets the shared graph's result to start from, and a
     follower that lost its region, or whose video cut, is made afresh from the shared graph's next finding."""
 
     def __init__(
@@ -145,7 +145,8 @@ class VideoGraphs:
                 self.detected += 1
                 return out  # the graph's own detector answered, as the shared one would have
         self.detected += 1
-        out = self._found(self._static.process(image))
+        result = self._static.process(image)
+        out = self._found(result)
         if graph is not None and video.cut and k in video.following:  # let go of what the cut emptied
             again = self._found(graph.process(image))
             if again is None:
@@ -153,7 +154,7 @@ class VideoGraphs:
             elif not self._accept(again):
                 self._drop(video, k)
         elif k not in video.graphs and out is not None and self._accept(out):
-            graph = video.graphs[k] = self._make(out)
+            graph = video.graphs[k] = self._make(result)
             if self._found(graph.process(image)) is not None:
                 video.following.add(k)
         return out

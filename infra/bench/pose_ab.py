@@ -50,9 +50,18 @@ def clips(names: list[str], folder: Path, seconds: float) -> dict[str, list[Fram
     return out
 
 
+def keypoint_gap(x: np.ndarray, y: np.ndarray) -> float:
+    """Mean distance (frame units) of the keypoints (n x 3: x, y, confidence, normalised) both see inside
+    the frame (joints beyond its edge are the model's guesses); NaN when none."""
+    both = np.concatenate([x, y], axis=1)
+    seen = (x[:, 2] >= VISIBLE) & (y[:, 2] >= VISIBLE) & (both[:, [0, 1, 3, 4]] >= 0).all(axis=1)
+    seen &= (both[:, [0, 1, 3, 4]] <= 1).all(axis=1)
+    return float(np.abs(x[seen, :2] - y[seen, :2]).mean()) if seen.any() else float("nan")
+
+
 def keypoint_moves(mine: list[dict[str, Any]], truth: list[dict[str, Any]]) -> dict[str, Any]:
     """Per person of `truth`, the nearest person of `mine` (mean keypoint distance) and the mean distance of
-    the COCO keypoints both see, in frame units; and how many such persons read the same cues."""
+    the COCO keypoints both see inside the frame, in frame units; and how many such persons read the same cues."""
     gaps, same_cues, persons = [], 0, 0
     for a, b in zip(mine, truth, strict=True):
         for person in b["persons"]:
@@ -63,10 +72,9 @@ def keypoint_moves(mine: list[dict[str, Any]], truth: list[dict[str, Any]]) -> d
             match = min(
                 a["persons"], key=lambda p: float(np.abs(np.array(p["keypoints"])[:, :2] - y[:, :2]).mean())
             )
-            x = np.array(match["keypoints"])
-            seen = (x[:, 2] >= VISIBLE) & (y[:, 2] >= VISIBLE)
-            if seen.any():
-                gaps.append(float(np.abs(x[seen, :2] - y[seen, :2]).mean()))
+            gap = keypoint_gap(np.array(match["keypoints"]), y)
+            if gap == gap:  # not NaN: some joint seen in both
+                gaps.append(gap)
             same_cues += all(match[c] == person[c] for c in CUES)
     if not gaps:
         return {"persons": persons}
