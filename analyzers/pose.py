@@ -12,10 +12,15 @@ a hand above its elbow whose wrist swings sideways and back. At the 3 fps sampli
 2.5 swings a second) aliases, but it still shows as large sideways jumps with reversals, which is what
 is tested for.
 
-Work not repeated (issue 18, `track`): each video gets its own MediaPipe graphs in video mode once someone
-is found in it (one per pass), which skip the person detector while the previous frame's landmarks give the
-region; a lost person or a scene cut is looked for by the shared static graph on that very frame
-(analyzers/common/mediapipe_solutions.VideoGraphs).
+Work not repeated (issue 18, `track`): the person detector runs only when a video's pass follows nobody.
+A found person is followed as MediaPipe's own tracking follows it, but by the landmark model alone
+(`PoseLandmarks`: pose_landmark_full.tflite run by ai-edge-litert, as hands does; `follow`): it starts on
+the region the detector chose (the static graph gives it out) and each next region comes from the previous
+frame's two auxiliary points. A person the model no longer sees, or a scene cut, is looked for by the shared
+static graph on that very frame (analyzers/common/mediapipe_solutions.VideoGraphs). Following this way
+costs the model alone, ~21 ms a person at 2 threads, where a MediaPipe graph in video mode per video and
+pass (`follow=graph`, the path before) spent ~29 ms (the graph around the same model: image packets and
+conversion, smoothing filters, world landmarks): 63 -> 47 ms a frame on two people. The model itself is most of what is left: a cost per person.
 """
 
 from __future__ import annotations
@@ -395,8 +400,8 @@ class PoseOptions(YoloOptions):
     follow: Literal["landmarks", "graph"] = "landmarks"
     """MediaPipe tracking: "landmarks" runs the landmark model alone (ai-edge-litert) on the region the
     previous frame's landmarks give, as the graph's tracking does (~21 ms a person instead of ~29: the graph
-    also smooths, refines and copies); "graph": a MediaPipe graph in video mode per video and pass (the
-    path before; also used when ai-edge-litert is missing)."""
+    also converts, smooths and passes packets); "graph": a MediaPipe graph in video mode per video and
+    pass (the path before; also taken when ai-edge-litert is missing)."""
     cut_threshold: float = 24.0
     """Mean grey-level move of the frame's 16 px cells from which a frame is a scene cut: the detector
     answers there, not the followed regions."""
@@ -407,8 +412,9 @@ class PoseOptions(YoloOptions):
 class PoseAnalyzer(YoloAnalyzer):
     """People's keypoints and body cues per frame; person tracks, gestures and waves in `video_summary`.
 
-    Sampling: 3 fps at 480 px keeps MediaPipe near 30-40 ms a frame on the CPU (its landmark model sees a
-    256x256 crop of the person, so more pixels buy nothing) while a wave still gets several samples.
+    Sampling: 3 fps at 480 px keeps MediaPipe near 15 ms a frame without people (the detector) and ~23 ms
+    a followed person on the CPU (its landmark model sees a 256x256 crop of the person, so more pixels buy
+    nothing) while a wave still gets several samples.
     """
 
     name = "pose"
