@@ -402,6 +402,10 @@ class PoseOptions(YoloOptions):
     previous frame's landmarks give, as the graph's tracking does (~21 ms a person instead of ~29: the graph
     also converts, smooths and passes packets); "graph": a MediaPipe graph in video mode per video and
     pass (the path before; also taken when ai-edge-litert is missing)."""
+    look_every: int = 2
+    """Tracking: a pass (a person) the detector found nobody for is looked for again on every n-th sampled
+    frame of the video, at once on a cut: someone who enters is found up to n-1 frames late (0.33 s at
+    3 fps, as hands' `detect_every`); 1: on every frame."""
     cut_threshold: float = 24.0
     """Mean grey-level move of the frame's 16 px cells from which a frame is a scene cut: the detector
     answers there, not the followed regions."""
@@ -468,6 +472,7 @@ class PoseAnalyzer(YoloAnalyzer):
             self.options.cut_threshold,
             self.options.max_videos,
             alone=alone,
+            look_every=self.options.look_every,
         )
 
     def _followable(self, landmarks: Any) -> bool:

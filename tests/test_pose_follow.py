@@ -77,19 +77,23 @@ def test_followed_keypoints_agree_with_the_detector_and_the_graph_path(name: str
     assert np.mean(to_detector["mine"]) <= np.mean(to_detector["graph"]) + 0.002
 
 
-def test_a_person_lost_without_a_cut_is_looked_for_by_the_detector_on_that_frame() -> None:
+@pytest.mark.parametrize(("look_every", "passes"), [(1, (5, 5, 0)), (2, (4, 5, 1))])
+def test_a_person_lost_without_a_cut_is_looked_for_by_the_detector_on_that_frame(
+    look_every: int, passes: tuple[int, int, int]
+) -> None:
     """Cuts off: the black frames are no cut, so only the follower's presence tells that nobody is there."""
     base, black = photo("zidane.jpg", 480), np.zeros((270, 480, 3), np.uint8)
     items = clip("v", [base, panned(base, 4), black, black, panned(base, 8), panned(base, 12)])
-    a = loaded(cut_threshold=1e9)
+    a = loaded(cut_threshold=1e9, look_every=look_every)
     videos = a._videos
     assert videos is not None
     counts = [p["count"] for p in a.analyze(items)]
     assert counts == [2, 2, 0, 0, 2, 2]
     # frame 0: two detector passes (two followers made), 1: both followed, 2: pass 0's follower lost, the
-    # detector answers pass 0 (nobody, so no pass 1), 3: the detector again, 4: the detector finds the
-    # first person, pass 1's follower (not run since frame 1) finds the second where it was, 5: followed
-    assert (videos.detected, videos.followed) == (2 + 0 + 1 + 1 + 1 + 0, 0 + 2 + 0 + 0 + 1 + 2)
+    # detector answers pass 0 (nobody, so no pass 1), 3: the detector again (look_every 1) or not (2: it
+    # found nobody a frame ago), 4: the detector finds the first person, pass 1's follower (not run since
+    # frame 1) finds the second where it was, 5: both followed
+    assert (videos.detected, videos.followed, videos.skipped) == passes
 
 
 def test_without_ai_edge_litert_the_graph_path_follows(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -71,6 +71,10 @@ class _Video:
     following: set[int] = field(default_factory=set)
     """Passes whose graph found something on its last call: it follows that region now."""
     cut: bool = False
+    frames: int = 0
+    """The video's frames seen before this one."""
+    empty: dict[int, int] = field(default_factory=dict)
+    """Pass -> the frame on which the shared graph last found nobody for it."""
 
 
 class VideoGraphs:
@@ -88,7 +92,9 @@ class VideoGraphs:
 
     `alone`: the video's "graphs" are followers with no detector of their own (pose's landmark model on the
     previous frame's region, as hands does): `make` gets the shared graph's result to start from, and a
-    follower that lost its region, or whose video cut, is made afresh from the shared graph's next finding."""
+    follower that lost its region, or whose video cut, is made afresh from the shared graph's next finding.
+    `look_every`: a pass for which the shared graph found nobody is looked at again only on every n-th frame
+    of the video (a cut looks at once), as hands' palm detector runs on every n-th frame."""
 
     def __init__(
         self,
@@ -99,16 +105,19 @@ class VideoGraphs:
         cut_threshold: float,
         max_videos: int,
         alone: bool = False,
+        look_every: int = 1,
     ) -> None:
         self._static = static
         self._make = make
         self._alone = alone
+        self.look_every = look_every
         self._found = found
         self._accept = accept
         self.cut_threshold = cut_threshold
         self._memory: VideoMemory[_Video] = VideoMemory(max_videos, drop=_close)
-        self.detected = self.followed = 0
-        """Passes the shared graph (the detector) answered, passes a video's graph answered following."""
+        self.detected = self.followed = self.skipped = 0
+        """Passes the shared graph (the detector) answered, passes a video's graph answered following, and
+        passes not looked at (the shared graph found nobody there under `look_every` frames ago)."""
 
     def begin(self, item: FrameItem, image: np.ndarray) -> _Video:
         """The video's state for this frame (`image`: the frame as the graphs see it)."""
@@ -121,6 +130,7 @@ class VideoGraphs:
                 float(np.abs(video.frame - frame).mean()) > self.cut_threshold
             )
             video.frame = frame
+            video.frames += 1
         self._memory.put(item.video_id, video)
         return video
 
@@ -144,9 +154,17 @@ class VideoGraphs:
             if not following:
                 self.detected += 1
                 return out  # the graph's own detector answered, as the shared one would have
+        last = video.empty.get(k)
+        if not video.cut and last is not None and video.frames - last < self.look_every:
+            self.skipped += 1
+            return None
         self.detected += 1
         result = self._static.process(image)
         out = self._found(result)
+        if out is None:
+            video.empty[k] = video.frames
+        else:
+            video.empty.pop(k, None)
         if graph is not None and video.cut and k in video.following:  # let go of what the cut emptied
             again = self._found(graph.process(image))
             if again is None:

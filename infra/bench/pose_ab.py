@@ -1,8 +1,9 @@
 """Pose's tracking before and after (issue 18, sixth step), in one process on the same sampled frames, runs
-alternating, so a shared machine's load weighs on both alike: `before` follows each video's people with a
-MediaPipe graph in video mode per pass (`REELSCOPE_POSE__FOLLOW=graph`, the code before), `after` with the
-landmark model alone on the previous frame's region (the default). The static-image graph (the detector on
-every frame) is run once on the same frames as the reference both are measured against.
+alternating, so a shared machine's load weighs on all alike: `before` follows each video's people with a
+MediaPipe graph in video mode per pass and looks for nobody-yet on every frame (`REELSCOPE_POSE__FOLLOW=graph`,
+`__LOOK_EVERY=1`: the code before), `follow` with the landmark model alone on the previous frame's region,
+`after` also looks for people not yet found on every 2nd frame only (the defaults). The static-image graph
+(the detector on every frame) is run once on the same frames as the reference they are measured against.
 
 Clips: `pan` (gating.zidane_pan: two people, a slow pan), `bench` (pipeline.make_clip: no people), at the
 analyzer's own sampling (3 fps, 480 px). Reports CPU seconds of the `analyze` calls per round, ms per frame,
@@ -30,6 +31,8 @@ from reelscope.infra.bench.peers import sampled_frames
 from reelscope.infra.bench.pipeline import make_clip
 
 CUES = ("hands_raised", "arms_crossed", "pointing", "facing")
+FLAGS = ("count", "hands_raised", "arms_crossed", "pointing", "facing_camera")
+"""A frame payload's readings."""
 
 
 def clips(names: list[str], folder: Path, seconds: float) -> dict[str, list[FrameItem]]:
@@ -63,6 +66,7 @@ def keypoint_moves(mine: list[dict[str, Any]], truth: list[dict[str, Any]]) -> d
     """Per person of `truth`, the nearest person of `mine` (mean keypoint distance) and the mean distance of
     the COCO keypoints both see inside the frame, in frame units; and how many such persons read the same cues."""
     gaps, same_cues, persons = [], 0, 0
+    same_cue = dict.fromkeys(CUES, 0)
     for a, b in zip(mine, truth, strict=True):
         for person in b["persons"]:
             persons += 1
@@ -76,6 +80,8 @@ def keypoint_moves(mine: list[dict[str, Any]], truth: list[dict[str, Any]]) -> d
             if gap == gap:  # not NaN: some joint seen in both
                 gaps.append(gap)
             same_cues += all(match[c] == person[c] for c in CUES)
+            for c in CUES:
+                same_cue[c] += match[c] == person[c]
     if not gaps:
         return {"persons": persons}
     g = np.array(gaps)
@@ -83,6 +89,7 @@ def keypoint_moves(mine: list[dict[str, Any]], truth: list[dict[str, Any]]) -> d
     return {
         "persons": persons,
         "persons_same_cues": same_cues,
+        "persons_same_cue": same_cue,
         "keypoint_gap_mean": round(float(g.mean()), 4),
         "keypoint_gap_p95": round(float(np.percentile(g, 95)), 4),
         "keypoint_gap_max": round(float(g.max()), 4),
@@ -99,8 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sets = clips(args.clips, Path(tempfile.mkdtemp(prefix="reelscope-pose-ab-")), args.seconds)
     analyzers = {
-        "before": PoseAnalyzer(PoseOptions(follow="graph")),
-        "after": PoseAnalyzer(PoseOptions(follow="landmarks")),
+        "before": PoseAnalyzer(PoseOptions(follow="graph", look_every=1)),
+        "follow": PoseAnalyzer(PoseOptions(follow="landmarks", look_every=1)),
+        "after": PoseAnalyzer(PoseOptions()),
     }
     warm = next(iter(sets.values()))[0].image
     for analyzer in analyzers.values():
@@ -108,19 +116,24 @@ def main(argv: list[str] | None = None) -> int:
         analyzer.analyze([FrameItem("warm-up", 0, 0.0, warm, first=True, final=True)])
     loads = [round(x, 2) for x in os.getloadavg()]
     cpu: dict[str, dict[str, list[float]]] = {k: {n: [] for n in sets} for k in analyzers}
-    passes: dict[tuple[str, str], tuple[int, int]] = {}
+    passes: dict[tuple[str, str], tuple[int, int, int]] = {}
     out: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in range(args.rounds):
-        order = list(analyzers.items()) if r % 2 == 0 else list(reversed(analyzers.items()))
+        order = list(analyzers.items())
+        order = order[r % len(order) :] + order[: r % len(order)]  # each goes first in turn
         for key, analyzer in order:
             for name, items in sets.items():
                 videos = analyzer._videos
                 assert videos is not None
-                before = videos.detected, videos.followed
+                before = videos.detected, videos.followed, videos.skipped
                 start = time.process_time()
                 out[key, name] = analyzer.analyze(items)
                 cpu[key][name].append(round(time.process_time() - start, 3))
-                passes[key, name] = (videos.detected - before[0], videos.followed - before[1])
+                passes[key, name] = (
+                    videos.detected - before[0],
+                    videos.followed - before[1],
+                    videos.skipped - before[2],
+                )
     static = PoseAnalyzer(PoseOptions(track=False))
     static.load()
     results: dict[str, Any] = {
@@ -135,17 +148,25 @@ def main(argv: list[str] | None = None) -> int:
         n = len(items)
         results[name] = {
             "frames": n,
-            "before_cpu_s": cpu["before"][name],
-            "after_cpu_s": cpu["after"][name],
-            "before_ms_per_frame_min": round(1000 * min(cpu["before"][name]) / n, 1),
-            "after_ms_per_frame_min": round(1000 * min(cpu["after"][name]) / n, 1),
-            "ratio_of_min": round(min(cpu["after"][name]) / min(cpu["before"][name]), 3),
-            "ratio_of_sum": round(sum(cpu["after"][name]) / sum(cpu["before"][name]), 3),
-            "passes_detected_followed": {k: passes[k, name] for k in analyzers},
-            "frames_same_count": sum(a["count"] == b["count"] for a, b in zip(after, before, strict=True)),
+            "cpu_s": {k: cpu[k][name] for k in analyzers},
+            "ms_per_frame_min": {k: round(1000 * min(cpu[k][name]) / n, 1) for k in analyzers},
+            "ratio_of_min": {k: round(min(cpu[k][name]) / min(cpu["before"][name]), 3) for k in analyzers},
+            "ratio_of_sum": {k: round(sum(cpu[k][name]) / sum(cpu["before"][name]), 3) for k in analyzers},
+            "passes_detected_followed_skipped": {k: passes[k, name] for k in analyzers},
+            "frames_same_count_as_before": {
+                k: sum(a["count"] == b["count"] for a, b in zip(out[k, name], before, strict=True))
+                for k in analyzers
+            },
+            "frames_same_readings_as_before": {
+                k: sum(all(a[f] == b[f] for f in FLAGS) for a, b in zip(out[k, name], before, strict=True))
+                for k in analyzers
+            },
             "after_vs_before": keypoint_moves(after, before),
-            "after_vs_static": keypoint_moves(after, reference) | agreement(after, reference, "persons"),
-            "before_vs_static": keypoint_moves(before, reference) | agreement(before, reference, "persons"),
+            **{
+                f"{k}_vs_static": keypoint_moves(out[k, name], reference)
+                | agreement(out[k, name], reference, "persons")
+                for k in analyzers
+            },
         }
     results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(results, indent=1))
