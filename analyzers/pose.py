@@ -20,7 +20,9 @@ frame's two auxiliary points. A person the model no longer sees, or a scene cut,
 static graph on that very frame (analyzers/common/mediapipe_solutions.VideoGraphs). Following this way
 costs the model alone, ~21 ms a person at 2 threads, where a MediaPipe graph in video mode per video and
 pass (`follow=graph`, the path before) spent ~29 ms (the graph around the same model: image packets and
-conversion, smoothing filters, world landmarks): 63 -> 47 ms a frame on two people. The model itself is most of what is left: a cost per person.
+conversion, smoothing filters, world landmarks): 63 -> 47 ms a frame on two people. The model itself is
+most of what is left: a cost per person. A pass that found nobody looks again on every `look_every`-th
+frame (at once on a cut).
 """
 
 from __future__ import annotations
