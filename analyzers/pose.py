@@ -396,9 +396,9 @@ class PoseOptions(YoloOptions):
     people: int = 2
     """MediaPipe: most people looked for in a frame (one graph pass each)."""
     track: bool = True
-    """MediaPipe: follow each video's people with its own graphs in video mode, whose person detector is
-    skipped while the previous frame's landmarks give the region (mediapipe_solutions.VideoGraphs);
-    false: the detector on every frame (static-image mode)."""
+    """MediaPipe: follow each video's people (`follow`), skipping the person detector while the previous
+    frame's landmarks give the region (mediapipe_solutions.VideoGraphs); false: the detector on every frame
+    (static-image mode)."""
     follow: Literal["landmarks", "graph"] = "landmarks"
     """MediaPipe tracking: "landmarks" runs the landmark model alone (ai-edge-litert) on the region the
     previous frame's landmarks give, as the graph's tracking does (~21 ms a person instead of ~29: the graph
@@ -412,7 +412,8 @@ class PoseOptions(YoloOptions):
     """Mean grey-level move of the frame's 16 px cells from which a frame is a scene cut: the detector
     answers there, not the followed regions."""
     max_videos: int = 16
-    """Videos whose graphs are kept (two graphs each, ~10 MB); the least recently seen is dropped."""
+    """Videos whose followers are kept (a few numbers each; with `follow=graph` two graphs, ~10 MB); the least
+    recently seen is dropped."""
 
 
 class PoseAnalyzer(YoloAnalyzer):
