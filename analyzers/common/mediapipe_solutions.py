@@ -72,7 +72,7 @@ class _Video:
     """Passes whose graph found something on its last call: it follows that region now."""
     cut: bool = False
     frames: int = 0
-    """The video's frames seen before this one."""
+    """The number of the video's current frame (0 for its first)."""
     empty: dict[int, int] = field(default_factory=dict)
     """Pass -> the frame on which the shared graph last found nobody for it."""
 
