@@ -12,18 +12,27 @@ a hand above its elbow whose wrist swings sideways and back. At the 3 fps sampli
 2.5 swings a second) aliases, but it still shows as large sideways jumps with reversals, which is what
 is tested for.
 
-Work not repeated (issue 18, `track`): each video gets its own MediaPipe graphs in video mode once someone
-is found in it (one per pass), which skip the person detector while the previous frame's landmarks give the
-region; a lost person or a scene cut is looked for by the shared static graph on that very frame
-(analyzers/common/mediapipe_solutions.VideoGraphs).
+Work not repeated (issue 18, `track`): the person detector runs only when a video's pass follows nobody.
+A found person is followed as MediaPipe's own tracking follows it, but by the landmark model alone
+(`PoseLandmarks`: pose_landmark_full.tflite run by ai-edge-litert, as hands does; `follow`): it starts on
+the region the detector chose (the static graph gives it out) and each next region comes from the previous
+frame's two auxiliary points. A person the model no longer sees, or a scene cut, is looked for by the shared
+static graph on that very frame (analyzers/common/mediapipe_solutions.VideoGraphs). Following this way
+costs the model alone, ~21 ms a person at 2 threads, where a MediaPipe graph in video mode per video and
+pass (`follow=graph`, the path before) spent ~29 ms (the graph around the same model: image packets and
+conversion, smoothing filters, world landmarks): 63 -> 47 ms a frame on two people. The model itself is
+most of what is left: a cost per person. A pass that found nobody looks again on every `look_every`-th
+frame (at once on a cut).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections import Counter
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 from reelscope.analyzers.base import FrameItem, ItemResult, ModelInfo, Runtime, Sampling, fit_to_side
@@ -226,6 +235,156 @@ def mediapipe_person(landmarks: np.ndarray, size: Sequence[int]) -> dict[str, An
     }
 
 
+def landmark_array(landmarks: Any) -> np.ndarray:
+    """33 x 3 normalised (x, y, visibility) from a MediaPipe landmark list, or a follower's array as is."""
+    if isinstance(landmarks, np.ndarray):
+        return landmarks
+    return np.array([[p.x, p.y, p.visibility] for p in landmarks.landmark], dtype=np.float64)
+
+
+LANDMARK_SIDE = 256
+REGION_SCALE = 1.25
+"""A followed region's side: twice the distance of the model's two auxiliary points (the hips' centre and
+the edge of a circle around the body) grown this much, as MediaPipe 0.10.21's tracking graph does (its
+`pose_rect_from_landmarks` is within 1% of this rule's region on zidane.jpg)."""
+MIN_PRESENCE = 0.5
+"""The model's pose presence from which a followed person is still there (MediaPipe's
+min_tracking_confidence default)."""
+HEATMAP_KERNEL = 7
+MIN_REFINE = 0.5
+"""MediaPipe's heatmap refinement: a landmark moves to the weighted mean of its heatmap's kernel around it
+when the kernel's peak is this sure."""
+AUX_CENTRE, AUX_EDGE = 33, 34
+
+Region = tuple[np.ndarray, float, float]
+"""(centre, side, rotation) in pixels of the square the landmark model sees."""
+
+
+def region(centre: np.ndarray, edge: np.ndarray) -> Region:
+    """MediaPipe's landmarks-to-region rule: centred on the body's centre, rotated so that the line to the
+    edge point points up, its side REGION_SCALE times the circle's diameter."""
+    rotation = np.pi / 2 - np.arctan2(-(edge[1] - centre[1]), edge[0] - centre[0])
+    rotation = float((rotation + np.pi) % (2 * np.pi) - np.pi)
+    return centre, 2 * float(np.linalg.norm(edge - centre)) * REGION_SCALE, rotation
+
+
+def detector_region(rect: Any, size: Sequence[int]) -> Region:
+    """The region MediaPipe's detector gave the landmark model (a NormalizedRect), in pixels."""
+    return np.array([rect.x_center * size[0], rect.y_center * size[1]]), rect.width * size[0], rect.rotation
+
+
+class PoseLandmarks:
+    """MediaPipe's packaged pose_landmark_full.tflite on a region, without the person detector and the
+    graph around it (run by ai-edge-litert, as hands' HandLandmarks): crop, model, heatmap refinement and
+    projection back, as MediaPipe's PoseLandmarkByRoiCpu does them."""
+
+    def __init__(self, threads: int = 0) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        spec = importlib.util.find_spec("mediapipe")
+        assert spec is not None and spec.submodule_search_locations
+        path = os.path.join(
+            next(iter(spec.submodule_search_locations)),
+            "modules",
+            "pose_landmark",
+            "pose_landmark_full.tflite",
+        )
+        self._interpreter = Interpreter(model_path=path, num_threads=threads or None)
+        self._interpreter.allocate_tensors()
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        self._outputs = {d["name"]: d["index"] for d in self._interpreter.get_output_details()}
+        self.runs = 0
+
+    def run(self, image: np.ndarray, where: Region) -> tuple[np.ndarray, Region] | None:
+        """(33 x 3 normalised landmarks: x, y, visibility; the next frame's region), or None when the model
+        sees no person in `where` of the RGB image."""
+        import cv2
+
+        centre, side, rotation = where
+        if side < 8:
+            return None
+        self.runs += 1
+        h, w = image.shape[:2]
+        k = side / LANDMARK_SIDE
+        cos, sin = np.cos(rotation), np.sin(rotation)
+        to_image = np.array([[k * cos, -k * sin, 0.0], [k * sin, k * cos, 0.0]])
+        to_image[:, 2] = centre - to_image[:, :2] @ np.array([LANDMARK_SIDE / 2, LANDMARK_SIDE / 2])
+        crop = cv2.warpAffine(
+            image,
+            to_image,
+            (LANDMARK_SIDE, LANDMARK_SIDE),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        get = self._interpreter.get_tensor
+        self._interpreter.set_tensor(self._input, (crop.astype(np.float32) / 255.0)[None])
+        self._interpreter.invoke()
+        if float(get(self._outputs["Identity_1"])[0, 0]) < MIN_PRESENCE:
+            return None
+        raw = get(self._outputs["Identity"])[0].reshape(39, 5).astype(np.float64)
+        xy = refine(raw[:, :2] / LANDMARK_SIDE, get(self._outputs["Identity_3"])[0])
+        px = (xy * LANDMARK_SIDE) @ to_image[:, :2].T + to_image[:, 2]
+        visibility = 1.0 / (1.0 + np.exp(-raw[:33, 3]))
+        lm = np.column_stack([px[:33, 0] / w, px[:33, 1] / h, visibility])
+        return lm, region(px[AUX_CENTRE], px[AUX_EDGE])
+
+
+def refine(xy: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
+    """Landmarks (n x 2, crop units) moved to their heatmaps' weighted means (MediaPipe's
+    RefineLandmarksFromHeatmapCalculator: a kernel around each, sigmoid weights, only when its peak is sure)."""
+    out = xy.copy()
+    rows, cols = heatmap.shape[:2]
+    half = (HEATMAP_KERNEL - 1) // 2
+    for i, (x, y) in enumerate(xy):
+        col, row = int(x * cols), int(y * rows)
+        if not (0 <= col < cols and 0 <= row < rows):
+            continue
+        r0, r1, c0, c1 = (
+            max(0, row - half),
+            min(rows, row + half + 1),
+            max(0, col - half),
+            min(cols, col + half + 1),
+        )
+        weight = 1.0 / (1.0 + np.exp(-heatmap[r0:r1, c0:c1, i].astype(np.float64)))
+        total = float(weight.sum())
+        if float(weight.max()) >= MIN_REFINE and total > 0:
+            out[i, 0] = float(weight.sum(axis=0) @ np.arange(c0, c1)) / total / cols
+            out[i, 1] = float(weight.sum(axis=1) @ np.arange(r0, r1)) / total / rows
+    return out
+
+
+@dataclass
+class _Found:
+    pose_landmarks: np.ndarray | None
+
+
+class PoseFollower:
+    """One video's pass followed by the landmark model alone: starts on the region MediaPipe's detector
+    gave the person it found, then each frame's region comes from the previous frame's auxiliary points
+    (MediaPipe's tracking rule, without its smoothing). Quacks like a MediaPipe graph (`process`, `close`)
+    for mediapipe_solutions.VideoGraphs."""
+
+    def __init__(self, model: PoseLandmarks, start: Any) -> None:
+        self._model = model
+        self._start = start
+        self._region: Region | None = None
+
+    def process(self, image: np.ndarray) -> _Found:
+        if self._region is None and self._start is None:
+            return _Found(None)
+        where = self._region or detector_region(self._start, image.shape[1::-1])
+        self._start = None
+        out = self._model.run(image, where)
+        if out is None:
+            self._region = None
+            return _Found(None)
+        lm, self._region = out
+        return _Found(lm)
+
+    def close(self) -> None:
+        """Nothing to free: the model is the analyzer's, shared by every follower."""
+
+
 class PoseOptions(YoloOptions):
     """Pose keypoints (REELSCOPE_POSE__*): empty `model` runs MediaPipe's packaged pose_landmark_full;
     else an ultralytics pose checkpoint."""
@@ -237,21 +396,32 @@ class PoseOptions(YoloOptions):
     people: int = 2
     """MediaPipe: most people looked for in a frame (one graph pass each)."""
     track: bool = True
-    """MediaPipe: follow each video's people with its own graphs in video mode, whose person detector is
-    skipped while the previous frame's landmarks give the region (mediapipe_solutions.VideoGraphs);
-    false: the detector on every frame (static-image mode)."""
+    """MediaPipe: follow each video's people (`follow`), skipping the person detector while the previous
+    frame's landmarks give the region (mediapipe_solutions.VideoGraphs); false: the detector on every frame
+    (static-image mode)."""
+    follow: Literal["landmarks", "graph"] = "landmarks"
+    """MediaPipe tracking: "landmarks" runs the landmark model alone (ai-edge-litert) on the region the
+    previous frame's landmarks give, as the graph's tracking does (~21 ms a person instead of ~29: the graph
+    also converts, smooths and passes packets); "graph": a MediaPipe graph in video mode per video and
+    pass (the path before; also taken when ai-edge-litert is missing)."""
+    look_every: int = 2
+    """Tracking: a pass (a person) the detector found nobody for is looked for again on every n-th sampled
+    frame of the video, at once on a cut: someone who enters is found up to n-1 frames late (0.33 s at
+    3 fps, as hands' `detect_every`); 1: on every frame."""
     cut_threshold: float = 24.0
     """Mean grey-level move of the frame's 16 px cells from which a frame is a scene cut: the detector
     answers there, not the followed regions."""
     max_videos: int = 16
-    """Videos whose graphs are kept (two graphs each, ~10 MB); the least recently seen is dropped."""
+    """Videos whose followers are kept (a few numbers each; with `follow=graph` two graphs, ~10 MB); the least
+    recently seen is dropped."""
 
 
 class PoseAnalyzer(YoloAnalyzer):
     """People's keypoints and body cues per frame; person tracks, gestures and waves in `video_summary`.
 
-    Sampling: 3 fps at 480 px keeps MediaPipe near 30-40 ms a frame on the CPU (its landmark model sees a
-    256x256 crop of the person, so more pixels buy nothing) while a wave still gets several samples.
+    Sampling: 3 fps at 480 px keeps MediaPipe near 15 ms a frame without people (the detector) and ~23 ms
+    a followed person on the CPU (its landmark model sees a 256x256 crop of the person, so more pixels buy
+    nothing) while a wave still gets several samples.
     """
 
     name = "pose"
@@ -289,24 +459,34 @@ class PoseAnalyzer(YoloAnalyzer):
             super().load()
             return
         self._graph = self._pose_graph(static=True)
-        if self.options.track:
-            self._videos = mediapipe_solutions.VideoGraphs(
-                self._graph,
-                lambda: self._pose_graph(static=False),
-                lambda result: result.pose_landmarks,
-                self._followable,
-                self.options.cut_threshold,
-                self.options.max_videos,
-            )
+        if not self.options.track:
+            return
+        alone = self.options.follow == "landmarks" and importlib.util.find_spec("ai_edge_litert") is not None
+        if alone:
+            model = PoseLandmarks(self.runtime.threads)
+            make: Callable[[Any], Any] = lambda result: PoseFollower(model, result.pose_rect_from_detection)  # noqa: E731
+        else:
+            make = lambda _: self._pose_graph(static=False)  # noqa: E731
+        self._videos = mediapipe_solutions.VideoGraphs(
+            self._graph,
+            make,
+            lambda result: result.pose_landmarks,
+            self._followable,
+            self.options.cut_threshold,
+            self.options.max_videos,
+            alone=alone,
+            look_every=self.options.look_every,
+        )
 
     def _followable(self, landmarks: Any) -> bool:
         """A person worth following: as confident as a counted one, and a body, not a sliver at the edge."""
-        lm = np.array([[p.x, p.y, p.visibility] for p in landmarks.landmark], dtype=np.float64)
-        person = mediapipe_person(lm, (1, 1))
+        person = mediapipe_person(landmark_array(landmarks), (1, 1))
         x0, y0, x1, y1 = person["box"]
         return person["conf"] >= self.options.conf and min(x1 - x0, y1 - y0) >= MIN_FOLLOWED_SIDE
 
     def _pose_graph(self, static: bool) -> Any:
+        if static:
+            return _static_pose_graph(self.options.min_detection_confidence)
         return mediapipe_solutions.solutions().pose.Pose(
             static_image_mode=static,
             model_complexity=1,  # pose_landmark_full
@@ -342,8 +522,7 @@ class PoseAnalyzer(YoloAnalyzer):
                 found = self._graph.process(work).pose_landmarks
             if found is None:
                 break
-            lm = np.array([[p.x, p.y, p.visibility] for p in found.landmark], dtype=np.float64)
-            person = mediapipe_person(lm, (w, h))
+            person = mediapipe_person(landmark_array(found), (w, h))
             persons.append(person)
             x0, y0, x1, y1 = person["box"]
             work = work.copy()
@@ -433,6 +612,30 @@ class PoseAnalyzer(YoloAnalyzer):
             "tracks": [_track_summary(t) for t in tracks],
             "gestures": sorted(gestures, key=lambda g: (g["start_s"], g["track_id"])),
         }
+
+
+def _static_pose_graph(min_detection_confidence: float) -> Any:
+    """MediaPipe's Pose in static-image mode (model_complexity 1, no smoothing), built as `Pose` builds it
+    (mediapipe 0.10.21) but also giving out the region its detector chose (`pose_rect_from_detection`),
+    where a follower starts."""
+    from mediapipe.python.solution_base import SolutionBase
+
+    mp_pose = mediapipe_solutions.solutions().pose
+    return SolutionBase(
+        binary_graph_path=mp_pose._BINARYPB_FILE_PATH,
+        side_inputs={
+            "model_complexity": 1,
+            "smooth_landmarks": False,
+            "enable_segmentation": False,
+            "smooth_segmentation": False,
+            "use_prev_landmarks": False,
+        },
+        calculator_params={
+            "posedetectioncpu__TensorsToDetectionsCalculator.min_score_thresh": min_detection_confidence,
+            "poselandmarkbyroicpu__tensorstoposelandmarksandsegmentation__ThresholdingCalculator.threshold": 0.5,
+        },
+        outputs=["pose_landmarks", "pose_rect_from_detection"],
+    )
 
 
 def _track_summary(track: Track) -> dict[str, Any]:

@@ -90,11 +90,17 @@ def test_hands_each_video_followed_on_its_own() -> None:
     assert (a.detections, a.tracked) == (2, 2) and len(a._memory) == 1
 
 
-def test_pose_followed_by_mediapipe_tracking_agrees_with_detection_and_a_cut_restarts() -> None:
+@pytest.mark.parametrize(("follow", "min_iou"), [("landmarks", 0.55), ("graph", 0.6)])
+def test_pose_followed_by_mediapipe_tracking_agrees_with_detection_and_a_cut_restarts(
+    follow: str, min_iou: float
+) -> None:
+    """Both ways of following (the landmark model alone, the default; a video-mode graph per pass). The box
+    is that of the landmarks seen (visibility 0.5): a wrist crossing that line moves it, so the keypoints
+    themselves are held closer in tests/test_pose_follow.py."""
     base, black = photo("zidane.jpg", 480), np.zeros((270, 480, 3), np.uint8)
     frames = [panned(base, 4 * k) for k in range(6)] + [black, base]
     items = clip("v", frames)
-    tracked = PoseAnalyzer(PoseOptions(track=True))
+    tracked = PoseAnalyzer(PoseOptions(track=True, follow=follow))  # type: ignore[arg-type]
     static = PoseAnalyzer(PoseOptions(track=False))
     tracked.load()
     static.load()
@@ -110,7 +116,7 @@ def test_pose_followed_by_mediapipe_tracking_agrees_with_detection_and_a_cut_res
     for k, (a, b) in enumerate(zip(mine, truth, strict=True)):
         for person in b["persons"]:  # every person the detector finds is followed, at the same place
             match = max(a["persons"], key=lambda p: iou(p["box"], person["box"]))
-            assert iou(match["box"], person["box"]) > 0.6, k
+            assert iou(match["box"], person["box"]) > min_iou, k
             assert landmark_gap(match, person) < 0.05, k
             compared += 1
     assert compared >= 8
@@ -134,5 +140,6 @@ def test_pose_video_without_people_makes_no_graph() -> None:
     black = np.zeros((270, 480, 3), np.uint8)
     assert [p["count"] for p in a.analyze(clip("empty", [black] * 3)[:-1])] == [0, 0]
     videos = a._videos
-    assert videos is not None and (videos.detected, videos.followed) == (2, 0)
+    # the second frame is not looked at: the detector found nobody a frame ago (look_every = 2)
+    assert videos is not None and (videos.detected, videos.followed, videos.skipped) == (1, 0, 1)
     assert videos._memory.get("empty") is not None and not videos._memory.get("empty").graphs  # type: ignore[union-attr]

@@ -71,6 +71,10 @@ class _Video:
     following: set[int] = field(default_factory=set)
     """Passes whose graph found something on its last call: it follows that region now."""
     cut: bool = False
+    frames: int = 0
+    """The number of the video's current frame (0 for its first)."""
+    empty: dict[int, int] = field(default_factory=dict)
+    """Pass -> the frame on which the shared graph last found nobody for it."""
 
 
 class VideoGraphs:
@@ -84,25 +88,36 @@ class VideoGraphs:
     is looked for again by the shared graph on the same frame; on a cut the shared graph answers, and the
     following graphs see the frame too, so they let go of regions the cut emptied (a reset would reload
     their models). Only findings `accept` passes are followed: a graph left following a region that no longer
-    holds one (a detector's false find off the frame's edge) is closed."""
+    holds one (a detector's false find off the frame's edge) is closed.
+
+    `alone`: the video's "graphs" are followers with no detector of their own (pose's landmark model on the
+    previous frame's region, as hands does): `make` gets the shared graph's result to start from, and a
+    follower that lost its region, or whose video cut, is made afresh from the shared graph's next finding.
+    `look_every`: a pass for which the shared graph found nobody is looked at again only on every n-th frame
+    of the video (a cut looks at once), as hands' palm detector runs on every n-th frame."""
 
     def __init__(
         self,
         static: Any,
-        make: Callable[[], Any],
+        make: Callable[[Any], Any],
         found: Callable[[Any], Any],
         accept: Callable[[Any], bool],
         cut_threshold: float,
         max_videos: int,
+        alone: bool = False,
+        look_every: int = 1,
     ) -> None:
         self._static = static
         self._make = make
+        self._alone = alone
+        self.look_every = look_every
         self._found = found
         self._accept = accept
         self.cut_threshold = cut_threshold
         self._memory: VideoMemory[_Video] = VideoMemory(max_videos, drop=_close)
-        self.detected = self.followed = 0
-        """Passes the shared graph (the detector) answered, passes a video's graph answered following."""
+        self.detected = self.followed = self.skipped = 0
+        """Passes the shared graph (the detector) answered, passes a video's graph answered following, and
+        passes not looked at (the shared graph found nobody there under `look_every` frames ago)."""
 
     def begin(self, item: FrameItem, image: np.ndarray) -> _Video:
         """The video's state for this frame (`image`: the frame as the graphs see it)."""
@@ -115,12 +130,16 @@ class VideoGraphs:
                 float(np.abs(video.frame - frame).mean()) > self.cut_threshold
             )
             video.frame = frame
+            video.frames += 1
         self._memory.put(item.video_id, video)
         return video
 
     def run(self, video: _Video, k: int, image: np.ndarray) -> Any:
         """Pass k's finding on `image` (what `found` reads off a graph's result), or None."""
         graph = video.graphs.get(k)
+        if self._alone and graph is not None and (video.cut or k not in video.following):
+            self._drop(video, k)  # a follower cannot look for what it lost: the shared graph does
+            graph = None
         if graph is not None and not video.cut:
             following = k in video.following
             out = self._found(graph.process(image))
@@ -129,14 +148,23 @@ class VideoGraphs:
                 self.followed += following
                 self.detected += not following
                 return out
-            if out is not None:  # a region not worth following (off the frame, unsure): start over later
+            if out is not None or self._alone:  # not worth following (off the frame, unsure), or lost
                 self._drop(video, k)
             video.following.discard(k)
             if not following:
                 self.detected += 1
                 return out  # the graph's own detector answered, as the shared one would have
+        last = video.empty.get(k)
+        if not video.cut and last is not None and video.frames - last < self.look_every:
+            self.skipped += 1
+            return None
         self.detected += 1
-        out = self._found(self._static.process(image))
+        result = self._static.process(image)
+        out = self._found(result)
+        if out is None:
+            video.empty[k] = video.frames
+        else:
+            video.empty.pop(k, None)
         if graph is not None and video.cut and k in video.following:  # let go of what the cut emptied
             again = self._found(graph.process(image))
             if again is None:
@@ -144,7 +172,7 @@ class VideoGraphs:
             elif not self._accept(again):
                 self._drop(video, k)
         elif k not in video.graphs and out is not None and self._accept(out):
-            graph = video.graphs[k] = self._make()
+            graph = video.graphs[k] = self._make(result)
             if self._found(graph.process(image)) is not None:
                 video.following.add(k)
         return out
