@@ -34,7 +34,7 @@ from __future__ import annotations
 import importlib.util
 import math
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -225,6 +225,7 @@ class TranscriptionAnalyzer(AudioAnalyzer):
     def __init__(self, options: TranscriptionOptions | None = None, runtime: Runtime | None = None) -> None:
         super().__init__(options, runtime)
         self._model: Any = None
+        self._forget_encoding: Callable[[], None] = lambda: None
         self._detector: Any = None
         """A multilingual model for language detection: the model itself, or for an English-only model
         the packaged base when installed (None: flagging falls back to log-probabilities)."""
@@ -268,7 +269,7 @@ class TranscriptionAnalyzer(AudioAnalyzer):
     def load(self) -> None:
         weights = self.runtime.state_dir / "weights"
         self._model = self._whisper(self._model_path(weights))
-        remember_last_encoding(self._model)
+        self._forget_encoding = remember_last_encoding(self._model)
         if self._model.model.is_multilingual:
             self._detector = self._model
         elif packaged_available():
@@ -355,31 +356,34 @@ class TranscriptionAnalyzer(AudioAnalyzer):
         if not spans:
             return [], None
         speech = speech_only(audio, spans)
-        detected = detect_language(self._model, speech) if not language and self.multilingual else None
-        segments, _ = self._model.transcribe(
-            speech,
-            language=detected[0] if detected else language or None,
-            beam_size=self.options.beam_size,
-            vad_filter=False,
-            word_timestamps=True,
-            condition_on_previous_text=False,
-            hotwords=", ".join(hotwords) or None,
-        )
-        decoded = [
-            _Segment(
-                start=float(seg.start),
-                end=float(seg.end),
-                words=tuple(
-                    (w.word.strip(), float(w.start), float(w.end), float(w.probability))
-                    for w in seg.words or []
-                    if w.word.strip()
-                ),
-                no_speech_prob=float(seg.no_speech_prob),
-                avg_logprob=float(seg.avg_logprob),
-                temperature=float(seg.temperature or 0.0),
+        try:
+            detected = detect_language(self._model, speech) if not language and self.multilingual else None
+            segments, _ = self._model.transcribe(
+                speech,
+                language=detected[0] if detected else language or None,
+                beam_size=self.options.beam_size,
+                vad_filter=False,
+                word_timestamps=True,
+                condition_on_previous_text=False,
+                hotwords=", ".join(hotwords) or None,
             )
-            for seg in restored(segments, spans)
-        ]
+            decoded = [
+                _Segment(
+                    start=float(seg.start),
+                    end=float(seg.end),
+                    words=tuple(
+                        (w.word.strip(), float(w.start), float(w.end), float(w.probability))
+                        for w in seg.words or []
+                        if w.word.strip()
+                    ),
+                    no_speech_prob=float(seg.no_speech_prob),
+                    avg_logprob=float(seg.avg_logprob),
+                    temperature=float(seg.temperature or 0.0),
+                )
+                for seg in restored(segments, spans)
+            ]
+        finally:
+            self._forget_encoding()
         return decoded, detected
 
     def _detect(self, audio: np.ndarray) -> tuple[str, float]:

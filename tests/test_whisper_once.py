@@ -72,11 +72,15 @@ def test_a_window_with_speech_is_encoded_once_where_faster_whisper_encodes_twice
     assert calls[0] == 2  # faster-whisper's own path: detection, then the same 30 s again
 
     calls[0] = 0
-    remember_last_encoding(model)
+    forget = remember_last_encoding(model)
     speech = np.concatenate([window[s["start"] : s["end"]] for s in speech_spans(window)])
     language, _ = detect_language(model, speech)
     list(model.transcribe(speech, language=language, vad_filter=False, **OPTIONS)[0])
     assert calls[0] == 1
+
+    forget()  # the window is done: the same audio again is encoded again, nothing outlives a window
+    detect_language(model, speech)
+    assert calls[0] == 2
 
 
 def test_no_speech_never_reaches_whisper(analyzer: TranscriptionAnalyzer) -> None:

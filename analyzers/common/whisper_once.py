@@ -13,7 +13,7 @@ and `restore_speech_timestamps`), so segments, words and times are faster-whispe
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -47,9 +47,10 @@ def restored(segments: Iterable[Any], spans: list[dict[str, int]]) -> Iterable[A
     return restore_speech_timestamps(segments, spans, SAMPLE_RATE)
 
 
-def remember_last_encoding(model: Any) -> None:
+def remember_last_encoding(model: Any) -> Callable[[], None]:
     """Make `model.encode` (a faster-whisper WhisperModel's) answer the same features with its last
-    output instead of encoding them again; any other features are encoded as before."""
+    output instead of encoding them again; any other features are encoded as before. Returns what forgets
+    that output (call it when the window is done, so nothing outlives it)."""
     encode = model.encode
     last: list[tuple[np.ndarray, Any]] = []
 
@@ -61,6 +62,7 @@ def remember_last_encoding(model: Any) -> None:
         return output
 
     model.encode = encode_once
+    return last.clear
 
 
 def detect_language(model: Any, audio: np.ndarray) -> tuple[str, float]:
