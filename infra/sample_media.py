@@ -42,14 +42,16 @@ def tone(seconds: float, freq: float = 440.0, rate: int = 48_000, level: float =
     return (level * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
-def spoken(text: str, rate: int = 48_000, words_per_minute: int = 150) -> np.ndarray:
-    """espeak-ng reading `text`, float32 mono at `rate` (needs the espeak-ng program)."""
+def spoken(text: str, rate: int = 48_000, words_per_minute: int = 150, voice: str = "") -> np.ndarray:
+    """espeak-ng reading `text` (in `voice`, else its default), float32 mono at `rate` (needs espeak-ng)."""
     import subprocess
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
         wav = Path(folder) / "speech.wav"
-        subprocess.run(["espeak-ng", "-s", str(words_per_minute), "-w", str(wav), text], check=True)
+        voices = ["-v", voice] if voice else []
+        command = ["espeak-ng", *voices, "-s", str(words_per_minute), "-w", str(wav), text]
+        subprocess.run(command, check=True)  # list args, no shell
         resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
         with av.open(str(wav)) as container:
             parts = [

@@ -16,19 +16,13 @@ import pytest
 from reelscope.analyzers.base import AudioItem, ItemResult, Runtime
 from reelscope.analyzers.common.speech_delivery import delivery_stats, normalize_word
 from reelscope.analyzers.transcription import TranscriptionAnalyzer, TranscriptionOptions, choose_cut
+from reelscope.infra.bench.transcription_ab import PASSAGE
 
 from tests.media import tone
 
 RATE = 16_000
 LEFT = "He began a confused complaint against the wizard, who had vanished behind the curtain on the left."
 RIGHT = "The horizon seems extremely distant."
-PASSAGE = (
-    "Seven curious children quietly explored an abandoned lighthouse near windy cliffs. Their teacher "
-    "carried bright lanterns, maps, and warm sandwiches. Suddenly, thunder rumbled over distant mountains "
-    "while heavy rain soaked every wooden bench outside. Nobody panicked; instead they sang cheerful songs "
-    "until morning sunshine returned, painting golden patterns across calm ocean waves."
-)
-"""About 22 s of espeak-ng speech in which no word repeats, so a doubled word is a seam duplicate."""
 
 
 def tokens(text: str) -> list[str]:
