@@ -8,7 +8,7 @@ between two words), so no word sits on the seam; words near the cut that the pre
 emitted are dropped by text and time, so a word is neither doubled nor lost.
 
 Voice activity detection is faster-whisper's `vad_filter`: the same Silero VAD model as the `silero-vad`
-wheel, but shipped inside faster-whisper as ONNX and run with onnxruntime, so the audio processor needs
+wheel, but shipped inside faster-whisper as ONNX and run with onnxruntime, so the speech processor needs
 no torch. Only speech reaches Whisper, which otherwise invents sentences over silence, tones or music.
 
 The default model is the multilingual Whisper base that two PyPI wheels ship (common/whisper_base.py).
@@ -211,8 +211,11 @@ class TranscriptionOptions(BaseModel):
 
 
 class TranscriptionAnalyzer(AudioAnalyzer):
+    """Whisper over windows of each channel, in its own group `speech`: its slow, stateful batches (~0.5 CPU-s
+    per audio second) no longer hold up the audio group's other analyzers, which stays stateless (issue 18)."""
+
     name = "transcription"
-    group = "audio"
+    group = "speech"
     sampling = Sampling(fps=None, audio_channels="split")
     summary_promoted = True
     requires = ("faster_whisper",)

@@ -26,7 +26,8 @@ from reelscope.sinks.store import Store
 from reelscope.stream_processors.runtime import Progress
 
 ANALYZERS = ["scene", "loudness", "transcription"]
-"""light (stateless) and audio (transcription is stateful: commits held until a stream ends)."""
+"""light and audio (loudness) are stateless; speech is stateful (transcription: commits held until a stream
+ends)."""
 
 
 def test_rate_is_measured_only_while_the_group_has_work() -> None:
@@ -63,16 +64,17 @@ def test_the_bound_is_seconds_of_work_between_the_floor_and_the_cap() -> None:
     )
     events_only.rates["light"].per_s = 5.0
     assert events_only.bound("light") == 900
-    assert set(watcher.throttling) == {"light", "audio"}  # the stateful group throttles too (its progress)
+    assert set(watcher.throttling) == {"light", "audio", "speech"}  # the stateful one too (its progress)
+    assert watcher.progress == {"speech"}  # only the stateful group's lag is read from its progress
     unscheduled = LagWatcher(Settings(analyzers=ANALYZERS, batch={"schedule": False}))
-    assert unscheduled.throttling == ["light"]  # no progress commits without the scheduler
+    assert sorted(unscheduled.throttling) == ["audio", "light"]  # no progress commits without the scheduler
 
 
 @pytest.mark.integration
 def test_the_producer_waits_for_the_slowest_groups_processed_offsets(broker: str) -> None:
-    """Both groups lag 100 events (no rate known: the bound is the 32-event floor), the producer waits;
-    the light group commits and the audio group records progress (its own commit held at 0, as a stateful
-    group's is while a stream is open): the wait ends, and the light group's rate is known."""
+    """Every group lags 100 events (no rate known: the bound is the 32-event floor), the producer waits;
+    the light and audio groups commit and the speech group records progress (its own commit held at 0, as a
+    stateful group's is while a stream is open): the wait ends, and the light group's rate is known."""
     settings = Settings(
         kafka={"bootstrap_servers": broker},
         topics={"prefix": f"bp{uuid.uuid4().hex[:6]}.", "partitions": 1},
@@ -93,7 +95,7 @@ def test_the_producer_waits_for_the_slowest_groups_processed_offsets(broker: str
         producer = AIOKafkaProducer(**settings.kafka.client_kwargs())
         await producer.start()
         watcher = LagWatcher(settings)
-        progress = Progress(settings, "audio")
+        progress = Progress(settings, "speech")
         try:
             for tp in (frames, audio):
                 for _ in range(100):
@@ -103,25 +105,26 @@ def test_the_producer_waits_for_the_slowest_groups_processed_offsets(broker: str
             await asyncio.sleep(1.0)
             held = not waiting.done()
             await commit("light", {frames: 90})
+            await commit("audio", {audio: 97})
             await progress.commit({audio: 95})
             await asyncio.wait_for(waiting, 30)
             after = dict(await watcher.lag())
-            probe = AIOKafkaConsumer(**settings.kafka.client_kwargs(), group_id=group_id("audio"))
+            probe = AIOKafkaConsumer(**settings.kafka.client_kwargs(), group_id=group_id("speech"))
             await probe.start()
-            audio_committed = await probe.committed(audio)
+            speech_committed = await probe.committed(audio)
             await probe.stop()
-            return before, after, held, watcher.rates["light"].per_s, audio_committed
+            return before, after, held, watcher.rates["light"].per_s, speech_committed
         finally:
             await progress.close()
             await watcher.close()
             await producer.stop()
 
-    before, after, held, rate, audio_committed = asyncio.run(scenario())
-    assert before == {"light": 100, "audio": 100}
+    before, after, held, rate, speech_committed = asyncio.run(scenario())
+    assert before == {"light": 100, "audio": 100, "speech": 100}
     assert held, "the producer did not wait for groups 100 events behind a 32-event bound"
-    assert after == {"light": 10, "audio": 5}
+    assert after == {"light": 10, "audio": 3, "speech": 5}
     assert rate is not None and rate > 0
-    assert audio_committed is None  # the group's own commit is untouched: only its progress moved
+    assert speech_committed is None  # the group's own commit is untouched: only its progress moved
 
 
 class Sink(BatchingSink[str]):

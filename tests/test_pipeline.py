@@ -235,9 +235,11 @@ def test_every_process_exports_prometheus_metrics(running_stack: Settings, tmp_p
     assert 'reelscope_videos_finished_total{status="complete"}' in serve
     assert 'reelscope_events_in_total{component="aggregator"}' in serve
     groups = {p.stem: scrape(p.read_text()) for p in run_dir(settings).glob("group-*.metrics")}
-    assert {"group-light-0", "group-audio-0"} <= groups.keys()
+    assert {"group-light-0", "group-audio-0", "group-speech-0"} <= groups.keys()
     assert 'reelscope_results_out_total{analyzer="scene",group="light"}' in groups["group-light-0"]
     assert "reelscope_result_latency_seconds_bucket" in groups["group-audio-0"]
+    assert 'reelscope_results_out_total{analyzer="transcription",group="speech"}' in groups["group-speech-0"]
+    assert 'reelscope_result_latency_seconds_count{group="speech"}' in groups["group-speech-0"]
     assert 'reelscope_results_out_total{analyzer="captions",group="describe"}' in groups["group-describe-0"]
     assert 'reelscope_result_latency_seconds_count{group="describe"}' in groups["group-describe-0"]
     # idle, every group has committed what was published (the describe group, which holds a video's frames

@@ -38,8 +38,8 @@ from reelscope.sinks.store import Store
 LOSS_WINDOW_S = 10.0
 """A completion this close before a broker kill may have had its output event only on the dead broker."""
 CHAOS_ANALYZERS = '["scene", "color", "quality", "loudness", "transcription"]'
-"""What `python -m reelscope.infra.bench.chaos` runs unless REELSCOPE_ANALYZERS says otherwise: a stateless, a stateful (audio)
-and the finalize group, light enough for a 2-core machine."""
+"""What `python -m reelscope.infra.bench.chaos` runs unless REELSCOPE_ANALYZERS says otherwise: stateless groups (light,
+audio), a stateful one (speech) and the finalize group, light enough for a 2-core machine."""
 
 
 @dataclass

@@ -31,6 +31,8 @@ from tests.test_pipeline import _push, read_topic, wait_done
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ANALYZERS = '["scene", "color", "quality", "loudness", "transcription"]'
+"""Groups light, audio (loudness, stateless), speech (transcription, stateful: commits wait for a stream's
+end) and finalize."""
 
 
 def stored_counts(settings: Settings, video_id: str) -> tuple[dict[str, int], int]:
@@ -77,12 +79,12 @@ VISION_AND_DESCRIBE = '["scene", "color", "ocr_text", "faces", "captions"]'
 @pytest.mark.parametrize(
     ("victims", "analyzers", "seed"),
     [
-        (("group-light-0", "group-audio-0"), ANALYZERS, 1),
+        (("group-light-0", "group-audio-0", "group-speech-0"), ANALYZERS, 1),
         (("serve",), ANALYZERS, 6),
         (("group-vision-0", "group-describe-0"), VISION_AND_DESCRIBE, 1),
         (("group-finalize-0",), ANALYZERS, 6),
     ],
-    ids=["light+audio", "aggregator+producer-mid-publish", "vision+describe", "finalize"],
+    ids=["light+audio+speech", "aggregator+producer-mid-publish", "vision+describe", "finalize"],
 )
 def test_kill_9_mid_video_loses_and_duplicates_nothing(
     env_settings: Any, tmp_path: Path, victims: tuple[str, ...], analyzers: str, seed: int
