@@ -20,7 +20,6 @@ detector on every frame with fewer than `max_hands` hands.
 from __future__ import annotations
 
 import importlib.util
-import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -442,20 +441,8 @@ class HandLandmarks:
     """MediaPipe's packaged hand_landmark_full.tflite on a hand's region, without the palm detector."""
 
     def __init__(self, threads: int = 0) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        spec = importlib.util.find_spec("mediapipe")
-        assert spec is not None and spec.submodule_search_locations
-        path = os.path.join(
-            next(iter(spec.submodule_search_locations)),
-            "modules",
-            "hand_landmark",
-            "hand_landmark_full.tflite",
-        )
-        self._interpreter = Interpreter(model_path=path, num_threads=threads or None)
-        self._interpreter.allocate_tensors()
-        self._input = self._interpreter.get_input_details()[0]["index"]
-        self._outputs = {d["name"]: d["index"] for d in self._interpreter.get_output_details()}
+        model = mediapipe_solutions.tflite("hand_landmark", "hand_landmark_full.tflite", threads)
+        self._interpreter, self._input, self._outputs = model.interpreter, model.input, model.outputs
 
     def follow(self, image: np.ndarray, region: tuple[np.ndarray, float, float]) -> Found | None:
         """The hand in `region` of the RGB image, or None when the model sees no hand there."""

@@ -28,7 +28,6 @@ frame (at once on a cut).
 from __future__ import annotations
 
 import importlib.util
-import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -279,20 +278,8 @@ class PoseLandmarks:
     projection back, as MediaPipe's PoseLandmarkByRoiCpu does them."""
 
     def __init__(self, threads: int = 0) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        spec = importlib.util.find_spec("mediapipe")
-        assert spec is not None and spec.submodule_search_locations
-        path = os.path.join(
-            next(iter(spec.submodule_search_locations)),
-            "modules",
-            "pose_landmark",
-            "pose_landmark_full.tflite",
-        )
-        self._interpreter = Interpreter(model_path=path, num_threads=threads or None)
-        self._interpreter.allocate_tensors()
-        self._input = self._interpreter.get_input_details()[0]["index"]
-        self._outputs = {d["name"]: d["index"] for d in self._interpreter.get_output_details()}
+        model = mediapipe_solutions.tflite("pose_landmark", "pose_landmark_full.tflite", threads)
+        self._interpreter, self._input, self._outputs = model.interpreter, model.input, model.outputs
         self.runs = 0
 
     def run(self, image: np.ndarray, where: Region) -> tuple[np.ndarray, Region] | None:

@@ -44,6 +44,29 @@ def solutions() -> Any:
     return mp.solutions
 
 
+@dataclass
+class Tflite:
+    """One of the wheel's .tflite models loaded by ai-edge-litert alone, without MediaPipe's graph around it
+    (the landmark models that follow a region between detections: pose, hands)."""
+
+    interpreter: Any
+    input: int
+    outputs: dict[str, int]
+
+
+def tflite(folder: str, file: str, threads: int = 0) -> Tflite:
+    """`modules/<folder>/<file>` of the mediapipe wheel, tensors allocated."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    spec = importlib.util.find_spec("mediapipe")
+    assert spec is not None and spec.submodule_search_locations
+    path = os.path.join(next(iter(spec.submodule_search_locations)), "modules", folder, file)
+    interpreter = Interpreter(model_path=path, num_threads=threads or None)
+    interpreter.allocate_tensors()
+    outputs = {d["name"]: d["index"] for d in interpreter.get_output_details()}
+    return Tflite(interpreter, interpreter.get_input_details()[0]["index"], outputs)
+
+
 def describe(models: str) -> str:
     """The model string results carry: files, package version, licence, where the weights come from."""
     from importlib.metadata import PackageNotFoundError, version

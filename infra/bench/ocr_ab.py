@@ -141,10 +141,15 @@ def main(argv: list[str] | None = None) -> int:
             "before_counts_per_round": counts["before", name],
             "after_counts_per_round": counts["after", name],
         }
+    return emit(results, args.out)
+
+
+def emit(results: dict[str, Any], out: Path | None) -> int:
+    """An A/B run's results with the load average after it: printed, and written to `out` when given."""
     results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(results, indent=1))
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=1) + "\n")
+    if out:
+        out.write_text(json.dumps(results, indent=1) + "\n")
     return 0
 
 

@@ -15,7 +15,6 @@ pixels of the 480 px frame; joints seen in both). Run with
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import numpy as np
 from reelscope.analyzers.base import FrameItem
 from reelscope.analyzers.pose import VISIBLE, PoseAnalyzer, PoseOptions
 from reelscope.infra.bench.gating import agreement, zidane_pan
+from reelscope.infra.bench.ocr_ab import emit
 from reelscope.infra.bench.peers import sampled_frames
 from reelscope.infra.bench.pipeline import make_clip
 
@@ -168,11 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                 for k in analyzers
             },
         }
-    results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-    print(json.dumps(results, indent=1))
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=1) + "\n")
-    return 0
+    return emit(results, args.out)
 
 
 if __name__ == "__main__":
