@@ -441,35 +441,21 @@ class HandLandmarks:
     """MediaPipe's packaged hand_landmark_full.tflite on a hand's region, without the palm detector."""
 
     def __init__(self, threads: int = 0) -> None:
-        model = mediapipe_solutions.tflite("hand_landmark", "hand_landmark_full.tflite", threads)
-        self._interpreter, self._input, self._outputs = model.interpreter, model.input, model.outputs
+        self._model = mediapipe_solutions.tflite("hand_landmark", "hand_landmark_full.tflite", threads)
 
     def follow(self, image: np.ndarray, region: tuple[np.ndarray, float, float]) -> Found | None:
         """The hand in `region` of the RGB image, or None when the model sees no hand there."""
-        import cv2
-
         centre, side, rotation = region
         if side < 4:
             return None
         h, w = image.shape[:2]
         k = side / LANDMARK_SIDE
-        cos, sin = np.cos(rotation), np.sin(rotation)
-        to_image = np.array([[k * cos, -k * sin, 0.0], [k * sin, k * cos, 0.0]])
-        to_image[:, 2] = centre - to_image[:, :2] @ np.array([LANDMARK_SIDE / 2, LANDMARK_SIDE / 2])
-        crop = cv2.warpAffine(
-            image,
-            to_image,
-            (LANDMARK_SIDE, LANDMARK_SIDE),
-            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-            borderMode=cv2.BORDER_REPLICATE,
-        )
-        self._interpreter.set_tensor(self._input, (crop.astype(np.float32) / 255.0)[None])
-        self._interpreter.invoke()
-        presence = float(self._interpreter.get_tensor(self._outputs["Identity_1"])[0, 0])
+        to_image = self._model.run_on_region(image, centre, side, rotation)
+        presence = float(self._model.output("Identity_1")[0, 0])
         if presence < MIN_PRESENCE:
             return None
-        raw = self._interpreter.get_tensor(self._outputs["Identity"])[0].reshape(21, 3).astype(np.float64)
-        left = float(self._interpreter.get_tensor(self._outputs["Identity_2"])[0, 0])
+        raw = self._model.output("Identity")[0].reshape(21, 3).astype(np.float64)
+        left = float(self._model.output("Identity_2")[0, 0])
         px = raw[:, :2] @ to_image[:, :2].T + to_image[:, 2]
         lm = np.column_stack([px[:, 0] / w, px[:, 1] / h, raw[:, 2] * k / w])
         label, score = ("Left", left) if left >= 0.5 else ("Right", 1.0 - left)

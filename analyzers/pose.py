@@ -278,38 +278,23 @@ class PoseLandmarks:
     projection back, as MediaPipe's PoseLandmarkByRoiCpu does them."""
 
     def __init__(self, threads: int = 0) -> None:
-        model = mediapipe_solutions.tflite("pose_landmark", "pose_landmark_full.tflite", threads)
-        self._interpreter, self._input, self._outputs = model.interpreter, model.input, model.outputs
+        self._model = mediapipe_solutions.tflite("pose_landmark", "pose_landmark_full.tflite", threads)
         self.runs = 0
 
     def run(self, image: np.ndarray, where: Region) -> tuple[np.ndarray, Region] | None:
         """(33 x 3 normalised landmarks: x, y, visibility; the next frame's region), or None when the model
         sees no person in `where` of the RGB image."""
-        import cv2
-
         centre, side, rotation = where
         if side < 8:
             return None
         self.runs += 1
         h, w = image.shape[:2]
-        k = side / LANDMARK_SIDE
-        cos, sin = np.cos(rotation), np.sin(rotation)
-        to_image = np.array([[k * cos, -k * sin, 0.0], [k * sin, k * cos, 0.0]])
-        to_image[:, 2] = centre - to_image[:, :2] @ np.array([LANDMARK_SIDE / 2, LANDMARK_SIDE / 2])
-        crop = cv2.warpAffine(
-            image,
-            to_image,
-            (LANDMARK_SIDE, LANDMARK_SIDE),
-            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-            borderMode=cv2.BORDER_REPLICATE,
-        )
-        get = self._interpreter.get_tensor
-        self._interpreter.set_tensor(self._input, (crop.astype(np.float32) / 255.0)[None])
-        self._interpreter.invoke()
-        if float(get(self._outputs["Identity_1"])[0, 0]) < MIN_PRESENCE:
+        to_image = self._model.run_on_region(image, centre, side, rotation)
+        get = self._model.output
+        if float(get("Identity_1")[0, 0]) < MIN_PRESENCE:
             return None
-        raw = get(self._outputs["Identity"])[0].reshape(39, 5).astype(np.float64)
-        xy = refine(raw[:, :2] / LANDMARK_SIDE, get(self._outputs["Identity_3"])[0])
+        raw = get("Identity")[0].reshape(39, 5).astype(np.float64)
+        xy = refine(raw[:, :2] / LANDMARK_SIDE, get("Identity_3")[0])
         px = (xy * LANDMARK_SIDE) @ to_image[:, :2].T + to_image[:, 2]
         visibility = 1.0 / (1.0 + np.exp(-raw[:33, 3]))
         lm = np.column_stack([px[:33, 0] / w, px[:33, 1] / h, visibility])

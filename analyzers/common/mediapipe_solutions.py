@@ -52,6 +52,34 @@ class Tflite:
     interpreter: Any
     input: int
     outputs: dict[str, int]
+    side: int
+    """The model's square input, in pixels."""
+
+    def run_on_region(
+        self, image: np.ndarray, centre: np.ndarray, side: float, rotation: float
+    ) -> np.ndarray:
+        """Run the model on the square region of the RGB image (`side` px around `centre`, rotated by
+        `rotation`), resampled to its input as MediaPipe's ImageToTensor does it; returns the 2 x 3 transform
+        from input pixels to image pixels. Read the outputs with `output(name)`."""
+        import cv2
+
+        k = side / self.side
+        cos, sin = np.cos(rotation), np.sin(rotation)
+        to_image = np.array([[k * cos, -k * sin, 0.0], [k * sin, k * cos, 0.0]])
+        to_image[:, 2] = centre - to_image[:, :2] @ np.array([self.side / 2, self.side / 2])
+        crop = cv2.warpAffine(
+            image,
+            to_image,
+            (self.side, self.side),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        self.interpreter.set_tensor(self.input, (crop.astype(np.float32) / 255.0)[None])
+        self.interpreter.invoke()
+        return to_image
+
+    def output(self, name: str) -> np.ndarray:
+        return self.interpreter.get_tensor(self.outputs[name])
 
 
 def tflite(folder: str, file: str, threads: int = 0) -> Tflite:
@@ -64,7 +92,8 @@ def tflite(folder: str, file: str, threads: int = 0) -> Tflite:
     interpreter = Interpreter(model_path=path, num_threads=threads or None)
     interpreter.allocate_tensors()
     outputs = {d["name"]: d["index"] for d in interpreter.get_output_details()}
-    return Tflite(interpreter, interpreter.get_input_details()[0]["index"], outputs)
+    tensor = interpreter.get_input_details()[0]
+    return Tflite(interpreter, tensor["index"], outputs, int(tensor["shape"][1]))
 
 
 def describe(models: str) -> str:
