@@ -7,9 +7,10 @@ each window hands over to the next at a cut chosen inside the overlap, in the lo
 between two words), so no word sits on the seam; words near the cut that the previous window already
 emitted are dropped by text and time, so a word is neither doubled nor lost.
 
-Voice activity detection is faster-whisper's `vad_filter`: the same Silero VAD model as the `silero-vad`
-wheel, but shipped inside faster-whisper as ONNX and run with onnxruntime, so the speech processor needs
-no torch. Only speech reaches Whisper, which otherwise invents sentences over silence, tones or music.
+Voice activity detection is faster-whisper's Silero VAD: the same model as the `silero-vad` wheel, but
+shipped inside faster-whisper as ONNX and run with onnxruntime, so the speech processor needs no torch. It
+runs once per window (common/whisper_once.py): only speech reaches Whisper, which otherwise invents
+sentences over silence, tones or music, and a window without speech costs no Whisper pass at all.
 
 The default model is the multilingual Whisper base that two PyPI wheels ship (common/whisper_base.py).
 The language is detected per window and, inside a window, per stretch of at least 3 s of speech
