@@ -21,7 +21,7 @@ from tests.test_pipeline import _push, wait_done
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-TIMEOUT_S = 5
+TIMEOUT_S = 2
 ANALYZERS = '["color", "loudness", "audio_features", "transcription", "captions"]'
 
 
