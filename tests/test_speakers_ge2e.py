@@ -81,6 +81,30 @@ def test_four_real_voices_in_one_video_are_four_speakers(
     assert len(set().union(*found.values())) == 4
 
 
+def test_a_tone_and_music_make_no_speaker_and_real_speech_still_does(
+    analyzer: SpeakersAnalyzer, shared_media: Path
+) -> None:
+    """Loud chunks without speech (a 440 Hz tone, a chord with a beat) are not embedded: before the
+    speech gate they made a speaker of their own."""
+    t = np.arange(6 * RATE) / RATE
+    tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    chord = sum(np.sin(2 * np.pi * f * t) for f in (261.6, 329.6, 392.0)) * (0.5 + 0.5 * (t % 0.5 < 0.1))
+    music = (0.2 * chord).astype(np.float32)
+    (hot,) = decode(shared_media / "hotwords.mp3")
+    items = [*chunks("tone", tone), *chunks("music", music), *chunks("speech", hot)]
+    payloads = analyzer.analyze(items)
+    by_video: dict[str, list[dict]] = {}
+    for item, payload in zip(items, payloads, strict=True):
+        by_video.setdefault(item.video_id, []).append(payload)
+    for video in ("tone", "music"):
+        assert all(p["speech"] is False and not p["silent"] for p in by_video[video]), by_video[video]
+        assert not any("embedding" in p for p in by_video[video])
+    assert sum("embedding" in p for p in by_video["speech"]) >= len(by_video["speech"]) - 1
+    ungated = SpeakersAnalyzer(SpeakersOptions(speech_gate=False), Runtime(threads=1))
+    ungated.load()
+    assert all("embedding" in p for p in ungated.analyze(chunks("tone", tone)))  # what the gate saves
+
+
 def test_mel_frames_match_a_direct_stft() -> None:
     """One frame of Resemblyzer's mel input computed the slow way: centred zero padding, periodic Hann,
     |rfft 400|^2, Slaney triangles with area norm; and the Slaney scale is linear below 1 kHz."""

@@ -56,18 +56,32 @@ def chunk_rms_dbfs(samples: np.ndarray) -> float:
 
 
 def loudness_gate(
-    items: Sequence[AudioItem], min_rms_dbfs: float
+    items: Sequence[AudioItem], min_rms_dbfs: float, speech: bool = False
 ) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], AudioItem]]]:
-    """A `{silent, rms_dbfs}` payload per item, and (payload, item) of the chunks loud enough for a model."""
+    """A `{silent, rms_dbfs}` payload per item, and (payload, item) of the chunks loud enough for a model.
+    With `speech`, a loud chunk in which Silero VAD hears no speech (`has_speech`) is left out too and says
+    `speech: false`: a model of voices (speakers) would otherwise describe a tone or a song's beat."""
     payloads: list[dict[str, Any]] = []
     voiced: list[tuple[dict[str, Any], AudioItem]] = []
     for item in items:
         level = chunk_rms_dbfs(item.samples)
         payload: dict[str, Any] = {"silent": level < min_rms_dbfs, "rms_dbfs": level}
         payloads.append(payload)
-        if not payload["silent"]:
-            voiced.append((payload, item))
+        if payload["silent"]:
+            continue
+        if speech and not has_speech(item.samples):
+            payload["speech"] = False
+            continue
+        voiced.append((payload, item))
     return payloads, voiced
+
+
+def has_speech(samples: np.ndarray) -> bool:
+    """Whether Silero VAD (faster-whisper's, as transcription runs it) finds a burst of speech of at least
+    `whisper_once.MIN_SPEECH_MS` in a 16 kHz chunk."""
+    from reelscope.analyzers.common.whisper_once import speech_spans
+
+    return bool(speech_spans(np.asarray(samples, dtype=np.float32)))
 
 
 def check_rate(owner: str, items: Sequence[AudioItem], rate: int = 16_000) -> Sequence[AudioItem]:
@@ -127,11 +141,12 @@ class AudioModel:
         return int(self._extractor.sampling_rate)
 
     def run_voiced(
-        self, items: Sequence[AudioItem], min_rms_dbfs: float
+        self, items: Sequence[AudioItem], min_rms_dbfs: float, speech: bool = False
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], np.ndarray | None]:
         """A `{silent, rms_dbfs}` payload per item, the payloads of the voiced ones, and the model's output
-        rows for those (None when every chunk was silent): quiet chunks never reach the model."""
-        payloads, voiced = loudness_gate([self.check(item) for item in items], min_rms_dbfs)
+        rows for those (None when every chunk was silent): quiet chunks (with `speech`, chunks without
+        speech too) never reach the model."""
+        payloads, voiced = loudness_gate([self.check(item) for item in items], min_rms_dbfs, speech)
         outputs = self.run([item.samples for _, item in voiced]) if voiced else None
         return payloads, [p for p, _ in voiced], outputs
 
