@@ -61,6 +61,7 @@ from reelscope.analyzers.base import (
     Sampling,
     packaged_model,
 )
+from reelscope.analyzers.common.boxes import box_iou
 from reelscope.analyzers.common.change_gate import VideoMemory, changed, signature
 from reelscope.analyzers.common.onnx_session import session_options
 from reelscope.analyzers.common.text_entities import extract_entities
@@ -208,14 +209,6 @@ def same_text(a: str, b: str) -> bool:
     short = min(len(a), len(b))
     matched = sum(block.size for block in matcher.get_matching_blocks())
     return short >= 8 and matched / short >= 0.9
-
-
-def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _same_place(a: Sequence[float], b: Sequence[float]) -> bool:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from reelscope.analyzers.base import FrameItem
 from reelscope.analyzers.common import mediapipe_solutions
+from reelscope.analyzers.common.boxes import box_iou
 from reelscope.analyzers.faces import FacesAnalyzer, FacesOptions
-from reelscope.analyzers.ocr_text import box_iou
 
 from tests.test_faces import asset
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 from reelscope.analyzers.base import FrameAnalyzer, FrameItem
+from reelscope.analyzers.common.boxes import box_iou
 from reelscope.infra.bench.peers import sampled_frames, timed
 from reelscope.infra.bench.pipeline import make_clip
 from reelscope.infra.sample_media import write_video
@@ -56,13 +57,6 @@ def _run(analyzer: FrameAnalyzer, items: list[FrameItem]) -> tuple[float, float,
     return timed(lambda: [p for b in range(0, len(items), 32) for p in analyzer.analyze(items[b : b + 32])])
 
 
-def _iou(a: list[float], b: list[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
-    return ix * iy / union if union > 0 else 0.0
-
-
 def agreement(gated: list[dict[str, Any]], every: list[dict[str, Any]], key: str) -> dict[str, Any]:
     """Per frame: equal counts; per thing the ungated run found, the gated one's best box overlap and the
     mean landmark gap (frame units) to it."""
@@ -72,8 +66,8 @@ def agreement(gated: list[dict[str, Any]], every: list[dict[str, Any]], key: str
             if not a.get(key):
                 ious.append(0.0)
                 continue
-            match = max(a[key], key=lambda t: _iou(t["box"], thing["box"]))
-            ious.append(_iou(match["box"], thing["box"]))
+            match = max(a[key], key=lambda t: box_iou(t["box"], thing["box"]))
+            ious.append(box_iou(match["box"], thing["box"]))
             x, y = np.array(match["landmarks"])[:, :2], np.array(thing["landmarks"])[:, :2]
             gaps.append(float(np.abs(x - y).mean()))
     return {

@@ -16,16 +16,16 @@ import importlib.util
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 from reelscope.analyzers.base import FrameItem, ItemResult
+from reelscope.analyzers.common.boxes import box_iou
 from reelscope.analyzers.objects import ObjectsAnalyzer, ObjectsOptions
+from reelscope.infra.bench.ab import alternating, emit, warm_up
 from reelscope.infra.bench.gating import zidane_pan
-from reelscope.infra.bench.ocr_ab import emit
 from reelscope.infra.bench.peers import sampled_frames
 from reelscope.infra.bench.pipeline import make_clip
 from reelscope.infra.sample_media import textured, write_video
@@ -74,14 +74,6 @@ def clips(names: list[str], folder: Path, seconds: float) -> dict[str, list[Fram
     return out
 
 
-def _iou(a: list[float], b: list[float]) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def counted(payload: dict[str, Any], conf: float) -> list[dict[str, Any]]:
     return [d for d in payload["detections"] if d["conf"] >= conf]
 
@@ -96,10 +88,10 @@ def agreement(mine: list[dict[str, Any]], every: list[dict[str, Any]], conf: flo
         for thing in counted(b, conf):
             truth += 1
             same = [d for d in left if d["label"] == thing["label"]]
-            best = max(same, key=lambda d: _iou(d["box"], thing["box"]), default=None)
-            if best is not None and _iou(best["box"], thing["box"]) >= MATCH_IOU:
+            best = max(same, key=lambda d: box_iou(d["box"], thing["box"]), default=None)
+            if best is not None and box_iou(best["box"], thing["box"]) >= MATCH_IOU:
                 found += 1
-                ious.append(_iou(best["box"], thing["box"]))
+                ious.append(box_iou(best["box"], thing["box"]))
                 left.remove(best)
         extra += len(left)
     return {
@@ -134,24 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sets = clips(args.clips, Path(tempfile.mkdtemp(prefix="reelscope-objects-ab-")), args.seconds)
     analyzers = {k: ObjectsAnalyzer(ObjectsOptions(detect_every=k)) for k in args.every}
-    warm = next(iter(sets.values()))[0].image
-    for analyzer in analyzers.values():
-        analyzer.load()
-        analyzer.analyze([FrameItem("warm-up", 0, 0.0, warm, first=True, final=True)])
-    loads = [round(x, 2) for x in os.getloadavg()]
-    cpu: dict[int, dict[str, list[float]]] = {k: {n: [] for n in sets} for k in analyzers}
-    passes: dict[tuple[int, str], tuple[int, int]] = {}
-    out: dict[tuple[int, str], list[dict[str, Any]]] = {}
-    for r in range(args.rounds):
-        order = list(analyzers.items())
-        order = order[r % len(order) :] + order[: r % len(order)]  # each goes first in turn
-        for k, analyzer in order:
-            for name, items in sets.items():
-                before = analyzer.detections, analyzer.carried
-                start = time.process_time()
-                out[k, name] = analyzer.analyze(items)
-                cpu[k][name].append(round(time.process_time() - start, 3))
-                passes[k, name] = (analyzer.detections - before[0], analyzer.carried - before[1])
+    loads = warm_up(list(analyzers.values()), next(iter(sets.values()))[0])
+    cpu, out, counts = alternating(
+        analyzers, sets, args.rounds, lambda a: {"detected": a.detections, "carried": a.carried}
+    )
     results: dict[str, Any] = {
         "command": "python -m reelscope.infra.bench.objects_ab "
         + " ".join(sys.argv[1:] if argv is None else argv),
@@ -169,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_s": {k: cpu[k][name] for k in analyzers},
             "ms_per_frame_min": {k: round(1000 * min(cpu[k][name]) / n, 1) for k in analyzers},
             "ratio_of_min": {k: round(min(cpu[k][name]) / min(cpu[reference][name]), 3) for k in analyzers},
-            "detected_carried": {k: passes[k, name] for k in analyzers},
+            "detected_carried": {k: counts[k, name] for k in analyzers},
             "against_reference": {k: agreement(out[k, name], every, conf) for k in analyzers},
             "tracks_by_label": {k: tracks(out[k, name], items) for k in analyzers},
         }

@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from reelscope.analyzers import ocr_text
 from reelscope.analyzers.base import FrameItem
+from reelscope.infra.bench.ab import alternating, emit, warm_up
 from reelscope.infra.bench.gating import zidane_pan
 from reelscope.infra.bench.peers import sampled_frames
 from reelscope.infra.bench.pipeline import make_clip
@@ -101,21 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         "before": before.OcrTextAnalyzer(options(before, args.before_option)),
         "after": ocr_text.OcrTextAnalyzer(options(ocr_text, args.after_option)),
     }
-    for analyzer in analyzers.values():
-        analyzer.load()
-        analyzer.analyze(next(iter(sets.values()))[:1])  # warm-up
-    cpu: dict[str, dict[str, list[float]]] = {k: {n: [] for n in sets} for k in analyzers}
-    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    counts: dict[tuple[str, str], dict[str, int]] = {}
-    for r in range(args.rounds):
-        order = list(analyzers.items()) if r % 2 == 0 else list(reversed(analyzers.items()))
-        for key, analyzer in order:
-            for name, items in sets.items():
-                before_counts = {c: getattr(analyzer, c, 0) for c in COUNTERS}
-                start = time.process_time()
-                out[key, name] = analyzer.analyze(items)
-                cpu[key][name].append(round(time.process_time() - start, 3))
-                counts[key, name] = {c: getattr(analyzer, c, 0) - n for c, n in before_counts.items()}
+    warm_up(list(analyzers.values()), next(iter(sets.values()))[0])
+    cpu, out, counts = alternating(
+        analyzers, sets, args.rounds, lambda a: {c: getattr(a, c, 0) for c in COUNTERS}
+    )
     results: dict[str, Any] = {
         "command": "python -m reelscope.infra.bench.ocr_ab " + " ".join(argv or sys.argv[1:]),
         "load_average_before": [round(x, 2) for x in load_before],
@@ -142,15 +130,6 @@ def main(argv: list[str] | None = None) -> int:
             "after_counts_per_round": counts["after", name],
         }
     return emit(results, args.out)
-
-
-def emit(results: dict[str, Any], out: Path | None) -> int:
-    """An A/B run's results with the load average after it: printed, and written to `out` when given."""
-    results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-    print(json.dumps(results, indent=1))
-    if out:
-        out.write_text(json.dumps(results, indent=1) + "\n")
-    return 0
 
 
 if __name__ == "__main__":

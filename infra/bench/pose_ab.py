@@ -18,15 +18,14 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from reelscope.analyzers.base import FrameItem
 from reelscope.analyzers.pose import VISIBLE, PoseAnalyzer, PoseOptions
+from reelscope.infra.bench.ab import alternating, emit, warm_up
 from reelscope.infra.bench.gating import agreement, zidane_pan
-from reelscope.infra.bench.ocr_ab import emit
 from reelscope.infra.bench.peers import sampled_frames
 from reelscope.infra.bench.pipeline import make_clip
 
@@ -110,30 +109,14 @@ def main(argv: list[str] | None = None) -> int:
         "follow": PoseAnalyzer(PoseOptions(follow="landmarks", look_every=1)),
         "after": PoseAnalyzer(PoseOptions()),
     }
-    warm = next(iter(sets.values()))[0].image
-    for analyzer in analyzers.values():
-        analyzer.load()
-        analyzer.analyze([FrameItem("warm-up", 0, 0.0, warm, first=True, final=True)])
-    loads = [round(x, 2) for x in os.getloadavg()]
-    cpu: dict[str, dict[str, list[float]]] = {k: {n: [] for n in sets} for k in analyzers}
-    passes: dict[tuple[str, str], tuple[int, int, int]] = {}
-    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in range(args.rounds):
-        order = list(analyzers.items())
-        order = order[r % len(order) :] + order[: r % len(order)]  # each goes first in turn
-        for key, analyzer in order:
-            for name, items in sets.items():
-                videos = analyzer._videos
-                assert videos is not None
-                before = videos.detected, videos.followed, videos.skipped
-                start = time.process_time()
-                out[key, name] = analyzer.analyze(items)
-                cpu[key][name].append(round(time.process_time() - start, 3))
-                passes[key, name] = (
-                    videos.detected - before[0],
-                    videos.followed - before[1],
-                    videos.skipped - before[2],
-                )
+    loads = warm_up(list(analyzers.values()), next(iter(sets.values()))[0])
+
+    def passes(analyzer: PoseAnalyzer) -> dict[str, int]:
+        videos = analyzer._videos
+        assert videos is not None
+        return {"detected": videos.detected, "followed": videos.followed, "skipped": videos.skipped}
+
+    cpu, out, counts = alternating(analyzers, sets, args.rounds, passes)
     static = PoseAnalyzer(PoseOptions(track=False))
     static.load()
     results: dict[str, Any] = {
@@ -152,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             "ms_per_frame_min": {k: round(1000 * min(cpu[k][name]) / n, 1) for k in analyzers},
             "ratio_of_min": {k: round(min(cpu[k][name]) / min(cpu["before"][name]), 3) for k in analyzers},
             "ratio_of_sum": {k: round(sum(cpu[k][name]) / sum(cpu["before"][name]), 3) for k in analyzers},
-            "passes_detected_followed_skipped": {k: passes[k, name] for k in analyzers},
+            "passes": {k: counts[k, name] for k in analyzers},
             "frames_same_count_as_before": {
                 k: sum(a["count"] == b["count"] for a, b in zip(out[k, name], before, strict=True))
                 for k in analyzers
