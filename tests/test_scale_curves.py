@@ -35,8 +35,8 @@ def test_curves_measure_every_cell_through_the_real_stack(
         light = cell["result_latency"]["light"]
         assert light["results"] > 0 and light["p95_s"] is not None
         assert set(cell["analyzer_seconds"]) == {"scene", "color", "loudness"}
-        # color's 320 px frames cost milliseconds each; scene's 96 px signatures round to nothing on 2 s
-        assert cell["analyzer_seconds"]["color"] > 0
+        # to 0.1 ms: color's 320 px frames cost about a millisecond each, 2 s of them rounded to 0.00 at 10 ms
+        assert cell["analyzer_seconds"]["color"] > 0 and cell["analyzer_seconds"]["scene"] > 0
         assert cell["load_average_1m"]["max"] >= 0
     one, two = report["cells"][1:]
     assert two["result_latency"]["audio"]["results"] == 2 * one["result_latency"]["audio"]["results"]

@@ -247,7 +247,7 @@ def run_cell(settings: Settings, clips: list[Path], cell: Cell, timeout_s: float
         "peak_rss_mib": {k: round(v) for k, v in sorted(meter.peaks.items())},
         "result_latency": latency_since(before, after),
         "analyzer_seconds": {
-            k: round(v - inside.get(k, 0.0), 2) for k, v in sorted(analyzer_seconds(settings).items())
+            k: round(v - inside.get(k, 0.0), 4) for k, v in sorted(analyzer_seconds(settings).items())
         },
         "statuses": dict(Counter(final["status"].values())),
         "complete": sum(s == "complete" for s in final["status"].values()),
