@@ -199,6 +199,9 @@ class AudioItem:
     hotwords: tuple[str, ...] = ()
     first: bool = False
     """First chunk of this channel: a stateful analyzer starts the stream afresh (a replay restarts here)."""
+    economy: int = 1
+    """1: analyze in full. k > 1: the group is behind (it analyzes every k-th item of its sheddable
+    analyzers); an analyzer with an `economy` mode uses it for this item and records that it did."""
 
 
 @dataclass(frozen=True)
@@ -267,6 +270,11 @@ class Analyzer(ABC, Generic[ItemT]):
     options_model: ClassVar[type[BaseModel] | None] = None
     """Its options, declared in its own module; the settings get a section `<name>` of this model
     (REELSCOPE_<NAME>__<FIELD>). An analyzer with options narrows `options` to its model's type."""
+    economy: ClassVar[str] = ""
+    """What its cheaper mode gives up, when it has one (an audio analyzer that cannot skip items, as its
+    state needs every one): the processor asks for it on items taken while the group is behind
+    (`AudioItem.economy`), the analyzer marks those results with `economy_payload`, and the reconstruction
+    states it per video. Empty: no such mode."""
     summary_promoted: ClassVar[bool] = False
     """Its video summary is wholly in its `document_fields`, so the document's `summaries` leaves it out."""
 

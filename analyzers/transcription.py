@@ -58,10 +58,11 @@ from reelscope.analyzers.common.whisper_once import (
     detect_language,
     remember_last_encoding,
     restored,
+    screen_language,
     speech_only,
     speech_spans,
 )
-from reelscope.schemas.events import Provenance
+from reelscope.schemas.events import ECONOMY_KEY, Provenance, economy_stride
 
 SAMPLE_RATE = 16_000
 PACKAGED_ENGLISH = "tiny.en"
@@ -98,6 +99,8 @@ class _Window:
     language_probability: float | None = None
     language_detected: bool = False
     flagged: list[dict[str, Any]] = field(default_factory=list)
+    economy: int = 0
+    """The stride it was transcribed in economy mode under; 0: in full."""
 
 
 @dataclass(frozen=True)
@@ -225,6 +228,11 @@ class TranscriptionAnalyzer(AudioAnalyzer):
     provenance: Provenance = "packaged"
     options_model = TranscriptionOptions
     options: TranscriptionOptions
+    economy = (
+        "one language per window instead of per stretch of speech, greedy decoding instead of beam search"
+    )
+    """Half the CPU seconds per second of speech (docs/benchmarks.md, issue 18's eighth step): each
+    stretch's language check is an encoder pass, and the beam's decoding is a quarter of the rest."""
 
     def __init__(self, options: TranscriptionOptions | None = None, runtime: Runtime | None = None) -> None:
         super().__init__(options, runtime)
@@ -320,9 +328,10 @@ class TranscriptionAnalyzer(AudioAnalyzer):
         window_n = round(self.options.window_s * SAMPLE_RATE)
         stride_n = window_n - round(self.options.overlap_s * SAMPLE_RATE)
         hotwords = tuple(item.hotwords) or self.options.hotwords
+        economy = item.economy if item.economy > 1 else 0
         windows: list[tuple[float, float, _Window]] = []
         while len(stream.samples) > window_n or (len(stream.samples) == window_n and not item.final):
-            stream, window = self._transcribe(stream, window_n, hotwords, final=False)
+            stream, window = self._transcribe(stream, window_n, hotwords, final=False, economy=economy)
             windows.append((stream.start_s, stream.start_s + self.options.window_s, window))
             stream = replace(
                 stream, start_s=stream.start_s + stride_n / SAMPLE_RATE, samples=stream.samples[stride_n:]
@@ -330,7 +339,7 @@ class TranscriptionAnalyzer(AudioAnalyzer):
         if item.final:
             if len(stream.samples):
                 start_s, end_s = stream.start_s, stream.end_s
-                _, window = self._transcribe(stream, len(stream.samples), hotwords, final=True)
+                _, window = self._transcribe(stream, len(stream.samples), hotwords, True, economy)
                 windows.append((start_s, end_s, window))
             self._streams.pop(key, None)
         else:
@@ -352,10 +361,11 @@ class TranscriptionAnalyzer(AudioAnalyzer):
         return replace(stream, samples=np.concatenate([stream.samples, silence, samples]))
 
     def _decode(
-        self, audio: np.ndarray, language: str | None, hotwords: tuple[str, ...]
+        self, audio: np.ndarray, language: str | None, hotwords: tuple[str, ...], economy: bool = False
     ) -> tuple[list[_Segment], tuple[str, float] | None]:
         """The speech's segments, and its language when it had to be detected (a multilingual model with
-        none given). VAD runs once; audio without speech never reaches Whisper (common/whisper_once.py)."""
+        none given). VAD runs once; audio without speech never reaches Whisper (common/whisper_once.py).
+        Economy decodes greedily."""
         spans = speech_spans(audio)
         if not spans:
             return [], None
@@ -365,7 +375,7 @@ class TranscriptionAnalyzer(AudioAnalyzer):
             segments, _ = self._model.transcribe(
                 speech,
                 language=detected[0] if detected else language or None,
-                beam_size=self.options.beam_size,
+                beam_size=1 if economy else self.options.beam_size,
                 vad_filter=False,
                 word_timestamps=True,
                 condition_on_previous_text=False,
@@ -394,11 +404,23 @@ class TranscriptionAnalyzer(AudioAnalyzer):
         language, probability, _ = self._detector.detect_language(audio)
         return str(language), float(probability)
 
-    def _with_languages(self, audio: np.ndarray, hotwords: tuple[str, ...]) -> list[_Segment]:
+    def _stretch_detector(self, expected: str) -> Callable[[np.ndarray], tuple[str, float]]:
+        """A stretch's language: screened on 10 s of context, detected at full length only when the screen
+        names another language than the window's `expected` one (common/whisper_once.py `screen_language`):
+        a stretch in the window's language, the common case, costs a quarter of an encoder pass."""
+
+        def detect(audio: np.ndarray) -> tuple[str, float]:
+            screened = screen_language(self._detector, audio)
+            return screened if screened is not None and screened[0] == expected else self._detect(audio)
+
+        return detect
+
+    def _with_languages(self, audio: np.ndarray, hotwords: tuple[str, ...], economy: bool) -> list[_Segment]:
         """The window's segments, each with its language (None: flagged, not English for an English-only
-        model); stretches in another language than the window's are decoded again in theirs."""
+        model); stretches in another language than the window's are decoded again in theirs. Economy takes
+        the window's language for every segment: no stretch is checked."""
         forced = self.options.language if self.multilingual else ""
-        segments, detected = self._decode(audio, forced, hotwords)
+        segments, detected = self._decode(audio, forced, hotwords, economy)
         if forced:
             return [replace(seg, language=forced) for seg in segments]
         spans = [(seg.start, seg.end) for seg in segments]
@@ -406,7 +428,11 @@ class TranscriptionAnalyzer(AudioAnalyzer):
             if self._detector is None:
                 return [replace(seg, language="en" if self._sure_english(seg) else None) for seg in segments]
             window = self._detect(audio) if segments else ("en", 1.0)
-            found = segment_languages(audio, SAMPLE_RATE, spans, window, self._detect)
+            found = (
+                [window] * len(spans)
+                if economy
+                else segment_languages(audio, SAMPLE_RATE, spans, window, self._stretch_detector(window[0]))
+            )
             return [
                 replace(seg, language="en" if lang == "en" else None)
                 for seg, (lang, _) in zip(segments, found, strict=True)
@@ -414,7 +440,10 @@ class TranscriptionAnalyzer(AudioAnalyzer):
         if detected is None:
             return []
         window = (detected[0], round(detected[1], 3))
-        found = segment_languages(audio, SAMPLE_RATE, spans, window, self._detect)
+        if economy:
+            return [replace(seg, language=window[0], language_probability=window[1]) for seg in segments]
+        detect = self._stretch_detector(window[0])
+        found = segment_languages(audio, SAMPLE_RATE, spans, window, detect)
         out: list[_Segment] = []
         for first, last, language in runs([lang for lang, _ in found]):
             probability = found[first][1]
@@ -428,7 +457,7 @@ class TranscriptionAnalyzer(AudioAnalyzer):
             hi = int((segments[last].end + 0.2) * SAMPLE_RATE)
             again, _ = self._decode(audio[lo:hi], language, hotwords)
             out.extend(seg.shifted(lo / SAMPLE_RATE, language, probability) for seg in again)
-        if tail := other_tail(audio, SAMPLE_RATE, spans, window[0], self._detect):
+        if tail := other_tail(audio, SAMPLE_RATE, spans, window[0], detect):
             lo, language, probability = tail
             again, _ = self._decode(audio[lo:], language, hotwords)
             out.extend(seg.shifted(lo / SAMPLE_RATE, language, probability) for seg in again)
@@ -444,14 +473,15 @@ class TranscriptionAnalyzer(AudioAnalyzer):
         )
 
     def _transcribe(
-        self, stream: _Stream, n: int, hotwords: tuple[str, ...], final: bool
+        self, stream: _Stream, n: int, hotwords: tuple[str, ...], final: bool, economy: int
     ) -> tuple[_Stream, _Window]:
-        """Transcribe the first n samples; emit the words this window owns and hand over at a cut."""
+        """Transcribe the first n samples (in economy mode under stride `economy` > 0); emit the words this
+        window owns and hand over at a cut."""
         t0 = stream.start_s
         overlap = self.options.overlap_s
         margin = overlap / 4
         tolerance = min(0.4, margin * 0.8)
-        segments = self._with_languages(stream.samples[:n], hotwords)
+        segments = self._with_languages(stream.samples[:n], hotwords, economy > 0)
         raw: list[tuple[_Segment, list[dict[str, Any]]]] = []
         for seg in segments:
             seg_words = [
@@ -470,7 +500,7 @@ class TranscriptionAnalyzer(AudioAnalyzer):
                 window_end - margin,
             )
         )
-        out = _Window()
+        out = _Window(economy=economy)
         recent = list(stream.recent)
         weight: dict[str, int] = {}
         probabilities: dict[str, float | None] = {}
@@ -541,6 +571,8 @@ class TranscriptionAnalyzer(AudioAnalyzer):
             payload["flagged"] = flagged
         if hotwords:
             payload["hotwords"] = list(hotwords)
+        if economy := max(win.economy for _, _, win in windows):
+            payload[ECONOMY_KEY] = {"stride": economy}
         return payload
 
     @classmethod
@@ -612,6 +644,8 @@ class TranscriptionAnalyzer(AudioAnalyzer):
         }
         if flagged:
             summary["flagged"] = sorted(flagged, key=lambda f: (f["start_s"], f["speaker"]))
+        if economy := sorted(p["window"] for p in windows if economy_stride(p)):
+            summary["economy_windows"] = economy  # [start_s, end_s] transcribed in economy mode (under load)
         if len(speakers) > 1:
             summary["speakers"] = {
                 spk: " ".join(w["word"] for w in words if w["speaker"] == spk) for spk in speakers

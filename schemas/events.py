@@ -204,6 +204,18 @@ def shed_stride(payload: dict[str, Any]) -> int:
     return int(shed.get("stride", 0)) if isinstance(shed, dict) else 0
 
 
+ECONOMY_KEY = "_economy"
+"""An AnalyzerResult whose payload holds `{ECONOMY_KEY: {"stride": k}}` was analyzed in its analyzer's
+cheaper mode (`Analyzer.economy`), on purpose: its group was behind (at stride k). A finding, made with less;
+the reconstruction states it per video. A convention inside the free `payload`, like SHED_KEY."""
+
+
+def economy_stride(payload: dict[str, Any]) -> int:
+    """The stride a result was analyzed in economy mode under; 0 for one analyzed in full."""
+    economy = payload.get(ECONOMY_KEY)
+    return int(economy.get("stride", 0)) if isinstance(economy, dict) else 0
+
+
 class ShotsReady(Event):
     """From the aggregator to shot analyzers (captioning): a video's frame and audio results are in, here
     are its shots with what was found in each (`context`), its transcript and on-screen text."""

@@ -16,7 +16,7 @@ from typing import Any
 from reelscope.analyzers.base import Analyzer, ItemResult
 from reelscope.analyzers.common.active_speaker import on_screen_during
 from reelscope.analyzers.registry import all_analyzers
-from reelscope.schemas.events import shed_stride
+from reelscope.schemas.events import economy_stride, shed_stride
 from reelscope.schemas.reconstruction import AnalyzerState, ReconstructionDocument
 from reelscope.schemas.records import Media, VideoStatus
 from reelscope.sinks.about import about
@@ -100,6 +100,24 @@ def shed_notes(states: dict[str, dict[str, Any]], shed: dict[str, list[int]]) ->
             notes.append(
                 f"{name}: {len(strides)} of {states[name]['expected']} items not analyzed (load shedding: "
                 f"its group was behind and analyzed every {max(strides)}th item of this video at most)"
+            )
+    return notes
+
+
+def economy_notes(
+    states: dict[str, dict[str, Any]], economy: dict[str, list[int]], enabled: dict[str, type[Analyzer]]
+) -> list[str]:
+    """Per analyzer that ran its economy mode for some of the video's items because its group was behind:
+    how many results, at which stride and what that mode gives up (recorded in its state too). A finding
+    made with less, stated: the video stays complete."""
+    notes = []
+    for name, strides in sorted(economy.items()):
+        if name in states and name in enabled:
+            gives_up = enabled[name].economy
+            states[name]["economy"] = {"results": len(strides), "max_stride": max(strides), "mode": gives_up}
+            notes.append(
+                f"{name}: {len(strides)} results made in economy mode ({gives_up}; load shedding: its group "
+                f"was behind, at stride {max(strides)} at most)"
             )
     return notes
 
@@ -233,6 +251,7 @@ def build(
     models: dict[str, tuple[str, str]] = {}
     first_errors: dict[str, str] = {}
     shed: dict[str, list[int]] = defaultdict(list)
+    economy: dict[str, list[int]] = defaultdict(list)
     for row in rows:
         counts[row["analyzer"]][0] += 1
         if row["error"]:
@@ -244,6 +263,8 @@ def build(
         if stride := shed_stride(payload):  # received, not analyzed: stated below, never a finding
             shed[row["analyzer"]].append(stride)
             continue
+        if stride := economy_stride(payload):  # analyzed in a cheaper mode: a finding, stated below
+            economy[row["analyzer"]].append(stride)
         by_analyzer[row["analyzer"]].append(
             ItemResult(
                 row["item_key"], row["start_s"], row["end_s"], payload, row["model"], row["provenance"]
@@ -257,7 +278,7 @@ def build(
         "shot": bool(video.get("has_video")),
     }
     states = _analyzer_states(expected, {k: (v[0], v[1]) for k, v in counts.items()}, enabled, models, has)
-    notes = shed_notes(states, shed)
+    notes = shed_notes(states, shed) + economy_notes(states, economy, enabled)
     summaries = {
         name: summary
         for name, results in by_analyzer.items()

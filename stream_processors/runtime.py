@@ -251,8 +251,9 @@ class Progress:
             await self.client.stop()
 
 
-Planned = tuple[ConsumerRecord, Frame | AudioChunk, dict[str, int]]
-"""An input record, its event, and the analyzers that shed it (name -> stride)."""
+Planned = tuple[ConsumerRecord, Frame | AudioChunk, dict[str, int], int]
+"""An input record, its event, the analyzers that shed it (name -> stride), and the stride its economical
+analyzers run their economy mode under (1: full analysis)."""
 
 
 class GroupProcessor(KafkaService):
@@ -276,11 +277,12 @@ class GroupProcessor(KafkaService):
         self.stateful = any(a.stateful for a in analyzers)
         self.streams = OpenStreams()
         self.scheduled = settings.batch.schedule and self.schedulable
-        sheddable = {
-            a.name
-            for a in analyzers
-            if a.input == "frame" and not a.stateful and a.name in settings.batch.shed_analyzers
+        allowed = set(settings.batch.shed_analyzers)
+        sheddable = {a.name for a in analyzers if a.input == "frame" and not a.stateful and a.name in allowed}
+        self.economical = {
+            a.name for a in analyzers if a.economy and a.input == "audio" and a.name in allowed
         }
+        """Analyzers that take items in their economy mode while the group is behind (`Analyzer.economy`)."""
         self.scheduler = Scheduler(settings.batch, sheddable)
         self.planned: dict[tuple[str, int, int], Entry] = {}
         """The batch in hand, by (topic, partition, offset): decoded at intake, with its shed analyzers."""
@@ -388,32 +390,32 @@ class GroupProcessor(KafkaService):
         for record in records:
             entry = self.planned.get((record.topic, record.partition, record.offset))
             if entry is not None:
-                events.append((record, entry.item[1], entry.skip))
+                events.append((record, entry.item[1], entry.skip, entry.economy))
                 continue
             event = await self.decoded(record, (Frame, AudioChunk))
             if event is None:
                 continue
             if self.stateful and not self.streams.admit(record, event):  # type: ignore[arg-type]
                 continue
-            events.append((record, event, {}))  # type: ignore[arg-type]
+            events.append((record, event, {}, 1))  # type: ignore[arg-type]
         return events
 
     async def handle(self, records: list[ConsumerRecord]) -> dict[TopicPartition, int] | None:
         events = await self.planned_events(records)
-        async with self.heartbeat.beating(self.producer, (ev.video_id for _, ev, _ in events)):
+        async with self.heartbeat.beating(self.producer, (ev.video_id for _, ev, _, _ in events)):
             results, failed = await asyncio.to_thread(self.analyze_batch, events)
         await send_all(self.producer, [(self.settings.topics.results, r) for r in results])
         for record, reason in failed:
             await self.dead_letters.publish(record, reason)
         acked = time.time()
-        for record, event, skip in events:
+        for record, event, skip, _ in events:
             if set(event.targets) & self.analyzers.keys() - skip.keys():  # shed items are not a latency
                 RESULT_LATENCY.labels(self.group).observe(max(0.0, acked - record.timestamp / 1000))
         for result in results:
             RESULTS_OUT.labels(self.group, result.analyzer).inc()
         if not self.stateful:
             return None
-        for record, event, _ in events:
+        for record, event, _, _ in events:
             self.streams.advance(record, event)
         return self.streams.watermarks(self.settings.aggregator.completion_timeout_s)
 
@@ -427,20 +429,24 @@ class GroupProcessor(KafkaService):
         items = BatchItems()
         results: list[AnalyzerResult] = []
         for name, analyzer in self.analyzers.items():
-            mine = [(rec, ev) for rec, ev, skip in events if name in ev.targets and name not in skip]
+            mine = [(rec, ev, k) for rec, ev, skip, k in events if name in ev.targets and name not in skip]
             outcomes: list[tuple[Frame | AudioChunk, dict[str, Any], str | None]] = []
             if mine:
-                batch = items.batch(analyzer, [ev for _, ev in mine])
+                batch = items.batch(analyzer, [ev for _, ev, _ in mine])
+                if name in self.economical:
+                    batch = [replace(i, economy=k) for i, (_, _, k) in zip(batch, mine, strict=True)]
                 t0 = time.monotonic()
                 payloads = self.analyze_with_retries(analyzer, batch)
                 ANALYZER_SECONDS.labels(name).inc(time.monotonic() - t0)
                 failed += [
-                    (record, error) for (record, _), (_, error) in zip(mine, payloads, strict=True) if error
+                    (record, error)
+                    for (record, _, _), (_, error) in zip(mine, payloads, strict=True)
+                    if error
                 ]
-                outcomes += [(ev, p, e) for (_, ev), (p, e) in zip(mine, payloads, strict=True)]
+                outcomes += [(ev, p, e) for (_, ev, _), (p, e) in zip(mine, payloads, strict=True)]
             outcomes += [
                 (ev, shed_payload(skip[name]), None)
-                for _, ev, skip in events
+                for _, ev, skip, _ in events
                 if name in ev.targets and name in skip
             ]
             model = analyzer.describe_model()

@@ -13,6 +13,8 @@ Pure bookkeeping (no Kafka, no clock of its own), so the policy is testable in m
   `shed_below_s` (hysteresis: a step up per SETTLE_UP_S, down per SETTLE_S). With stride k only every k-th item of a video is
   analyzed by the sheddable analyzers (stateless frame analyzers); the others are returned with the stride
   so the processor publishes them as shed, not silently dropped;
+  analyzers that cannot skip items (stateful ones) but have a cheaper mode analyze each item taken at a
+  stride above 1 in that mode, stated in its result (`Entry.economy`);
 - bounded batch length: a batch holds what the group analyzes in `max_batch_s` at its measured pace (its
   results go out together, so a batch's length is its items' latency);
 - contiguous commit: a partition's offset advances only over a prefix of settled offsets, so reordering
@@ -60,6 +62,9 @@ class Entry:
     fetched: float = 0.0
     skip: dict[str, int] = field(default_factory=dict)
     """Analyzer -> the stride it was shed under (set by `take`)."""
+    economy: int = 1
+    """The stride in force when it was taken (1 in a video's first seconds): analyzers with an economy
+    mode use it for items taken at a stride above 1 (set by `take`)."""
 
 
 class Scheduler:
@@ -160,6 +165,7 @@ class Scheduler:
 
     def _shed(self, entry: Entry) -> None:
         early = self._early(entry)
+        entry.economy = 1 if early else self.stride
         for name in entry.analyzers:
             if name not in self.sheddable:
                 continue

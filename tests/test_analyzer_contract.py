@@ -94,7 +94,7 @@ def test_a_new_analyzer_module_is_discovered_configured_and_run(
     assert processor.analyzers["bright_pixels"].options is options
     event = frame_event((150, 50))
     record = ConsumerRecord("t.frames", 0, 0, 0, 0, b"v", encode(event), None, 1, 1, ())
-    results, failed = processor.analyze_batch([(record, event, {})])
+    results, failed = processor.analyze_batch([(record, event, {}, 1)])
     (result,) = [r for r in results if r.analyzer == "bright_pixels"]
     assert failed == [] and result.error is None
     assert result.payload == {"bright_share": 0.5}  # the 150 half passes the configured threshold

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 from reelscope.infra.core.settings import BatchSettings
-from reelscope.schemas.events import shed_payload, shed_stride
+from reelscope.schemas.events import ECONOMY_KEY, economy_stride, shed_payload, shed_stride
 from reelscope.stream_processors.scheduler import Entry, Scheduler
 
 
@@ -164,6 +164,21 @@ def test_a_stateful_or_audio_analyzer_is_never_shed() -> None:
     assert sum(1 for e in batch if "ocr_text" in e.skip) == 7
 
 
+def test_items_taken_behind_carry_the_stride_for_economy_modes_except_in_the_first_seconds() -> None:
+    """An analyzer that is not sheddable skips nothing: each of its items says the stride in force when it
+    was taken (its economy mode's cue), 1 within the video's first seconds and while the group keeps up."""
+    sched = Scheduler(BatchSettings(max_size=4, first_s=2.0, shed_above_s=1.0, max_stride=4), sheddable=set())
+    entries = [
+        Entry(("a", 0), i, "v", ("v", "audio-1"), float(i), 0.0, ("transcription",)) for i in range(12)
+    ]
+    for entry in entries:
+        sched.offer(entry, 0.0)
+    taken = [sched.take(now=t) for t in (0.5, 2.0, 3.0)]  # 0.5 s behind, then 2 and 3 s: stride 2, then 4
+    assert [[e.economy for e in batch] for batch in taken] == [[1, 1, 1, 1], [2, 2, 2, 2], [4, 4, 4, 4]]
+    assert not any(e.skip for batch in taken for e in batch)  # every item is analyzed, whatever its economy
+    assert [e.media_s for e in taken[0][:2]] == [0.0, 1.0]  # the first seconds: in full
+
+
 def test_commit_covers_only_the_contiguous_processed_prefix() -> None:
     sched, feed = scheduler(first_s=0.0)
     a = [feed.add("a", 10.0 + i, now=0.0) for i in range(4)]  # partition ("frames", "a"), offsets 0..3
@@ -181,6 +196,8 @@ def test_shed_marker_round_trip() -> None:
     assert shed_stride(shed_payload(4)) == 4
     assert shed_stride({"text": "x"}) == 0
     assert shed_stride({"_shed": "not a dict"}) == 0
+    assert economy_stride({"words": [], ECONOMY_KEY: {"stride": 2}}) == 2
+    assert economy_stride({"words": []}) == 0 and economy_stride({ECONOMY_KEY: 2}) == 0
 
 
 def test_a_batch_holds_what_the_group_analyzes_in_max_batch_s() -> None:

@@ -48,7 +48,7 @@ def segment_languages(
     """(language, probability) per segment; `spans` are segment times in seconds from the audio's start,
     `window` the language detected for the whole window.
 
-    Each detection is a Whisper encoder pass (as costly as the window's transcription), so the first and
+    Each detection is a Whisper encoder pass (a quarter of one when screened: transcription.py), so the first and
     last stretches are detected first: when both are in the window's language the window is taken to be in
     it throughout (middle stretches take the window's detection), and only otherwise is every stretch
     detected. A switch away and back inside one window (language A, then B, then A again within ~20 s)

@@ -220,7 +220,9 @@ async def segment_latency(settings: Settings) -> dict[str, dict[str, Any]]:
     """Per group and per analyzer: seconds from each analyzed input item's broker timestamp to its result's
     (its publish, after the batch was analyzed), from the topics themselves: exact quantiles, not the
     groups' histogram buckets (whose top finite bucket is 60 s). Shed results (stated, not analyzed) are
-    left out, as the histogram leaves them out."""
+    left out, as the histogram leaves them out. An analyzer that holds items in windows (transcription's
+    `buffered` results) is also split: `<name> windows`, the results that carry its findings (the words of
+    a window come with the chunk that closed it), and `<name> buffered`."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from reelscope.analyzers.registry import groups
     from reelscope.schemas.events import SHED_KEY, AnalyzerResult, AudioChunk, Frame, decode
@@ -253,6 +255,7 @@ async def segment_latency(settings: Settings) -> dict[str, dict[str, Any]]:
     finally:
         await consumer.stop()
     by: dict[str, list[float]] = {}
+    held: dict[str, dict[bool, list[float]]] = {}
     for result, at in results:
         sent = published.get((result.video_id, result.item_key))
         if sent is None or result.analyzer not in group_of:
@@ -260,6 +263,12 @@ async def segment_latency(settings: Settings) -> dict[str, dict[str, Any]]:
         seconds = (at - sent) / 1000
         by.setdefault(f"group {group_of[result.analyzer]}", []).append(seconds)
         by.setdefault(result.analyzer, []).append(seconds)
+        held.setdefault(result.analyzer, {True: [], False: []})[bool(result.payload.get("buffered"))].append(
+            seconds
+        )
+    for name, split in held.items():
+        if split[True]:
+            by[f"{name} buffered"], by[f"{name} windows"] = split[True], split[False]
     return {
         name: {
             "p50_s": quantile(v, 0.5),

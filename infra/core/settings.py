@@ -188,11 +188,13 @@ class BatchSettings(BaseModel):
             "objects",
             "pose",
             "hands",
+            "transcription",
         ]
     )
-    """Frame analyzers a group may shed (stateful ones never are): items that stand alone, or whose tracks
-    are built afterwards from the stored detections (shed, they are built from sparser ones). Left out: the
-    ones that read every item as a sequence (scene's cuts, camera motion)."""
+    """Analyzers a group may shed. Frame analyzers (stateful ones never are) skip items: ones that stand
+    alone, or whose tracks are built afterwards from the stored detections (shed, they are built from sparser
+    ones). Left out: the ones that read every item as a sequence (scene's cuts, camera motion). An audio
+    analyzer with an economy mode (`Analyzer.economy`: transcription) analyzes every item, in that mode."""
     heartbeat_s: float = 10.0
     """While a batch runs longer than this, its group says so every this many seconds (a heartbeat per
     video of the batch: stream_processors/heartbeat.py), at most a quarter of the completion timeout; the
