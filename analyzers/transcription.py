@@ -38,7 +38,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, model_validator
@@ -229,10 +229,14 @@ class TranscriptionAnalyzer(AudioAnalyzer):
     options_model = TranscriptionOptions
     options: TranscriptionOptions
     economy = (
-        "one language per window instead of per stretch of speech, greedy decoding instead of beam search"
+        "one language per window instead of per stretch of speech; at stride 4 and more, greedy decoding "
+        "instead of beam search"
     )
-    """Half the CPU seconds per second of speech (docs/benchmarks.md, issue 18's eighth step): each
-    stretch's language check is an encoder pass, and the beam's decoding is a quarter of the rest."""
+    """On 60 s of speech in two languages, 24 CPU-s in full, ~15 with one language per window (a stretch in
+    another language is no longer decoded again in its own: Whisper writes it in the window's language,
+    often as a translation) and ~12.5 greedy (which misheard a real English sentence that beam search got
+    nearly right): docs/benchmarks.md, issue 18's eighth step. The deeper the backlog, the more is given up."""
+    greedy_from_stride: ClassVar[int] = 4
 
     def __init__(self, options: TranscriptionOptions | None = None, runtime: Runtime | None = None) -> None:
         super().__init__(options, runtime)
@@ -361,11 +365,11 @@ class TranscriptionAnalyzer(AudioAnalyzer):
         return replace(stream, samples=np.concatenate([stream.samples, silence, samples]))
 
     def _decode(
-        self, audio: np.ndarray, language: str | None, hotwords: tuple[str, ...], economy: bool = False
+        self, audio: np.ndarray, language: str | None, hotwords: tuple[str, ...], economy: int = 0
     ) -> tuple[list[_Segment], tuple[str, float] | None]:
         """The speech's segments, and its language when it had to be detected (a multilingual model with
         none given). VAD runs once; audio without speech never reaches Whisper (common/whisper_once.py).
-        Economy decodes greedily."""
+        Economy from `greedy_from_stride` on decodes greedily."""
         spans = speech_spans(audio)
         if not spans:
             return [], None
@@ -375,7 +379,7 @@ class TranscriptionAnalyzer(AudioAnalyzer):
             segments, _ = self._model.transcribe(
                 speech,
                 language=detected[0] if detected else language or None,
-                beam_size=1 if economy else self.options.beam_size,
+                beam_size=1 if economy >= self.greedy_from_stride else self.options.beam_size,
                 vad_filter=False,
                 word_timestamps=True,
                 condition_on_previous_text=False,
@@ -415,7 +419,7 @@ class TranscriptionAnalyzer(AudioAnalyzer):
 
         return detect
 
-    def _with_languages(self, audio: np.ndarray, hotwords: tuple[str, ...], economy: bool) -> list[_Segment]:
+    def _with_languages(self, audio: np.ndarray, hotwords: tuple[str, ...], economy: int) -> list[_Segment]:
         """The window's segments, each with its language (None: flagged, not English for an English-only
         model); stretches in another language than the window's are decoded again in theirs. Economy takes
         the window's language for every segment: no stretch is checked."""
@@ -481,7 +485,7 @@ class TranscriptionAnalyzer(AudioAnalyzer):
         overlap = self.options.overlap_s
         margin = overlap / 4
         tolerance = min(0.4, margin * 0.8)
-        segments = self._with_languages(stream.samples[:n], hotwords, economy > 0)
+        segments = self._with_languages(stream.samples[:n], hotwords, economy)
         raw: list[tuple[_Segment, list[dict[str, Any]]]] = []
         for seg in segments:
             seg_words = [

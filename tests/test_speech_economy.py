@@ -1,6 +1,7 @@
 """Transcription's economy mode (issue 18): under a backlog the speech group cannot skip chunks (its windows
-need every one), so the items it takes while behind are transcribed more cheaply (one language per window,
-greedy decoding), and that is stated in the result, the transcript and the document's notes."""
+need every one), so the items it takes while behind are transcribed more cheaply (one language per window;
+from stride 4 greedy decoding too), and that is stated in the result, the transcript and the document's
+notes."""
 
 from __future__ import annotations
 
@@ -60,8 +61,13 @@ def test_economy_decodes_greedily_with_one_language_per_window_and_says_so(
     assert not any(ECONOMY_KEY in p for p in full)
     detections.clear(), beams.clear()
 
+    behind = transcribe(analyzer, clip, economy=2)
+    assert detections == [] and set(beams) == {5}  # stride 2: no stretch checked, still beam search
+    assert {economy_stride(p) for p in behind if "window" in p} == {2}
+    beams.clear()
+
     cheap = transcribe(analyzer, clip, economy=4)
-    assert detections == [] and beams and set(beams) == {1}  # no stretch checked, greedy
+    assert detections == [] and beams and set(beams) == {1}  # stride 4: no stretch checked, greedy
     windows = [p for p in cheap if "window" in p]
     assert windows and all(economy_stride(p) == 4 for p in windows)
     assert not any(ECONOMY_KEY in p for p in cheap if "window" not in p)  # buffered chunks: nothing made
