@@ -20,6 +20,9 @@ The contract (v2):
   keeps it out of `summaries`), `shot_context` (what a shot analyzer is told of a shot), `shot_fields` and
   `shot_thumbnails` (what the document's shots carry). So per-item work stays stateless, a processor killed
   mid-video loses nothing, and no processor or sink names a particular analyzer.
+- Under a backlog a processor sheds load, stated: it skips items of the frame analyzers listed in
+  `batch.shed_analyzers`, and an analyzer that needs every item may declare an `economy` mode instead, which
+  it runs for the items taken while its group is behind (`AudioItem.economy`), marking those results.
 
 Heavy imports belong inside `load()`, so the aggregator and the producer can import every analyzer class
 cheaply.
