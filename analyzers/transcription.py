@@ -232,10 +232,11 @@ class TranscriptionAnalyzer(AudioAnalyzer):
         "one language per window instead of per stretch of speech; at stride 4 and more, greedy decoding "
         "instead of beam search"
     )
-    """On 60 s of speech in two languages, 24 CPU-s in full, ~15 with one language per window (a stretch in
+    """On 60 s of speech in two languages, 24 CPU-s in full, 16-18 with one language per window (a stretch in
     another language is no longer decoded again in its own: Whisper writes it in the window's language,
-    often as a translation) and ~12.5 greedy (which misheard a real English sentence that beam search got
-    nearly right): docs/benchmarks.md, issue 18's eighth step. The deeper the backlog, the more is given up."""
+    often as a translation) and 12.5-16 greedy too (which misheard a real English sentence that beam search
+    got nearly right): docs/benchmarks.md, issue 18's eighth step. The deeper the backlog, the more is given
+    up."""
     greedy_from_stride: ClassVar[int] = 4
 
     def __init__(self, options: TranscriptionOptions | None = None, runtime: Runtime | None = None) -> None:
