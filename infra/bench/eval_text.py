@@ -23,6 +23,8 @@ CHANNEL_TRUTH = {
 """stereo_diarization.wav, one speaker per channel (../shared/media/README)."""
 HOT_WORD = "ComfyUI"
 """Said in hotwords.mp3; only recognised reliably when offered as a hot word."""
+ECONOMY_STRIDE = 4
+"""Transcription's deepest economy: one language per window and greedy decoding."""
 SAMPLE_FPS = 30
 COOKING = (
     "Today I'm making a creamy tomato soup. First, roast the tomatoes with garlic and onions in the oven, "
@@ -51,18 +53,34 @@ def transcription_ready() -> bool:
     return cls.available() and is_configured(cls, Settings())
 
 
+def channel_wer(economy: int) -> tuple[dict[str, float], int]:
+    """WER per channel of stereo_diarization.wav, its chunks handed over as taken at stride `economy`, and
+    how many of its windows the transcript says were transcribed in economy mode."""
+    transcript = document(SHARED_MEDIA / "stereo_diarization.wav", ["transcription"], economy=economy)
+    speakers = transcript["transcript"]["speakers"]
+    rates = {ch: round(wer(truth, speakers.get(ch, "")), 3) for ch, truth in CHANNEL_TRUTH.items()}
+    return rates, len(transcript["transcript"].get("economy_windows", []))
+
+
 def score_transcript(folder: Path) -> list[Score]:
     """Per-channel WER on stereo_diarization.wav, and the hot word found in hotwords.mp3 when offered."""
     if not (SHARED_MEDIA / "stereo_diarization.wav").is_file() or not transcription_ready():
         return [Score("transcript WER, hot words", "pending", "needs ../shared/media and a model", None, {})]
-    speakers = document(SHARED_MEDIA / "stereo_diarization.wav", ["transcription"])["transcript"]["speakers"]
-    rates = {ch: round(wer(truth, speakers.get(ch, "")), 3) for ch, truth in CHANNEL_TRUTH.items()}
+    rates, _ = channel_wer(1)
     worst = max(rates.values())
+    cheap, windows = channel_wer(ECONOMY_STRIDE)
     transcript = document(SHARED_MEDIA / "hotwords.mp3", ["transcription"], (HOT_WORD,))["transcript"]
     heard = transcript["delivery"]["hot_words"].get(HOT_WORD, [])
     return [
         Score(
             "transcript WER per channel", f"worst {worst:.0%}", f"≤ {MAX_WER:.0%}", worst <= MAX_WER, rates
+        ),
+        Score(
+            f"transcript WER per channel in economy mode (a speech group behind, stride {ECONOMY_STRIDE})",
+            f"worst {max(cheap.values()):.0%}",
+            f"≤ {MAX_WER:.0%}",
+            max(cheap.values()) <= MAX_WER and windows > 0,
+            {"wer": cheap, "economy_windows": windows},
         ),
         Score(
             f"hot word {HOT_WORD!r} heard when offered",

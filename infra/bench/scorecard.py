@@ -7,11 +7,11 @@ them)."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from reelscope.analyzers.base import Analyzer
+from reelscope.analyzers.base import Analyzer, AudioItem
 from reelscope.analyzers.registry import enabled_analyzers
 from reelscope.infra.core.settings import Settings
 from reelscope.producers.events import VideoEventSource
@@ -44,15 +44,18 @@ def table(scores: list[Score]) -> str:
     return "\n".join(lines + [s.row() for s in scores])
 
 
-_DOCUMENTS: dict[tuple[Path, tuple[str, ...], tuple[str, ...]], dict[str, Any]] = {}
+_DOCUMENTS: dict[tuple[Path, tuple[str, ...], tuple[str, ...], int], dict[str, Any]] = {}
 
 
-def document(path: Path, names: list[str], hotwords: tuple[str, ...] = ()) -> dict[str, Any]:
+def document(
+    path: Path, names: list[str], hotwords: tuple[str, ...] = (), economy: int = 1
+) -> dict[str, Any]:
     """The reconstruction of one file with the named frame and audio analyzers, built in this process
-    (once per file and analyzers: several aspects read the same run)."""
-    key = (path, tuple(names), hotwords)
+    (once per file and analyzers: several aspects read the same run). `economy` > 1: every audio item is
+    handed over as taken at that stride, as by a group that is behind (analyzers' economy modes)."""
+    key = (path, tuple(names), hotwords, economy)
     if key not in _DOCUMENTS:
-        _DOCUMENTS[key] = _build(path, names, list(hotwords))
+        _DOCUMENTS[key] = _build(path, names, list(hotwords), economy)
     return _DOCUMENTS[key]
 
 
@@ -68,7 +71,7 @@ def _loaded(name: str, cls: type[Analyzer[Any]], settings: Settings) -> Analyzer
     return _LOADED[name]
 
 
-def _build(path: Path, names: list[str], hotwords: list[str]) -> dict[str, Any]:
+def _build(path: Path, names: list[str], hotwords: list[str], economy: int) -> dict[str, Any]:
     settings = Settings(analyzers=names)
     classes = enabled_analyzers(names, settings)
     analyzers = {n: _loaded(n, c, settings) for n, c in classes.items()}
@@ -92,7 +95,10 @@ def _build(path: Path, names: list[str], hotwords: list[str]) -> dict[str, Any]:
         elif isinstance(event, Frame | AudioChunk):
             items = BatchItems()  # decoded once, at each analyzer's own size, as a processor does
             for name in event.targets:
-                (payload,) = analyzers[name].analyze(items.batch(analyzers[name], [event]))
+                (item,) = items.batch(analyzers[name], [event])
+                if isinstance(item, AudioItem) and analyzers[name].economy:
+                    item = replace(item, economy=economy)
+                (payload,) = analyzers[name].analyze([item])
                 start, end = item_span(event)
                 rows.append(
                     {
