@@ -15,14 +15,27 @@ from pathlib import Path
 from reelscope.infra.broker import port_open
 
 
+def ephemeral_low() -> int:
+    """The first port of the kernel's range for outgoing connections (32768 unless configured)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
 def grpc_safe_port(taken: set[int] | None = None) -> int:
     """A free port p with p + 10000 free too: some weed components put their gRPC listener there whatever
-    the flags say, so p must stay below 55536. Neither p nor its twin may be in `taken`, which gets both
-    (two chosen ports whose twins collide made the volume server fail to bind)."""
+    the flags say. Neither p nor its twin may be in `taken`, which gets both (two chosen ports whose twins
+    collide made the volume server fail to bind). Both lie below the kernel's range for outgoing
+    connections where it leaves room: between the choice and weed's bind, an outgoing connection (weed's own
+    volume server dialling its master) can take any port in that range (seen: the master's 41530 "address
+    already in use", and the test waited for an S3 that never came)."""
     rng = random.Random()
     taken = set() if taken is None else taken
+    high = ephemeral_low() - 10_001
+    low, high = (10_000, high) if high >= 12_000 else (20_000, 45_000)
     while True:
-        port = rng.randint(20_000, 45_000)
+        port = rng.randint(low, high)
         if {port, port + 10_000} & taken:
             continue
         if not port_open("127.0.0.1", port) and not port_open("127.0.0.1", port + 10_000):
@@ -89,6 +102,10 @@ class SeaweedS3:
             except urllib.error.HTTPError:
                 return  # it answers (an S3 error document is an answer)
             except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(
+                        f"weed exited ({self.proc.returncode}) before S3 answered; see {self.folder / 'weed.log'}"
+                    ) from None
                 time.sleep(0.5)
         raise TimeoutError(
             f"SeaweedFS S3 did not answer within {timeout_s} s; see {self.folder / 'weed.log'}"
