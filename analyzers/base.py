@@ -11,7 +11,8 @@ The contract (v2):
   `REELSCOPE_<NAME>__<FIELD>`), and the constructor receives that section, typed, with a small `Runtime`
   (state directory, thread budget): never the whole settings. `configured(options)` sees the same options.
 - A processor (stream_processors/) calls `load()` once per process, then `analyze(items)` with batches that
-  mix videos; it returns one payload dict per item. Shot analyzers also declare how many frames they want
+  mix videos; it returns one payload dict per item (`analyze_ready` yields each as soon as it is made, so
+  the processor publishes it without waiting for the rest of the batch). Shot analyzers also declare how many frames they want
   per shot and whether they describe the whole video.
 - The aggregator and the reconstruction (sinks/) call only the model-free class methods declared here:
   `segment_fields` (merge the payloads that fall in one timeline segment), `timeline_results`,
@@ -48,7 +49,7 @@ import importlib.metadata
 import importlib.util
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
@@ -338,6 +339,13 @@ class Analyzer(ABC, Generic[ItemT]):
     @abstractmethod
     def analyze(self, items: Sequence[ItemT]) -> list[dict[str, Any]]:
         """One JSON-able payload per item, in order. Raise to fail the batch; the runtime retries per item."""
+
+    def analyze_ready(self, items: Sequence[ItemT]) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(index, payload) of each item as soon as it is made, in any order: the processor publishes each
+        then, not when the whole batch is done. Override it when items of one batch finish at very different
+        times (a window that closes among buffered chunks); raising after some items leaves the rest to the
+        runtime's retries. Default: `analyze`, then every item."""
+        yield from enumerate(self.analyze(items))
 
     @classmethod
     def segment_fields(cls, payloads: list[dict[str, Any]]) -> dict[str, Any]:

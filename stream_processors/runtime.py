@@ -15,20 +15,22 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
 import simplejpeg
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from PIL import Image
 from reelscope.analyzers.base import Analyzer, AudioItem, FrameItem, Item, fit_to_side
 from reelscope.analyzers.registry import create, groups
-from reelscope.infra.core.kafka import commit_with_retry, send_all
+from reelscope.infra.core.kafka import commit_with_retry, send_event
 from reelscope.infra.core.metrics import (
     ANALYZER_FAILURES,
     ANALYZER_SECONDS,
@@ -251,6 +253,71 @@ class Progress:
             await self.client.stop()
 
 
+Ready = Callable[[int, dict[str, Any], str | None], None]
+"""Told each item's (index in the batch, payload, error) as soon as it is known."""
+
+
+class ResultOutbox:
+    """Sends the results the analysis thread hands over as they are made, in order, on the event loop, so an
+    item's result goes out when it is ready, not when its whole batch is (a window transcribed among
+    buffered chunks, one analyzer's results before the next analyzer of the group has run). What the thread
+    hands over while the loop is busy goes out together, so a burst of results is one burst of sends (one
+    wake-up of the loop and few produce requests, as when a batch's results went out at its end). `flush`
+    waits for every acknowledgement and says when each item's last result was acknowledged."""
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str, group: str) -> None:
+        self.producer, self.topic, self.group = producer, topic, group
+        self.loop = asyncio.get_running_loop()
+        self.lock = threading.Lock()
+        self.pending: list[AnalyzerResult] = []
+        """Handed over by the thread, not yet queued on the loop (a wake-up is scheduled while any is)."""
+        self.queue: asyncio.Queue[list[AnalyzerResult] | None] = asyncio.Queue()
+        self.acks: list[asyncio.Future[Any]] = []
+        self.acked: dict[tuple[str, str], float] = {}
+        """(video id, item key) -> when its latest result was acknowledged (epoch seconds)."""
+        self.sender = asyncio.create_task(self._send())
+
+    def put(self, result: AnalyzerResult) -> None:
+        """From the analysis thread: send `result` as soon as the loop can."""
+        with self.lock:
+            self.pending.append(result)
+            if len(self.pending) > 1:
+                return  # a wake-up is already on its way
+        self.loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        with self.lock:
+            results, self.pending = self.pending, []
+        if results:
+            self.queue.put_nowait(results)
+
+    async def _send(self) -> None:
+        while (results := await self.queue.get()) is not None:
+            for result in results:
+                ack = await send_event(self.producer, self.topic, result)
+                key = (result.video_id, result.item_key)
+                ack.add_done_callback(partial(self._acked, key, result.analyzer))
+                self.acks.append(ack)
+
+    def _acked(self, key: tuple[str, str], analyzer: str, ack: asyncio.Future[Any]) -> None:
+        if not ack.cancelled() and ack.exception() is None:
+            self.acked[key] = time.time()
+            RESULTS_OUT.labels(self.group, analyzer).inc()
+
+    async def flush(self) -> dict[tuple[str, str], float]:
+        """Wait until every result put so far is acknowledged (raises what a send raised)."""
+        self._wake()
+        self.queue.put_nowait(None)
+        await self.sender
+        if self.acks:
+            await asyncio.gather(*self.acks)
+        return self.acked
+
+    def cancel(self) -> None:
+        """The batch failed: stop sending (what went out stays; a retry publishes the same keys again)."""
+        self.sender.cancel()
+
+
 Planned = tuple[ConsumerRecord, Frame | AudioChunk, dict[str, int], int]
 """An input record, its event, the analyzers that shed it (name -> stride), and the stride its economical
 analyzers run their economy mode under (1: full analysis)."""
@@ -402,17 +469,20 @@ class GroupProcessor(KafkaService):
 
     async def handle(self, records: list[ConsumerRecord]) -> dict[TopicPartition, int] | None:
         events = await self.planned_events(records)
-        async with self.heartbeat.beating(self.producer, (ev.video_id for _, ev, _, _ in events)):
-            results, failed = await asyncio.to_thread(self.analyze_batch, events)
-        await send_all(self.producer, [(self.settings.topics.results, r) for r in results])
+        outbox = ResultOutbox(self.producer, self.settings.topics.results, self.group)
+        try:
+            async with self.heartbeat.beating(self.producer, (ev.video_id for _, ev, _, _ in events)):
+                _, failed = await asyncio.to_thread(self.analyze_batch, events, outbox.put)
+        except BaseException:
+            outbox.cancel()
+            raise
+        acked = await outbox.flush()
         for record, reason in failed:
             await self.dead_letters.publish(record, reason)
-        acked = time.time()
         for record, event, skip, _ in events:
             if set(event.targets) & self.analyzers.keys() - skip.keys():  # shed items are not a latency
-                RESULT_LATENCY.labels(self.group).observe(max(0.0, acked - record.timestamp / 1000))
-        for result in results:
-            RESULTS_OUT.labels(self.group, result.analyzer).inc()
+                done = acked.get((event.video_id, item_key(event)), time.time())
+                RESULT_LATENCY.labels(self.group).observe(max(0.0, done - record.timestamp / 1000))
         if not self.stateful:
             return None
         for record, event, _, _ in events:
@@ -420,48 +490,75 @@ class GroupProcessor(KafkaService):
         return self.streams.watermarks(self.settings.aggregator.completion_timeout_s)
 
     def analyze_batch(
-        self, events: list[Planned]
+        self, events: list[Planned], publish: Callable[[AnalyzerResult], None] | None = None
     ) -> tuple[list[AnalyzerResult], list[tuple[ConsumerRecord, str]]]:
         """Run each analyzer on the items that sampled it and were not shed (in a worker thread): the
-        results (shed items' results say so), and the input records an analyzer gave up on, with the
-        reason, for the dead-letter topic."""
+        results (shed items' results say so), each also handed to `publish` as soon as it is made, and the
+        input records an analyzer gave up on, with the reason, for the dead-letter topic."""
         failed: list[tuple[ConsumerRecord, str]] = []
         items = BatchItems()
         results: list[AnalyzerResult] = []
-        for name, analyzer in self.analyzers.items():
-            mine = [(rec, ev, k) for rec, ev, skip, k in events if name in ev.targets and name not in skip]
-            outcomes: list[tuple[Frame | AudioChunk, dict[str, Any], str | None]] = []
-            if mine:
-                batch = items.batch(analyzer, [ev for _, ev, _ in mine])
-                if name in self.economical:
-                    batch = [replace(i, economy=k) for i, (_, _, k) in zip(batch, mine, strict=True)]
-                t0 = time.monotonic()
-                payloads = self.analyze_with_retries(analyzer, batch)
-                ANALYZER_SECONDS.labels(name).inc(time.monotonic() - t0)
-                failed += [
-                    (record, error)
-                    for (record, _, _), (_, error) in zip(mine, payloads, strict=True)
-                    if error
-                ]
-                outcomes += [(ev, p, e) for (_, ev, _), (p, e) in zip(mine, payloads, strict=True)]
-            outcomes += [
-                (ev, shed_payload(skip[name]), None)
-                for _, ev, skip, _ in events
-                if name in ev.targets and name in skip
-            ]
-            model = analyzer.describe_model()
-            results += [
-                make_result(ev.video_id, name, item_key(ev), model, item_span(ev), payload, error)
-                for ev, payload, error in outcomes
-            ]
+
+        def made(result: AnalyzerResult) -> None:
+            results.append(result)
+            if publish is not None:
+                publish(result)
+
+        for analyzer in self.analyzers.values():
+            failed += self.run_analyzer(analyzer, events, items, made)
         return results, failed
 
+    def run_analyzer(
+        self,
+        analyzer: Analyzer[Any],
+        events: list[Planned],
+        items: BatchItems,
+        made: Callable[[AnalyzerResult], None],
+    ) -> list[tuple[ConsumerRecord, str]]:
+        """One analyzer over the batch's items that sampled it: each result to `made` as soon as it is made
+        (shed items' results last); returns the records it gave up on, with the reason."""
+        name, model = analyzer.name, analyzer.describe_model()
+
+        def result(ev: Frame | AudioChunk, payload: dict[str, Any], error: str | None) -> AnalyzerResult:
+            return make_result(ev.video_id, name, item_key(ev), model, item_span(ev), payload, error)
+
+        mine = [(rec, ev, k) for rec, ev, skip, k in events if name in ev.targets and name not in skip]
+        failed: list[tuple[ConsumerRecord, str]] = []
+        if mine:
+            batch = items.batch(analyzer, [ev for _, ev, _ in mine])
+            if name in self.economical:
+                batch = [replace(i, economy=k) for i, (_, _, k) in zip(batch, mine, strict=True)]
+            t0 = time.monotonic()
+            payloads = self.analyze_with_retries(
+                analyzer, batch, lambda i, p, e: made(result(mine[i][1], p, e))
+            )
+            ANALYZER_SECONDS.labels(name).inc(time.monotonic() - t0)
+            failed = [(rec, error) for (rec, _, _), (_, error) in zip(mine, payloads, strict=True) if error]
+        for _, ev, skip, _ in events:
+            if name in ev.targets and name in skip:
+                made(result(ev, shed_payload(skip[name]), None))
+        return failed
+
     def analyze_with_retries(
-        self, analyzer: Analyzer[Any], batch: list[Item]
+        self, analyzer: Analyzer[Any], batch: list[Item], ready: Ready | None = None
     ) -> list[tuple[dict[str, Any], str | None]]:
-        """(payload, None) per item, or ({}, error) for an item that failed alone `max_retries` times."""
+        """(payload, None) per item, or ({}, error) for an item that failed alone `max_retries` times; each
+        is also handed to `ready` (index, payload, error) as soon as it is known. After a failure the items
+        the analyzer had not yet made are retried one by one."""
+        out: list[tuple[dict[str, Any], str | None] | None] = [None] * len(batch)
+
+        def settle(i: int, payload: dict[str, Any], error: str | None) -> None:
+            out[i] = (payload, error)
+            if ready is not None:
+                ready(i, payload, error)
+
         try:
-            return [(p, None) for p in self._checked(analyzer, batch)]
+            for i, payload in analyzer.analyze_ready(batch):
+                if not 0 <= i < len(batch) or out[i] is not None:
+                    raise RuntimeError(f"made item {i} twice or out of the batch of {len(batch)}")
+                settle(i, payload, None)
+            if None in out:
+                raise RuntimeError(f"made {len(batch) - out.count(None)} payloads for {len(batch)} items")
         except Exception as exc:
             log.warning(
                 "group %s: %s failed on a batch of %d (%s); retrying item by item",
@@ -470,19 +567,20 @@ class GroupProcessor(KafkaService):
                 len(batch),
                 exc,
             )
-        out: list[tuple[dict[str, Any], str | None]] = []
-        for item in batch:
+        for i, item in enumerate(batch):
+            if out[i] is not None:
+                continue
             error = ""
             for _attempt in range(self.settings.batch.max_retries):
                 try:
-                    out.append((self._checked(analyzer, [item])[0], None))
+                    settle(i, self._checked(analyzer, [item])[0], None)
                     break
                 except Exception as exc:
                     error = f"{analyzer.name}: {type(exc).__name__}: {exc}"
             else:
-                out.append(({}, error))
+                settle(i, {}, error)
                 ANALYZER_FAILURES.labels(analyzer.name).inc()
-        return out
+        return [o for o in out if o is not None]
 
     @staticmethod
     def _checked(analyzer: Analyzer[Any], batch: list[Item]) -> list[dict[str, Any]]:

@@ -15,8 +15,8 @@ Pure bookkeeping (no Kafka, no clock of its own), so the policy is testable in m
   so the processor publishes them as shed, not silently dropped;
   analyzers that cannot skip items (stateful ones) but have a cheaper mode analyze each item taken at a
   stride above 1 in that mode, stated in its result (`Entry.economy`);
-- bounded batch length: a batch holds what the group analyzes in `max_batch_s` at its measured pace (its
-  results go out together, so a batch's length is its items' latency);
+- bounded batch length: a batch holds what the group analyzes in `max_batch_s` at its measured pace (each
+  result goes out as soon as it is made, but what arrives meanwhile waits for the batch to end);
 - contiguous commit: a partition's offset advances only over a prefix of settled offsets, so reordering
   never commits past an item that was not processed (at-least-once survives a kill mid-batch).
 A video's items keep their order per stream (stateful analyzers see them in order).

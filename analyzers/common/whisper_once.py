@@ -13,6 +13,7 @@ and `restore_speech_timestamps`), so segments, words and times are faster-whispe
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -49,20 +50,25 @@ def restored(segments: Iterable[Any], spans: list[dict[str, int]]) -> Iterable[A
 
 def remember_last_encoding(model: Any) -> Callable[[], None]:
     """Make `model.encode` (a faster-whisper WhisperModel's) answer the same features with its last
-    output instead of encoding them again; any other features are encoded as before. Returns what forgets
-    that output (call it when the window is done, so nothing outlives it)."""
+    output instead of encoding them again; any other features are encoded as before. The memo is per
+    thread, so windows transcribed at once in several threads never answer each other's features. Returns
+    what forgets the calling thread's output (call it when its window is done, so nothing outlives it)."""
     encode = model.encode
-    last: list[tuple[np.ndarray, Any]] = []
+    memo = threading.local()
 
     def encode_once(features: np.ndarray) -> Any:
-        if last and last[0][0].shape == features.shape and np.array_equal(last[0][0], features):
-            return last[0][1]
+        last: tuple[np.ndarray, Any] | None = getattr(memo, "last", None)
+        if last is not None and last[0].shape == features.shape and np.array_equal(last[0], features):
+            return last[1]
         output = encode(features)
-        last[:] = [(np.array(features, copy=True), output)]
+        memo.last = (np.array(features, copy=True), output)
         return output
 
+    def forget() -> None:
+        memo.last = None
+
     model.encode = encode_once
-    return last.clear
+    return forget
 
 
 def detect_language(model: Any, audio: np.ndarray) -> tuple[str, float]:
