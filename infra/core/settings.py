@@ -162,9 +162,12 @@ class BatchSettings(BaseModel):
     """Fetched items a scheduled group holds to choose from."""
     max_batch_s: float = 1.0
     """A scheduled group's batch holds at most as many analyzed items as it analyzes in this many seconds
-    (its measured seconds per item; at least one, at most max_size): a batch's results are published
-    together, so its length is latency (32 vision items on a loaded CPU took tens of seconds). 0: max_size
-    only. A GPU group's full batch takes a fraction of a second and is not cut."""
+    (its measured seconds per item; at least one, at most max_size): what arrives while a batch runs waits
+    for its end, so its length is latency (32 vision items on a loaded CPU took tens of seconds). 0:
+    max_size only. A GPU group's full batch takes a fraction of a second and is not cut."""
+    publish_linger_ms: int = 50
+    """A result is published at most this long after it is made (not when its batch ends): results made
+    within it go out together, so a batch shorter than it publishes all at its end in one burst."""
     first_s: float = 2.0
     max_hold_s: float = 10.0
     shed_above_s: float = 2.5
