@@ -34,8 +34,10 @@ RESULT_LATENCY = Histogram(
     "reelscope_result_latency_seconds",
     "From an input event's broker timestamp to its result's acknowledgement",
     ["group"],
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 3, 4, 5, 7.5, 10, 15, 20, 30, 60),
 )
+"""Buckets dense around the 5 s target: with only 5, 10 and 30 a p95 read from them was interpolated far from
+the truth (8.5 s where the results said 6.4; 27.5 where no result took over 17)."""
 BACKPRESSURE_SECONDS = Counter(
     "reelscope_backpressure_seconds_total", "Time the producer waited for processor groups to catch up"
 )
