@@ -49,7 +49,7 @@ import importlib.metadata
 import importlib.util
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
@@ -340,7 +340,7 @@ class Analyzer(ABC, Generic[ItemT]):
     def analyze(self, items: Sequence[ItemT]) -> list[dict[str, Any]]:
         """One JSON-able payload per item, in order. Raise to fail the batch; the runtime retries per item."""
 
-    def analyze_ready(self, items: Sequence[ItemT]) -> Iterator[tuple[int, dict[str, Any]]]:
+    def analyze_ready(self, items: Sequence[ItemT]) -> Generator[tuple[int, dict[str, Any]], None, None]:
         """(index, payload) of each item as soon as it is made, in any order: the processor publishes each
         then, not when the whole batch is done. Override it when items of one batch finish at very different
         times (a window that closes among buffered chunks); raising after some items leaves the rest to the

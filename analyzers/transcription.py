@@ -37,7 +37,7 @@ import math
 import queue
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -342,7 +342,7 @@ class TranscriptionAnalyzer(AudioAnalyzer):
             out[i] = payload
         return out
 
-    def analyze_ready(self, items: Sequence[AudioItem]) -> Iterator[tuple[int, dict[str, Any]]]:
+    def analyze_ready(self, items: Sequence[AudioItem]) -> Generator[tuple[int, dict[str, Any]], None, None]:
         """Each stream's items in order, streams in parallel on the workers; an item's payload as soon as it
         is made (a buffered chunk's at once, a window's when transcribed). A failure is raised once every
         stream has stopped (the others' payloads still come), so nothing runs on while the runtime retries."""
@@ -369,14 +369,18 @@ class TranscriptionAnalyzer(AudioAnalyzer):
         for indices in streams.values():
             self._pool.submit(run, indices)
         running, failure = len(streams), None
-        while running:
-            got = ready.get()
-            if got is None:
-                running -= 1
-            elif isinstance(got, BaseException):
-                failure = failure or got
-            else:
-                yield got
+        try:
+            while running:
+                got = ready.get()
+                if got is None:
+                    running -= 1
+                elif isinstance(got, BaseException):
+                    failure = failure or got
+                else:
+                    yield got
+        finally:
+            while running:  # the caller stopped early (closed us): every stream stops before we return
+                running -= ready.get() is None
         if failure is not None:
             raise failure
 

@@ -19,6 +19,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import replace
 from functools import partial
 from typing import Any, ClassVar
@@ -559,10 +560,11 @@ class GroupProcessor(KafkaService):
                 ready(i, payload, error)
 
         try:
-            for i, payload in analyzer.analyze_ready(batch):
-                if not 0 <= i < len(batch) or out[i] is not None:
-                    raise RuntimeError(f"made item {i} twice or out of the batch of {len(batch)}")
-                settle(i, payload, None)
+            with closing(analyzer.analyze_ready(batch)) as made:  # closed at once if we stop early
+                for i, payload in made:
+                    if not 0 <= i < len(batch) or out[i] is not None:
+                        raise RuntimeError(f"made item {i} twice or out of the batch of {len(batch)}")
+                    settle(i, payload, None)
             if None in out:
                 raise RuntimeError(f"made {len(batch) - out.count(None)} payloads for {len(batch)} items")
         except Exception as exc:

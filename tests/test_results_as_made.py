@@ -9,7 +9,7 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ class Gated(AudioAnalyzer):
     def analyze(self, items: Sequence[AudioItem]) -> list[dict[str, Any]]:
         return [payload for _, payload in sorted(self.analyze_ready(items))]
 
-    def analyze_ready(self, items: Sequence[AudioItem]) -> Iterator[tuple[int, dict[str, Any]]]:
+    def analyze_ready(self, items: Sequence[AudioItem]) -> Generator[tuple[int, dict[str, Any]], None, None]:
         yield 0, {"first_of": len(items)}
         first_out = was_seen(self.name, chunk_key(items[0].index))
         for i in range(1, len(items)):

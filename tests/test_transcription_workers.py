@@ -83,3 +83,20 @@ def test_one_failing_stream_stops_no_other(make: Callable[..., TranscriptionAnal
         for i, _ in analyzer.analyze_ready([*good, *bad]):
             made.append(i)
     assert sorted(made) == [0, 1, 2, 3]  # every good chunk, and the bad stream's chunk before its failure
+
+
+def test_a_caller_that_stops_early_gets_control_back_only_when_every_stream_stopped(
+    make: Callable[..., TranscriptionAnalyzer], shared_media: Path
+) -> None:
+    """The runtime closes the generator when it stops taking payloads, then retries the rest item by item:
+    no stream may still be running then."""
+    left, _ = decode(shared_media / "stereo_diarization.wav", split=True)
+    analyzer = make(workers=2, cpu_threads=1)
+    spans = spied(analyzer)
+    closing = chunks("early", left)
+    analyzer.analyze(closing[:-1])
+    made = analyzer.analyze_ready([closing[-1], chunks("other", left)[0]])
+    assert next(made)[0] == 1  # the buffered chunk, while the window is transcribed
+    assert spans == []
+    made.close()
+    assert len(spans) == 1  # the window was done before close() returned
