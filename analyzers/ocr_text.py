@@ -48,7 +48,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -65,6 +65,8 @@ from reelscope.analyzers.common.boxes import box_iou
 from reelscope.analyzers.common.change_gate import VideoMemory, changed, signature
 from reelscope.analyzers.common.onnx_session import session_options
 from reelscope.analyzers.common.text_entities import extract_entities
+from reelscope.analyzers.common.torch_device import resolve_device
+from reelscope.schemas.events import Provenance
 
 MIN_LINE_CONFIDENCE = 0.5
 """RapidOCR's own default recognition score floor: below it lines are mostly hallucinated glyphs."""
@@ -145,6 +147,12 @@ class OcrTextOptions(BaseModel):
     """Fold the detector's and recogniser's per-convolution scalar multiply/add and spelt-out hard-swish
     into the convolutions at load (analyzers/common/onnx_fold.py): detection and recognition ~20 % fewer
     CPU seconds, outputs within float rounding (~1e-6), the same readings (tests/test_ocr_cost.py)."""
+    engine: Literal["auto", "onnxruntime", "torch"] = "auto"
+    """`onnxruntime`: RapidOCR's sessions, on the CPU. `torch`: the same packaged models converted to torch
+    at load (analyzers/common/onnx_torch.py), on `device`: the GPU path (onnxruntime's CUDA build is not
+    installed). `auto`: torch where `device` is a GPU, else onnxruntime."""
+    device: str = "auto"
+    """The torch engine's device: `auto` (cuda when available, else cpu) or a torch device name."""
 
 
 @dataclass
@@ -432,6 +440,17 @@ def _without_spinning(engine: Any, threads: int, fold: bool = False, spin: bool 
     return made
 
 
+def _on_torch(engine: Any, device: Any) -> None:
+    """Replace RapidOCR's three onnxruntime sessions by the same models run by torch on `device`."""
+    import rapidocr_onnxruntime
+    from reelscope.analyzers.common.onnx_torch import TorchSession
+
+    models = Path(rapidocr_onnxruntime.__file__).parent / "models"
+    holders = (engine.text_det.infer, engine.text_rec.session, engine.text_cls.infer)
+    for holder, file in zip(holders, MODEL_FILES, strict=True):
+        holder.session = TorchSession(models / file, device, holder.session)
+
+
 def _folded(path: Path) -> tuple[str | bytes, dict[str, int]]:
     """The model with its scalar steps folded into its convolutions, serialised; the file itself when the
     `onnx` package (which reads and writes the graph) is absent."""
@@ -461,6 +480,8 @@ class OcrTextAnalyzer(FrameAnalyzer):
     _det_table: np.ndarray
     folds: dict[str, int] | None = None
     """Per kind, the scalar steps folded into the models' convolutions at load (`fold_graphs`)."""
+    torch_device: str | None = None
+    """Where the torch engine runs the models; None on onnxruntime."""
 
     def __init__(self, options: BaseModel | None = None, runtime: Runtime | None = None) -> None:
         super().__init__(options, runtime)
@@ -478,6 +499,11 @@ class OcrTextAnalyzer(FrameAnalyzer):
             packaged_model(cls.model_name, cls.name, "rapidocr-onnxruntime", MODEL_FILES, "Apache-2.0", True)
         ]
 
+    def describe_model(self) -> tuple[str, Provenance]:
+        if self.torch_device is None:
+            return self.model_name, self.provenance
+        return f"{self.model_name}, run by torch on {self.torch_device} (onnx2torch)", self.provenance
+
     def load(self) -> None:
         from rapidocr_onnxruntime import RapidOCR
 
@@ -486,7 +512,13 @@ class OcrTextAnalyzer(FrameAnalyzer):
         # "max": never upsample before detection (the default, min side 736, takes a 960x540 frame to
         # 1308x736, 40 % slower for no gain on caption-sized text); _detect sizes the frame itself.
         self._engine = RapidOCR(det_limit_type="max", text_score=MIN_LINE_CONFIDENCE, **threads)
-        if not self.options.spin or self.options.fold_graphs:
+        engine = self.options.engine
+        if engine != "onnxruntime":
+            device = resolve_device(self.options.device, self.name)
+            if engine == "torch" or device.type != "cpu":
+                self.torch_device = str(device)
+                _on_torch(self._engine, device)
+        if self.torch_device is None and (not self.options.spin or self.options.fold_graphs):
             self.folds = _without_spinning(self._engine, count, self.options.fold_graphs, self.options.spin)
         self._det_table = det_table(self._engine.text_det.mean, self._engine.text_det.std)
 

@@ -88,3 +88,14 @@ def test_objects_analyzer_bench_runs_on_the_cpu() -> None:
 
     result = bench_objects_analyzer((2,), device="cpu")
     assert [r["batch"] for r in result["rows"]] == [2] and result["rows"][0]["fps"] > 0
+
+
+def test_ocr_analyzer_bench_runs_on_the_cpu() -> None:
+    """The GPU bench's OCR part (the torch engine), at tiny size on the CPU: same code, other device."""
+    pytest.importorskip("rapidocr_onnxruntime")
+    pytest.importorskip("onnx2torch")
+    from reelscope.infra.bench.gpu import bench_ocr_analyzer
+
+    result = bench_ocr_analyzer((2,), device="cpu")
+    assert "run by torch on cpu" in result["model"]
+    assert [r["batch"] for r in result["rows"]] == [2] and result["rows"][0]["fps"] > 0

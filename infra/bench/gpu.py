@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import json
 import os
 import time
@@ -202,6 +203,35 @@ def bench_objects_analyzer(batches: tuple[int, ...] = (32, 128, 256), device: st
     }
 
 
+def bench_ocr_analyzer(batches: tuple[int, ...] = (8, 32), device: str = "cuda") -> dict[str, Any]:
+    """Frames per second read by the OCR analyzer on the torch engine (the packaged PP-OCR models converted
+    by onnx2torch): each frame the first of its own video, a caption over texture at 960x540, so nothing is
+    reused and every frame is detected and its line recognised (the worst case for gating)."""
+    from reelscope.analyzers.base import FrameItem
+    from reelscope.analyzers.ocr_text import OcrTextAnalyzer, OcrTextOptions
+    from reelscope.infra.sample_media import textured, with_text
+
+    analyzer = OcrTextAnalyzer(OcrTextOptions(engine="torch", device=device))
+    analyzer.load()
+    frames = [with_text(textured(540, 960, i), f"caption {i}") for i in range(max(batches))]
+    rows = []
+    calls = itertools.count()  # new video ids every call: the analyzer's memory must not reuse a reading
+    for batch in batches:
+
+        def step(batch: int = batch) -> None:
+            call = next(calls)
+            analyzer.analyze([FrameItem(f"c{call}v{i}", 0, 0.0, frames[i], final=True) for i in range(batch)])
+
+        seconds = timed(step, repeat=3, warmup=1) if device.startswith("cuda") else cpu_timed(step)
+        rows.append({"batch": batch, "fps": round(batch / seconds, 1)})
+    return {
+        "model": analyzer.describe_model()[0],
+        "input": "960x540, one caption",
+        "device": device,
+        "rows": rows,
+    }
+
+
 def cpu_timed(fn: Callable[[], Any]) -> float:
     """Seconds of one fn() after one warm-up call (no CUDA to synchronise)."""
     fn()
@@ -340,6 +370,7 @@ PARTS: dict[str, Callable[[], Any]] = {
     "yolo_graph": bench_yolo_graph,
     "yolo_batched_nms": bench_yolo_batched_nms,
     "objects_analyzer": bench_objects_analyzer,
+    "ocr_analyzer": bench_ocr_analyzer,
     "vlm_large": bench_vlm_large,
     "vlm7b_load": bench_vlm7b_load,
 }
