@@ -418,20 +418,17 @@ def _without_spinning(engine: Any, threads: int, fold: bool = False, spin: bool 
     (analyzers/common/onnx_fold.py). RapidOCR exposes only thread counts, so the sessions are replaced
     after it made them. Returns how many folds were made, per kind (none without `onnx`)."""
     import onnxruntime as ort
-    import rapidocr_onnxruntime
 
-    models = Path(rapidocr_onnxruntime.__file__).parent / "models"
-    holders = (engine.text_det.infer, engine.text_rec.session, engine.text_cls.infer)
     made: dict[str, int] = {}
-    for holder, file in zip(holders, MODEL_FILES, strict=True):
+    for holder, path in _sessions(engine):
         opts = session_options(threads)
         if spin:
             opts.add_session_config_entry("session.intra_op.allow_spinning", "1")
         opts.enable_cpu_mem_arena = False
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        model: str | bytes = str(models / file)
+        model: str | bytes = str(path)
         if fold:
-            model, counts = _folded(models / file)
+            model, counts = _folded(path)
             for kind, n in counts.items():
                 made[kind] = made.get(kind, 0) + n
         holder.session = ort.InferenceSession(
@@ -440,15 +437,21 @@ def _without_spinning(engine: Any, threads: int, fold: bool = False, spin: bool 
     return made
 
 
-def _on_torch(engine: Any, device: Any) -> None:
-    """Replace RapidOCR's three onnxruntime sessions by the same models run by torch on `device`."""
+def _sessions(engine: Any) -> list[tuple[Any, Path]]:
+    """RapidOCR's three session holders (detection, recognition, angle), each with its packaged model file."""
     import rapidocr_onnxruntime
-    from reelscope.analyzers.common.onnx_torch import TorchSession
 
     models = Path(rapidocr_onnxruntime.__file__).parent / "models"
     holders = (engine.text_det.infer, engine.text_rec.session, engine.text_cls.infer)
-    for holder, file in zip(holders, MODEL_FILES, strict=True):
-        holder.session = TorchSession(models / file, device, holder.session)
+    return [(holder, models / file) for holder, file in zip(holders, MODEL_FILES, strict=True)]
+
+
+def _on_torch(engine: Any, device: Any) -> None:
+    """Replace RapidOCR's three onnxruntime sessions by the same models run by torch on `device`."""
+    from reelscope.analyzers.common.onnx_torch import TorchSession
+
+    for holder, path in _sessions(engine):
+        holder.session = TorchSession(path, device, holder.session)
 
 
 def _folded(path: Path) -> tuple[str | bytes, dict[str, int]]:
