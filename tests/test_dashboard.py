@@ -416,7 +416,9 @@ def test_play_click_to_seek_and_search_opens_the_moment(library: str, browser: C
     player = "document.getElementById('player')"
     browser.wait_for(f"{player}?.readyState >= 2", 30, "the video loaded in the player")
     assert browser.evaluate(f"{player}.duration") == pytest.approx(3.0, abs=0.1)
-    # one lane per stereo channel, confidence on hover
+    # one lane per stereo channel, confidence on hover (the timeline is drawn from its own request, which
+    # may answer after the video loaded)
+    browser.wait_for("document.querySelectorAll('.timeline .lane').length > 0", 30, "the timeline's lanes")
     lanes = browser.evaluate("[...document.querySelectorAll('.timeline .lane')].map(l => l.dataset.lane)")
     assert lanes == ["shots", "speech ch0", "speech ch1", "who speaks", "on-screen text", "segmentation"], (
         lanes
